@@ -1,0 +1,135 @@
+//! Notifications: an SNS message whose subject is one readable line and whose body is AWS
+//! Chatbot's custom-notification JSON, so Slack and Teams render it through Chatbot unchanged.
+//!
+//! Messages are built only from fields the code chooses (names, revisions, digests, reasons);
+//! nothing copies a task definition or an override into them, so environment values cannot leak.
+
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use crate::error::{Error, Result};
+use crate::state::StateStore;
+
+/// SNS subjects: at most 100 printable ASCII characters, no line breaks.
+pub const SUBJECT_MAX: usize = 100;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// One line naming the service (or task family) and the outcome.
+    pub subject: String,
+    pub title: String,
+    pub description: String,
+    /// Machine-readable event type, e.g. `deploy.completed`, `recovery.crash-loop`.
+    pub event_type: String,
+    /// Structured fields (cluster, service, revision, digest, reason, …).
+    pub fields: Map<String, Value>,
+}
+
+impl Notification {
+    pub fn new(event_type: &str, subject: impl Into<String>, description: impl Into<String>) -> Self {
+        let subject = subject.into();
+        Notification { title: subject.clone(), subject, description: description.into(), event_type: event_type.into(), fields: Map::new() }
+    }
+
+    pub fn field(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.fields.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn sns_subject(&self) -> String {
+        let clean: String = self.subject.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { ' ' }).collect();
+        let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
+        if clean.len() <= SUBJECT_MAX {
+            clean
+        } else {
+            format!("{}...", &clean[..SUBJECT_MAX - 3])
+        }
+    }
+
+    /// The AWS Chatbot custom notification body.
+    pub fn chatbot_body(&self, dry_run: bool) -> Value {
+        let mut context = self.fields.clone();
+        context.insert("dryRun".into(), Value::Bool(dry_run));
+        let title = if dry_run { format!("[dry run] {}", self.title) } else { self.title.clone() };
+        json!({
+            "version": "1.0",
+            "source": "custom",
+            "content": {
+                "textType": "client-markdown",
+                "title": title,
+                "description": self.description,
+            },
+            "metadata": {
+                "summary": self.sns_subject(),
+                "eventType": self.event_type,
+                "additionalContext": context,
+            }
+        })
+    }
+}
+
+/// Publishes to SNS, or only logs when no topic is configured.
+pub struct Notifier {
+    sns: Option<(aws_sdk_sns::Client, String)>,
+    dry_run: bool,
+}
+
+impl Notifier {
+    pub fn new(sns: Option<(aws_sdk_sns::Client, String)>, dry_run: bool) -> Self {
+        Notifier { sns, dry_run }
+    }
+
+    pub fn log_only(dry_run: bool) -> Self {
+        Notifier { sns: None, dry_run }
+    }
+
+    pub async fn publish(&self, n: &Notification) -> Result<()> {
+        let subject = if self.dry_run { format!("[dry run] {}", n.subject) } else { n.subject.clone() };
+        let body = n.chatbot_body(self.dry_run);
+        tracing::info!(notification = %subject, event_type = %n.event_type, "notify");
+        let Some((client, topic)) = &self.sns else { return Ok(()) };
+        client
+            .publish()
+            .topic_arn(topic)
+            .subject(Notification { subject, ..n.clone() }.sns_subject())
+            .message(body.to_string())
+            .send()
+            .await
+            .map_err(|e| Error::aws("sns", "Publish", e))?;
+        Ok(())
+    }
+
+    /// Publish at most once per `key` within `window` (debouncing by incident). Returns whether
+    /// it was sent. If publishing fails the claim is released so a retry can send it.
+    pub async fn publish_once(&self, state: &StateStore, key: &str, window: Duration, n: &Notification) -> Result<bool> {
+        if !state.create("notify", key, &json!({"subject": n.subject}), window).await? {
+            tracing::debug!(key, "notification already sent for this incident");
+            return Ok(false);
+        }
+        if let Err(e) = self.publish(n).await {
+            let _ = state.delete("notify", key).await;
+            return Err(e);
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chatbot_shape_and_subject_limits() {
+        let n = Notification::new("deploy.completed", "auth rolled onto auth:7\n(v2)", "desc").field("service", "auth");
+        assert_eq!(n.sns_subject(), "auth rolled onto auth:7 (v2)");
+        let b = n.chatbot_body(true);
+        assert_eq!(b["version"], "1.0");
+        assert_eq!(b["source"], "custom");
+        assert_eq!(b["content"]["title"], "[dry run] auth rolled onto auth:7\n(v2)");
+        assert_eq!(b["metadata"]["additionalContext"]["service"], "auth");
+        assert_eq!(b["metadata"]["additionalContext"]["dryRun"], true);
+        let long = Notification::new("x", "é".repeat(10) + &"a".repeat(200), "");
+        assert!(long.sns_subject().len() <= SUBJECT_MAX);
+    }
+}

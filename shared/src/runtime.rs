@@ -1,0 +1,96 @@
+//! What every function does around its decision logic: logging, the shared environment, the
+//! idempotency claim on the EventBridge event id, and turning outcomes into invocation results.
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::events::Incoming;
+use crate::notify::Notifier;
+use crate::state::{EventClaim, StateStore};
+
+/// A claim lives this long while a delivery works on it (Lambda's maximum duration).
+pub const EVENT_LEASE: Duration = Duration::from_secs(900);
+/// A handled event id is remembered this long: EventBridge retries for at most 24 hours.
+pub const EVENT_MEMORY: Duration = Duration::from_secs(2 * 24 * 3600);
+
+/// Lambda's JSON or text format and log level, from `AWS_LAMBDA_LOG_FORMAT` / `AWS_LAMBDA_LOG_LEVEL`.
+pub fn init_logging() {
+    lambda_runtime::tracing::init_default_subscriber();
+}
+
+/// Configuration, AWS configuration, state store and notifier, built once per container.
+pub struct Env {
+    pub config: Config,
+    pub sdk: SdkConfig,
+    pub state: StateStore,
+    pub notifier: Notifier,
+}
+
+impl Env {
+    pub async fn load(config: Config) -> Self {
+        let sdk = crate::aws::load_sdk_config().await;
+        Self::new(config, sdk)
+    }
+
+    pub fn new(config: Config, sdk: SdkConfig) -> Self {
+        let state = match &config.state_table {
+            Some(table) => StateStore::dynamo(aws_sdk_dynamodb::Client::new(&sdk), table),
+            None => {
+                tracing::warn!("AUTOPILOT_STATE_TABLE is not set: idempotency and cooldowns last only as long as this container");
+                StateStore::memory()
+            }
+        };
+        let notifier = Notifier::new(config.topic_arn.clone().map(|t| (aws_sdk_sns::Client::new(&sdk), t)), config.dry_run);
+        Env { config, sdk, state, notifier }
+    }
+
+    pub fn region(&self) -> String {
+        self.sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into())
+    }
+}
+
+/// Parse the event, skip replays, run `handler`, remember the event when it succeeded.
+///
+/// - An event that cannot be parsed is logged as a classified error and answered with
+///   `{"status":"rejected"}`: retrying the same bytes cannot help, and AWS is not touched.
+/// - A replay (same `id` already handled or in flight) answers `{"status":"replay"}`.
+/// - A handler error fails the invocation (so EventBridge/Lambda retry and the DLQ catches what
+///   never succeeds) and releases the claim so the retry does the work.
+pub async fn run_event<F, Fut>(env: &Env, function: &str, raw: Value, handler: F) -> Result<Value, Error>
+where
+    F: FnOnce(Incoming) -> Fut,
+    Fut: Future<Output = Result<Value, Error>>,
+{
+    let incoming = match Incoming::parse(raw) {
+        Ok(incoming) => incoming,
+        Err(e) => {
+            tracing::error!(error_kind = "InvalidEvent", error = %e, "event rejected");
+            return Ok(json!({"status": "rejected", "error": {"kind": "InvalidEvent", "message": e.to_string()}}));
+        }
+    };
+    let id = incoming.id().map(str::to_string);
+    let span = tracing::info_span!("event", function, detail_type = incoming.detail_type(), event_id = id.as_deref().unwrap_or("-"));
+    let _guard = span.enter();
+    if let Some(id) = &id {
+        if env.state.begin_event(function, id, EVENT_LEASE).await? == EventClaim::Replay {
+            tracing::info!("replayed event: already handled, nothing to do");
+            return Ok(json!({"status": "replay", "id": id}));
+        }
+    }
+    let result = handler(incoming).await;
+    if let Some(id) = &id {
+        if let Err(e) = env.state.finish_event(function, id, result.is_ok(), EVENT_MEMORY).await {
+            tracing::warn!(error = %e, "could not record the event's outcome");
+        }
+    }
+    match &result {
+        Ok(outcome) => tracing::info!(outcome = %outcome, "event handled"),
+        Err(e) => tracing::error!(error_kind = e.kind(), retryable = e.retryable(), error = %e, "event failed"),
+    }
+    result
+}

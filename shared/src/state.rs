@@ -1,0 +1,234 @@
+//! The state table: idempotency keys, cooldowns, crash-loop counters, last-stable revisions and
+//! notification debouncing, all as small JSON records under (pk, sk) with a TTL.
+//!
+//! Without `AUTOPILOT_STATE_TABLE` an in-memory store keeps the same semantics for the life of
+//! one process (a warm Lambda container), which is what tests of pure logic and dry runs need.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+pub const ATTR_PK: &str = "pk";
+pub const ATTR_SK: &str = "sk";
+pub const ATTR_DATA: &str = "data";
+pub const ATTR_VERSION: &str = "version";
+pub const ATTR_EXPIRES_AT: &str = "expires_at";
+
+/// A stored record and the version to pass to [`StateStore::put_if_version`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub data: Value,
+    pub version: u64,
+    pub expires_at: u64,
+}
+
+pub enum StateStore {
+    Dynamo { client: aws_sdk_dynamodb::Client, table: String },
+    Memory(Mutex<HashMap<(String, String), Record>>),
+}
+
+/// What [`StateStore::begin_event`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventClaim {
+    /// First delivery (or an earlier attempt failed and released it): do the work.
+    Fresh,
+    /// Already handled, or being handled right now by another delivery: change nothing.
+    Replay,
+}
+
+pub fn now_epoch() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl StateStore {
+    pub fn memory() -> Self {
+        StateStore::Memory(Mutex::new(HashMap::new()))
+    }
+
+    pub fn dynamo(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        StateStore::Dynamo { client, table: table.into() }
+    }
+
+    pub fn is_persistent(&self) -> bool {
+        matches!(self, StateStore::Dynamo { .. })
+    }
+
+    /// Read a live (unexpired) record.
+    pub async fn get(&self, pk: &str, sk: &str) -> Result<Option<Record>> {
+        let now = now_epoch();
+        match self {
+            StateStore::Memory(map) => Ok(map.lock().unwrap_or_else(|p| p.into_inner()).get(&(pk.into(), sk.into())).filter(|r| r.expires_at > now).cloned()),
+            StateStore::Dynamo { client, table } => {
+                let out = client
+                    .get_item()
+                    .table_name(table)
+                    .key(ATTR_PK, AttributeValue::S(pk.into()))
+                    .key(ATTR_SK, AttributeValue::S(sk.into()))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws("dynamodb", "GetItem", e))?;
+                Ok(out.item.and_then(|item| record_from_item(&item)).filter(|r| r.expires_at > now))
+            }
+        }
+    }
+
+    /// Write unconditionally (the newest writer wins).
+    pub async fn put(&self, pk: &str, sk: &str, data: &Value, ttl: Duration) -> Result<()> {
+        self.write(pk, sk, data, ttl, None).await.map(|_| ())
+    }
+
+    /// Create the record only if no live record exists. `Ok(false)`: it already existed.
+    pub async fn create(&self, pk: &str, sk: &str, data: &Value, ttl: Duration) -> Result<bool> {
+        match self.write(pk, sk, data, ttl, Some(0)).await {
+            Ok(_) => Ok(true),
+            Err(Error::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Optimistic concurrency: write only if the live record still has `version`
+    /// (0 = must not exist). A lost race is [`Error::Conflict`]: re-read and retry.
+    pub async fn put_if_version(&self, pk: &str, sk: &str, data: &Value, ttl: Duration, version: u64) -> Result<u64> {
+        self.write(pk, sk, data, ttl, Some(version)).await
+    }
+
+    pub async fn delete(&self, pk: &str, sk: &str) -> Result<()> {
+        match self {
+            StateStore::Memory(map) => {
+                map.lock().unwrap_or_else(|p| p.into_inner()).remove(&(pk.into(), sk.into()));
+                Ok(())
+            }
+            StateStore::Dynamo { client, table } => client
+                .delete_item()
+                .table_name(table)
+                .key(ATTR_PK, AttributeValue::S(pk.into()))
+                .key(ATTR_SK, AttributeValue::S(sk.into()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::aws("dynamodb", "DeleteItem", e)),
+        }
+    }
+
+    async fn write(&self, pk: &str, sk: &str, data: &Value, ttl: Duration, expected: Option<u64>) -> Result<u64> {
+        let now = now_epoch();
+        let expires_at = now + ttl.as_secs().max(1);
+        let new_version = expected.map_or(1, |v| v + 1);
+        match self {
+            StateStore::Memory(map) => {
+                let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+                let key = (pk.to_string(), sk.to_string());
+                let live = map.get(&key).filter(|r| r.expires_at > now);
+                if let Some(expected) = expected {
+                    let current = live.map_or(0, |r| r.version);
+                    if current != expected {
+                        return Err(Error::Conflict(format!("{pk}/{sk}")));
+                    }
+                }
+                let version = if expected.is_some() { new_version } else { live.map_or(1, |r| r.version + 1) };
+                map.insert(key, Record { data: data.clone(), version, expires_at });
+                Ok(version)
+            }
+            StateStore::Dynamo { client, table } => {
+                let mut request = client
+                    .put_item()
+                    .table_name(table)
+                    .item(ATTR_PK, AttributeValue::S(pk.into()))
+                    .item(ATTR_SK, AttributeValue::S(sk.into()))
+                    .item(ATTR_DATA, AttributeValue::S(data.to_string()))
+                    .item(ATTR_EXPIRES_AT, AttributeValue::N(expires_at.to_string()));
+                let now_value = AttributeValue::N(now.to_string());
+                let version = match expected {
+                    // An expired record is as good as absent: DynamoDB's TTL deletes lazily.
+                    Some(0) => {
+                        request = request
+                            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+                            .expression_attribute_values(":now", now_value);
+                        1
+                    }
+                    Some(v) => {
+                        request = request
+                            .condition_expression("version = :expected AND expires_at > :now")
+                            .expression_attribute_values(":expected", AttributeValue::N(v.to_string()))
+                            .expression_attribute_values(":now", now_value);
+                        v + 1
+                    }
+                    None => {
+                        // Unconditional writes still bump the version so optimistic writers notice.
+                        self.get(pk, sk).await?.map_or(0, |r| r.version) + 1
+                    }
+                };
+                request
+                    .item(ATTR_VERSION, AttributeValue::N(version.to_string()))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) {
+                            Error::Conflict(format!("{pk}/{sk}"))
+                        } else {
+                            Error::aws("dynamodb", "PutItem", e)
+                        }
+                    })?;
+                Ok(version)
+            }
+        }
+    }
+
+    /// Claim an EventBridge event id for one function. A claim lives `lease` while the work
+    /// runs; [`StateStore::finish_event`] makes it permanent (for `ttl`) or releases it on failure
+    /// so that EventBridge's retry can do the work.
+    pub async fn begin_event(&self, function: &str, event_id: &str, lease: Duration) -> Result<EventClaim> {
+        let created = self.create(&format!("event#{function}"), event_id, &serde_json::json!({"status": "in-progress"}), lease).await?;
+        Ok(if created { EventClaim::Fresh } else { EventClaim::Replay })
+    }
+
+    pub async fn finish_event(&self, function: &str, event_id: &str, succeeded: bool, ttl: Duration) -> Result<()> {
+        let pk = format!("event#{function}");
+        if succeeded {
+            self.put(&pk, event_id, &serde_json::json!({"status": "done"}), ttl).await
+        } else {
+            self.delete(&pk, event_id).await
+        }
+    }
+}
+
+fn record_from_item(item: &HashMap<String, AttributeValue>) -> Option<Record> {
+    let data = item.get(ATTR_DATA)?.as_s().ok().and_then(|s| serde_json::from_str(s).ok())?;
+    let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok());
+    Some(Record { data, version: num(ATTR_VERSION).unwrap_or(1), expires_at: num(ATTR_EXPIRES_AT).unwrap_or(u64::MAX) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn memory_store_semantics() {
+        let s = StateStore::memory();
+        let ttl = Duration::from_secs(60);
+        assert!(s.create("a", "1", &json!(1), ttl).await.unwrap());
+        assert!(!s.create("a", "1", &json!(2), ttl).await.unwrap());
+        let r = s.get("a", "1").await.unwrap().unwrap();
+        assert_eq!((r.data.clone(), r.version), (json!(1), 1));
+        assert!(matches!(s.put_if_version("a", "1", &json!(3), ttl, 7).await, Err(Error::Conflict(_))));
+        assert_eq!(s.put_if_version("a", "1", &json!(3), ttl, 1).await.unwrap(), 2);
+        s.put("a", "1", &json!(4), ttl).await.unwrap();
+        assert_eq!(s.get("a", "1").await.unwrap().unwrap().version, 3);
+        s.delete("a", "1").await.unwrap();
+        assert!(s.get("a", "1").await.unwrap().is_none());
+
+        assert_eq!(s.begin_event("f", "e", ttl).await.unwrap(), EventClaim::Fresh);
+        assert_eq!(s.begin_event("f", "e", ttl).await.unwrap(), EventClaim::Replay);
+        s.finish_event("f", "e", false, ttl).await.unwrap();
+        assert_eq!(s.begin_event("f", "e", ttl).await.unwrap(), EventClaim::Fresh);
+        s.finish_event("f", "e", true, ttl).await.unwrap();
+        assert_eq!(s.begin_event("f", "e", ttl).await.unwrap(), EventClaim::Replay);
+    }
+}
