@@ -94,3 +94,28 @@ where
     }
     result
 }
+
+/// One Lambda function: built once per container from the environment, then handed each event.
+pub trait Function: Sized + Send + Sync + 'static {
+    /// The binary's name, also the idempotency namespace in the state table.
+    const NAME: &'static str;
+    fn new(env: Env) -> Self;
+    fn handle(&self, event: Value) -> impl Future<Output = Result<Value, Error>> + Send;
+}
+
+/// The whole `main` of a function: validate configuration, then serve the Runtime API.
+///
+/// The SDK configuration is loaded on the first event rather than before the first `next`
+/// request, so the cold start up to `next` pays only for reading the environment.
+pub async fn serve<F: Function>() -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let config = Config::from_env().inspect_err(|e| tracing::error!(error_kind = "InvalidConfiguration", error = %e, "cannot start"))?;
+    let function: tokio::sync::OnceCell<F> = tokio::sync::OnceCell::new();
+    let (function, config) = (&function, &config);
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| async move {
+        let f = function.get_or_init(|| async { F::new(Env::load(config.clone()).await) }).await;
+        // Boxed: the handler's future is deep, and the runtime's own layers nest it further.
+        Box::pin(f.handle(event.payload)).await
+    }))
+    .await
+}

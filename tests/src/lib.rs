@@ -1,0 +1,203 @@
+//! Test harness: every integration test provisions the seed world in its own moto account
+//! (TESTBED.md: an IAM user and key created with `x-moto-account-id` lives in that account), so
+//! tests run in parallel against one moto server without seeing each other.
+//!
+//! `scripts/test` starts moto and exports `AUTOPILOT_TEST_ENDPOINT` and `AUTOPILOT_TEST_PYTHON`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use autopilot::config::Config;
+use autopilot::runtime::Env;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use serde_json::Value;
+
+pub use autopilot;
+
+/// Root of the repository (the workspace).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+pub fn moto_endpoint() -> String {
+    std::env::var("AUTOPILOT_TEST_ENDPOINT").expect(
+        "AUTOPILOT_TEST_ENDPOINT is not set: run the integration tests through scripts/test, which starts moto's server",
+    )
+}
+
+fn python() -> String {
+    std::env::var("AUTOPILOT_TEST_PYTHON").unwrap_or_else(|_| repo_root().join(".venv/bin/python").display().to_string())
+}
+
+/// A 12-digit account id unique to this test (process id and a counter), never moto's default.
+pub fn unique_account() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let pid = std::process::id() % 100_000;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 1000;
+    format!("{}{:05}{:03}{:03}", 9, pid, nanos, n % 1000)
+}
+
+/// The seed world of DESIGN.md, provisioned by tests/seed_world.py in a fresh account.
+pub struct World {
+    pub account: String,
+    pub region: String,
+    pub endpoint: String,
+    /// Everything seed_world.py printed (ARNs, names, digests).
+    pub raw: Value,
+    pub sdk: SdkConfig,
+}
+
+impl World {
+    pub async fn seed() -> World {
+        Self::seed_with(&[]).await
+    }
+
+    /// Provision with extra arguments to seed_world.py (e.g. `["--scenario", "push"]`).
+    pub async fn seed_with(args: &[&str]) -> World {
+        let account = unique_account();
+        let endpoint = moto_endpoint();
+        let out = tokio::process::Command::new(python())
+            .arg(repo_root().join("tests/seed_world.py"))
+            .args(["--endpoint", &endpoint, "--account", &account])
+            .args(args)
+            .output()
+            .await
+            .expect("run tests/seed_world.py");
+        assert!(
+            out.status.success(),
+            "seed_world.py failed for account {account}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let raw: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("seed_world.py printed no JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout))
+        });
+        let region = raw["region"].as_str().unwrap_or("us-east-1").to_string();
+        let creds = Credentials::new(
+            raw["access_key_id"].as_str().expect("access_key_id"),
+            raw["secret_access_key"].as_str().expect("secret_access_key"),
+            None,
+            None,
+            "seed-world",
+        );
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.clone()))
+            .endpoint_url(&endpoint)
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
+            .retry_config(autopilot::aws::retry_config().with_initial_backoff(Duration::from_millis(20)))
+            .timeout_config(autopilot::aws::timeout_config())
+            .build();
+        World { account, region, endpoint, raw, sdk }
+    }
+
+    pub fn str(&self, pointer: &str) -> String {
+        self.raw
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("seed world has no string at {pointer}: {}", self.raw))
+            .to_string()
+    }
+
+    pub fn table(&self) -> String {
+        self.str("/table_name")
+    }
+
+    pub fn topic(&self) -> String {
+        self.str("/topic_arn")
+    }
+
+    pub fn queue_url(&self) -> String {
+        self.str("/queue_url")
+    }
+
+    pub fn cluster_arn(&self) -> String {
+        self.str("/cluster/arn")
+    }
+
+    /// Configuration as the deployed stack sets it, with the world's table and topic.
+    pub fn config(&self) -> Config {
+        Config {
+            clusters: vec!["stage01".into()],
+            state_table: Some(self.table()),
+            topic_arn: Some(self.topic()),
+            ..Config::default()
+        }
+    }
+
+    pub fn env(&self) -> Env {
+        self.env_with(self.config())
+    }
+
+    pub fn env_with(&self, config: Config) -> Env {
+        Env::new(config, self.sdk.clone())
+    }
+
+    pub fn ecs(&self) -> aws_sdk_ecs::Client {
+        aws_sdk_ecs::Client::new(&self.sdk)
+    }
+
+    /// Environment variables to run a function binary against this world.
+    pub fn lambda_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL".into(), self.endpoint.clone()),
+            ("AWS_REGION".into(), self.region.clone()),
+            ("AWS_ACCESS_KEY_ID".into(), self.str("/access_key_id")),
+            ("AWS_SECRET_ACCESS_KEY".into(), self.str("/secret_access_key")),
+            ("AUTOPILOT_STATE_TABLE".into(), self.table()),
+            ("AUTOPILOT_TOPIC_ARN".into(), self.topic()),
+            ("AUTOPILOT_CLUSTERS".into(), "stage01".into()),
+        ]
+    }
+
+    /// Notifications that reached the SQS inbox since the last call: (subject, chatbot body).
+    pub async fn notifications(&self) -> Vec<(String, Value)> {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        let mut found = Vec::new();
+        loop {
+            let out = sqs
+                .receive_message()
+                .queue_url(self.queue_url())
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive notifications");
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                break;
+            }
+            for m in messages {
+                let envelope: Value = serde_json::from_str(m.body().unwrap_or("{}")).expect("SNS envelope JSON");
+                let subject = envelope["Subject"].as_str().unwrap_or_default().to_string();
+                let body: Value = serde_json::from_str(envelope["Message"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+                found.push((subject, body));
+                if let Some(handle) = m.receipt_handle() {
+                    let _ = sqs.delete_message().queue_url(self.queue_url()).receipt_handle(handle).send().await;
+                }
+            }
+        }
+        found
+    }
+}
+
+/// A sample event from events/, with its `id` replaced so each test's deliveries are its own.
+pub fn sample_event(file: &str) -> Value {
+    let path = repo_root().join("events").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Give an event a fresh id and point its account/region at the world.
+pub fn for_world(mut event: Value, world: &World) -> Value {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    event["id"] = Value::String(format!("test-{}-{}-{n}", world.account, std::process::id()));
+    event["account"] = Value::String(world.account.clone());
+    event["region"] = Value::String(world.region.clone());
+    // Sample files name account 123456789012: rewrite ARNs and registry hosts to the world's.
+    let text = event.to_string().replace("123456789012", &world.account);
+    serde_json::from_str(&text).expect("rewritten event is JSON")
+}
