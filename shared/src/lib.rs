@@ -5,6 +5,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod image;
+pub mod keys;
 pub mod notify;
 pub mod runtime;
 pub mod state;
