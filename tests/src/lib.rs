@@ -16,6 +16,8 @@ use serde_json::Value;
 
 pub use autopilot;
 
+pub mod lambda;
+
 /// Root of the repository (the workspace).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
@@ -27,8 +29,14 @@ pub fn moto_endpoint() -> String {
     )
 }
 
-fn python() -> String {
-    std::env::var("AUTOPILOT_TEST_PYTHON").unwrap_or_else(|_| repo_root().join(".venv/bin/python").display().to_string())
+/// The virtualenv's python (with boto3); a relative path is taken from the repository root,
+/// since cargo runs each test binary in its own package directory.
+fn python() -> PathBuf {
+    match std::env::var("AUTOPILOT_TEST_PYTHON") {
+        Ok(p) if p.contains('/') => repo_root().join(p),
+        Ok(p) => PathBuf::from(p),
+        Err(_) => repo_root().join(".venv/bin/python"),
+    }
 }
 
 /// A 12-digit account id unique to this test (process id and a counter), never moto's default.

@@ -1,0 +1,19 @@
+//! Every sample in events/ parses into the typed event its detail-type names.
+
+use autopilot::Incoming;
+
+#[test]
+fn every_sample_event_parses() {
+    let dir = harness::repo_root().join("events");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).expect("events/ exists").map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    files.sort();
+    assert!(files.len() >= 20, "expected the full set of sample events, found {}", files.len());
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let want = value["detail-type"].as_str().unwrap_or_default().to_string();
+        let parsed = Incoming::parse(value).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(parsed.detail_type(), want, "{}", path.display());
+        assert!(parsed.id().is_some(), "{} has no id", path.display());
+    }
+}

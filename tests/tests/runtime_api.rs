@@ -1,0 +1,67 @@
+//! Each function binary under a local Lambda Runtime API (`cargo lambda watch
+//! --only-lambda-apis` + `cargo lambda invoke`), configured by environment variables exactly
+//! as the SAM template configures it, talking to moto over HTTP.
+
+use harness::lambda::LocalLambda;
+use harness::{for_world, World};
+use serde_json::json;
+
+fn schedule_event(world: &World, rule: &str) -> serde_json::Value {
+    for_world(
+        json!({
+            "version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-11-25T12:00:00Z", "region": "us-east-1",
+            "resources": [format!("arn:aws:events:us-east-1:123456789012:rule/{rule}")], "detail": {}
+        }),
+        world,
+    )
+}
+
+async fn replay_and_reject(function: &str) {
+    let world = World::seed().await;
+    let lambda = LocalLambda::start(function, &world.lambda_env());
+    let event = schedule_event(&world, "some-unrelated-rule");
+
+    let first = lambda.invoke(&event).unwrap_or_else(|e| panic!("{function}: {e}"));
+    assert_ne!(first["status"], "replay", "{function}: first delivery is not a replay: {first}");
+
+    // Same EventBridge id again: the state table in moto's DynamoDB remembers it.
+    let second = lambda.invoke(&event).unwrap();
+    assert_eq!(second["status"], "replay", "{function}: {second}");
+
+    // An event that is not EventBridge's: a classified rejection, not a crash.
+    let rejected = lambda.invoke(&json!({"hello": "world"})).unwrap();
+    assert_eq!(rejected["status"], "rejected", "{function}: {rejected}");
+    assert_eq!(rejected["error"]["kind"], "InvalidEvent");
+
+    // And the process is still serving.
+    let third = lambda.invoke(&schedule_event(&world, "another-rule")).unwrap();
+    assert_ne!(third["status"], "replay");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deployer_under_the_runtime_api() {
+    replay_and_reject("deployer").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recovery_under_the_runtime_api() {
+    replay_and_reject("recovery").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scaler_under_the_runtime_api() {
+    replay_and_reject("scaler").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_configuration_stops_the_function_with_the_variable_named() {
+    let out = std::process::Command::new(harness::lambda::function_binary("deployer"))
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:1")
+        .env("AUTOPILOT_DRY_RUN", "maybe")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(all.contains("AUTOPILOT_DRY_RUN") && all.contains("true or false"), "{all}");
+}

@@ -1,0 +1,67 @@
+//! The shared crate's AWS adapters against moto: the DynamoDB state store keeps the same
+//! semantics as the in-memory one, and notifications reach SNS subscribers in Chatbot's format.
+
+use std::time::Duration;
+
+use autopilot::state::{EventClaim, StateStore};
+use autopilot::{Error, Notification};
+use harness::World;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dynamo_state_store_conditional_writes() {
+    let world = World::seed().await;
+    let s = StateStore::dynamo(aws_sdk_dynamodb::Client::new(&world.sdk), world.table());
+    let ttl = Duration::from_secs(60);
+
+    assert!(s.create("k", "1", &json!({"n": 1}), ttl).await.unwrap());
+    assert!(!s.create("k", "1", &json!({"n": 2}), ttl).await.unwrap(), "second create must lose");
+    let r = s.get("k", "1").await.unwrap().expect("record");
+    assert_eq!(r.data, json!({"n": 1}));
+    assert_eq!(r.version, 1);
+
+    assert!(matches!(s.put_if_version("k", "1", &json!({"n": 3}), ttl, 5).await, Err(Error::Conflict(_))));
+    assert_eq!(s.put_if_version("k", "1", &json!({"n": 3}), ttl, 1).await.unwrap(), 2);
+    assert_eq!(s.get("k", "1").await.unwrap().unwrap().data, json!({"n": 3}));
+
+    s.put("k", "1", &json!({"n": 4}), ttl).await.unwrap();
+    assert_eq!(s.get("k", "1").await.unwrap().unwrap().version, 3);
+    s.delete("k", "1").await.unwrap();
+    assert!(s.get("k", "1").await.unwrap().is_none());
+
+    assert_eq!(s.begin_event("f", "ev", ttl).await.unwrap(), EventClaim::Fresh);
+    assert_eq!(s.begin_event("f", "ev", ttl).await.unwrap(), EventClaim::Replay);
+    s.finish_event("f", "ev", false, ttl).await.unwrap();
+    assert_eq!(s.begin_event("f", "ev", ttl).await.unwrap(), EventClaim::Fresh, "a failed attempt is released");
+    s.finish_event("f", "ev", true, ttl).await.unwrap();
+    assert_eq!(s.begin_event("f", "ev", ttl).await.unwrap(), EventClaim::Replay);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_records_are_absent_and_can_be_recreated() {
+    let world = World::seed().await;
+    let s = StateStore::dynamo(aws_sdk_dynamodb::Client::new(&world.sdk), world.table());
+    assert!(s.create("exp", "1", &json!(1), Duration::from_secs(1)).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(s.get("exp", "1").await.unwrap().is_none());
+    assert!(s.create("exp", "1", &json!(2), Duration::from_secs(60)).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notifications_arrive_once_in_chatbot_format() {
+    let world = World::seed().await;
+    let env = world.env();
+    let n = Notification::new("test.event", "random 4 -> 6 (alarm random-cpu-high)", "scaled out").field("service", "random");
+
+    assert!(env.notifier.publish_once(&env.state, "incident-1", Duration::from_secs(60), &n).await.unwrap());
+    assert!(!env.notifier.publish_once(&env.state, "incident-1", Duration::from_secs(60), &n).await.unwrap());
+
+    let got = world.notifications().await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (subject, body) = &got[0];
+    assert_eq!(subject, "random 4 -> 6 (alarm random-cpu-high)");
+    assert_eq!(body["version"], "1.0");
+    assert_eq!(body["source"], "custom");
+    assert_eq!(body["content"]["description"], "scaled out");
+    assert_eq!(body["metadata"]["additionalContext"]["service"], "random");
+}
