@@ -275,11 +275,21 @@ pub struct ServiceAction {
     #[serde(default)]
     pub capacity_provider_arns: Vec<String>,
     #[serde(default)]
+    pub container_instance_arns: Vec<String>,
+    /// AWS documents one `reason` string (e.g. `RESOURCE:MEMORY`); see [`ServiceAction::reasons`].
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
     pub reasons: Vec<String>,
     #[serde(default)]
-    pub desired_count: Option<i64>,
-    #[serde(default)]
     pub created_at: Option<DateTime<Utc>>,
+}
+
+impl ServiceAction {
+    /// Every reason given, whether as `reason` or as a `reasons` list.
+    pub fn all_reasons(&self) -> Vec<String> {
+        self.reason.iter().chain(self.reasons.iter()).cloned().collect()
+    }
 }
 
 pub const SERVICE_TASK_PLACEMENT_FAILURE: &str = "SERVICE_TASK_PLACEMENT_FAILURE";
@@ -315,7 +325,7 @@ pub struct AlarmState {
     #[serde(default)]
     pub timestamp: Option<String>,
     #[serde(default)]
-    pub action_suppressed_by: Option<String>,
+    pub actions_suppressed_by: Option<String>,
 }
 
 impl AlarmState {
