@@ -1,0 +1,104 @@
+"""Loading of template.yaml, samconfig.toml and events/ for the template tests.
+
+The template is read with a YAML loader that understands CloudFormation's short-form intrinsic
+functions (!Ref, !Sub, !GetAtt, !If, ...) and turns them into their long form ({"Ref": ...},
+{"Fn::Sub": ...}, {"Fn::GetAtt": [...]}), so tests look at the template itself, never a copy.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = REPO / "template.yaml"
+SAMCONFIG_PATH = REPO / "samconfig.toml"
+EVENTS_DIR = REPO / "events"
+
+
+class CfnLoader(yaml.SafeLoader):
+    """SafeLoader plus CloudFormation's short-form tags."""
+
+
+def _construct_cfn_tag(loader: CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "Condition":
+        return {"Condition": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        # !GetAtt Resource.Attribute (the attribute itself may contain dots)
+        resource, _, attribute = value.partition(".")
+        return {"Fn::GetAtt": [resource, attribute]}
+    return {f"Fn::{tag_suffix}": value}
+
+
+CfnLoader.add_multi_constructor("!", _construct_cfn_tag)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as fh:
+        return yaml.load(fh, Loader=CfnLoader)  # noqa: S506 - CfnLoader is a SafeLoader
+
+
+def load_samconfig(path: Path = SAMCONFIG_PATH) -> dict[str, Any]:
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+PSEUDO_PARAMETERS = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+
+
+def resolve(value: Any, template: dict[str, Any], stack_name: str) -> Any:
+    """Resolve the intrinsics a pattern, a rule name or a schedule may use: Ref to a parameter
+    (its default) or a pseudo parameter, and Fn::Sub over those. Anything else is an error, so a
+    template change that tests can no longer evaluate fails loudly instead of passing silently."""
+    params = {name: str(p.get("Default", "")) for name, p in template.get("Parameters", {}).items()}
+    known = {**PSEUDO_PARAMETERS, "AWS::StackName": stack_name, **params}
+
+    if isinstance(value, list):
+        return [resolve(v, template, stack_name) for v in value]
+    if isinstance(value, dict):
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                if arg not in known:
+                    raise ValueError(f"cannot resolve Ref {arg!r} (not a parameter or pseudo parameter)")
+                return known[arg]
+            if key == "Fn::Sub":
+                if not isinstance(arg, str):
+                    raise ValueError(f"cannot resolve Fn::Sub with a variable map: {arg!r}")
+
+                def substitute(m: re.Match[str]) -> str:
+                    name = m.group(1)
+                    if name not in known:
+                        raise ValueError(f"cannot resolve ${{{name}}} in Fn::Sub {arg!r}")
+                    return known[name]
+
+                return re.sub(r"\$\{([^}!]+)\}", substitute, arg)
+            if key.startswith("Fn::") or key == "Condition":
+                raise ValueError(f"cannot resolve intrinsic {key} in {value!r}")
+        return {k: resolve(v, template, stack_name) for k, v in value.items()}
+    return value
+
+
+def resources_of_type(template: dict[str, Any], type_name: str) -> dict[str, dict[str, Any]]:
+    return {rid: r for rid, r in template["Resources"].items() if r.get("Type") == type_name}
+
+
+def event_files() -> list[Path]:
+    return sorted(EVENTS_DIR.glob("*.json"))

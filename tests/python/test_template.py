@@ -1,0 +1,382 @@
+"""Properties of template.yaml that cfn-lint cannot know: least privilege, the functions' contract
+with the code (DESIGN.md), encryption, dead letters and the alarms on ourselves."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from template_support import REPO, resources_of_type
+
+FUNCTIONS: dict[str, dict[str, Any]] = {
+    "DeployerFunction": {"binary": "deployer", "timeout": 900, "reserved": 1},
+    "RecoveryFunction": {"binary": "recovery", "timeout": 120, "reserved": None},
+    "ScalerFunction": {"binary": "scaler", "timeout": 120, "reserved": 1},
+}
+
+# Mutating actions that may have Resource "*", each with the reason from the AWS Service
+# Authorization Reference. Anything else that is not Describe*/List*/Get*/BatchGet* must name
+# resources. Keep this list short: add an entry only for an action whose "Resource types" column
+# in the reference is empty.
+WILDCARD_RESOURCE_ALLOWED: dict[str, str] = {
+    "ecs:RegisterTaskDefinition": (
+        "RegisterTaskDefinition has no resource type in the Service Authorization Reference (the "
+        "revision's ARN does not exist before the call); only aws:RequestTag / aws:TagKeys "
+        "conditions can narrow it."
+    ),
+}
+# For the record, actions used here that DO support resource-level permissions and therefore
+# must never be "*": ecs:UpdateService (service), ecs:RunTask (task-definition), ecs:TagResource
+# (task, task-definition, ...), ecs:UpdateContainerInstancesState (container-instance),
+# autoscaling:SetDesiredCapacity and autoscaling:TerminateInstanceInAutoScalingGroup
+# (autoScalingGroup), iam:PassRole (role), sns:Publish (topic), dynamodb:* item actions (table),
+# kms:* (key).
+
+READ_ONLY_VERB = re.compile(r"^(Describe|List|Get|BatchGet)[A-Z]")
+
+
+def effective(template: dict[str, Any], function_id: str) -> dict[str, Any]:
+    """Function properties with SAM Globals applied (environment variables merged)."""
+    glob = dict(template.get("Globals", {}).get("Function", {}))
+    own = template["Resources"][function_id]["Properties"]
+    merged = {**glob, **own}
+    env = {
+        **glob.get("Environment", {}).get("Variables", {}),
+        **own.get("Environment", {}).get("Variables", {}),
+    }
+    merged["Environment"] = {"Variables": env}
+    return merged
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def policy_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every identity-policy statement of the template, with the logical id it belongs to."""
+    out = []
+    for rid, res in template["Resources"].items():
+        props = res.get("Properties", {})
+        if res["Type"] == "AWS::Serverless::Function":
+            for policy in as_list(props.get("Policies", [])):
+                assert isinstance(policy, dict) and "Statement" in policy, (
+                    f"{rid}: only inline policy documents can be audited here, not {policy!r} "
+                    "(managed policies and SAM policy templates hide their statements)"
+                )
+                out += [(rid, st) for st in as_list(policy["Statement"])]
+        elif res["Type"] == "AWS::IAM::Role":
+            for policy in props.get("Policies", []):
+                out += [(rid, st) for st in as_list(policy["PolicyDocument"]["Statement"])]
+            assert not props.get("ManagedPolicyArns"), f"{rid}: managed policies cannot be audited here"
+        elif res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            out += [(rid, st) for st in as_list(props["PolicyDocument"]["Statement"])]
+    return out
+
+
+def is_read_only(action: str) -> bool:
+    _, _, verb = action.partition(":")
+    return bool(READ_ONLY_VERB.match(verb))
+
+
+# ------------------------------------------------------------------ IAM
+
+
+def test_there_are_policies_to_audit(template) -> None:
+    statements = policy_statements(template)
+    owners = {rid for rid, _ in statements}
+    assert set(FUNCTIONS) <= owners
+
+
+def test_no_mutating_action_on_every_resource_unless_aws_allows_nothing_else(template) -> None:
+    offenders = []
+    for rid, st in policy_statements(template):
+        if st.get("Effect") != "Allow":
+            continue
+        if "*" not in as_list(st.get("Resource", [])):
+            continue
+        for action in as_list(st["Action"]):
+            if is_read_only(action) or action in WILDCARD_RESOURCE_ALLOWED:
+                continue
+            offenders.append(f"{rid}/{st.get('Sid', '?')}: {action}")
+    assert not offenders, f"mutating actions on Resource '*': {offenders}"
+
+
+def test_allow_list_holds_no_stale_entries(template) -> None:
+    used = {
+        action
+        for _, st in policy_statements(template)
+        if "*" in as_list(st.get("Resource", []))
+        for action in as_list(st["Action"])
+    }
+    assert set(WILDCARD_RESOURCE_ALLOWED) <= used, f"unused allow-list entries: {sorted(set(WILDCARD_RESOURCE_ALLOWED) - used)}"
+
+
+def test_statements_use_no_wildcard_actions_or_negations(template) -> None:
+    for rid, st in policy_statements(template):
+        assert st.get("Effect") == "Allow", f"{rid}: unexpected {st.get('Effect')} statement"
+        assert "NotAction" not in st and "NotResource" not in st, f"{rid}/{st.get('Sid')}: NotAction/NotResource"
+        for action in as_list(st["Action"]):
+            assert re.fullmatch(r"[a-z0-9-]+:[A-Za-z0-9]+\*?", action), f"{rid}: odd action {action!r}"
+            assert not action.endswith(":*"), f"{rid}: {action} grants a whole service"
+            if action.endswith("*"):
+                # only kms:GenerateDataKey* style families of one operation are acceptable
+                assert action == "kms:GenerateDataKey*", f"{rid}: wildcard action {action!r}"
+
+
+def scoped_to_this_account(resource: Any, template: dict[str, Any]) -> bool:
+    if isinstance(resource, dict):
+        if "Fn::GetAtt" in resource:
+            return resource["Fn::GetAtt"][0] in template["Resources"]
+        if "Ref" in resource:
+            return resource["Ref"] in template["Resources"]
+        if "Fn::Sub" in resource and isinstance(resource["Fn::Sub"], str):
+            arn = resource["Fn::Sub"]
+            return arn.startswith("arn:${AWS::Partition}:") and "${AWS::AccountId}" in arn
+    return False
+
+
+def test_mutating_actions_name_resources_of_this_account(template) -> None:
+    offenders = []
+    for rid, st in policy_statements(template):
+        actions = [a for a in as_list(st["Action"]) if not is_read_only(a) and a not in WILDCARD_RESOURCE_ALLOWED]
+        if not actions:
+            continue
+        for resource in as_list(st["Resource"]):
+            if not scoped_to_this_account(resource, template):
+                offenders.append(f"{rid}/{st.get('Sid', '?')}: {actions} on {resource!r}")
+    assert not offenders, offenders
+
+
+def test_pass_role_only_to_ecs_tasks(template) -> None:
+    found = 0
+    for rid, st in policy_statements(template):
+        if "iam:PassRole" in as_list(st["Action"]):
+            found += 1
+            assert as_list(st["Action"]) == ["iam:PassRole"], f"{rid}: keep iam:PassRole in a statement of its own"
+            cond = st.get("Condition", {}).get("StringEquals", {})
+            assert cond.get("iam:PassedToService") == "ecs-tasks.amazonaws.com", f"{rid}: PassRole without iam:PassedToService"
+    assert found >= 2  # deployer (register) and recovery (run)
+
+
+def test_tagging_only_on_create(template) -> None:
+    for rid, st in policy_statements(template):
+        if "ecs:TagResource" in as_list(st["Action"]):
+            assert as_list(st["Action"]) == ["ecs:TagResource"], rid
+            cond = st.get("Condition", {}).get("StringEquals", {})
+            assert cond.get("ecs:CreateAction") in ("RegisterTaskDefinition", "RunTask"), (
+                f"{rid}: ecs:TagResource is needed only to tag what the function creates"
+            )
+
+
+def actions_of(template: dict[str, Any], function_id: str) -> set[str]:
+    return {a for rid, st in policy_statements(template) if rid == function_id for a in as_list(st["Action"])}
+
+
+@pytest.mark.parametrize(
+    "function_id,needed",
+    [
+        ("DeployerFunction", {"ecs:RegisterTaskDefinition", "ecs:UpdateService", "ecs:DescribeServices",
+                              "ecs:DescribeTaskDefinition", "ecs:ListServices", "ecs:ListClusters",
+                              "ecs:ListTagsForResource", "ecs:TagResource", "iam:PassRole"}),
+        ("RecoveryFunction", {"ecs:DescribeTasks", "ecs:RunTask", "ecs:UpdateService", "ecs:TagResource",
+                              "ecs:DescribeServices", "ecs:DescribeTaskDefinition", "ecs:ListTagsForResource",
+                              "elasticloadbalancing:DescribeTargetHealth", "iam:PassRole"}),
+        ("ScalerFunction", {"cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource", "ecs:UpdateService",
+                            "ecs:DescribeServices", "ecs:DescribeClusters", "ecs:ListContainerInstances",
+                            "ecs:DescribeContainerInstances", "ecs:UpdateContainerInstancesState", "ecs:ListTasks",
+                            "autoscaling:DescribeAutoScalingGroups", "autoscaling:SetDesiredCapacity",
+                            "autoscaling:TerminateInstanceInAutoScalingGroup"}),
+    ],
+)
+def test_function_may_do_its_job(function_id, needed, template) -> None:
+    common = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "sns:Publish",
+              "kms:GenerateDataKey", "kms:Decrypt"}
+    missing = (needed | common) - actions_of(template, function_id)
+    assert not missing, f"{function_id} lacks {sorted(missing)}"
+
+
+def test_only_the_scaler_touches_auto_scaling_and_alarms(template) -> None:
+    for function_id in ("DeployerFunction", "RecoveryFunction"):
+        acts = actions_of(template, function_id)
+        assert not {a for a in acts if a.startswith(("autoscaling:", "cloudwatch:"))}, function_id
+    assert "ecs:RegisterTaskDefinition" not in actions_of(template, "ScalerFunction")
+    assert "ecs:RunTask" not in actions_of(template, "ScalerFunction") | actions_of(template, "DeployerFunction")
+
+
+# ------------------------------------------------------------------ functions
+
+
+@pytest.mark.parametrize("function_id", sorted(FUNCTIONS))
+def test_function_shape(function_id, template) -> None:
+    want = FUNCTIONS[function_id]
+    res = template["Resources"][function_id]
+    props = effective(template, function_id)
+    assert res["Metadata"]["BuildMethod"] == "rust-cargolambda"
+    assert res["Metadata"]["BuildProperties"]["Binary"] == want["binary"]
+    assert props["Runtime"] == "provided.al2023"
+    assert props["Handler"] == "bootstrap"
+    assert props["CodeUri"] == "."
+    assert props["MemorySize"] == 256
+    assert props["Timeout"] == want["timeout"]
+    assert props.get("ReservedConcurrentExecutions") == want["reserved"]
+    assert props["Architectures"] == [{"Ref": "Architecture"}]
+
+    logging = props["LoggingConfig"]
+    assert logging["LogFormat"] == "JSON"
+    assert logging["ApplicationLogLevel"] == {"Ref": "LogLevel"}
+    group = template["Resources"][logging["LogGroup"]["Ref"]]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"]
+
+    dlq = props["DeadLetterQueue"]
+    assert dlq["Type"] == "SQS"
+    assert template["Resources"][dlq["TargetArn"]["Fn::GetAtt"][0]]["Type"] == "AWS::SQS::Queue"
+    invoke = props["EventInvokeConfig"]
+    assert 0 <= invoke["MaximumRetryAttempts"] <= 2
+    assert 60 <= invoke["MaximumEventAgeInSeconds"] <= 21600
+    assert "Events" not in props, "wire events with AWS::Events::Rule resources (RetryPolicy, DeadLetterConfig)"
+
+
+def test_dead_letter_queues_are_one_per_function(template) -> None:
+    queues = [effective(template, f)["DeadLetterQueue"]["TargetArn"]["Fn::GetAtt"][0] for f in FUNCTIONS]
+    assert len(set(queues)) == len(FUNCTIONS)
+
+
+def test_parameters(template) -> None:
+    params = template["Parameters"]
+    assert params["Architecture"]["Default"] == "arm64"
+    assert set(params["Architecture"]["AllowedValues"]) == {"arm64", "x86_64"}
+    assert params["Clusters"]["Default"] == ""
+    assert params["DryRun"]["Default"] == "false"
+    assert set(params["DryRun"]["AllowedValues"]) == {"true", "false"}
+    assert params["CrashLoopThreshold"]["Default"] == 3
+    assert params["CrashLoopWindowSeconds"]["Default"] == 600
+    assert params["ReconcileSchedule"]["Default"] == "rate(10 minutes)"
+    assert params["ReevaluateSchedule"]["Default"] == "rate(1 minute)"
+    assert set(params["LogLevel"]["AllowedValues"]) <= {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}
+
+
+@pytest.mark.parametrize("function_id", sorted(FUNCTIONS))
+def test_environment_contract(function_id, template) -> None:
+    env = effective(template, function_id)["Environment"]["Variables"]
+    assert env["AUTOPILOT_CLUSTERS"] == {"Ref": "Clusters"}
+    assert env["AUTOPILOT_STATE_TABLE"] == {"Ref": "StateTable"}
+    assert env["AUTOPILOT_TOPIC_ARN"] == {"Ref": "NotificationTopic"}
+    assert env["AUTOPILOT_DRY_RUN"] == {"Ref": "DryRun"}
+    crash = {"AUTOPILOT_CRASH_LOOP_THRESHOLD": {"Ref": "CrashLoopThreshold"},
+             "AUTOPILOT_CRASH_LOOP_WINDOW_SECONDS": {"Ref": "CrashLoopWindowSeconds"}}
+    if function_id == "RecoveryFunction":
+        assert {k: env.get(k) for k in crash} == crash
+    else:
+        assert not crash.keys() & env.keys()
+
+
+def test_environment_variables_are_ones_the_code_reads(template) -> None:
+    config = REPO / "shared" / "src" / "config.rs"
+    if not config.exists():
+        pytest.skip("shared/src/config.rs not found")
+    read = set(re.findall(r'"(AUTOPILOT_[A-Z0-9_]+)"', config.read_text(encoding="utf-8")))
+    for function_id in FUNCTIONS:
+        env = effective(template, function_id)["Environment"]["Variables"]
+        unknown = {k for k in env if k.startswith("AUTOPILOT_")} - read
+        assert not unknown, f"{function_id} sets variables the code never reads: {sorted(unknown)}"
+
+
+# ------------------------------------------------------------------ state, notifications, queues
+
+
+def test_state_table(template) -> None:
+    tables = resources_of_type(template, "AWS::DynamoDB::Table")
+    assert list(tables) == ["StateTable"]
+    p = tables["StateTable"]["Properties"]
+    assert p["BillingMode"] == "PAY_PER_REQUEST"
+    assert p["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert sorted(p["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ]
+    assert p["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert p["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_state_table_keys_match_the_code(template) -> None:
+    state = REPO / "shared" / "src" / "state.rs"
+    if not state.exists():
+        pytest.skip("shared/src/state.rs not found")
+    src = state.read_text(encoding="utf-8")
+    consts = dict(re.findall(r'pub const (ATTR_[A-Z_]+): &str = "([^"]+)"', src))
+    p = template["Resources"]["StateTable"]["Properties"]
+    assert consts.get("ATTR_PK") == p["KeySchema"][0]["AttributeName"]
+    assert consts.get("ATTR_SK") == p["KeySchema"][1]["AttributeName"]
+    assert consts.get("ATTR_EXPIRES_AT") == p["TimeToLiveSpecification"]["AttributeName"]
+
+
+def test_queues_are_encrypted(template) -> None:
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+    assert len(queues) == len(FUNCTIONS)
+    for qid, q in queues.items():
+        p = q["Properties"]
+        assert p.get("SqsManagedSseEnabled") is True or p.get("KmsMasterKeyId"), qid
+        assert p.get("MessageRetentionPeriod") == 1209600, f"{qid}: keep dead letters the maximum 14 days"
+
+
+def test_topic_is_encrypted_with_a_key_cloudwatch_may_use(template) -> None:
+    topic = template["Resources"]["NotificationTopic"]["Properties"]
+    key_ref = topic["KmsMasterKeyId"]
+    assert key_ref == {"Fn::GetAtt": ["NotificationKey", "Arn"]}, (
+        "CloudWatch alarms cannot publish to a topic under alias/aws/sns: use the customer managed key"
+    )
+    key = template["Resources"]["NotificationKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    services = [st["Principal"].get("Service") for st in key["KeyPolicy"]["Statement"] if isinstance(st["Principal"], dict)]
+    assert "cloudwatch.amazonaws.com" in services
+
+
+def test_email_subscription_is_optional(template) -> None:
+    subs = resources_of_type(template, "AWS::SNS::Subscription")
+    assert subs, "no e-mail subscription"
+    for sid, s in subs.items():
+        assert s.get("Condition") == "HasNotificationEmail", sid
+    assert template["Parameters"]["NotificationEmail"]["Default"] == ""
+
+
+# ------------------------------------------------------------------ alarms and outputs
+
+
+def alarms(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a["Properties"] for a in resources_of_type(template, "AWS::CloudWatch::Alarm").values()]
+
+
+@pytest.mark.parametrize("function_id", sorted(FUNCTIONS))
+def test_function_errors_raise_an_alarm(function_id, template) -> None:
+    matching = [
+        a for a in alarms(template)
+        if a["Namespace"] == "AWS/Lambda" and a["MetricName"] == "Errors"
+        and {"Name": "FunctionName", "Value": {"Ref": function_id}} in a["Dimensions"]
+    ]
+    assert len(matching) == 1, function_id
+    assert {"Ref": "NotificationTopic"} in matching[0]["AlarmActions"]
+
+
+def test_dead_letters_raise_an_alarm(template) -> None:
+    for qid in resources_of_type(template, "AWS::SQS::Queue"):
+        matching = [
+            a for a in alarms(template)
+            if a["Namespace"] == "AWS/SQS" and a["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            and {"Name": "QueueName", "Value": {"Fn::GetAtt": [qid, "QueueName"]}} in a["Dimensions"]
+        ]
+        assert len(matching) == 1, qid
+        assert {"Ref": "NotificationTopic"} in matching[0]["AlarmActions"]
+
+
+def test_outputs(template) -> None:
+    values = [o["Value"] for o in template["Outputs"].values()]
+    assert {"Ref": "NotificationTopic"} in values
+    assert {"Ref": "StateTable"} in values
+    for qid in resources_of_type(template, "AWS::SQS::Queue"):
+        assert {"Ref": qid} in values, f"no output with the URL of {qid}"
+    for function_id in FUNCTIONS:
+        assert {"Fn::GetAtt": [function_id, "Arn"]} in values, f"no output with the ARN of {function_id}"
