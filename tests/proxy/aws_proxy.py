@@ -1,0 +1,761 @@
+#!/usr/bin/env python3
+"""aws_proxy: a loopback HTTP proxy in front of moto's server.
+
+It forwards every request unchanged (method, path + query, headers, body) to an upstream
+moto URL and, on the way, emulates what makes real AWS different from moto:
+
+* a per-call latency (``--latency-ms``, default 25 ms: half before forwarding, half after);
+* ECS's per-account token buckets (burst / refill per second), answering
+  ``ThrottlingException`` exactly as ECS's JSON 1.1 protocol does;
+* fault injection: a fraction of calls answered with a throttling error or HTTP 500/503
+  without being forwarded (``--fault-rate``), or forwarded and then the connection closed
+  without an answer (``--drop-after-forward-rate``), deterministic with ``--seed``;
+* call counting per service and action, with a static "mutating" classification.
+
+Control endpoints (never delayed, throttled or faulted):
+  GET  /__proxy/stats    counters (see README.md)
+  POST /__proxy/reset    zero the counters, refill every bucket, restart fault sequences
+  GET  /__proxy/config   current runtime configuration
+  POST /__proxy/config   change it (JSON object with any of the keys of Config)
+
+Python 3.11 standard library only. Run ``python3 aws_proxy.py --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import re
+import secrets
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# ---------------------------------------------------------------------------------------------
+# ECS's documented token buckets (per account and Region). Actions of one row share a bucket.
+# https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html
+# ---------------------------------------------------------------------------------------------
+DEFAULT_BUCKETS: dict[str, dict] = {
+    "task-definition-modify": {
+        "burst": 20, "rate": 1.0,
+        "actions": ["RegisterTaskDefinition", "DeregisterTaskDefinition"]},
+    "service-modify": {
+        "burst": 50, "rate": 5.0,
+        "actions": ["CreateService", "UpdateService", "DeleteService"]},
+    "service-read": {
+        "burst": 100, "rate": 20.0,
+        "actions": ["DescribeServices", "ListServices"]},
+    "task-read": {
+        "burst": 100, "rate": 20.0,
+        "actions": ["DescribeTasks", "ListTasks"]},
+    "task-definition-read": {
+        "burst": 50, "rate": 20.0,
+        "actions": ["DescribeTaskDefinition"]},
+}
+
+# Services whose buckets are emulated (signing name of the credential scope).
+THROTTLED_SERVICES = {"ecs"}
+
+# Static classification of mutating actions, by verb prefix (plus a few whole names).
+MUTATING_PREFIXES = (
+    "Register", "Deregister", "Create", "Update", "Delete", "Put", "Run", "Start", "Stop",
+    "Set", "Terminate", "Tag", "Untag", "Publish", "Send", "Submit", "Execute", "Attach",
+    "Detach", "Modify", "Enable", "Disable", "Complete", "Record", "Remove", "Add", "Reset",
+    "Cancel", "Change", "Increase", "Decrease", "Subscribe", "Unsubscribe", "Confirm",
+    "Associate", "Disassociate", "Import", "Restore", "Purge", "Suspend", "Resume", "Reboot",
+    "Revoke", "Authorize", "Upload", "Copy", "Move", "Invoke", "Apply", "Replace", "Release",
+    "Allocate", "Assign", "Unassign", "Signal", "Rotate", "Initiate", "Batch",
+    "Transact", "Restart", "Acknowledge", "Enter", "Exit", "Rollback",
+)
+# Prefix matches that are read-only nonetheless ("BatchGet*" and "BatchDescribe*" too).
+NOT_MUTATING = {"BatchCheckLayerAvailability"}
+
+
+def is_mutating(action: str) -> bool:
+    if action in NOT_MUTATING:
+        return False
+    if action.startswith(("BatchGet", "BatchDescribe", "TransactGet")):
+        return False
+    if " /" in action:  # REST call named "METHOD /path" (see classify)
+        return action.split(" ", 1)[0] in ("POST", "PUT", "PATCH", "DELETE")
+    return any(action.startswith(p) and (len(action) == len(p) or action[len(p)].isupper())
+               for p in MUTATING_PREFIXES)
+
+
+# X-Amz-Target prefixes -> service signing names (fallback when there is no credential scope).
+TARGET_SERVICES = {
+    "AmazonEC2ContainerServiceV20141113": "ecs",
+    "AmazonEC2ContainerRegistry_V20150921": "ecr",
+    "DynamoDB_20120810": "dynamodb",
+    "DynamoDBStreams_20120810": "dynamodb",
+    "AmazonSQS": "sqs",
+    "AnyScaleFrontendService": "application-autoscaling",
+    "AWSEvents": "events",
+    "Logs_20140328": "logs",
+    "GraniteServiceVersion20100801": "monitoring",
+    "AWSStepFunctions": "states",
+    "secretsmanager": "secretsmanager",
+    "AmazonSSM": "ssm",
+}
+
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
+              "trailer", "upgrade", "expect"}
+
+CRED_RE = re.compile(r"Credential=([^/\s,]+)/(\d{8})/([^/\s,]+)/([^/\s,]+)/")
+RPCV2_RE = re.compile(r"^/service/([^/]+)/operation/([^/?]+)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Config:
+    latency_ms: float = 25.0
+    throttle: bool = True
+    fault_rate: float = 0.0
+    drop_rate: float = 0.0
+    seed: int = field(default_factory=lambda: secrets.randbits(31))
+    fault_kinds: list = field(default_factory=lambda: ["throttle", "500", "503"])
+    faults_for: list | None = None     # None = every AWS call; else names (see matches())
+    drops_for: list | None = None      # None = same as faults_for
+    fault_key: str = "sequence"        # "sequence" | "content"
+    drop_mode: str = "close"           # "close" (FIN) | "reset" (RST)
+    upstream_timeout: float = 30.0
+    buckets: dict = field(default_factory=lambda: json.loads(json.dumps(DEFAULT_BUCKETS)))
+
+    def public(self) -> dict:
+        return {
+            "latency_ms": self.latency_ms, "throttle": self.throttle,
+            "fault_rate": self.fault_rate, "drop_rate": self.drop_rate, "seed": self.seed,
+            "fault_kinds": list(self.fault_kinds), "faults_for": self.faults_for,
+            "drops_for": self.drops_for, "fault_key": self.fault_key,
+            "drop_mode": self.drop_mode, "upstream_timeout": self.upstream_timeout,
+            "buckets": self.buckets,
+        }
+
+
+FAULT_KINDS = {"throttle", "500", "503"}
+
+
+def validate_update(cfg: Config, upd: dict) -> list[str]:
+    """Apply ``upd`` to ``cfg`` in place; returns the list of errors (nothing applied then)."""
+    errs: list[str] = []
+    new = Config(**{k: getattr(cfg, k) for k in cfg.__dataclass_fields__})
+    new.buckets = json.loads(json.dumps(cfg.buckets))
+    for k, v in upd.items():
+        try:
+            if k == "latency_ms":
+                new.latency_ms = float(v)
+                assert new.latency_ms >= 0
+            elif k == "throttle":
+                assert isinstance(v, bool)
+                new.throttle = v
+            elif k in ("fault_rate", "drop_rate"):
+                f = float(v)
+                assert 0.0 <= f <= 1.0
+                setattr(new, k, f)
+            elif k == "seed":
+                new.seed = int(v)
+            elif k == "fault_kinds":
+                assert isinstance(v, list) and v and all(str(x) in FAULT_KINDS for x in v)
+                new.fault_kinds = [str(x) for x in v]
+            elif k in ("faults_for", "drops_for"):
+                assert v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+                setattr(new, k, v)
+            elif k == "fault_key":
+                assert v in ("sequence", "content")
+                new.fault_key = v
+            elif k == "drop_mode":
+                assert v in ("close", "reset")
+                new.drop_mode = v
+            elif k == "upstream_timeout":
+                new.upstream_timeout = float(v)
+                assert new.upstream_timeout > 0
+            elif k == "buckets":
+                assert isinstance(v, dict)
+                for name, spec in v.items():
+                    assert isinstance(spec, dict)
+                    b = new.buckets.setdefault(name, {"burst": 1, "rate": 1.0, "actions": []})
+                    for sk, sv in spec.items():
+                        assert sk in ("burst", "rate", "actions")
+                        if sk == "actions":
+                            assert isinstance(sv, list)
+                            b[sk] = [str(x) for x in sv]
+                        else:
+                            b[sk] = float(sv)
+                            assert b[sk] >= 0
+            else:
+                errs.append(f"unknown key {k!r}")
+        except (AssertionError, TypeError, ValueError):
+            errs.append(f"bad value for {k!r}: {v!r}")
+    if not errs:
+        for k in cfg.__dataclass_fields__:
+            setattr(cfg, k, getattr(new, k))
+    return errs
+
+
+# ---------------------------------------------------------------------------------------------
+# Request classification
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class CallInfo:
+    service: str
+    action: str
+    protocol: str   # json | query | ec2 | rpcv2 | rest | control
+    account: str    # access key id ("anonymous" when unsigned)
+    region: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.service}:{self.action}"
+
+
+def _header(headers, name: str) -> str | None:
+    v = headers.get(name)
+    return v if v is None else str(v)
+
+
+def classify(method: str, path: str, headers, body: bytes) -> CallInfo:
+    auth = _header(headers, "Authorization") or ""
+    parsed = urllib.parse.urlsplit(path)
+    query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
+    m = CRED_RE.search(auth)
+    if not m and "X-Amz-Credential" in query:   # presigned URL
+        m = CRED_RE.search("Credential=" + query["X-Amz-Credential"][0] + "/")
+    account, region, service = ("anonymous", "", "")
+    if m:
+        account, region, service = m.group(1), m.group(3), m.group(4)
+
+    if parsed.path.startswith("/moto-api") or parsed.path.startswith("/__"):
+        return CallInfo("moto-api", parsed.path, "control", account, region)
+
+    target = _header(headers, "X-Amz-Target")
+    if target:
+        prefix, _, action = target.rpartition(".")
+        if not service:
+            service = TARGET_SERVICES.get(prefix, prefix or "unknown")
+        return CallInfo(service, action, "json", account, region)
+
+    rp = RPCV2_RE.match(parsed.path)
+    if rp:
+        if not service:
+            service = TARGET_SERVICES.get(rp.group(1), rp.group(1))
+        return CallInfo(service, rp.group(2), "rpcv2", account, region)
+
+    action = None
+    if "Action" in query:
+        action = query["Action"][0]
+    ctype = (_header(headers, "Content-Type") or "").lower()
+    if action is None and method == "POST" and "x-www-form-urlencoded" in ctype and body:
+        try:
+            form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+            if "Action" in form:
+                action = form["Action"][0]
+        except Exception:  # noqa: BLE001 - classification must never fail
+            pass
+    if action is not None:
+        service = service or "unknown"
+        return CallInfo(service, action, "ec2" if service == "ec2" else "query", account, region)
+
+    # REST protocols (S3, Lambda, ...): name the call by method and first path segments.
+    segs = [s for s in parsed.path.split("/") if s][:2]
+    return CallInfo(service or "unknown", f"{method} /{'/'.join(segs)}", "rest", account, region)
+
+
+def matches(filters: list | None, info: CallInfo) -> bool:
+    """``None`` matches everything. Items: "ecs" (service), "RegisterTaskDefinition",
+    "ecs:RegisterTaskDefinition", "@mutating" (every mutating action), "@read"."""
+    if filters is None:
+        return True
+    mut = is_mutating(info.action)
+    for f in filters:
+        if f == info.service or f == info.action or f == info.key:
+            return True
+        if f == "@mutating" and mut:
+            return True
+        if f == "@read" and not mut:
+            return True
+        if f.startswith("@mutating:") and mut and f.split(":", 1)[1] == info.service:
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Error bodies, per protocol
+# ---------------------------------------------------------------------------------------------
+def _cbor_text(s: str) -> bytes:
+    b = s.encode()
+    n = len(b)
+    if n < 24:
+        head = bytes([0x60 | n])
+    elif n < 256:
+        head = bytes([0x78, n])
+    else:
+        head = bytes([0x79]) + struct.pack(">H", n)
+    return head + b
+
+
+def _cbor_map(d: dict[str, str]) -> bytes:
+    return bytes([0xA0 | len(d)]) + b"".join(_cbor_text(k) + _cbor_text(v) for k, v in d.items())
+
+
+ERRORS = {
+    # kind: (status, code for JSON/rpcv2, code for Query/EC2, message, Query <Type>)
+    "throttle": (400, "ThrottlingException", "Throttling", "Rate exceeded", "Sender"),
+    "500": (500, "InternalFailure", "InternalFailure",
+            "The request processing has failed because of an unknown error, exception or "
+            "failure.", "Receiver"),
+    "503": (503, "ServiceUnavailable", "ServiceUnavailable",
+            "The request has failed due to a temporary failure of the server.", "Receiver"),
+}
+
+
+def error_response(kind: str, info: CallInfo, headers) -> tuple[int, list, bytes]:
+    status, json_code, query_code, message, qtype = ERRORS[kind]
+    rid = str(uuid.uuid4())
+    if info.protocol in ("json", "rest", "control"):
+        ctype = _header(headers, "Content-Type") or "application/x-amz-json-1.1"
+        if "json" not in ctype:
+            ctype = "application/json"
+        body = json.dumps({"__type": json_code, "message": message},
+                          separators=(",", ":")).encode()
+        hdrs = [("Content-Type", ctype), ("x-amzn-RequestId", rid),
+                ("x-amzn-ErrorType", json_code)]
+    elif info.protocol == "rpcv2":
+        body = _cbor_map({"__type": json_code, "message": message})
+        hdrs = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor"),
+                ("x-amzn-RequestId", rid), ("x-amzn-ErrorType", json_code)]
+    elif info.protocol == "ec2":
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
+                f"<Code>{query_code if kind != 'throttle' else 'RequestLimitExceeded'}</Code>"
+                f"<Message>{message}</Message></Error></Errors>"
+                f"<RequestID>{rid}</RequestID></Response>").encode()
+        hdrs = [("Content-Type", "text/xml;charset=UTF-8")]
+    else:  # query
+        body = (f'<ErrorResponse xmlns="https://{info.service}.amazonaws.com/doc/">'
+                f"<Error><Type>{qtype}</Type><Code>{query_code}</Code>"
+                f"<Message>{message}</Message></Error>"
+                f"<RequestId>{rid}</RequestId></ErrorResponse>").encode()
+        hdrs = [("Content-Type", "text/xml"), ("x-amzn-RequestId", rid)]
+    return status, hdrs, body
+
+
+# ---------------------------------------------------------------------------------------------
+# State: buckets, counters, fault sequences
+# ---------------------------------------------------------------------------------------------
+COUNTERS = ("calls", "forwarded", "throttled", "faults", "dropped", "errors")
+
+
+class State:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.actions: dict[str, dict] = {}
+            self.faults_by_kind = {k: 0 for k in FAULT_KINDS}
+            self.buckets: dict[tuple, list] = {}   # (account, region, group) -> [tokens, t]
+            self.sequences: dict[str, int] = {}
+            self.since = time.time()
+
+    # -- token buckets ---------------------------------------------------------------------
+    def _group_of(self, action: str) -> str | None:
+        for name, spec in self.cfg.buckets.items():
+            if action in spec.get("actions", ()):
+                return name
+        return None
+
+    def take_token(self, info: CallInfo) -> bool:
+        """True if the call may proceed (token taken or not subject to a bucket)."""
+        if not self.cfg.throttle or info.service not in THROTTLED_SERVICES:
+            return True
+        with self.lock:
+            group = self._group_of(info.action)
+            if group is None:
+                return True
+            spec = self.cfg.buckets[group]
+            burst, rate = float(spec["burst"]), float(spec["rate"])
+            now = time.monotonic()
+            key = (info.account, info.region, group)
+            b = self.buckets.get(key)
+            if b is None:
+                b = self.buckets[key] = [burst, now]
+            b[0] = min(burst, b[0] + (now - b[1]) * rate)
+            b[1] = now
+            if b[0] >= 1.0:
+                b[0] -= 1.0
+                return True
+            return False
+
+    def refill_buckets(self) -> None:
+        with self.lock:
+            self.buckets.clear()
+
+    # -- deterministic fault decisions -----------------------------------------------------
+    def _uniform(self, *parts) -> float:
+        h = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
+        return int.from_bytes(h[:8], "big") / 2.0 ** 64
+
+    def decide(self, info: CallInfo, body: bytes) -> tuple[str | None, bool]:
+        """Returns (fault kind or None, drop after forward?)."""
+        cfg = self.cfg
+        if info.protocol == "control" or (cfg.fault_rate <= 0 and cfg.drop_rate <= 0):
+            return None, False
+        with self.lock:
+            if cfg.fault_key == "content":
+                seq_key = info.key + "#" + hashlib.sha256(body).hexdigest()[:16]
+            else:
+                seq_key = info.key
+            n = self.sequences.get(seq_key, 0)
+            self.sequences[seq_key] = n + 1
+        if cfg.fault_rate > 0 and matches(cfg.faults_for, info):
+            if self._uniform(cfg.seed, "fault", seq_key, n) < cfg.fault_rate:
+                kinds = cfg.fault_kinds
+                kind = kinds[int(self._uniform(cfg.seed, "kind", seq_key, n) * len(kinds))]
+                return kind, False
+        drops_for = cfg.drops_for if cfg.drops_for is not None else cfg.faults_for
+        if cfg.drop_rate > 0 and matches(drops_for, info):
+            if self._uniform(cfg.seed, "drop", seq_key, n) < cfg.drop_rate:
+                return None, True
+        return None, False
+
+    # -- counters --------------------------------------------------------------------------
+    def count(self, info: CallInfo, what: str, kind: str | None = None) -> None:
+        with self.lock:
+            e = self.actions.get(info.key)
+            if e is None:
+                e = self.actions[info.key] = {
+                    "service": info.service, "action": info.action,
+                    "mutating": is_mutating(info.action), **{c: 0 for c in COUNTERS}}
+            e[what] += 1
+            if kind:
+                self.faults_by_kind[kind] += 1
+
+    def stats(self) -> dict:
+        with self.lock:
+            actions = {k: dict(v) for k, v in sorted(self.actions.items())}
+            by_kind = dict(self.faults_by_kind)
+            buckets = {}
+            now = time.monotonic()
+            for (acct, region, group), (tokens, t) in sorted(self.buckets.items()):
+                spec = self.cfg.buckets.get(group, {"burst": 0, "rate": 0})
+                level = min(float(spec["burst"]), tokens + (now - t) * float(spec["rate"]))
+                buckets.setdefault(f"{acct}/{region}", {})[group] = round(level, 3)
+            since = self.since
+        by_action: dict[str, dict] = {}
+        services: dict[str, dict] = {}
+        totals = {c: 0 for c in COUNTERS}
+        totals["mutating_calls"] = 0
+        for v in actions.values():
+            if v["service"] == "moto-api":
+                continue
+            a = by_action.setdefault(v["action"], {"mutating": v["mutating"],
+                                                   **{c: 0 for c in COUNTERS}})
+            s = services.setdefault(v["service"], {**{c: 0 for c in COUNTERS},
+                                                   "mutating_calls": 0})
+            for c in COUNTERS:
+                a[c] += v[c]
+                s[c] += v[c]
+                totals[c] += v[c]
+            if v["mutating"]:
+                s["mutating_calls"] += v["calls"]
+                totals["mutating_calls"] += v["calls"]
+        return {
+            "actions": actions,
+            "by_action": by_action,
+            "services": services,
+            "mutating": {k: v["mutating"] for k, v in actions.items()},
+            "totals": {**totals, "faults_by_kind": by_kind},
+            "buckets": buckets,
+            "since": since,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP handling
+# ---------------------------------------------------------------------------------------------
+class ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "aws-proxy"
+    timeout = 120  # idle keep-alive connections are closed after this many seconds
+
+    # set on the subclass by make_server()
+    state: State
+    upstream: tuple[str, int]
+    verbose: bool = False
+
+    def log_message(self, fmt, *args):  # noqa: D401 - quiet unless --verbose
+        if self.verbose:
+            sys.stderr.write("aws_proxy: " + (fmt % args) + "\n")
+
+    def _read_body(self) -> bytes:
+        te = (self.headers.get("Transfer-Encoding") or "").lower()
+        if "chunked" in te:
+            chunks = []
+            while True:
+                line = self.rfile.readline(65537)
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(65537)
+            return b"".join(chunks)
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n > 0 else b""
+
+    def _send(self, status: int, headers: list, body: bytes, reason: str | None = None,
+              head_only: bool = False) -> None:
+        """Write status line, headers and body in one send (no Nagle/delayed-ACK stall)."""
+        if reason is None:
+            reason = self.responses.get(status, ("",))[0]
+        self.log_request(status)
+        out = [f"{self.protocol_version} {status} {reason}\r\n"]
+        has_len = False
+        for k, v in headers:
+            lk = k.lower()
+            if lk in HOP_BY_HOP:
+                continue
+            if lk == "content-length":
+                if not head_only:
+                    continue
+                has_len = True
+            out.append(f"{k}: {v}\r\n")
+        if not head_only:
+            out.append(f"Content-Length: {len(body)}\r\n")
+        elif not has_len:
+            out.append("Content-Length: 0\r\n")
+        if self.close_connection:
+            out.append("Connection: close\r\n")
+        out.append("\r\n")
+        data = "".join(out).encode("latin-1", "replace")
+        if body and not head_only:
+            data += body
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def _send_json(self, status: int, obj) -> None:
+        body = json.dumps(obj, indent=1, sort_keys=True).encode()
+        self._send(status, [("Content-Type", "application/json")], body)
+
+    # -- control endpoints -----------------------------------------------------------------
+    def _control(self, body: bytes) -> None:
+        path = urllib.parse.urlsplit(self.path).path.rstrip("/")
+        st = self.state
+        if path == "/__proxy/stats" and self.command == "GET":
+            return self._send_json(200, st.stats())
+        if path == "/__proxy/reset" and self.command == "POST":
+            st.reset()
+            return self._send_json(200, {"reset": True})
+        if path == "/__proxy/config" and self.command == "GET":
+            return self._send_json(200, st.cfg.public())
+        if path == "/__proxy/config" and self.command == "POST":
+            try:
+                upd = json.loads(body or b"{}")
+                assert isinstance(upd, dict)
+            except (ValueError, AssertionError):
+                return self._send_json(400, {"error": "body must be a JSON object"})
+            with st.lock:
+                errs = validate_update(st.cfg, upd)
+            if errs:
+                return self._send_json(400, {"error": "; ".join(errs)})
+            if "seed" in upd or "fault_key" in upd:
+                with st.lock:
+                    st.sequences.clear()
+            if "buckets" in upd:
+                st.refill_buckets()
+            return self._send_json(200, st.cfg.public())
+        return self._send_json(404, {"error": f"no control endpoint {self.command} {path}"})
+
+    # -- proxying --------------------------------------------------------------------------
+    def _forward(self, body: bytes):
+        host, port = self.upstream
+        conn = http.client.HTTPConnection(host, port, timeout=self.state.cfg.upstream_timeout)
+        try:
+            conn.putrequest(self.command, self.path, skip_host=True,
+                            skip_accept_encoding=True)
+            for k, v in self.headers.items():
+                if k.lower() in HOP_BY_HOP or k.lower() == "content-length":
+                    continue
+                conn.putheader(k, v)
+            if body or self.command in ("POST", "PUT", "PATCH"):
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body if body else None)
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, resp.reason, resp.getheaders(), data
+        finally:
+            conn.close()
+
+    def _handle(self) -> None:
+        try:
+            body = self._read_body()
+        except (ValueError, OSError):
+            self.close_connection = True
+            return self._send(400, [("Content-Type", "text/plain")], b"bad request body")
+        if self.path.startswith("/__proxy/"):
+            return self._control(body)
+
+        st = self.state
+        cfg = st.cfg
+        info = classify(self.command, self.path, self.headers, body)
+        st.count(info, "calls")
+        control = info.protocol == "control"
+        half = 0.0 if control else cfg.latency_ms / 2000.0
+        if half:
+            time.sleep(half)
+
+        if not control and not st.take_token(info):
+            st.count(info, "throttled")
+            status, hdrs, ebody = error_response("throttle", info, self.headers)
+            if half:
+                time.sleep(half)
+            return self._send(status, hdrs, ebody)
+
+        kind, drop = st.decide(info, body)
+        if kind is not None:
+            st.count(info, "faults", kind)
+            status, hdrs, ebody = error_response(kind, info, self.headers)
+            if half:
+                time.sleep(half)
+            return self._send(status, hdrs, ebody)
+
+        try:
+            status, reason, hdrs, data = self._forward(body)
+        except (OSError, http.client.HTTPException) as e:
+            st.count(info, "errors")
+            msg = json.dumps({"__type": "ProxyUpstreamError",
+                              "message": f"upstream {self.upstream}: {e!r}"}).encode()
+            return self._send(502, [("Content-Type", "application/json")], msg)
+        st.count(info, "forwarded")
+        if status >= 400:
+            st.count(info, "errors")
+
+        if drop:
+            st.count(info, "dropped")
+            self.close_connection = True
+            if cfg.drop_mode == "reset":
+                try:
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                               struct.pack("ii", 1, 0))
+                    self.connection.close()
+                except OSError:
+                    pass
+            return
+
+        if half:
+            time.sleep(half)
+        self._send(status, hdrs, data, reason,
+                   head_only=self.command == "HEAD" or status in (204, 304))
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _handle
+
+    def setup(self):
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+    def handle_one_request(self):
+        try:
+            super().handle_one_request()
+        except (ConnectionError, socket.timeout, TimeoutError):
+            self.close_connection = True
+
+
+class ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+
+def make_server(upstream_url: str, cfg: Config, host: str = "127.0.0.1", port: int = 0,
+                verbose: bool = False, idle_timeout: float = 120) -> ProxyServer:
+    u = urllib.parse.urlsplit(upstream_url if "://" in upstream_url
+                              else "http://" + upstream_url)
+    if u.scheme != "http":
+        raise ValueError("only http:// upstreams are supported (moto's server)")
+    handler = type("BoundProxyHandler", (ProxyHandler,), {
+        "state": State(cfg), "upstream": (u.hostname or "127.0.0.1", u.port or 80),
+        "verbose": verbose, "timeout": idle_timeout})
+    return ProxyServer((host, port), handler)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--upstream", required=True, help="moto server URL, e.g. http://127.0.0.1:5000")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--latency-ms", type=float, default=25.0, help="added per AWS call")
+    p.add_argument("--no-throttle", action="store_true", help="disable ECS token buckets")
+    p.add_argument("--fault-rate", type=float, default=0.0,
+                   help="fraction of calls answered with an error without forwarding")
+    p.add_argument("--fault-kinds", default="throttle,500,503",
+                   help="comma list among throttle,500,503 (picked uniformly)")
+    p.add_argument("--drop-after-forward-rate", type=float, default=0.0,
+                   help="fraction of calls forwarded, then the connection closed unanswered")
+    p.add_argument("--drop-mode", choices=("close", "reset"), default="close")
+    p.add_argument("--seed", type=int, default=None, help="deterministic fault decisions")
+    p.add_argument("--fault-key", choices=("sequence", "content"), default="sequence",
+                   help="decide per (action, n-th call) or per (action, body, n-th repeat)")
+    p.add_argument("--faults-for", default=None,
+                   help="comma list of services/actions/@mutating that faults apply to")
+    p.add_argument("--mutating-only", action="store_true",
+                   help="faults and drops only for mutating actions (= --faults-for @mutating)")
+    p.add_argument("--count-mutating", action="store_true",
+                   help="accepted for compatibility: stats always classify mutating actions")
+    p.add_argument("--upstream-timeout", type=float, default=30.0)
+    p.add_argument("--idle-timeout", type=float, default=120.0,
+                   help="close idle client connections after this many seconds")
+    p.add_argument("--verbose", action="store_true")
+    a = p.parse_args(argv)
+
+    cfg = Config()
+    upd: dict = {"latency_ms": a.latency_ms, "throttle": not a.no_throttle,
+                 "fault_rate": a.fault_rate, "drop_rate": a.drop_after_forward_rate,
+                 "fault_kinds": [k for k in a.fault_kinds.split(",") if k],
+                 "fault_key": a.fault_key, "drop_mode": a.drop_mode,
+                 "upstream_timeout": a.upstream_timeout}
+    if a.seed is not None:
+        upd["seed"] = a.seed
+    faults_for = [x for x in a.faults_for.split(",") if x] if a.faults_for else None
+    if a.mutating_only:
+        faults_for = (faults_for or []) + ["@mutating"]
+    upd["faults_for"] = faults_for
+    errs = validate_update(cfg, upd)
+    if errs:
+        p.error("; ".join(errs))
+
+    srv = make_server(a.upstream, cfg, a.host, a.port, a.verbose, a.idle_timeout)
+
+    def stop(*_):
+        threading.Thread(target=srv.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    host, port = srv.server_address[:2]
+    print(f"listening on {host}:{port}", flush=True)
+    try:
+        srv.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,469 @@
+"""Tests of tests/proxy/aws_proxy.py against a real moto server (both run as subprocesses).
+
+Run: .venv/bin/python -m pytest tests/proxy -q
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+import botocore.exceptions
+import pytest
+from botocore.config import Config
+from botocore.retries.standard import ThrottledRetryableChecker
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import aws_proxy  # noqa: E402
+REPO = HERE.parent.parent
+PROXY = HERE / "aws_proxy.py"
+REGION = "us-east-1"
+NO_RETRY = Config(retries={"total_max_attempts": 1}, max_pool_connections=32)
+
+
+# ---------------------------------------------------------------------------------------------
+# processes
+# ---------------------------------------------------------------------------------------------
+def _moto_cmd() -> list[str]:
+    local = REPO / ".venv" / "bin" / "moto_server"
+    if local.exists():
+        return [str(local)]
+    found = shutil.which("moto_server")
+    if not found:
+        pytest.skip("moto_server not found (.venv/bin/moto_server or PATH)")
+    return [found]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)
+    proc = subprocess.Popen(_moto_cmd() + ["-H", "127.0.0.1", "-p", "0"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        port = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            m = re.search(r"Running on http://127\.0\.0\.1:(\d+)", Path(log.name).read_text())
+            if m:
+                port = int(m.group(1))
+                break
+            time.sleep(0.05)
+        assert port, "moto_server did not start: " + Path(log.name).read_text()[-2000:]
+        url = f"http://127.0.0.1:{port}"
+        while time.monotonic() < deadline:  # wait until it answers
+            try:
+                urllib.request.urlopen(url + "/moto-api/data.json", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.kill()  # werkzeug takes 1-2 s to honour SIGTERM; moto keeps nothing worth saving
+        proc.wait(5)
+        os.unlink(log.name)
+
+
+def start_proxy(upstream: str, *args: str):
+    """Starts the proxy; returns (process, url). Its stderr goes to proc.log_path."""
+    log = tempfile.NamedTemporaryFile(prefix="aws-proxy-", suffix=".log", delete=False)
+    proc = subprocess.Popen([sys.executable, str(PROXY), "--upstream", upstream, "--port", "0",
+                             *args], stdout=subprocess.PIPE, stderr=log, text=True)
+    proc.log_path = log.name
+    line: list[str] = []
+    t = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
+    t.start()
+    t.join(10)
+    if not line or not line[0].startswith("listening on "):
+        _stop(proc)
+        raise AssertionError(f"proxy did not start: {line!r} {Path(log.name).read_text()}")
+    return proc, "http://" + line[0].split("listening on ", 1)[1].strip()
+
+
+def stop_proxy(proc) -> str:
+    """Stops the proxy and returns what it wrote to stderr."""
+    _stop(proc)
+    text = Path(proc.log_path).read_text()
+    os.unlink(proc.log_path)
+    return text
+
+
+@pytest.fixture(scope="session")
+def proxy_proc(moto_url):
+    proc, url = start_proxy(moto_url, "--seed", "7")
+    yield url
+    errors = stop_proxy(proc)
+    assert "Traceback" not in errors, errors
+
+
+def control(url: str, path: str, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url + path, data=data, method="GET" if body is None else "POST")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.load(r)
+
+
+DEFAULTS = {"latency_ms": 25, "throttle": True, "fault_rate": 0.0, "drop_rate": 0.0,
+            "seed": 7, "faults_for": None, "drops_for": None,
+            "fault_kinds": ["throttle", "500", "503"], "fault_key": "sequence",
+            "drop_mode": "close", "buckets": aws_proxy.DEFAULT_BUCKETS}
+
+
+@pytest.fixture
+def proxy(proxy_proc):
+    """The shared proxy, back to its defaults with zeroed stats and full buckets."""
+    control(proxy_proc, "/__proxy/config", DEFAULTS)
+    control(proxy_proc, "/__proxy/reset", {})
+    return proxy_proc
+
+
+def client(url: str, service: str = "ecs", key: str | None = None, config: Config = NO_RETRY):
+    return boto3.client(service, endpoint_url=url, region_name=REGION,
+                        aws_access_key_id=key or "AKID" + uuid.uuid4().hex[:12].upper(),
+                        aws_secret_access_key="secret", config=config)
+
+
+def register(ecs, family: str):
+    return ecs.register_task_definition(
+        family=family, containerDefinitions=[{"name": "app", "image": "nginx", "memory": 64}])
+
+
+def uniq(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# tests
+# ---------------------------------------------------------------------------------------------
+def test_pass_through(proxy, moto_url):
+    ecs = client(proxy)
+    name = uniq("pass")
+    arn = ecs.create_cluster(clusterName=name)["cluster"]["clusterArn"]
+    assert arn in ecs.list_clusters()["clusterArns"]
+    # the change really is in moto
+    direct = client(moto_url)
+    assert arn in direct.list_clusters()["clusterArns"]
+    # a Query-protocol service and a JSON 1.0 one pass through too
+    sns = client(proxy, "sns")
+    topic = sns.create_topic(Name=uniq("t"))["TopicArn"]
+    assert topic in [t["TopicArn"] for t in sns.list_topics()["Topics"]]
+    ddb = client(proxy, "dynamodb")
+    assert "TableNames" in ddb.list_tables()
+
+
+def test_keep_alive_raw_http(proxy):
+    """Several requests on one persistent HTTP/1.1 connection, content-length bodies."""
+    host, port = proxy.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    hdrs = {"X-Amz-Target": "AmazonEC2ContainerServiceV20141113.ListClusters",
+            "Content-Type": "application/x-amz-json-1.1",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=AKIARAW/20250101/us-east-1/ecs/"
+                             "aws4_request, SignedHeaders=host, Signature=00"}
+    socks = set()
+    for _ in range(3):
+        conn.request("POST", "/", body=b"{}", headers=hdrs)
+        r = conn.getresponse()
+        body = r.read()
+        assert r.status == 200, body
+        assert "clusterArns" in json.loads(body)
+        assert r.getheader("Connection") != "close"
+        socks.add(id(conn.sock))
+    assert len(socks) == 1
+    conn.close()
+    assert control(proxy, "/__proxy/stats")["actions"]["ecs:ListClusters"]["calls"] == 3
+
+
+def test_latency_added(proxy):
+    ecs = client(proxy)
+    ecs.list_clusters()  # warm the connection
+    times = []
+    for _ in range(10):
+        t = time.perf_counter()
+        ecs.list_clusters()
+        times.append(time.perf_counter() - t)
+    assert statistics.median(times) >= 0.025
+
+    control(proxy, "/__proxy/config", {"latency_ms": 200})
+    t = time.perf_counter()
+    ecs.list_clusters()
+    assert time.perf_counter() - t >= 0.2
+
+
+def test_register_burst_of_25_gives_20_then_throttling(proxy, moto_url):
+    """25 RegisterTaskDefinition at once: exactly 20 pass, 5 get ECS's ThrottlingException.
+
+    Sent concurrently: the proxy takes tokens on arrival (before forwarding), so the count is
+    exact however slow moto is; the sequential "20 then throttled" order is checked in
+    test_bucket_refills_about_one_per_second.
+    """
+    control(proxy, "/__proxy/config", {"latency_ms": 0})
+    ecs = client(proxy)
+    family = uniq("burst")
+
+    def one(_):
+        try:
+            register(ecs, family)
+            return "ok"
+        except botocore.exceptions.ClientError as e:
+            return e
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(25) as ex:
+        outcomes = list(ex.map(one, range(25)))
+    elapsed = time.monotonic() - t0
+    errors = [o for o in outcomes if o != "ok"]
+    assert outcomes.count("ok") == 20, (elapsed, errors)
+    assert len(errors) == 5
+
+    e = errors[0]
+    assert e.response["Error"]["Code"] == "ThrottlingException"
+    assert e.response["Error"]["Message"] == "Rate exceeded"
+    assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert e.response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == \
+        "ThrottlingException"
+    # botocore classifies it as a throttling error (what its retry strategies key on)
+    assert "ThrottlingException" in ThrottledRetryableChecker._THROTTLED_ERROR_CODES
+    assert "ThrottlingException" in str(e)
+
+    # moto saw exactly the 20 that passed
+    arns = client(moto_url).list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
+    assert len(arns) == 20
+    st = control(proxy, "/__proxy/stats")["actions"]["ecs:RegisterTaskDefinition"]
+    assert (st["calls"], st["forwarded"], st["throttled"], st["faults"]) == (25, 20, 5, 0)
+
+
+def test_throttle_body_is_ecs_json(proxy):
+    control(proxy, "/__proxy/config", {"latency_ms": 0, "buckets": {
+        "task-definition-modify": {"burst": 0, "rate": 0}}})
+    host, port = proxy.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("POST", "/", body=b"{}", headers={
+        "X-Amz-Target": "AmazonEC2ContainerServiceV20141113.RegisterTaskDefinition",
+        "Content-Type": "application/x-amz-json-1.1",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=AKIABODY/20250101/us-east-1/ecs/"
+                         "aws4_request, SignedHeaders=host, Signature=00"})
+    r = conn.getresponse()
+    assert r.status == 400
+    assert json.loads(r.read()) == {"__type": "ThrottlingException", "message": "Rate exceeded"}
+    assert r.getheader("x-amzn-ErrorType") == "ThrottlingException"
+    assert r.getheader("Content-Type") == "application/x-amz-json-1.1"
+    conn.close()
+
+
+def test_bucket_refills_about_one_per_second(proxy):
+    control(proxy, "/__proxy/config", {"latency_ms": 0})
+    ecs = client(proxy)
+    family = uniq("refill")
+    t0 = time.monotonic()
+    for _ in range(20):
+        register(ecs, family)  # the first 20 in a row pass
+    if time.monotonic() - t0 > 0.9:  # a token may have come back meanwhile
+        pytest.skip("20 registrations took > 0.9 s: machine too slow for this check")
+    with pytest.raises(botocore.exceptions.ClientError, match="ThrottlingException"):
+        register(ecs, family)  # the 21st is refused
+    time.sleep(1.05)
+    register(ecs, family)  # one token came back
+    with pytest.raises(botocore.exceptions.ClientError, match="ThrottlingException"):
+        register(ecs, family)  # and only one
+
+
+def test_access_keys_have_separate_buckets(proxy):
+    control(proxy, "/__proxy/config", {"latency_ms": 0})
+    a, b = client(proxy, key="AKIAACCOUNTA" + uuid.uuid4().hex[:6]), \
+        client(proxy, key="AKIAACCOUNTB" + uuid.uuid4().hex[:6])
+    family = uniq("keys")
+    for _ in range(20):
+        register(a, family)
+    with pytest.raises(botocore.exceptions.ClientError, match="ThrottlingException"):
+        register(a, family)
+    register(b, family)  # b's bucket is full
+    buckets = control(proxy, "/__proxy/stats")["buckets"]
+    levels = {k.split("/")[0][:12]: v["task-definition-modify"] for k, v in buckets.items()}
+    assert levels["AKIAACCOUNTA"] < 1 and levels["AKIAACCOUNTB"] >= 18
+
+
+def test_other_ecs_buckets_and_no_throttle(proxy):
+    control(proxy, "/__proxy/config", {"latency_ms": 0, "buckets": {
+        "service-read": {"burst": 3, "rate": 0}}})
+    ecs = client(proxy)
+    cluster = uniq("c")
+    ecs.create_cluster(clusterName=cluster)
+    # DescribeServices and ListServices share the service-read bucket
+    ecs.list_services(cluster=cluster)
+    ecs.describe_services(cluster=cluster, services=["x"])
+    ecs.list_services(cluster=cluster)
+    with pytest.raises(botocore.exceptions.ClientError, match="ThrottlingException"):
+        ecs.describe_services(cluster=cluster, services=["x"])
+    ecs.list_clusters()  # not in any bucket
+    control(proxy, "/__proxy/config", {"throttle": False})
+    for _ in range(5):
+        ecs.list_services(cluster=cluster)
+
+
+def test_stats_count_per_action_and_service(proxy):
+    ecs, sns, ddb, asg = (client(proxy), client(proxy, "sns"), client(proxy, "dynamodb"),
+                          client(proxy, "autoscaling"))
+    control(proxy, "/__proxy/config", {"latency_ms": 0})
+    for _ in range(3):
+        ecs.list_clusters()
+    ecs.describe_clusters(clusters=["nope"])
+    sns.create_topic(Name=uniq("stats"))
+    ddb.list_tables()
+    asg.describe_auto_scaling_groups()
+    st = control(proxy, "/__proxy/stats")
+    acts = st["actions"]
+    assert acts["ecs:ListClusters"]["calls"] == 3
+    assert acts["ecs:ListClusters"]["mutating"] is False
+    assert acts["ecs:DescribeClusters"]["calls"] == 1
+    assert acts["sns:CreateTopic"] == {
+        "service": "sns", "action": "CreateTopic", "mutating": True, "calls": 1,
+        "forwarded": 1, "throttled": 0, "faults": 0, "dropped": 0, "errors": 0}
+    assert acts["dynamodb:ListTables"]["calls"] == 1
+    assert acts["autoscaling:DescribeAutoScalingGroups"]["calls"] == 1
+    assert st["by_action"]["ListClusters"]["calls"] == 3
+    assert st["mutating"] == {k: k == "sns:CreateTopic" for k in acts}
+    assert st["services"]["ecs"]["calls"] == 4
+    assert st["services"]["ecs"]["mutating_calls"] == 0
+    assert st["services"]["sns"]["mutating_calls"] == 1
+    assert st["totals"]["calls"] == 7 and st["totals"]["mutating_calls"] == 1
+
+    control(proxy, "/__proxy/reset", {})
+    st = control(proxy, "/__proxy/stats")
+    assert st["actions"] == {} and st["totals"]["calls"] == 0
+
+
+def test_fault_rate_one_answers_500_and_moto_is_untouched(proxy, moto_url):
+    control(proxy, "/__proxy/config", {"latency_ms": 0, "fault_rate": 1.0,
+                                       "fault_kinds": ["500"]})
+    ecs = client(proxy)
+    name = uniq("fault")
+    with pytest.raises(botocore.exceptions.ClientError) as ei:
+        ecs.create_cluster(clusterName=name)
+    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert ei.value.response["Error"]["Code"] == "InternalFailure"
+    direct = client(moto_url)
+    assert not any(a.endswith("/" + name) for a in direct.list_clusters()["clusterArns"])
+    st = control(proxy, "/__proxy/stats")
+    assert st["actions"]["ecs:CreateCluster"]["faults"] == 1
+    assert st["actions"]["ecs:CreateCluster"]["forwarded"] == 0
+    assert st["totals"]["faults_by_kind"]["500"] == 1
+
+    # the other kinds, and the Query protocol's XML errors
+    for kind, status, code in (("503", 503, "ServiceUnavailable"),
+                               ("throttle", 400, "ThrottlingException")):
+        control(proxy, "/__proxy/config", {"fault_kinds": [kind]})
+        with pytest.raises(botocore.exceptions.ClientError) as ei:
+            ecs.create_cluster(clusterName=name)
+        assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+        assert ei.value.response["Error"]["Code"] == code
+    with pytest.raises(botocore.exceptions.ClientError) as ei:
+        client(proxy, "autoscaling").describe_auto_scaling_groups()
+    assert ei.value.response["Error"]["Code"] == "Throttling"
+    assert not any(a.endswith("/" + name) for a in direct.list_clusters()["clusterArns"])
+
+
+def test_fault_filter_and_determinism(proxy):
+    control(proxy, "/__proxy/config", {"latency_ms": 0, "fault_rate": 1.0,
+                                       "faults_for": ["@mutating"]})
+    ecs = client(proxy)
+    ecs.list_clusters()  # reads pass
+    with pytest.raises(botocore.exceptions.ClientError):
+        ecs.create_cluster(clusterName=uniq("filtered"))
+
+    def pattern(seed):
+        control(proxy, "/__proxy/config", {"fault_rate": 0.5, "faults_for": None, "seed": seed})
+        out = []
+        for _ in range(16):
+            try:
+                ecs.list_clusters()
+                out.append(".")
+            except botocore.exceptions.ClientError as e:
+                out.append(str(e.response["ResponseMetadata"]["HTTPStatusCode"]))
+        return out
+
+    p1, p2, p3 = pattern(11), pattern(11), pattern(12)
+    assert p1 == p2
+    assert p1 != p3
+    assert 2 <= sum(c != "." for c in p1) <= 14
+    assert set(p1) <= {".", "400", "500", "503"}
+
+
+def test_drop_after_forward_loses_response_but_moto_changed(proxy, moto_url):
+    control(proxy, "/__proxy/config", {"latency_ms": 0, "drop_rate": 1.0})
+    ecs = client(proxy)
+    direct = client(moto_url)
+    for mode in ("close", "reset"):
+        control(proxy, "/__proxy/config", {"drop_mode": mode})
+        name = uniq("drop-" + mode)
+        t = time.monotonic()
+        with pytest.raises((botocore.exceptions.ConnectionClosedError,
+                            botocore.exceptions.ConnectionError,
+                            botocore.exceptions.HTTPClientError)):
+            ecs.create_cluster(clusterName=name)
+        assert time.monotonic() - t < 5
+        assert any(a.endswith("/" + name) for a in direct.list_clusters()["clusterArns"])
+    st = control(proxy, "/__proxy/stats")["actions"]["ecs:CreateCluster"]
+    assert (st["calls"], st["forwarded"], st["dropped"]) == (2, 2, 2)
+    # the client recovers on a fresh connection once drops stop
+    control(proxy, "/__proxy/config", {"drop_rate": 0.0})
+    ecs.list_clusters()
+
+
+def test_concurrent_requests(proxy):
+    control(proxy, "/__proxy/config", {"latency_ms": 200})
+    ecs = client(proxy)
+    ecs.list_clusters()
+    t = time.perf_counter()
+    with ThreadPoolExecutor(16) as ex:
+        list(ex.map(lambda _: ecs.list_clusters(), range(16)))
+    # 16 calls of >= 200 ms each: one at a time would take >= 3.2 s
+    assert time.perf_counter() - t < 1.6
+
+
+def test_config_endpoint_validates(proxy):
+    for bad in ({"nope": 1}, {"fault_rate": 2}, {"fault_kinds": ["418"]}, {"throttle": "yes"}):
+        req = urllib.request.Request(proxy + "/__proxy/config", data=json.dumps(bad).encode(),
+                                     method="POST")
+        with pytest.raises(urllib.error.HTTPError) as ei:
+            urllib.request.urlopen(req, timeout=5)
+        assert ei.value.code == 400
+    cfg = control(proxy, "/__proxy/config")
+    assert cfg["fault_rate"] == 0.0 and cfg["latency_ms"] == 25
+    assert cfg["buckets"]["task-definition-modify"]["burst"] == 20
+
+
+def test_upstream_down_answers_502_quickly(moto_url):
+    proc, url = start_proxy("http://127.0.0.1:9", "--latency-ms", "0",
+                            "--upstream-timeout", "2")
+    try:
+        t = time.monotonic()
+        with pytest.raises(botocore.exceptions.ClientError) as ei:
+            client(url).list_clusters()
+        assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
+        assert time.monotonic() - t < 3
+    finally:
+        stop_proxy(proc)
