@@ -1,0 +1,236 @@
+//! The AWS calls the deployer makes, one function per operation, errors classified.
+
+use std::collections::HashMap;
+
+use autopilot::aws_sdk_ecr::types::ImageIdentifier;
+use autopilot::aws_sdk_ecs::types::{ServiceField, TaskDefinitionField};
+use autopilot::tags::ecs_tags;
+use autopilot::Error;
+use serde_json::Value;
+
+use crate::plan::ObservedService;
+use crate::taskdef::{CaptureBody, RawTaskDef, ReplaceBody};
+
+pub struct Aws {
+    pub ecs: autopilot::aws_sdk_ecs::Client,
+    pub ecr: autopilot::aws_sdk_ecr::Client,
+}
+
+/// What ECR says about one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EcrImage {
+    pub digest: String,
+    pub tags: Vec<String>,
+    /// Epoch milliseconds.
+    pub pushed_at: Option<i64>,
+}
+
+/// Deployment facts from DescribeServices (for rollout notifications).
+#[derive(Debug, Clone, Default)]
+pub struct DeploymentInfo {
+    pub id: String,
+    pub status: String,
+    pub task_definition: String,
+    pub created_at: Option<i64>,
+    pub rollout_state_reason: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceInfo {
+    pub observed: ObservedService,
+    pub status: String,
+    pub deployments: Vec<DeploymentInfo>,
+}
+
+fn millis(t: Option<&autopilot::aws_sdk_ecs::primitives::DateTime>) -> Option<i64> {
+    t.and_then(|t| t.to_millis().ok())
+}
+
+impl Aws {
+    pub fn new(sdk: &autopilot::aws_config::SdkConfig) -> Self {
+        Aws { ecs: autopilot::aws_sdk_ecs::Client::new(sdk), ecr: autopilot::aws_sdk_ecr::Client::new(sdk) }
+    }
+
+    /// The managed clusters: the configured ones, else every cluster (ListClusters).
+    pub async fn clusters(&self, configured: &[String]) -> Result<Vec<String>, Error> {
+        if !configured.is_empty() {
+            return Ok(configured.to_vec());
+        }
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self.ecs.list_clusters().set_next_token(token).max_results(100).send().await.map_err(|e| Error::aws("ecs", "ListClusters", e))?;
+            out.extend(page.cluster_arns().iter().cloned());
+            token = page.next_token().map(String::from);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    pub async fn list_services(&self, cluster: &str) -> Result<Vec<String>, Error> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .ecs
+                .list_services()
+                .cluster(cluster)
+                .max_results(100)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| Error::aws("ecs", "ListServices", e))?;
+            out.extend(page.service_arns().iter().cloned());
+            token = page.next_token().map(String::from);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// DescribeServices with tags, 10 at a time (the API's limit).
+    pub async fn describe_services(&self, cluster: &str, services: &[String]) -> Result<Vec<ServiceInfo>, Error> {
+        let mut out = Vec::new();
+        for chunk in services.chunks(10) {
+            let page = self
+                .ecs
+                .describe_services()
+                .cluster(cluster)
+                .set_services(Some(chunk.to_vec()))
+                .include(ServiceField::Tags)
+                .send()
+                .await
+                .map_err(|e| Error::aws("ecs", "DescribeServices", e))?;
+            for s in page.services() {
+                out.push(ServiceInfo {
+                    observed: ObservedService {
+                        cluster: s.cluster_arn().unwrap_or(cluster).to_string(),
+                        name: s.service_name().unwrap_or_default().to_string(),
+                        arn: s.service_arn().unwrap_or_default().to_string(),
+                        controller: s.deployment_controller().map(|d| d.r#type().as_str().to_string()),
+                        tags: ecs_tags(s.tags()),
+                        task_definition: s.task_definition().unwrap_or_default().to_string(),
+                    },
+                    status: s.status().unwrap_or_default().to_string(),
+                    deployments: s
+                        .deployments()
+                        .iter()
+                        .map(|d| DeploymentInfo {
+                            id: d.id().unwrap_or_default().to_string(),
+                            status: d.status().unwrap_or_default().to_string(),
+                            task_definition: d.task_definition().unwrap_or_default().to_string(),
+                            created_at: millis(d.created_at()),
+                            rollout_state_reason: d.rollout_state_reason().map(String::from),
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The raw DescribeTaskDefinition answer (with tags), captured from the response body.
+    pub async fn describe_task_definition(&self, task_definition: &str) -> Result<RawTaskDef, Error> {
+        let capture = CaptureBody::default();
+        self.ecs
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .include(TaskDefinitionField::Tags)
+            .customize()
+            .interceptor(capture.clone())
+            .send()
+            .await
+            .map_err(|e| Error::aws("ecs", "DescribeTaskDefinition", e))?;
+        let body = capture.take().ok_or_else(|| Error::Refused(format!("DescribeTaskDefinition {task_definition}: the response body was not captured")))?;
+        RawTaskDef::parse(&body).map_err(|e| Error::Refused(format!("{task_definition}: {e}")))
+    }
+
+    /// Register `request` (RegisterTaskDefinition JSON) as is; returns the new revision's ARN.
+    pub async fn register_task_definition(&self, request: &Value) -> Result<String, Error> {
+        let family = request.get("family").and_then(Value::as_str).unwrap_or_default().to_string();
+        let body = serde_json::to_vec(request).map_err(|e| Error::Refused(format!("cannot encode the task definition: {e}")))?;
+        let out = self
+            .ecs
+            .register_task_definition()
+            .family(family)
+            .customize()
+            .interceptor(ReplaceBody(body))
+            .send()
+            .await
+            .map_err(|e| Error::aws("ecs", "RegisterTaskDefinition", e))?;
+        out.task_definition()
+            .and_then(|t| t.task_definition_arn())
+            .map(String::from)
+            .ok_or_else(|| Error::Aws { service: "ecs", operation: "RegisterTaskDefinition", code: "NoArn".into(), message: "no taskDefinitionArn in the answer".into(), retryable: true })
+    }
+
+    /// Move a service onto a revision; everything else (desiredCount included) stays as it is.
+    pub async fn update_service(&self, cluster: &str, service: &str, task_definition: &str) -> Result<(), Error> {
+        self.ecs
+            .update_service()
+            .cluster(cluster)
+            .service(service)
+            .task_definition(task_definition)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::aws("ecs", "UpdateService", e))
+    }
+
+    /// One image by digest or tag; `None` when ECR does not have it.
+    pub async fn describe_image(&self, registry_id: &str, repository: &str, id: ImageIdentifier) -> Result<Option<EcrImage>, Error> {
+        let res = self.ecr.describe_images().registry_id(registry_id).repository_name(repository).image_ids(id).send().await;
+        match res {
+            Ok(out) => Ok(out.image_details().first().map(ecr_image)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_image_not_found_exception() || s.is_repository_not_found_exception()) => Ok(None),
+            Err(e) => Err(Error::aws("ecr", "DescribeImages", e)),
+        }
+    }
+
+    /// Every image of a repository (reconcile).
+    pub async fn list_images(&self, registry_id: &str, repository: &str) -> Result<Vec<EcrImage>, Error> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let res = self.ecr.describe_images().registry_id(registry_id).repository_name(repository).max_results(1000).set_next_token(token).send().await;
+            let page = match res {
+                Ok(p) => p,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_not_found_exception()) => return Ok(out),
+                Err(e) => return Err(Error::aws("ecr", "DescribeImages", e)),
+            };
+            out.extend(page.image_details().iter().map(ecr_image));
+            token = page.next_token().map(String::from);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+fn ecr_image(d: &autopilot::aws_sdk_ecr::types::ImageDetail) -> EcrImage {
+    EcrImage {
+        digest: d.image_digest().unwrap_or_default().to_string(),
+        tags: d.image_tags().to_vec(),
+        pushed_at: d.image_pushed_at().and_then(|t| t.to_millis().ok()),
+    }
+}
+
+pub fn digest_id(digest: &str) -> ImageIdentifier {
+    ImageIdentifier::builder().image_digest(digest).build()
+}
+
+pub fn tag_id(tag: &str) -> ImageIdentifier {
+    ImageIdentifier::builder().image_tag(tag).build()
+}
+
+/// Group failures by message for a one-line summary.
+pub fn summarize(failures: &[(String, Error)]) -> String {
+    let mut by: HashMap<String, Vec<&str>> = HashMap::new();
+    for (who, e) in failures {
+        by.entry(e.to_string()).or_default().push(who);
+    }
+    let mut parts: Vec<String> = by.into_iter().map(|(e, who)| format!("{}: {e}", who.join(", "))).collect();
+    parts.sort();
+    parts.join("; ")
+}

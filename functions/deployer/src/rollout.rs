@@ -1,0 +1,162 @@
+//! "ECS Deployment State Change": record the last stable revision and report the rollout.
+
+use std::time::Duration;
+
+use autopilot::aws_lambda_events::eventbridge::EventBridgeEvent;
+use autopilot::config::cluster_name;
+use autopilot::events::{DeploymentEventName, DeploymentStateChange};
+use autopilot::runtime::Env;
+use autopilot::state::now_epoch;
+use autopilot::tags::TAG_DEPLOY;
+use autopilot::{keys, Error, Notification};
+use serde_json::{json, Value};
+
+use crate::aws::Aws;
+use crate::plan::{revision_name, same_revision, short_digest};
+
+const STABLE_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+const NOTIFY_ONCE: Duration = Duration::from_secs(2 * 24 * 3600);
+
+/// `arn:aws:ecs:R:A:service/CLUSTER/NAME` → (Some(CLUSTER), NAME); the old format has no cluster.
+pub fn parse_service_arn(arn: &str) -> Option<(Option<&str>, &str)> {
+    let rest = arn.split_once(":service/")?.1;
+    match rest.split_once('/') {
+        Some((c, s)) if !c.is_empty() && !s.is_empty() && !s.contains('/') => Some((Some(c), s)),
+        None if !rest.is_empty() => Some((None, rest)),
+        _ => None,
+    }
+}
+
+/// "3m12s", "45s", "1h02m".
+pub fn human_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    match (secs / 3600, (secs % 3600) / 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, m, _) => format!("{h}h{m:02}m"),
+    }
+}
+
+fn ignored(reason: String) -> Result<Value, Error> {
+    tracing::info!(%reason, "deployment event ignored");
+    Ok(json!({"status": "ignored", "reason": reason}))
+}
+
+pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<DeploymentStateChange>) -> Result<Value, Error> {
+    let name = ev.detail.name();
+    let rollback = ev.detail.reason.as_deref().is_some_and(|r| r.contains("rolling back"));
+    if !matches!(name, DeploymentEventName::Completed | DeploymentEventName::Failed) && !rollback {
+        return ignored(format!("{} needs no action", ev.detail.event_name));
+    }
+    let Some(arn) = ev.resources.as_ref().and_then(|r| r.first()).cloned() else {
+        return Err(Error::InvalidEvent(autopilot::events::EventError::MalformedDetail {
+            detail_type: "ECS Deployment State Change".into(),
+            path: "resources".into(),
+            message: "no service ARN".into(),
+        }));
+    };
+    let Some((cluster, service)) = parse_service_arn(&arn) else {
+        return ignored(format!("{arn} is not a service ARN"));
+    };
+    let clusters: Vec<String> = match cluster {
+        Some(c) if env.config.manages_cluster(c) => vec![c.to_string()],
+        Some(c) => return ignored(format!("cluster {c} is not managed")),
+        None => aws.clusters(&env.config.clusters).await?,
+    };
+    let mut found = None;
+    for c in &clusters {
+        if let Some(info) = aws.describe_services(c, &[service.to_string()]).await?.into_iter().find(|s| s.status != "INACTIVE" && s.observed.name == service) {
+            found = Some(info);
+            break;
+        }
+    }
+    let Some(info) = found else { return ignored(format!("service {service} not found")) };
+    let s = &info.observed;
+    if !s.tags.contains_key(TAG_DEPLOY) {
+        return ignored(format!("{service} is not opted in ({TAG_DEPLOY} absent)"));
+    }
+    let deployment_id = ev.detail.deployment_id.clone().unwrap_or_default();
+    let this = info.deployments.iter().find(|d| d.id == deployment_id);
+    let primary = info.deployments.iter().find(|d| d.status == "PRIMARY");
+    // The service's taskDefinition is its PRIMARY deployment's; if a newer rollout has already
+    // replaced the one this event is about, that deployment's own revision is the one meant.
+    let current = match this {
+        Some(d) if d.status != "PRIMARY" && !d.task_definition.is_empty() => d.task_definition.clone(),
+        _ => s.task_definition.clone(),
+    };
+    // What we deployed onto this revision, if it was us: tag and digest for the message.
+    let (pk, sk) = keys::deployment(&s.cluster, service);
+    let record = env.state.get(&pk, &sk).await?.map(|r| r.data);
+    let image = record
+        .as_ref()
+        .filter(|r| r.get("taskDefinition").and_then(Value::as_str).is_some_and(|t| same_revision(t, &current)))
+        .map(|r| {
+            let tag = r.get("tag").and_then(Value::as_str);
+            let digest = r.get("digest").and_then(Value::as_str).map(short_digest);
+            [tag.map(String::from), digest].into_iter().flatten().collect::<Vec<_>>().join(", ")
+        })
+        .filter(|s| !s.is_empty());
+    let rev = revision_name(&current);
+    let on = match &image {
+        Some(i) => format!("{rev} ({i})"),
+        None => rev.clone(),
+    };
+    let cluster_label = cluster_name(&s.cluster).to_string();
+    let (event_type, subject, status) = match name {
+        DeploymentEventName::Completed => {
+            let (pk, sk) = keys::stable_revision(&s.cluster, service);
+            env.state.put(&pk, &sk, &json!({"taskDefinition": current, "at": now_epoch(), "deploymentId": deployment_id}), STABLE_TTL).await?;
+            let started = this.or(primary).and_then(|d| d.created_at);
+            let ended = ev.detail.updated_at.map(|t| t.timestamp_millis()).or_else(|| ev.time.map(|t| t.timestamp_millis()));
+            let took = match (started, ended) {
+                (Some(a), Some(b)) if b >= a => format!(" in {}", human_duration((b - a) / 1000)),
+                _ => String::new(),
+            };
+            ("deploy.completed", format!("{service} rolled onto {on}{took}"), "stable")
+        }
+        DeploymentEventName::Failed => ("deploy.failed", format!("{service}: rollout failed, running {on}"), "failed"),
+        _ => ("deploy.rollback", format!("{service}: circuit breaker rolling back to {on}"), "rolling-back"),
+    };
+    let reason = ev.detail.reason.clone().or_else(|| this.and_then(|d| d.rollout_state_reason.clone()));
+    let mut n = Notification::new(
+        event_type,
+        subject.clone(),
+        format!("{subject}. Cluster {cluster_label}, deployment {deployment_id}.{}", reason.as_deref().map(|r| format!(" Reason: {r}")).unwrap_or_default()),
+    )
+    .field("cluster", cluster_label.clone())
+    .field("service", service)
+    .field("family", rev.split(':').next().unwrap_or_default())
+    .field("revision", rev.clone())
+    .field("taskDefinition", current.clone())
+    .field("deploymentId", deployment_id.clone());
+    if let Some(r) = &record {
+        for k in ["tag", "digest"] {
+            if let Some(v) = r.get(k).filter(|_| image.is_some()) {
+                n = n.field(if k == "tag" { "imageTag" } else { k }, v.clone());
+            }
+        }
+    }
+    if let Some(r) = &reason {
+        n = n.field("reason", r.clone());
+    }
+    let key = format!("deploy#{deployment_id}#{}", ev.detail.event_name);
+    let sent = env.notifier.publish_once(&env.state, &key, NOTIFY_ONCE, &n).await?;
+    Ok(json!({"status": status, "cluster": cluster_label, "service": service, "taskDefinition": current, "notified": sent}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_arns_and_durations() {
+        assert_eq!(parse_service_arn("arn:aws:ecs:us-east-1:1:service/stage01/auth"), Some((Some("stage01"), "auth")));
+        assert_eq!(parse_service_arn("arn:aws:ecs:us-east-1:1:service/auth"), Some((None, "auth")));
+        assert_eq!(parse_service_arn("arn:aws:ecs:us-east-1:1:cluster/stage01"), None);
+        assert_eq!(parse_service_arn("arn:aws:ecs:us-east-1:1:service/"), None);
+        assert_eq!(human_duration(192), "3m12s");
+        assert_eq!(human_duration(45), "45s");
+        assert_eq!(human_duration(3720), "1h02m");
+        assert_eq!(human_duration(-5), "0s");
+    }
+}

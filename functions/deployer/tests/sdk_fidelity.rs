@@ -1,0 +1,103 @@
+//! The SDK path of task-definition fidelity (moto drops unknown fields, so this runs on
+//! aws-smithy-mocks): fields no SDK release knows survive DescribeTaskDefinition →
+//! RegisterTaskDefinition byte for byte through the interceptors, and the signed request
+//! carries exactly the body we built.
+
+use std::sync::{Arc, Mutex};
+
+use autopilot_deployer::aws::Aws;
+use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
+use aws_smithy_mocks::{mock, MockResponseInterceptor, RuleMode};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::ConfigBag;
+use serde_json::{json, Value};
+
+/// Records every request as transmitted (after signing).
+#[derive(Debug, Clone, Default)]
+struct Sent(Arc<Mutex<Vec<(String, Vec<u8>)>>>);
+
+impl Intercept for Sent {
+    fn name(&self) -> &'static str {
+        "Sent"
+    }
+    fn read_before_transmit(&self, ctx: &BeforeTransmitInterceptorContextRef<'_>, _: &RuntimeComponents, _: &mut ConfigBag) -> Result<(), BoxError> {
+        let r = ctx.request();
+        let target = r.headers().get("x-amz-target").unwrap_or_default().to_string();
+        let auth = r.headers().get("authorization").unwrap_or_default().to_string();
+        assert!(auth.starts_with("AWS4-HMAC-SHA256"), "the request is signed");
+        self.0.lock().unwrap().push((target, r.body().bytes().unwrap_or_default().to_vec()));
+        Ok(())
+    }
+}
+
+fn ok(body: Value) -> HttpResponse {
+    HttpResponse::new(StatusCode::try_from(200).unwrap(), SdkBody::from(body.to_string()))
+}
+
+#[tokio::test]
+async fn unknown_fields_pass_through_the_sdk_unchanged() {
+    let described = json!({
+        "taskDefinition": {
+            "taskDefinitionArn": "arn:aws:ecs:us-east-1:111122223333:task-definition/auth:3",
+            "family": "auth", "revision": 3, "status": "ACTIVE",
+            "containerDefinitions": [{
+                "name": "auth", "image": "111122223333.dkr.ecr.us-east-1.amazonaws.com/auth:v1", "memory": 512,
+                "environment": [{"name": "DB_PASSWORD", "value": "hunter2"}],
+                "containerFieldFrom2030": {"mode": "strict"}
+            }],
+            "taskFieldFrom2030": {"enabled": true, "level": 3},
+            "compatibilities": ["EC2"], "registeredAt": 1.7e9
+        },
+        "tags": [{"key": "team", "value": "platform"}]
+    });
+    let describe_rule = mock!(aws_sdk_ecs::Client::describe_task_definition).then_http_response({
+        let d = described.clone();
+        move || ok(d.clone())
+    });
+    let register_rule = mock!(aws_sdk_ecs::Client::register_task_definition).then_http_response(|| {
+        ok(json!({"taskDefinition": {"taskDefinitionArn": "arn:aws:ecs:us-east-1:111122223333:task-definition/auth:4", "family": "auth", "revision": 4}}))
+    });
+    let sent = Sent::default();
+    let conf = aws_sdk_ecs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .http_client(aws_smithy_mocks::create_mock_http_client())
+        .interceptor(MockResponseInterceptor::new().rule_mode(RuleMode::Sequential).with_rule(&describe_rule).with_rule(&register_rule))
+        .interceptor(sent.clone())
+        .build();
+    let ecr_conf = autopilot::aws_sdk_ecr::Config::builder().behavior_version(BehaviorVersion::latest()).region(Region::new("us-east-1")).build();
+    let aws = Aws { ecs: aws_sdk_ecs::Client::from_conf(conf), ecr: autopilot::aws_sdk_ecr::Client::from_conf(ecr_conf) };
+
+    let raw = aws.describe_task_definition("auth:3").await.expect("describe");
+    assert_eq!(raw.0, described, "the raw answer is captured whole");
+    assert_eq!(raw.unknown_fields(), vec!["taskFieldFrom2030".to_string()]);
+    let new_image = "111122223333.dkr.ecr.us-east-1.amazonaws.com/auth@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let request = raw.register_request(&[("auth".into(), new_image.into())]).unwrap();
+    let arn = aws.register_task_definition(&request).await.expect("register");
+    assert_eq!(arn, "arn:aws:ecs:us-east-1:111122223333:task-definition/auth:4");
+
+    let sent = sent.0.lock().unwrap();
+    let (target, body) = sent.iter().find(|(t, _)| t.ends_with("RegisterTaskDefinition")).expect("register was sent");
+    assert!(target.starts_with("AmazonEC2ContainerServiceV20141113."));
+    let body: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "family": "auth",
+            "containerDefinitions": [{
+                "name": "auth", "image": new_image, "memory": 512,
+                "environment": [{"name": "DB_PASSWORD", "value": "hunter2"}],
+                "containerFieldFrom2030": {"mode": "strict"}
+            }],
+            "taskFieldFrom2030": {"enabled": true, "level": 3},
+            "tags": [{"key": "team", "value": "platform"}]
+        })
+    );
+}

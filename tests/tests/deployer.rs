@@ -1,0 +1,517 @@
+//! The deployer on the seed world (moto): push-to-deploy, rollout reports, reconcile.
+//! Each test has its own world (own moto account); assertions read the real state back.
+
+use autopilot::runtime::Function;
+use autopilot::Config;
+use autopilot_deployer::Deployer;
+use aws_sdk_ecs::types::{DeploymentController, DeploymentControllerType, ServiceField, Tag, TaskDefinitionField};
+use harness::{for_world, sample_event, World};
+use serde_json::{json, Value};
+
+// ------------------------------------------------------------------ helpers (local to this file)
+
+fn ecr(w: &World) -> aws_sdk_ecr::Client {
+    aws_sdk_ecr::Client::new(&w.sdk)
+}
+
+/// Push an image to moto's ECR; `salt` changes the manifest bytes, hence the digest.
+async fn push_image(w: &World, repo: &str, tag: &str, salt: &str) -> String {
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023, "digest": format!("sha256:{:0>64}", format!("{:x}", salt.len() * 7919 + tag.len()))},
+        // moto derives the digest from the layer digests only.
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1024, "digest": fake_sha256(&format!("{repo}:{tag}:{salt}"))}],
+        "annotations": {"salt": format!("{repo}:{tag}:{salt}")}
+    });
+    let out = ecr(w)
+        .put_image()
+        .repository_name(repo)
+        .image_manifest(manifest.to_string())
+        .image_manifest_media_type("application/vnd.docker.distribution.manifest.v2+json")
+        .image_tag(tag)
+        .send()
+        .await
+        .expect("put_image");
+    out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).expect("digest").to_string()
+}
+
+fn fake_sha256(seed: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let hex: String = (0..4u8)
+        .map(|i| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (seed, i).hash(&mut h);
+            format!("{:016x}", h.finish())
+        })
+        .collect();
+    format!("sha256:{hex}")
+}
+
+fn push_event(w: &World, repo: &str, tag: Option<&str>, digest: &str) -> Value {
+    let mut e = for_world(sample_event("ecr-push-tagged.json"), w);
+    e["detail"]["repository-name"] = json!(repo);
+    e["detail"]["image-digest"] = json!(digest);
+    match tag {
+        Some(t) => e["detail"]["image-tag"] = json!(t),
+        None => {
+            e["detail"].as_object_mut().unwrap().remove("image-tag");
+        }
+    }
+    e
+}
+
+fn uri(w: &World, repo: &str) -> String {
+    w.str(&format!("/repositories/{repo}/uri"))
+}
+
+async fn service_td(w: &World, service: &str) -> String {
+    let out = w.ecs().describe_services().cluster("stage01").services(service).send().await.expect("describe_services");
+    out.services()[0].task_definition().unwrap().to_string()
+}
+
+async fn images_of(w: &World, td: &str) -> Vec<(String, String)> {
+    let out = w.ecs().describe_task_definition().task_definition(td).send().await.expect("describe_task_definition");
+    out.task_definition()
+        .unwrap()
+        .container_definitions()
+        .iter()
+        .map(|c| (c.name().unwrap().to_string(), c.image().unwrap().to_string()))
+        .collect()
+}
+
+async fn revisions(w: &World, family: &str) -> usize {
+    w.ecs().list_task_definitions().family_prefix(family).send().await.expect("list_task_definitions").task_definition_arns().len()
+}
+
+async fn deploy(w: &World, config: Config, event: Value) -> Result<Value, autopilot::Error> {
+    Deployer::new(w.env_with(config)).handle(event).await
+}
+
+/// Run Python/boto3 against the world (for set-ups the typed SDK makes long-winded).
+async fn boto(w: &World, script: &str) -> Value {
+    let python = std::env::var("AUTOPILOT_TEST_PYTHON").unwrap_or_else(|_| ".venv/bin/python".into());
+    // Relative paths are the repository's (cargo runs tests from tests/).
+    let python = if python.contains('/') && !python.starts_with('/') { harness::repo_root().join(python).display().to_string() } else { python };
+    let prelude = format!(
+        "import boto3, json, sys\ns = boto3.session.Session(aws_access_key_id={:?}, aws_secret_access_key={:?}, region_name={:?})\necs = s.client('ecs', endpoint_url={:?})\n",
+        w.str("/access_key_id"),
+        w.str("/secret_access_key"),
+        w.region,
+        w.endpoint
+    );
+    let out = tokio::process::Command::new(python).arg("-c").arg(format!("{prelude}{script}")).output().await.expect("python");
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// An extra opted-in service in stage01 on an existing task definition.
+async fn create_service(w: &World, name: &str, td: &str, tags: &[(&str, &str)], controller: Option<DeploymentControllerType>) {
+    let mut req = w.ecs().create_service().cluster("stage01").service_name(name).task_definition(td).desired_count(1);
+    for (k, v) in tags {
+        req = req.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    if let Some(c) = controller {
+        req = req.deployment_controller(DeploymentController::builder().r#type(c).build().unwrap());
+    }
+    req.send().await.expect("create_service");
+}
+
+fn assert_no_secrets(w: &World, what: &str, text: &str) {
+    for v in w.raw["secret_values"].as_array().unwrap() {
+        assert!(!text.contains(v.as_str().unwrap()), "{what} leaks a secret value");
+    }
+}
+
+// ------------------------------------------------------------------ push-to-deploy
+
+#[tokio::test]
+async fn push_v2_rolls_auth_onto_the_digest_and_leaves_random_alone() {
+    let w = World::seed().await;
+    let auth_before = service_td(&w, "auth").await;
+    let random_before = service_td(&w, "random").await;
+    let digest = push_image(&w, "auth", "v2", "a").await;
+
+    let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &digest)).await.expect("deployer");
+    assert_eq!(out["status"], "deployed", "{out:#}");
+    assert_eq!(out["deployed"].as_array().unwrap().len(), 1, "{out:#}");
+
+    let auth_after = service_td(&w, "auth").await;
+    assert_ne!(auth_after, auth_before);
+    assert!(auth_after.ends_with("task-definition/auth:2"), "{auth_after}");
+    assert_eq!(images_of(&w, &auth_after).await, vec![("auth".to_string(), format!("{}@{digest}", uri(&w, "auth")))]);
+    assert_eq!(service_td(&w, "random").await, random_before, "random does not run auth");
+    assert_eq!(revisions(&w, "random").await, 1);
+
+    // The service keeps its deployment configuration, load balancer and desired count.
+    let svc = w.ecs().describe_services().cluster("stage01").services("auth").include(ServiceField::Tags).send().await.unwrap();
+    let svc = &svc.services()[0];
+    assert_eq!(svc.desired_count(), 2);
+    let dc = svc.deployment_configuration().expect("deployment configuration");
+    assert_eq!((dc.maximum_percent(), dc.minimum_healthy_percent()), (Some(200), Some(50)));
+    assert_eq!(svc.load_balancers().len(), 1);
+
+    // The copy keeps tags, environment and everything else.
+    let new = w.ecs().describe_task_definition().task_definition(&auth_after).include(TaskDefinitionField::Tags).send().await.unwrap();
+    let old = w.ecs().describe_task_definition().task_definition(&auth_before).include(TaskDefinitionField::Tags).send().await.unwrap();
+    assert_eq!(new.tags(), old.tags());
+    assert_eq!(new.task_definition().unwrap().container_definitions()[0].environment(), old.task_definition().unwrap().container_definitions()[0].environment());
+
+    // Recorded for recovery, and reported once.
+    let (pk, sk) = autopilot::keys::deployment("stage01", "auth");
+    let rec = w.env().state.get(&pk, &sk).await.unwrap().expect("deployment record");
+    assert_eq!(rec.data["taskDefinition"], json!(auth_after));
+    assert_eq!(rec.data["previous"], json!(auth_before));
+    let notes = w.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].0.starts_with("auth: deploying auth:2 (v2, sha256:"), "{}", notes[0].0);
+    let ctx = &notes[0].1["metadata"]["additionalContext"];
+    assert_eq!((ctx["service"].as_str(), ctx["family"].as_str(), ctx["revision"].as_str(), ctx["imageTag"].as_str()), (Some("auth"), Some("auth"), Some("auth:2"), Some("v2")));
+    assert_eq!(ctx["digest"], json!(digest));
+    assert_no_secrets(&w, "notification", &notes[0].1.to_string());
+    assert_no_secrets(&w, "outcome", &out.to_string());
+}
+
+#[tokio::test]
+async fn replays_register_nothing() {
+    let w = World::seed().await;
+    let digest = push_image(&w, "auth", "v2", "a").await;
+    let event = push_event(&w, "auth", Some("v2"), &digest);
+    deploy(&w, w.config(), event.clone()).await.expect("first delivery");
+    assert_eq!(revisions(&w, "auth").await, 2);
+    let td = service_td(&w, "auth").await;
+
+    let same_id = deploy(&w, w.config(), event.clone()).await.expect("replay");
+    assert_eq!(same_id["status"], "replay");
+    // Same image announced again under another event id (EventBridge duplicate): no change.
+    let again = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &digest)).await.expect("duplicate");
+    assert_eq!(again["status"], "nothing-to-do", "{again:#}");
+    assert!(again["skipped"][0]["reason"].as_str().unwrap().contains("already runs"), "{again:#}");
+    assert_eq!(revisions(&w, "auth").await, 2);
+    assert_eq!(service_td(&w, "auth").await, td);
+    assert_eq!(w.notifications().await.len(), 1);
+}
+
+#[tokio::test]
+async fn two_services_sharing_a_family_get_one_revision() {
+    let w = World::seed().await;
+    let td = service_td(&w, "auth").await;
+    create_service(&w, "auth-b", &td, &[("autopilot:deploy", "v*")], None).await;
+    let digest = push_image(&w, "auth", "v2", "a").await;
+    let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &digest)).await.expect("deployer");
+    assert_eq!(out["deployed"].as_array().unwrap().len(), 2, "{out:#}");
+    assert_eq!(revisions(&w, "auth").await, 2, "exactly one new revision");
+    let a = service_td(&w, "auth").await;
+    assert_eq!(service_td(&w, "auth-b").await, a);
+    assert!(a.ends_with(":2"));
+}
+
+#[tokio::test]
+async fn sidecars_from_other_repositories_stay() {
+    let w = World::seed().await;
+    let sidecar = format!("{}:v1", uri(&w, "random"));
+    let script = format!(
+        "td = ecs.describe_task_definition(taskDefinition='auth', include=['TAGS'])\n\
+         c = td['taskDefinition']['containerDefinitions'][0]\n\
+         side = {{'name': 'metrics', 'image': {sidecar:?}, 'memory': 64, 'essential': False}}\n\
+         envoy = {{'name': 'envoy', 'image': 'public.ecr.aws/envoy/envoy:v1.29', 'memory': 64, 'essential': False}}\n\
+         r = ecs.register_task_definition(family='auth', containerDefinitions=[c, side, envoy], requiresCompatibilities=['EC2'], tags=td['tags'])\n\
+         ecs.update_service(cluster='stage01', service='auth', taskDefinition=r['taskDefinition']['taskDefinitionArn'])\n\
+         print(json.dumps(r['taskDefinition']['taskDefinitionArn']))\n"
+    );
+    boto(&w, &script).await;
+    let digest = push_image(&w, "auth", "v2", "a").await;
+    deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &digest)).await.expect("deployer");
+    let images = images_of(&w, &service_td(&w, "auth").await).await;
+    assert_eq!(
+        images,
+        vec![
+            ("auth".to_string(), format!("{}@{digest}", uri(&w, "auth"))),
+            ("metrics".to_string(), sidecar),
+            ("envoy".to_string(), "public.ecr.aws/envoy/envoy:v1.29".to_string()),
+        ]
+    );
+    // random runs random:v1, the sidecar's image: a push of auth must not touch it either.
+    assert_eq!(revisions(&w, "random").await, 1);
+}
+
+#[tokio::test]
+async fn every_optional_field_round_trips() {
+    let w = World::seed().await;
+    let image = format!("{}:v1", uri(&w, "auth"));
+    let script = format!(
+        r#"
+td = dict(
+    family='full',
+    taskRoleArn='arn:aws:iam::{acct}:role/task',
+    executionRoleArn='arn:aws:iam::{acct}:role/exec',
+    networkMode='awsvpc',
+    containerDefinitions=[dict(
+        name='app', image={image:?}, cpu=256, memory=512, memoryReservation=256, essential=True,
+        portMappings=[dict(containerPort=8080, hostPort=8080, protocol='tcp', name='http', appProtocol='http')],
+        environment=[dict(name='DB_PASSWORD', value='s3cr3t-auth-db-9f4c2e')],
+        environmentFiles=[dict(value='arn:aws:s3:::bucket/app.env', type='s3')],
+        secrets=[dict(name='TOKEN', valueFrom='arn:aws:ssm:us-east-1:{acct}:parameter/token')],
+        healthCheck=dict(command=['CMD-SHELL', 'curl -f http://localhost:8080/ || exit 1'], interval=10, timeout=5, retries=3, startPeriod=20),
+        restartPolicy=dict(enabled=True, ignoredExitCodes=[0], restartAttemptPeriod=60),
+        versionConsistency='disabled',
+        logConfiguration=dict(logDriver='awslogs', options={{'awslogs-group': '/ecs/full', 'awslogs-region': 'us-east-1', 'awslogs-stream-prefix': 'app'}}),
+        mountPoints=[dict(sourceVolume='data', containerPath='/data', readOnly=False)],
+        ulimits=[dict(name='nofile', softLimit=1024, hardLimit=4096)],
+        dockerLabels={{'team': 'platform'}},
+        linuxParameters=dict(initProcessEnabled=True),
+        stopTimeout=30, startTimeout=60, readonlyRootFilesystem=True, user='1000',
+        dependsOn=[dict(containerName='log', condition='START')],
+    ), dict(name='log', image='public.ecr.aws/aws-observability/aws-for-fluent-bit:stable', memory=64, essential=False,
+            firelensConfiguration=dict(type='fluentbit'))],
+    volumes=[dict(name='data', efsVolumeConfiguration=dict(fileSystemId='fs-123', rootDirectory='/'))],
+    placementConstraints=[dict(type='memberOf', expression='attribute:ecs.instance-type =~ t3.*')],
+    requiresCompatibilities=['EC2', 'FARGATE'],
+    cpu='1024', memory='2048', pidMode='task', ipcMode='none',
+    proxyConfiguration=dict(type='APPMESH', containerName='app', properties=[dict(name='IgnoredUID', value='1337')]),
+    inferenceAccelerators=[dict(deviceName='d1', deviceType='eia2.medium')],
+    runtimePlatform=dict(cpuArchitecture='ARM64', operatingSystemFamily='LINUX'),
+    ephemeralStorage=dict(sizeInGiB=30),
+    tags=[dict(key='team', value='platform'), dict(key='cost-center', value='42')],
+)
+r = ecs.register_task_definition(**td)
+arn = r['taskDefinition']['taskDefinitionArn']
+ecs.create_service(cluster='stage01', serviceName='full', taskDefinition=arn, desiredCount=1,
+                   tags=[dict(key='autopilot:deploy', value='v*')])
+print(json.dumps(arn))
+"#,
+        acct = w.account
+    );
+    let before_arn = boto(&w, &script).await.as_str().unwrap().to_string();
+    let digest = push_image(&w, "auth", "v2", "a").await;
+    let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &digest)).await.expect("deployer");
+    let after_arn = service_td(&w, "full").await;
+    assert_ne!(after_arn, before_arn, "{out:#}");
+
+    let describe = |arn: String| {
+        let w = &w;
+        async move {
+            let script = format!("print(json.dumps(ecs.describe_task_definition(taskDefinition={arn:?}, include=['TAGS']), default=str))");
+            boto(w, &script).await
+        }
+    };
+    let mut before = describe(before_arn).await;
+    let mut after = describe(after_arn).await;
+    assert_eq!(after["taskDefinition"]["containerDefinitions"][0]["image"], json!(format!("{}@{digest}", uri(&w, "auth"))));
+    assert_eq!(after["taskDefinition"]["containerDefinitions"][1]["image"], before["taskDefinition"]["containerDefinitions"][1]["image"]);
+    for v in [&mut before, &mut after] {
+        v.as_object_mut().unwrap().remove("ResponseMetadata");
+        let td = v["taskDefinition"].as_object_mut().unwrap();
+        for k in ["taskDefinitionArn", "revision", "registeredAt"] {
+            td.remove(k);
+        }
+        td["containerDefinitions"][0].as_object_mut().unwrap().remove("image");
+    }
+    assert_eq!(after, before, "only the image, revision, ARN and registration time may differ");
+    // Sanity: the fields the issue names are really in there (moto stored them).
+    let td = &after["taskDefinition"];
+    for k in ["runtimePlatform", "ephemeralStorage", "proxyConfiguration", "volumes", "placementConstraints"] {
+        assert!(td.get(k).is_some_and(|v| !v.is_null()), "moto did not keep {k}: {td:#}");
+    }
+    for k in ["restartPolicy", "versionConsistency", "healthCheck", "secrets"] {
+        assert!(td["containerDefinitions"][0].get(k).is_some(), "moto did not keep container {k}");
+    }
+    assert_eq!(after["tags"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn an_older_push_never_downgrades() {
+    let w = World::seed().await;
+    let v2 = push_image(&w, "auth", "v2", "a").await;
+    let v3 = push_image(&w, "auth", "v3", "a").await;
+    deploy(&w, w.config(), push_event(&w, "auth", Some("v3"), &v3)).await.expect("v3");
+    let td = service_td(&w, "auth").await;
+    // The v2 event arrives late.
+    let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &v2)).await.expect("late v2");
+    assert_eq!(out["status"], "nothing-to-do", "{out:#}");
+    let reason = out["skipped"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("never downgrade") && reason.contains("v3"), "{reason}");
+    assert_eq!(service_td(&w, "auth").await, td);
+    assert_eq!(revisions(&w, "auth").await, 2);
+}
+
+#[tokio::test]
+async fn same_tag_new_digest_is_deployed() {
+    let w = World::seed().await;
+    let first = push_image(&w, "auth", "v2", "a").await;
+    deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &first)).await.expect("first");
+    let second = push_image(&w, "auth", "v2", "rebuilt").await;
+    assert_ne!(first, second);
+    let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &second)).await.expect("second");
+    assert_eq!(out["status"], "deployed", "{out:#}");
+    let images = images_of(&w, &service_td(&w, "auth").await).await;
+    assert_eq!(images[0].1, format!("{}@{second}", uri(&w, "auth")));
+    assert_eq!(revisions(&w, "auth").await, 3);
+}
+
+#[tokio::test]
+async fn code_deploy_services_are_skipped() {
+    let w = World::seed().await;
+    let td = service_td(&w, "auth").await;
+    create_service(&w, "auth-bg", &td, &[("autopilot:deploy", "*")], Some(DeploymentControllerType::CodeDeploy)).await;
+    let digest = push_image(&w, "auth", "v2", "a").await;
+    let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &digest)).await.expect("deployer");
+    let skip = out["skipped"].as_array().unwrap().iter().find(|s| s["service"] == "auth-bg").expect("auth-bg skipped");
+    assert!(skip["reason"].as_str().unwrap().contains("CODE_DEPLOY"), "{skip}");
+    assert_eq!(service_td(&w, "auth-bg").await, td, "moto would accept it; we must not send it");
+    assert_ne!(service_td(&w, "auth").await, td);
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing_but_reports_the_plan() {
+    let w = World::seed().await;
+    let td = service_td(&w, "auth").await;
+    let digest = push_image(&w, "auth", "v2", "a").await;
+    let config = Config { dry_run: true, ..w.config() };
+    let out = deploy(&w, config, push_event(&w, "auth", Some("v2"), &digest)).await.expect("dry run");
+    assert_eq!(out["status"], "dry-run", "{out:#}");
+    assert_eq!(out["plan"][0]["family"], "auth");
+    assert_eq!(service_td(&w, "auth").await, td);
+    assert_eq!(revisions(&w, "auth").await, 1);
+    let notes = w.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].0.starts_with("[dry run] auth: would deploy auth"), "{}", notes[0].0);
+    // The real run afterwards is not blocked by anything the dry run wrote.
+    let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &digest)).await.expect("real run");
+    assert_eq!(out["status"], "deployed", "{out:#}");
+}
+
+#[tokio::test]
+async fn a_failing_service_does_not_block_the_others_and_fails_the_invocation() {
+    let w = World::seed().await;
+    // `doomed` runs auth from a task definition that no longer exists: reading it fails.
+    let image = format!("{}:v1", uri(&w, "auth"));
+    let script = format!(
+        "r = ecs.register_task_definition(family='doomed', containerDefinitions=[dict(name='app', image={image:?}, memory=128)])\n\
+         arn = r['taskDefinition']['taskDefinitionArn']\n\
+         ecs.create_service(cluster='stage01', serviceName='doomed', taskDefinition=arn, desiredCount=1, tags=[dict(key='autopilot:deploy', value='*')])\n\
+         ecs.deregister_task_definition(taskDefinition=arn)\n\
+         ecs.delete_task_definitions(taskDefinitions=[arn])\n\
+         print(json.dumps(arn))\n"
+    );
+    boto(&w, &script).await;
+    let before = service_td(&w, "auth").await;
+    let digest = push_image(&w, "auth", "v2", "a").await;
+    let err = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &digest)).await.expect_err("the invocation fails");
+    assert_eq!(err.kind(), "PartialFailure", "{err}");
+    assert!(err.to_string().contains("stage01/doomed"), "{err}");
+    assert!(!err.retryable(), "a missing task definition does not come back by retrying: {err}");
+    assert_ne!(service_td(&w, "auth").await, before, "auth is deployed all the same");
+}
+
+// ------------------------------------------------------------------ rollout reports
+
+#[tokio::test]
+async fn completed_rollout_records_the_stable_revision_and_notifies_once() {
+    let w = World::seed().await;
+    let digest = push_image(&w, "auth", "v2", "a").await;
+    deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &digest)).await.expect("deploy");
+    w.notifications().await;
+    let td = service_td(&w, "auth").await;
+    let svc = w.ecs().describe_services().cluster("stage01").services("auth").send().await.unwrap();
+    let dep_id = svc.services()[0].deployments()[0].id().unwrap().to_string();
+
+    let mut event = for_world(sample_event("ecs-deployment-completed.json"), &w);
+    event["detail"]["deploymentId"] = json!(dep_id);
+    let out = deploy(&w, w.config(), event.clone()).await.expect("completed");
+    assert_eq!(out["status"], "stable", "{out:#}");
+    let (pk, sk) = autopilot::keys::stable_revision("stage01", "auth");
+    let rec = w.env().state.get(&pk, &sk).await.unwrap().expect("stable record");
+    assert!(autopilot_deployer::plan::same_revision(rec.data["taskDefinition"].as_str().unwrap(), &td), "{rec:?}");
+    let notes = w.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].0.starts_with("auth rolled onto auth:2 (v2, sha256:"), "{}", notes[0].0);
+
+    // The same deployment reported again under another event id: no second notification.
+    let mut dup = for_world(sample_event("ecs-deployment-completed.json"), &w);
+    dup["detail"]["deploymentId"] = json!(dep_id);
+    deploy(&w, w.config(), dup).await.expect("duplicate");
+    assert!(w.notifications().await.is_empty());
+}
+
+#[tokio::test]
+async fn failed_rollout_is_reported_with_reason_and_services_not_opted_in_are_ignored() {
+    let w = World::seed().await;
+    let event = for_world(sample_event("ecs-deployment-failed.json"), &w);
+    let out = deploy(&w, w.config(), event).await.expect("failed event");
+    assert_eq!(out["status"], "failed", "{out:#}");
+    let notes = w.notifications().await;
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].0.starts_with("random: rollout failed, running random:1"), "{}", notes[0].0);
+    assert!(notes[0].1["metadata"]["additionalContext"]["reason"].as_str().unwrap().contains("circuit breaker"));
+
+    w.ecs().untag_resource().resource_arn(w.str("/services/random")).tag_keys("autopilot:deploy").send().await.unwrap();
+    let out = deploy(&w, w.config(), for_world(sample_event("ecs-deployment-failed.json"), &w)).await.expect("not opted in");
+    assert_eq!(out["status"], "ignored", "{out:#}");
+    assert!(w.notifications().await.is_empty());
+}
+
+// ------------------------------------------------------------------ reconcile and skips
+
+#[tokio::test]
+async fn reconcile_deploys_what_a_lost_event_left_behind() {
+    let w = World::seed().await;
+    let digest = push_image(&w, "auth", "v2", "a").await;
+    push_image(&w, "auth", "latest", "x").await; // newer, but auth's globs are v*
+    let random_before = service_td(&w, "random").await;
+    let out = deploy(&w, w.config(), for_world(sample_event("schedule-reconcile.json"), &w)).await.expect("reconcile");
+    assert_eq!(out["status"], "deployed", "{out:#}");
+    assert_eq!(images_of(&w, &service_td(&w, "auth").await).await[0].1, format!("{}@{digest}", uri(&w, "auth")));
+    assert_eq!(service_td(&w, "random").await, random_before, "random already runs its newest image");
+    // A second run finds everything in sync.
+    let out = deploy(&w, w.config(), for_world(sample_event("schedule-reconcile.json"), &w)).await.expect("reconcile again");
+    assert_eq!(out["status"], "in-sync", "{out:#}");
+    assert_eq!(revisions(&w, "auth").await, 2);
+}
+
+#[tokio::test]
+async fn skips_touch_nothing() {
+    let w = World::seed().await;
+    let td = service_td(&w, "auth").await;
+    let digest = push_image(&w, "auth", "latest", "a").await;
+    for (name, event) in [
+        ("failed push", for_world(sample_event("ecr-push-failed.json"), &w)),
+        ("delete", for_world(sample_event("ecr-delete.json"), &w)),
+        ("tag outside the globs", push_event(&w, "auth", Some("latest"), &digest)),
+        ("untagged", push_event(&w, "auth", None, &digest)),
+        ("nobody runs it", push_event(&w, "nobody", Some("v2"), &digest)),
+        ("other schedule", for_world(sample_event("schedule-reevaluate.json"), &w)),
+    ] {
+        let out = deploy(&w, w.config(), event).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(["ignored", "nothing-to-do"].contains(&out["status"].as_str().unwrap()), "{name}: {out:#}");
+    }
+    assert_eq!(service_td(&w, "auth").await, td);
+    assert_eq!(revisions(&w, "auth").await, 1);
+    assert!(w.notifications().await.is_empty());
+}
+
+#[tokio::test]
+async fn pin_tag_deploys_the_tag_and_follows_a_moved_tag() {
+    let w = World::seed().await;
+    w.ecs()
+        .tag_resource()
+        .resource_arn(w.str("/services/auth"))
+        .tags(Tag::builder().key("autopilot:pin").value("tag").build())
+        .send()
+        .await
+        .unwrap();
+    let first = push_image(&w, "auth", "v2", "a").await;
+    deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &first)).await.expect("first");
+    let td = service_td(&w, "auth").await;
+    assert_eq!(images_of(&w, &td).await[0].1, format!("{}:v2", uri(&w, "auth")));
+    // A duplicate of the same push (new event id) registers nothing.
+    let dup = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &first)).await.expect("duplicate");
+    assert_eq!(dup["status"], "nothing-to-do", "{dup:#}");
+    assert_eq!(revisions(&w, "auth").await, 2);
+    // v2 rebuilt: same image string, but a new revision so ECS resolves the tag again.
+    let second = push_image(&w, "auth", "v2", "rebuilt").await;
+    let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &second)).await.expect("rebuilt");
+    assert_eq!(out["status"], "deployed", "{out:#}");
+    assert_eq!(revisions(&w, "auth").await, 3);
+    assert_ne!(service_td(&w, "auth").await, td);
+}
