@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# Recovery scenario on the seed world:
+#   1. a standalone job tagged autopilot:restart=on-failure:2 crashes (exit 1): re-run once with
+#      its overrides and tags; the same event again re-runs nothing;
+#   2. random is "deployed" onto random:2 (records as the deployer writes them), tagged
+#      autopilot:rollback=on, and three random:2 tasks crash: the service rolls back to random:1;
+#   3. a random task fails its ELB health checks: the notification names the target group health;
+#   4. a scale-in stop: silent.
+# Then the notifications that reached the inbox.
+set -euo pipefail
+py=.venv/bin/python
+invoke=target/debug/invoke
+work=$(mktemp -d)
+proxy_pid=""
+cleanup() {
+    [[ -n "$proxy_pid" ]] && kill "$proxy_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# moto 5.2.1 answers a task's containers with "cpu": 0 as a JSON number where ECS sends a string,
+# and the Rust SDK refuses to parse such DescribeTasks/RunTask answers. The functions' ECS calls
+# go through this loopback proxy (AWS_ENDPOINT_URL_ECS), which turns those numbers into strings.
+"$py" - "$AWS_ENDPOINT_URL" "$work/proxy.port" <<'PY' &
+import http.client, http.server, json, sys, urllib.parse
+upstream = urllib.parse.urlparse(sys.argv[1])
+
+def fix(v):
+    if isinstance(v, dict):
+        for k, c in v.items():
+            if k == "containers" and isinstance(c, list):
+                for x in c:
+                    for f in ("cpu", "memory", "memoryReservation"):
+                        if isinstance(x, dict) and isinstance(x.get(f), (int, float)) and not isinstance(x.get(f), bool):
+                            x[f] = str(x[f])
+            fix(c)
+    elif isinstance(v, list):
+        for c in v:
+            fix(c)
+
+class Proxy(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "content-length")}
+        conn.request("POST", self.path, body=body, headers=headers)
+        r = conn.getresponse()
+        data = r.read()
+        try:
+            doc = json.loads(data)
+            fix(doc)
+            data = json.dumps(doc).encode()
+        except ValueError:
+            pass
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    do_GET = do_POST
+
+    def log_message(self, *args):
+        pass
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+open(sys.argv[2], "w").write(str(server.server_address[1]))
+server.serve_forever()
+PY
+proxy_pid=$!
+for _ in $(seq 50); do [[ -s "$work/proxy.port" ]] && break; sleep 0.1; done
+[[ -s "$work/proxy.port" ]] || { echo "recovery scenario: the ECS compatibility proxy did not start" >&2; exit 1; }
+export AWS_ENDPOINT_URL_ECS="http://127.0.0.1:$(cat "$work/proxy.port")"
+
+inbox() {
+    "$py" - <<'PY'
+import boto3, json
+sqs = boto3.client("sqs")
+url = sqs.get_queue_url(QueueName="autopilot-notifications-inbox")["QueueUrl"]
+while True:
+    ms = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    if not ms:
+        break
+    for m in ms:
+        env = json.loads(m["Body"]); body = json.loads(env["Message"])
+        print(f"  subject: {env.get('Subject')}")
+        for line in body["content"]["description"].splitlines():
+            print(f"           {line}")
+        print(f"  fields:  {json.dumps(body['metadata']['additionalContext'], sort_keys=True)}")
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+PY
+}
+
+# event FILE KEY=JSON...: a sample event with a fresh id and the given detail fields.
+event() {
+    local file=$1
+    shift
+    "$py" - "events/$file" "$@" <<'PY'
+import json, sys, uuid, boto3
+account = boto3.client("sts").get_caller_identity()["Account"]
+e = json.loads(open(sys.argv[1]).read().replace("123456789012", account))
+e["id"] = str(uuid.uuid4())
+for kv in sys.argv[2:]:
+    k, v = kv.split("=", 1)
+    e["detail"][k] = json.loads(v)
+if "taskArn" in e["detail"]:
+    e["resources"] = [e["detail"]["taskArn"]]
+print(json.dumps(e))
+PY
+}
+
+# outcome: one line from the handler's outcome JSON on stdin.
+outcome() {
+    "$py" -c '
+import json, sys
+text = sys.stdin.read()
+sys.stdout.write("".join(l + "\n" for l in text.splitlines() if not l.startswith(("{", " ", "}")) or l.startswith(" INFO") or l.startswith(" WARN")))
+o = json.loads(text[text.index("\n{") + 1 if not text.startswith("{") else 0:])
+print("   class %s, action %s: %s" % (o.get("class"), o.get("action"), o.get("reason")))'
+}
+
+show_service() {
+    "$py" - "$1" <<'PY'
+import boto3, sys
+ecs = boto3.client("ecs")
+s = ecs.describe_services(cluster="stage01", services=["random"], include=["TAGS"])["services"][0]
+tags = {t["key"]: t["value"] for t in s.get("tags", [])}
+print(f"-- {sys.argv[1]}: random runs {s['taskDefinition'].rsplit('/', 1)[-1]}, desired {s['desiredCount']}, autopilot:rollback={tags.get('autopilot:rollback', '(none)')}")
+PY
+}
+
+inbox >/dev/null # start from an empty inbox
+
+echo "== 1. a standalone job with autopilot:restart=on-failure:2 crashes"
+read -r job_td job_task < <("$py" - <<'PY'
+import boto3
+ecs = boto3.client("ecs")
+image = boto3.client("ecr").describe_repositories(repositoryNames=["random"])["repositories"][0]["repositoryUri"] + ":v1"
+td = ecs.register_task_definition(family="nightly-report", containerDefinitions=[{
+    "name": "nightly-report", "image": image, "memory": 128, "essential": True,
+    "environment": [{"name": "REPORT_DB_PASSWORD", "value": "s3cr3t-job-env-b2c4e6"}]}])["taskDefinition"]["taskDefinitionArn"]
+t = ecs.run_task(cluster="stage01", taskDefinition=td, launchType="EC2", group="batch:reports", startedBy="events-rule/nightly",
+                 overrides={"containerOverrides": [{"name": "nightly-report", "command": ["php", "/var/www/bin/report.php", "--nightly"],
+                                                    "environment": [{"name": "REPORT_TOKEN", "value": "s3cr3t-override-7d1f0a"}]}]},
+                 tags=[{"key": "autopilot:restart", "value": "on-failure:2"}, {"key": "team", "value": "data"}])["tasks"][0]
+ecs.stop_task(cluster="stage01", task=t["taskArn"], reason="Essential container in task exited")
+print(td, t["taskArn"])
+PY
+)
+echo "   ran and stopped ${job_task##*/} ($job_td)"
+event ecs-task-stopped-crash.json "taskArn=\"$job_task\"" "taskDefinitionArn=\"$job_td\"" 'group="batch:reports"' \
+    'attachments=[]' >"$work/job.json"
+"$invoke" recovery "$work/job.json" | tee "$work/job-out.txt"
+echo "-- the same event again (replay: nothing starts)"
+"$invoke" recovery "$work/job.json"
+"$py" - "$work/job-out.txt" <<'PY'
+import boto3, json, sys
+text = open(sys.argv[1]).read()
+out = json.loads(text[text.index("\n{") + 1 if not text.startswith("{") else 0:])
+ecs = boto3.client("ecs")
+t = ecs.describe_tasks(cluster="stage01", tasks=[out["newTask"]], include=["TAGS"])["tasks"][0]
+o = t["overrides"]["containerOverrides"][0]
+print(f"-- after: re-run {t['taskArn'].rsplit('/', 1)[-1]} {t['lastStatus']}, group {t['group']}, startedBy {t['startedBy']}")
+tags = ", ".join(x["key"] + "=" + x["value"] for x in t["tags"])
+print(f"   tags: {tags}")
+command, names = " ".join(o["command"]), [e["name"] for e in o["environment"]]
+count = len(ecs.list_tasks(cluster="stage01", family="nightly-report")["taskArns"])
+print(f"   overrides: command {command}, environment {names} (values not shown)")
+print(f"   nightly-report tasks in the cluster: {count}")
+PY
+
+echo
+echo "== 2. random is deployed onto a new revision, tagged autopilot:rollback=on, and that revision crash-loops"
+v2=$("$py" - <<'PY'
+import boto3, json, time
+ecs, ddb = boto3.client("ecs"), boto3.client("dynamodb")
+svc = ecs.describe_services(cluster="stage01", services=["random"])["services"][0]
+v1 = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
+c = dict(v1["containerDefinitions"][0]); c["image"] = c["image"].rsplit(":", 1)[0] + ":v2"
+v2 = ecs.register_task_definition(family="random", containerDefinitions=[c],
+                                  requiresCompatibilities=v1.get("requiresCompatibilities", []))["taskDefinition"]["taskDefinitionArn"]
+ecs.update_service(cluster="stage01", service="random", taskDefinition=v2)
+ecs.tag_resource(resourceArn=svc["serviceArn"], tags=[{"key": "autopilot:rollback", "value": "on"}])
+now = int(time.time())
+# the records the deployer writes: the revision it deployed, and the last stable one
+for pk, data in (("deployed", {"taskDefinition": v2, "previous": v1["taskDefinitionArn"], "at": now - 60}),
+                 ("stable", {"taskDefinition": v1["taskDefinitionArn"], "at": now - 86400})):
+    ddb.put_item(TableName="autopilot-state", Item={"pk": {"S": pk}, "sk": {"S": "stage01/random"}, "data": {"S": json.dumps(data)},
+                                                    "version": {"N": "1"}, "expires_at": {"N": str(now + 86400)}})
+print(v2)
+PY
+)
+rev=${v2##*/}
+show_service "after the deploy"
+for n in 1 2 3; do
+    task="arn:aws:ecs:us-east-1:123456789012:task/stage01/c0ffee00000000000000000000000${n}"
+    event ecs-task-stopped-crash.json "taskArn=\"$task\"" "taskDefinitionArn=\"$v2\"" 'group="service:random"' \
+        'startedBy="ecs-svc/5372941065883264127"' 'attachments=[]' 'containers=[{"name": "random", "exitCode": 1}]' >"$work/crash$n.json"
+    echo "-- $rev task ${task##*/} crashed (exit 1)"
+    "$invoke" recovery "$work/crash$n.json" | outcome
+done
+show_service "after the crash loop"
+
+echo
+echo "== 3. a random task fails its ELB health checks (folded into an earlier message if this scenario ran in the last 10 min)"
+tg=$("$py" -c 'import boto3; print(boto3.client("elbv2").describe_target_groups(Names=["random"])["TargetGroups"][0]["TargetGroupArn"])')
+event ecs-task-stopped-elb-health.json "stoppedReason=\"Task failed ELB health checks in (target-group $tg)\"" >"$work/elb.json"
+"$invoke" recovery "$work/elb.json" | outcome
+echo "   (moto's targets are always healthy: the unhealthy reason is shown by the mocked test in functions/recovery)"
+
+echo
+echo "== 4. a scale-in stop (silent)"
+event ecs-task-stopped-scale-in.json >"$work/scale-in.json"
+"$invoke" recovery "$work/scale-in.json" | outcome
+
+echo
+echo "== notifications (SQS autopilot-notifications-inbox)"
+inbox

@@ -1,0 +1,573 @@
+//! The recovery function on the seed world (moto): re-runs of failed standalone tasks, crash-loop
+//! rollbacks, ELB health notifications, debouncing, silence on normal stops, dry run, no leaks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use autopilot::config::Config;
+use autopilot::runtime::Function;
+use autopilot_recovery::Recovery;
+use aws_sdk_ecs::types::{ContainerDefinition, ContainerOverride, KeyValuePair, Tag, TaskField, TaskOverride};
+use harness::{for_world, sample_event, World};
+use serde_json::{json, Value};
+
+const JOB: &str = "nightly-report";
+const OVERRIDE_SECRET: &str = "s3cr3t-override-7d1f0a";
+const JOB_ENV_SECRET: &str = "s3cr3t-job-env-b2c4e6";
+
+fn recovery(world: &World) -> Recovery {
+    recovery_with(world, world.config())
+}
+
+/// The function under test, talking to moto through [`compat_proxy`].
+fn recovery_with(world: &World, config: Config) -> Recovery {
+    let sdk = world.sdk.to_builder().endpoint_url(compat_proxy(&world.endpoint)).build();
+    Recovery::new(autopilot::runtime::Env::new(config, sdk))
+}
+
+/// moto 5.2.1 answers a task's containers with `"cpu": 0` (and `"memory": N`) as JSON numbers;
+/// ECS sends strings and the SDK refuses numbers ("expected string"), so DescribeTasks and
+/// RunTask cannot be parsed at all. This loopback proxy turns those numbers into strings and
+/// passes everything else through unchanged (one request per connection).
+fn compat_proxy(upstream: &str) -> String {
+    use std::sync::OnceLock;
+    static PROXY: OnceLock<String> = OnceLock::new();
+    PROXY
+        .get_or_init(|| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the compat proxy");
+            let addr = listener.local_addr().unwrap();
+            let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
+            std::thread::spawn(move || {
+                for client in listener.incoming().flatten() {
+                    let upstream = upstream.clone();
+                    std::thread::spawn(move || {
+                        let _ = proxy_one(client, &upstream);
+                    });
+                }
+            });
+            format!("http://{addr}")
+        })
+        .clone()
+}
+
+fn read_message(stream: &mut std::net::TcpStream, to_eof: bool) -> std::io::Result<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed before the head"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let length = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.trim().parse::<usize>().ok()));
+    let mut body = buf[head_end..].to_vec();
+    match length {
+        Some(len) => {
+            while body.len() < len {
+                let n = stream.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        }
+        None if to_eof => {
+            stream.read_to_end(&mut body)?;
+        }
+        None => {}
+    }
+    Ok((head, body))
+}
+
+fn proxy_one(mut client: std::net::TcpStream, upstream: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let (head, body) = read_message(&mut client, false)?;
+    let mut server = std::net::TcpStream::connect(upstream)?;
+    let head: String = head
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .map(|l| if l.is_empty() { String::new() } else { format!("{l}\r\n") })
+        .collect::<String>()
+        + "Connection: close\r\n\r\n";
+    server.write_all(head.as_bytes())?;
+    server.write_all(&body)?;
+    let (rhead, rbody) = read_message(&mut server, true)?;
+    let rbody = match serde_json::from_slice::<Value>(&rbody) {
+        Ok(mut v) => {
+            stringify_container_numbers(&mut v);
+            serde_json::to_vec(&v).unwrap()
+        }
+        Err(_) => rbody,
+    };
+    let mut out = String::new();
+    for line in rhead.split("\r\n").filter(|l| !l.is_empty()) {
+        let lower = line.to_ascii_lowercase();
+        if lower.starts_with("content-length:") || lower.starts_with("connection:") || lower.starts_with("transfer-encoding:") {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", rbody.len()));
+    client.write_all(out.as_bytes())?;
+    client.write_all(&rbody)?;
+    client.flush()
+}
+
+fn stringify_container_numbers(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if k == "containers" {
+                    if let Value::Array(items) = child {
+                        for c in items.iter_mut().filter_map(Value::as_object_mut) {
+                            for field in ["cpu", "memory", "memoryReservation"] {
+                                if let Some(n) = c.get(field).filter(|x| x.is_number()).map(|x| x.to_string()) {
+                                    c.insert(field.into(), Value::String(n));
+                                }
+                            }
+                        }
+                    }
+                }
+                stringify_container_numbers(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(stringify_container_numbers),
+        _ => {}
+    }
+}
+
+/// A clock the test moves by hand.
+fn manual_clock(start: u64) -> (Arc<AtomicU64>, autopilot_recovery::Clock) {
+    let now = Arc::new(AtomicU64::new(start));
+    let reader = now.clone();
+    (now, Arc::new(move || reader.load(Ordering::SeqCst)))
+}
+
+fn now_epoch() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// Register the standalone job's task definition (each container with its own memory, or
+/// moto's RunTask answers 500).
+async fn register_job(world: &World) -> String {
+    let out = world
+        .ecs()
+        .register_task_definition()
+        .family(JOB)
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name(JOB)
+                .image(world.str("/images/random"))
+                .memory(128)
+                .essential(true)
+                .environment(KeyValuePair::builder().name("REPORT_DB_PASSWORD").value(JOB_ENV_SECRET).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("register the job");
+    out.task_definition().unwrap().task_definition_arn().unwrap().to_string()
+}
+
+fn job_overrides() -> TaskOverride {
+    TaskOverride::builder()
+        .container_overrides(
+            ContainerOverride::builder()
+                .name(JOB)
+                .command("php")
+                .command("/var/www/bin/report.php")
+                .command("--nightly")
+                .environment(KeyValuePair::builder().name("REPORT_TOKEN").value(OVERRIDE_SECRET).build())
+                .build(),
+        )
+        .build()
+}
+
+fn ecs_via_proxy(world: &World) -> aws_sdk_ecs::Client {
+    aws_sdk_ecs::Client::new(&world.sdk.to_builder().endpoint_url(compat_proxy(&world.endpoint)).build())
+}
+
+async fn run_job(world: &World, td: &str, tags: &[(&str, &str)]) -> aws_sdk_ecs::types::Task {
+    let mut req = ecs_via_proxy(world)
+        .run_task()
+        .cluster("stage01")
+        .task_definition(td)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Ec2)
+        .group("batch:reports")
+        .started_by("events-rule/nightly")
+        .overrides(job_overrides());
+    for (k, v) in tags {
+        req = req.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    let out = req.send().await.expect("run the job");
+    out.tasks().first().expect("a task started").clone()
+}
+
+async fn describe_task(world: &World, arn: &str) -> aws_sdk_ecs::types::Task {
+    let out = ecs_via_proxy(world).describe_tasks().cluster("stage01").tasks(arn).include(TaskField::Tags).send().await.expect("describe task");
+    out.tasks().first().expect("task described").clone()
+}
+
+async fn stop(world: &World, arn: &str) {
+    ecs_via_proxy(world).stop_task().cluster("stage01").task(arn).reason("Essential container in task exited").send().await.expect("stop task");
+}
+
+/// Tasks of the job's family in the cluster (moto lists STOPPED ones too).
+async fn job_tasks(world: &World) -> usize {
+    ecs_via_proxy(world).list_tasks().cluster("stage01").family(JOB).send().await.expect("list tasks").task_arns().len()
+}
+
+/// A STOPPED event for a task, shaped like the sample crash (with the overrides the task ran
+/// with, environment values included, as ECS sends them).
+fn stopped_event(world: &World, sample: &str, task_arn: &str, td: &str, group: &str, exit_code: Option<i64>) -> Value {
+    let mut e = for_world(sample_event(sample), world);
+    let d = &mut e["detail"];
+    d["taskArn"] = json!(task_arn);
+    d["clusterArn"] = json!(world.cluster_arn());
+    d["taskDefinitionArn"] = json!(td);
+    d["group"] = json!(group);
+    d["attachments"] = json!([]);
+    let container = td.rsplit('/').next().unwrap().split(':').next().unwrap().to_string();
+    if let Some(code) = exit_code {
+        d["containers"] = json!([{"name": container, "exitCode": code, "lastStatus": "STOPPED", "taskArn": task_arn}]);
+    }
+    d["overrides"] = json!({"containerOverrides": [{"name": container, "environment": [{"name": "REPORT_TOKEN", "value": OVERRIDE_SECRET}]}]});
+    e["resources"] = json!([task_arn]);
+    e
+}
+
+fn service_task_arn(world: &World, n: usize) -> String {
+    format!("arn:aws:ecs:{}:{}:task/stage01/{:032x}", world.region, world.account, 0xfeed_0000_u64 + n as u64)
+}
+
+fn assert_no_secrets(world: &World, notes: &[(String, Value)]) {
+    let mut secrets: Vec<String> = world.raw["secret_values"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    secrets.extend([OVERRIDE_SECRET.to_string(), JOB_ENV_SECRET.to_string()]);
+    for (subject, body) in notes {
+        let text = format!("{subject}\n{body}");
+        for s in &secrets {
+            assert!(!text.contains(s.as_str()), "notification leaks {s}: {text}");
+        }
+        assert!(!subject.contains('\n') && !subject.is_empty() && subject.len() <= 100, "subject is one line: {subject:?}");
+        assert_eq!(body["version"], "1.0", "chatbot body: {body}");
+        assert_eq!(body["source"], "custom");
+    }
+}
+
+fn tag(task: &aws_sdk_ecs::types::Task, key: &str) -> Option<String> {
+    task.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value()).map(str::to_string)
+}
+
+#[tokio::test]
+async fn crashed_standalone_task_is_rerun_once_with_its_overrides_and_tags() {
+    let world = World::seed().await;
+    let td = register_job(&world).await;
+    let original = run_job(&world, &td, &[("autopilot:restart", "on-failure:2"), ("team", "data")]).await;
+    let original_arn = original.task_arn().unwrap().to_string();
+    stop(&world, &original_arn).await;
+    let event = stopped_event(&world, "ecs-task-stopped-crash.json", &original_arn, &td, "batch:reports", Some(1));
+
+    let f = recovery(&world);
+    let outcome = f.handle(event.clone()).await.expect("handled");
+    assert_eq!(outcome["class"], "crash", "{outcome}");
+    assert_eq!(outcome["action"], "restarted", "{outcome}");
+    let new_arn = outcome["newTask"].as_str().expect("newTask").to_string();
+    assert_ne!(new_arn, original_arn);
+
+    let rerun = describe_task(&world, &new_arn).await;
+    assert_eq!(rerun.task_definition_arn(), Some(td.as_str()));
+    assert_eq!(rerun.group(), Some("batch:reports"));
+    assert_eq!(rerun.started_by(), Some("events-rule/nightly"));
+    assert_eq!(tag(&rerun, "autopilot:restart").as_deref(), Some("on-failure:2"));
+    assert_eq!(tag(&rerun, "team").as_deref(), Some("data"));
+    let original_id = original_arn.rsplit('/').next().unwrap();
+    assert_eq!(tag(&rerun, "autopilot:lineage").as_deref(), Some(original_id));
+    let o = rerun.overrides().expect("overrides carried over");
+    let env = o.container_overrides()[0].environment();
+    assert_eq!(env[0].value(), Some(OVERRIDE_SECRET), "the override reaches the re-run");
+    assert_eq!(o.container_overrides()[0].command(), ["php", "/var/www/bin/report.php", "--nightly"]);
+    assert_eq!(job_tasks(&world).await, 2);
+
+    // The same delivery again, and the same task in another delivery: nothing more starts.
+    let replay = f.handle(event.clone()).await.expect("replay");
+    assert_eq!(replay["status"], "replay", "{replay}");
+    let again = f.handle(for_world(event, &world)).await.expect("second delivery");
+    assert_eq!(again["action"], "none", "{again}");
+    assert_eq!(again["newTask"], json!(new_arn));
+    assert_eq!(job_tasks(&world).await, 2, "no second re-run");
+
+    let notes = world.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].0.contains("nightly-report") && notes[0].0.contains("re-run 1 of 2"), "{}", notes[0].0);
+    assert_eq!(notes[0].1["metadata"]["additionalContext"]["newTask"], json!(new_arn));
+    assert_eq!(notes[0].1["metadata"]["additionalContext"]["exitCode"], 1);
+    assert_no_secrets(&world, &notes);
+
+    // Not tagged: left alone, silently.
+    let untagged = run_job(&world, &td, &[("team", "data")]).await;
+    let arn = untagged.task_arn().unwrap().to_string();
+    stop(&world, &arn).await;
+    let out = f.handle(stopped_event(&world, "ecs-task-stopped-crash.json", &arn, &td, "batch:reports", Some(2))).await.unwrap();
+    assert_eq!(out["action"], "none", "{out}");
+    assert_eq!(job_tasks(&world).await, 3);
+    assert!(world.notifications().await.is_empty());
+}
+
+#[tokio::test]
+async fn restart_limit_holds_across_a_chain_of_reruns() {
+    let world = World::seed().await;
+    let td = register_job(&world).await;
+    let f = recovery(&world);
+    let mut arn = run_job(&world, &td, &[("autopilot:restart", "on-failure:2")]).await.task_arn().unwrap().to_string();
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        stop(&world, &arn).await;
+        let out = f.handle(stopped_event(&world, "ecs-task-stopped-crash.json", &arn, &td, "batch:reports", Some(1))).await.expect("handled");
+        if let Some(next) = out["newTask"].as_str() {
+            arn = next.to_string();
+        }
+        outcomes.push(out);
+    }
+    let actions: Vec<&str> = outcomes.iter().map(|o| o["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["restarted", "restarted", "notified"], "{outcomes:?}");
+    assert_eq!(outcomes[1]["restart"], 2);
+    assert_eq!(job_tasks(&world).await, 3, "the original and two re-runs");
+
+    let notes = world.notifications().await;
+    assert_eq!(notes.len(), 2, "first re-run (the second is folded into the incident) + limit: {notes:?}");
+    assert!(notes[1].0.contains("restart limit 2 reached"), "{}", notes[1].0);
+    assert_eq!(notes[1].1["metadata"]["eventType"], "recovery.restart-limit");
+    assert_no_secrets(&world, &notes);
+}
+
+/// Register random:2 and roll the service onto it, writing the records the deployer writes.
+async fn deploy_random_v2(world: &World, env: &autopilot::runtime::Env) -> (String, String) {
+    let ecs = world.ecs();
+    let v1 = world.str("/task_definitions/random");
+    let base = ecs.describe_task_definition().task_definition(&v1).send().await.unwrap();
+    let base = base.task_definition().unwrap();
+    let mut container = base.container_definitions()[0].clone();
+    container.image = Some(format!("{}:v2", world.str("/repositories/random/uri")));
+    let v2 = ecs
+        .register_task_definition()
+        .family("random")
+        .container_definitions(container)
+        .set_requires_compatibilities(Some(base.requires_compatibilities().to_vec()))
+        .send()
+        .await
+        .unwrap()
+        .task_definition()
+        .unwrap()
+        .task_definition_arn()
+        .unwrap()
+        .to_string();
+    assert!(v2.ends_with("random:2"), "{v2}");
+    ecs.update_service().cluster("stage01").service("random").task_definition(&v2).send().await.unwrap();
+    let now = now_epoch();
+    let (pk, sk) = autopilot::keys::deployment("stage01", "random");
+    env.state.put(&pk, &sk, &json!({"taskDefinition": v2, "previous": v1, "at": now - 120}), Duration::from_secs(86400)).await.unwrap();
+    let (pk, sk) = autopilot::keys::stable_revision("stage01", "random");
+    env.state.put(&pk, &sk, &json!({"taskDefinition": v1, "at": now - 86000}), Duration::from_secs(86400)).await.unwrap();
+    (v1, v2)
+}
+
+async fn random_service(world: &World) -> aws_sdk_ecs::types::Service {
+    world.ecs().describe_services().cluster("stage01").services("random").send().await.unwrap().services()[0].clone()
+}
+
+#[tokio::test]
+async fn crash_loop_after_a_deploy_rolls_back_only_with_the_rollback_tag() {
+    let world = World::seed().await;
+    let f = recovery(&world);
+    let (v1, v2) = deploy_random_v2(&world, &f.env).await;
+    let crash = |n: usize| stopped_event(&world, "ecs-task-stopped-crash.json", &service_task_arn(&world, n), &v2, "service:random", Some(1));
+
+    // random has no autopilot:rollback tag in the seed: a crash loop is reported, not acted on.
+    let mut last = Value::Null;
+    for n in 0..3 {
+        last = f.handle(crash(n)).await.expect("handled");
+    }
+    assert_eq!(last["crashLoop"], true, "{last}");
+    assert!(last["reason"].as_str().unwrap().contains("autopilot:rollback=on"), "{last}");
+    assert!(random_service(&world).await.task_definition().unwrap().ends_with("random:2"));
+
+    world
+        .ecs()
+        .tag_resource()
+        .resource_arn(world.str("/services/random"))
+        .tags(Tag::builder().key("autopilot:rollback").value("on").build())
+        .send()
+        .await
+        .unwrap();
+    let out = f.handle(crash(3)).await.expect("handled");
+    assert_eq!(out["action"], "rolled-back", "{out}");
+    assert_eq!(out["rollbackTo"], "random:1");
+    let svc = random_service(&world).await;
+    assert_eq!(svc.task_definition(), Some(v1.as_str()));
+    assert_eq!(svc.desired_count(), 4, "desiredCount untouched");
+    let (pk, sk) = autopilot::keys::deployment("stage01", "random");
+    let record = f.env.state.get(&pk, &sk).await.unwrap().expect("deployment record");
+    assert_eq!(record.data["taskDefinition"], json!(v1));
+    assert_eq!(record.data["previous"], json!(v2));
+
+    // More tasks of the bad revision: rolled back once only.
+    let out = f.handle(crash(4)).await.expect("handled");
+    assert_ne!(out["action"], "rolled-back", "{out}");
+    assert_eq!(random_service(&world).await.task_definition(), Some(v1.as_str()));
+
+    let notes = world.notifications().await;
+    let rollbacks: Vec<_> = notes.iter().filter(|(s, _)| s.contains("rolled back to random:1")).collect();
+    assert_eq!(rollbacks.len(), 1, "{notes:?}");
+    assert_eq!(rollbacks[0].1["metadata"]["eventType"], "recovery.rollback");
+    assert_eq!(notes.len(), 2, "the incident's first message and the rollback: {notes:?}");
+    assert_no_secrets(&world, &notes);
+}
+
+#[tokio::test]
+async fn elb_health_check_failure_reports_the_target_group_health() {
+    let world = World::seed().await;
+    let tg = world.str("/target_groups/random");
+    let mut event = for_world(sample_event("ecs-task-stopped-elb-health.json"), &world);
+    event["detail"]["stoppedReason"] = json!(format!("Task failed ELB health checks in (target-group {tg})"));
+    event["detail"]["taskDefinitionArn"] = json!(world.str("/task_definitions/random"));
+    let out = recovery(&world).handle(event).await.expect("handled");
+    assert_eq!(out["class"], "elb-health-check", "{out}");
+    assert_eq!(out["action"], "notified", "{out}");
+    let notes = world.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let ctx = &notes[0].1["metadata"]["additionalContext"];
+    assert_eq!(ctx["targetGroup"], json!(tg));
+    assert_eq!(ctx["healthCheckPath"], "/random/");
+    // moto's targets are always healthy; the unhealthy reason is covered with mocks in
+    // functions/recovery (elb.rs and the handler test in lib.rs).
+    assert!(ctx["targetHealth"].as_str().unwrap().ends_with("on /random/"), "{ctx}");
+    assert!(notes[0].1["content"]["description"].as_str().unwrap().contains("Target health:"), "{}", notes[0].1);
+    assert_no_secrets(&world, &notes);
+}
+
+#[tokio::test]
+async fn a_burst_of_failed_tasks_is_one_notification_and_one_summary() {
+    let world = World::seed().await;
+    let start = now_epoch();
+    let (clock, reader) = manual_clock(start);
+    let f = recovery(&world).with_clock(reader);
+    let td = world.str("/task_definitions/random");
+    for n in 0..50 {
+        clock.store(start + n as u64 * 10, Ordering::SeqCst);
+        let out = f.handle(stopped_event(&world, "ecs-task-stopped-crash.json", &service_task_arn(&world, n), &td, "service:random", Some(1))).await.expect("handled");
+        assert_eq!(out["action"], if n == 0 { "notified" } else { "none" }, "task {n}: {out}");
+    }
+    let notes = world.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].0.contains("random") && notes[0].0.contains("crashed"), "{}", notes[0].0);
+
+    // The incident goes on after the window: one summary of the 49 folded tasks and this one.
+    clock.store(start + 700, Ordering::SeqCst);
+    let out = f.handle(stopped_event(&world, "ecs-task-stopped-crash.json", &service_task_arn(&world, 50), &td, "service:random", Some(1))).await.unwrap();
+    assert_eq!(out["action"], "notified", "{out}");
+    let notes = world.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].0, "stage01/random: 50 more tasks of random:1 crashed in the last 12 min");
+    assert_eq!(notes[0].1["metadata"]["eventType"], "recovery.summary");
+    assert_eq!(notes[0].1["metadata"]["additionalContext"]["crashLoop"], true);
+    assert_no_secrets(&world, &notes);
+    assert_eq!(random_service(&world).await.task_definition(), Some(td.as_str()), "no rollback without the tag");
+}
+
+#[tokio::test]
+async fn normal_stops_are_silent() {
+    let world = World::seed().await;
+    let f = recovery(&world);
+    for (file, class) in [
+        ("ecs-task-stopped-scale-in.json", "scale-in"),
+        ("ecs-task-stopped-deployment-replaced.json", "scale-in"),
+        ("ecs-task-stopped-user.json", "user-stop"),
+        ("ecs-task-stopped-exit0.json", "normal-exit"),
+    ] {
+        let out = f.handle(for_world(sample_event(file), &world)).await.expect("handled");
+        assert_eq!(out["class"], class, "{file}: {out}");
+        assert_eq!(out["action"], "none", "{file}: {out}");
+    }
+    let running = f.handle(for_world(sample_event("ecs-task-running.json"), &world)).await.unwrap();
+    assert_eq!(running["status"], "ignored", "{running}");
+    assert!(world.notifications().await.is_empty());
+}
+
+#[tokio::test]
+async fn dry_run_decides_and_notifies_but_changes_nothing() {
+    let world = World::seed().await;
+    let config = Config { dry_run: true, ..world.config() };
+    let f = recovery_with(&world, config);
+
+    let td = register_job(&world).await;
+    let arn = run_job(&world, &td, &[("autopilot:restart", "on-failure")]).await.task_arn().unwrap().to_string();
+    stop(&world, &arn).await;
+    let out = f.handle(stopped_event(&world, "ecs-task-stopped-crash.json", &arn, &td, "batch:reports", Some(1))).await.unwrap();
+    assert_eq!(out["dryRun"], true, "{out}");
+    assert!(out["reason"].as_str().unwrap().contains("would re-run"), "{out}");
+    assert_eq!(job_tasks(&world).await, 1, "no RunTask in dry run");
+
+    let (v1, v2) = deploy_random_v2(&world, &f.env).await;
+    world
+        .ecs()
+        .tag_resource()
+        .resource_arn(world.str("/services/random"))
+        .tags(Tag::builder().key("autopilot:rollback").value("on").build())
+        .send()
+        .await
+        .unwrap();
+    let mut last = Value::Null;
+    for n in 0..3 {
+        last = f.handle(stopped_event(&world, "ecs-task-stopped-crash.json", &service_task_arn(&world, n), &v2, "service:random", Some(1))).await.unwrap();
+    }
+    assert!(last["reason"].as_str().unwrap().contains("would roll the service back to random:1"), "{last}");
+    assert_eq!(random_service(&world).await.task_definition(), Some(v2.as_str()), "no UpdateService in dry run");
+    assert_ne!(v1, v2);
+
+    let notes = world.notifications().await;
+    assert!(notes.iter().all(|(s, b)| s.starts_with("[dry run]") && b["metadata"]["additionalContext"]["dryRun"] == true), "{notes:?}");
+    assert!(notes.iter().any(|(s, _)| s.contains("would roll back to random:1")), "{notes:?}");
+    assert_no_secrets(&world, &notes);
+}
+
+// awsvpc re-runs are tested with a mocked ECS in functions/recovery (lib.rs): moto 5.2.1's
+// RunTask with a networkConfiguration answers 500 ('NetworkInterface' object has no attribute
+// 'private_dns_name'), so it cannot produce an awsvpc task.
+
+/// The recovery binary under a local Lambda Runtime API, configured by environment variables
+/// as the template configures it: a crash loop of a freshly deployed random:2 rolls back.
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_loop_rollback_under_the_runtime_api() {
+    let world = World::seed().await;
+    let env = world.env();
+    let (v1, v2) = deploy_random_v2(&world, &env).await;
+    world
+        .ecs()
+        .tag_resource()
+        .resource_arn(world.str("/services/random"))
+        .tags(Tag::builder().key("autopilot:rollback").value("on").build())
+        .send()
+        .await
+        .unwrap();
+    let lambda = harness::lambda::LocalLambda::start("recovery", &world.lambda_env());
+    let mut last = Value::Null;
+    for n in 0..3 {
+        let event = stopped_event(&world, "ecs-task-stopped-crash.json", &service_task_arn(&world, n), &v2, "service:random", Some(1));
+        last = lambda.invoke(&event).unwrap_or_else(|e| panic!("invocation {n} failed: {e}"));
+    }
+    assert_eq!(last["action"], "rolled-back", "{last}");
+    assert_eq!(random_service(&world).await.task_definition(), Some(v1.as_str()));
+    let notes = world.notifications().await;
+    assert!(notes.iter().any(|(s, _)| s == "stage01/random: crash loop of random:2, rolled back to random:1"), "{notes:?}");
+    assert_no_secrets(&world, &notes);
+}
