@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod image;
 pub mod keys;
+pub mod metrics;
 pub mod notify;
 pub mod runtime;
 pub mod state;

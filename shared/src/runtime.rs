@@ -70,6 +70,7 @@ where
         Ok(incoming) => incoming,
         Err(e) => {
             tracing::error!(error_kind = "InvalidEvent", error = %e, "event rejected");
+            crate::metrics::emit(function, crate::metrics::EventMetrics { rejected: true, ..Default::default() });
             return Ok(json!({"status": "rejected", "error": {"kind": "InvalidEvent", "message": e.to_string()}}));
         }
     };
@@ -89,8 +90,14 @@ where
         }
     }
     match &result {
-        Ok(outcome) => tracing::info!(outcome = %outcome, "event handled"),
-        Err(e) => tracing::error!(error_kind = e.kind(), retryable = e.retryable(), error = %e, "event failed"),
+        Ok(outcome) => {
+            tracing::info!(outcome = %outcome, "event handled");
+            crate::metrics::emit(function, crate::metrics::EventMetrics { actions: crate::metrics::count_actions(outcome), ..Default::default() });
+        }
+        Err(e) => {
+            tracing::error!(error_kind = e.kind(), retryable = e.retryable(), error = %e, "event failed");
+            crate::metrics::emit(function, crate::metrics::EventMetrics { failed: true, ..Default::default() });
+        }
     }
     result
 }
