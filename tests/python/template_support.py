@@ -102,3 +102,28 @@ def resources_of_type(template: dict[str, Any], type_name: str) -> dict[str, dic
 
 def event_files() -> list[Path]:
     return sorted(EVENTS_DIR.glob("*.json"))
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def policy_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every identity-policy statement of the template, with the logical id it belongs to."""
+    out = []
+    for rid, res in template["Resources"].items():
+        props = res.get("Properties", {})
+        if res["Type"] == "AWS::Serverless::Function":
+            for policy in as_list(props.get("Policies", [])):
+                assert isinstance(policy, dict) and "Statement" in policy, (
+                    f"{rid}: only inline policy documents can be audited here, not {policy!r} "
+                    "(managed policies and SAM policy templates hide their statements)"
+                )
+                out += [(rid, st) for st in as_list(policy["Statement"])]
+        elif res["Type"] == "AWS::IAM::Role":
+            for policy in props.get("Policies", []):
+                out += [(rid, st) for st in as_list(policy["PolicyDocument"]["Statement"])]
+            assert not props.get("ManagedPolicyArns"), f"{rid}: managed policies cannot be audited here"
+        elif res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            out += [(rid, st) for st in as_list(props["PolicyDocument"]["Statement"])]
+    return out

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from template_support import REPO, resources_of_type
+from template_support import REPO, as_list, policy_statements, resources_of_type
 
 FUNCTIONS: dict[str, dict[str, Any]] = {
     "DeployerFunction": {"binary": "deployer", "timeout": 900, "reserved": 1},
@@ -48,31 +48,6 @@ def effective(template: dict[str, Any], function_id: str) -> dict[str, Any]:
     }
     merged["Environment"] = {"Variables": env}
     return merged
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def policy_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Every identity-policy statement of the template, with the logical id it belongs to."""
-    out = []
-    for rid, res in template["Resources"].items():
-        props = res.get("Properties", {})
-        if res["Type"] == "AWS::Serverless::Function":
-            for policy in as_list(props.get("Policies", [])):
-                assert isinstance(policy, dict) and "Statement" in policy, (
-                    f"{rid}: only inline policy documents can be audited here, not {policy!r} "
-                    "(managed policies and SAM policy templates hide their statements)"
-                )
-                out += [(rid, st) for st in as_list(policy["Statement"])]
-        elif res["Type"] == "AWS::IAM::Role":
-            for policy in props.get("Policies", []):
-                out += [(rid, st) for st in as_list(policy["PolicyDocument"]["Statement"])]
-            assert not props.get("ManagedPolicyArns"), f"{rid}: managed policies cannot be audited here"
-        elif res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-            out += [(rid, st) for st in as_list(props["PolicyDocument"]["Statement"])]
-    return out
 
 
 def is_read_only(action: str) -> bool:
@@ -174,27 +149,7 @@ def actions_of(template: dict[str, Any], function_id: str) -> set[str]:
     return {a for rid, st in policy_statements(template) if rid == function_id for a in as_list(st["Action"])}
 
 
-@pytest.mark.parametrize(
-    "function_id,needed",
-    [
-        ("DeployerFunction", {"ecs:RegisterTaskDefinition", "ecs:UpdateService", "ecs:DescribeServices",
-                              "ecs:DescribeTaskDefinition", "ecs:ListServices", "ecs:ListClusters",
-                              "ecs:ListTagsForResource", "ecs:TagResource", "iam:PassRole"}),
-        ("RecoveryFunction", {"ecs:DescribeTasks", "ecs:RunTask", "ecs:UpdateService", "ecs:TagResource",
-                              "ecs:DescribeServices", "ecs:DescribeTaskDefinition", "ecs:ListTagsForResource",
-                              "elasticloadbalancing:DescribeTargetHealth", "iam:PassRole"}),
-        ("ScalerFunction", {"cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource", "ecs:UpdateService",
-                            "ecs:DescribeServices", "ecs:DescribeClusters", "ecs:ListContainerInstances",
-                            "ecs:DescribeContainerInstances", "ecs:UpdateContainerInstancesState", "ecs:ListTasks",
-                            "autoscaling:DescribeAutoScalingGroups", "autoscaling:SetDesiredCapacity",
-                            "autoscaling:TerminateInstanceInAutoScalingGroup"}),
-    ],
-)
-def test_function_may_do_its_job(function_id, needed, template) -> None:
-    common = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "sns:Publish",
-              "kms:GenerateDataKey", "kms:Decrypt"}
-    missing = (needed | common) - actions_of(template, function_id)
-    assert not missing, f"{function_id} lacks {sorted(missing)}"
+# Which actions each function needs is read from the code: test_iam_coverage.py.
 
 
 def test_only_the_scaler_touches_auto_scaling_and_alarms(template) -> None:
