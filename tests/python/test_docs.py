@@ -1,4 +1,4 @@
-"""docs/stack.md (the README's stack section) says what template.yaml does: the same parameters
+"""The README's stack section says what template.yaml does: the same parameters
 and defaults, every alarm explained, every output named, and cost arithmetic that adds up."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from template_support import REPO, resources_of_type
 
-DOC = REPO / "docs" / "stack.md"
+DOC = REPO / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +18,8 @@ def doc() -> str:
 
 
 def section(doc: str, heading: str) -> str:
-    m = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", doc, re.S | re.M)
-    assert m, f"no '## {heading}' section"
+    m = re.search(rf"^### {re.escape(heading)}\n(.*?)(?=^##+ |\Z)", doc, re.S | re.M)
+    assert m, f"no '### {heading}' section"
     return m.group(1)
 
 
