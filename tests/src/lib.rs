@@ -17,6 +17,7 @@ use serde_json::Value;
 pub use autopilot;
 
 pub mod lambda;
+pub mod proxy;
 
 /// Root of the repository (the workspace).
 pub fn repo_root() -> PathBuf {

@@ -1,0 +1,528 @@
+//! Exactly-once effects under faults and at-least-once, unordered delivery.
+//!
+//! Each test provisions the seed world, starts its own `aws_proxy.py` (its counters are per
+//! process) and runs the three functions' scenarios through it:
+//! - deployer: push auth:v2 → one new revision of auth, the service on it;
+//! - scaler: random-cpu-high 85/90 over 70 → random 4 → 6;
+//! - recovery: a crashed standalone task tagged `autopilot:restart` → exactly one re-run.
+//!
+//! Set-up (images, the job, the crash) goes straight to moto; only the functions talk through
+//! the proxy, so faults hit exactly what the functions do. A failed invocation is delivered
+//! again with the same event (EventBridge's retry), at most [`ATTEMPTS`] times. The final state
+//! is read straight from moto and compared with the fault-free run.
+
+use std::time::Instant;
+
+use autopilot::config::Config;
+use autopilot::runtime::{Env, Function};
+use autopilot_deployer::Deployer;
+use autopilot_recovery::Recovery;
+use autopilot_scaler::Scaler;
+use aws_sdk_ecs::types::{ContainerDefinition, ContainerOverride, KeyValuePair, Tag, TaskOverride};
+use harness::proxy::{moto_compat, AwsProxy};
+use harness::{for_world, sample_event, World};
+use serde_json::{json, Value};
+
+/// EventBridge's redeliveries we allow before calling a scenario failed.
+const ATTEMPTS: usize = 5;
+const JOB: &str = "nightly-report";
+const ALARM_TIME: &str = "2025-11-25T14:35:12.748+0000";
+
+// ------------------------------------------------------------------ the scenarios
+
+struct Scenario {
+    world: World,
+    proxy: AwsProxy,
+    v2: String,
+    v3: String,
+    push_v2: Value,
+    push_v3: Value,
+    alarm: Value,
+    stopped: Value,
+}
+
+fn ecr(w: &World) -> aws_sdk_ecr::Client {
+    aws_sdk_ecr::Client::new(&w.sdk)
+}
+
+/// ECS straight to moto through the compat layer (DescribeTasks/RunTask answers parse).
+fn ecs_direct(w: &World) -> aws_sdk_ecs::Client {
+    aws_sdk_ecs::Client::new(&w.sdk.to_builder().endpoint_url(moto_compat(&w.endpoint)).build())
+}
+
+fn fake_sha256(seed: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let hex: String = (0..4u8)
+        .map(|i| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (seed, i).hash(&mut h);
+            format!("{:016x}", h.finish())
+        })
+        .collect();
+    format!("sha256:{hex}")
+}
+
+async fn push_image(w: &World, repo: &str, tag: &str) -> String {
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023, "digest": fake_sha256(&format!("config:{repo}:{tag}"))},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1024, "digest": fake_sha256(&format!("{repo}:{tag}"))}],
+    });
+    let out = ecr(w)
+        .put_image()
+        .repository_name(repo)
+        .image_manifest(manifest.to_string())
+        .image_manifest_media_type("application/vnd.docker.distribution.manifest.v2+json")
+        .image_tag(tag)
+        .send()
+        .await
+        .expect("put_image");
+    out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).expect("digest").to_string()
+}
+
+fn push_event(w: &World, repo: &str, tag: &str, digest: &str) -> Value {
+    let mut e = for_world(sample_event("ecr-push-tagged.json"), w);
+    e["detail"]["repository-name"] = json!(repo);
+    e["detail"]["image-digest"] = json!(digest);
+    e["detail"]["image-tag"] = json!(tag);
+    e
+}
+
+fn alarm_event(w: &World) -> Value {
+    let mut e = sample_event("cloudwatch-alarm-ok-to-alarm.json");
+    e["detail"]["state"]["timestamp"] = json!(ALARM_TIME);
+    e["detail"]["state"]["reasonData"] =
+        json!(json!({"version": "1.0", "statistic": "Average", "period": 60, "recentDatapoints": [85.0, 90.0], "threshold": 70.0}).to_string());
+    for_world(e, w)
+}
+
+/// A standalone job tagged `autopilot:restart=on-failure:2`, run and crashed; its STOPPED event.
+async fn crashed_job(w: &World) -> Value {
+    let ecs = ecs_direct(w);
+    let td = ecs
+        .register_task_definition()
+        .family(JOB)
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name(JOB)
+                .image(w.str("/images/random"))
+                .memory(128)
+                .essential(true)
+                .environment(KeyValuePair::builder().name("REPORT_DB_PASSWORD").value("s3cr3t-job-env-b2c4e6").build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("register the job")
+        .task_definition()
+        .unwrap()
+        .task_definition_arn()
+        .unwrap()
+        .to_string();
+    let overrides = TaskOverride::builder()
+        .container_overrides(ContainerOverride::builder().name(JOB).environment(KeyValuePair::builder().name("REPORT_TOKEN").value("s3cr3t-override-7d1f0a").build()).build())
+        .build();
+    let task = ecs
+        .run_task()
+        .cluster("stage01")
+        .task_definition(&td)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Ec2)
+        .group("batch:reports")
+        .overrides(overrides)
+        .tags(Tag::builder().key("autopilot:restart").value("on-failure:2").build())
+        .send()
+        .await
+        .expect("run the job");
+    let arn = task.tasks()[0].task_arn().unwrap().to_string();
+    ecs.stop_task().cluster("stage01").task(&arn).reason("Essential container in task exited").send().await.expect("stop the job");
+    let mut e = for_world(sample_event("ecs-task-stopped-crash.json"), w);
+    let d = &mut e["detail"];
+    d["taskArn"] = json!(arn);
+    d["clusterArn"] = json!(w.cluster_arn());
+    d["taskDefinitionArn"] = json!(td);
+    d["group"] = json!("batch:reports");
+    d["attachments"] = json!([]);
+    d["containers"] = json!([{"name": JOB, "exitCode": 1, "lastStatus": "STOPPED", "taskArn": arn}]);
+    e["resources"] = json!([arn]);
+    e
+}
+
+async fn scenario() -> Scenario {
+    let world = World::seed().await;
+    let proxy = AwsProxy::start();
+    let v2 = push_image(&world, "auth", "v2").await;
+    let v3 = push_image(&world, "auth", "v3").await;
+    let stopped = crashed_job(&world).await;
+    Scenario { push_v2: push_event(&world, "auth", "v2", &v2), push_v3: push_event(&world, "auth", "v3", &v3), alarm: alarm_event(&world), stopped, v2, v3, world, proxy }
+}
+
+struct Functions {
+    deployer: Deployer,
+    scaler: Scaler,
+    recovery: Recovery,
+}
+
+impl Scenario {
+    /// The functions, with every AWS call (state table and SNS included) through the proxy.
+    fn functions(&self) -> Functions {
+        self.functions_with(self.world.config())
+    }
+
+    fn functions_with(&self, config: Config) -> Functions {
+        let env = || Env::new(config.clone(), self.proxy.sdk(&self.world.sdk));
+        Functions { deployer: Deployer::new(env()), scaler: Scaler::new(env()), recovery: Recovery::new(env()) }
+    }
+}
+
+/// What one delivery chain did: the result of every attempt.
+#[derive(Debug)]
+struct Delivery {
+    attempts: Vec<Result<Value, (String, bool)>>,
+}
+
+impl Delivery {
+    fn succeeded(&self) -> bool {
+        self.attempts.last().is_some_and(Result::is_ok)
+    }
+    fn summary(&self) -> String {
+        self.attempts
+            .iter()
+            .map(|a| match a {
+                Ok(v) => format!("ok({})", v.get("status").or(v.get("action")).unwrap_or(&Value::Null)),
+                Err((e, retryable)) => format!("err(retryable={retryable}: {e})"),
+            })
+            .collect::<Vec<_>>()
+            .join(" → ")
+    }
+}
+
+/// Deliver one event until an invocation succeeds (EventBridge retries failed invocations).
+async fn deliver<F: Function>(f: &F, event: &Value, max: usize) -> Delivery {
+    let mut attempts = Vec::new();
+    for _ in 0..max {
+        match f.handle(event.clone()).await {
+            Ok(v) => {
+                attempts.push(Ok(v));
+                break;
+            }
+            Err(e) => attempts.push(Err((e.to_string(), e.retryable()))),
+        }
+    }
+    Delivery { attempts }
+}
+
+/// The three scenarios, each delivered until it succeeds.
+async fn run_all(s: &Scenario, f: &Functions) -> [Delivery; 3] {
+    [deliver(&f.deployer, &s.push_v2, ATTEMPTS).await, deliver(&f.scaler, &s.alarm, ATTEMPTS).await, deliver(&f.recovery, &s.stopped, ATTEMPTS).await]
+}
+
+// ------------------------------------------------------------------ the observed state
+
+/// The state the scenarios change, read from moto; account-specific parts removed.
+#[derive(Debug, Clone, PartialEq)]
+struct Snapshot {
+    /// Revision the auth service runs and that revision's image (`@digest` part).
+    auth_service: (String, String),
+    /// Images of every auth revision, in revision order (duplicates = a digest registered twice).
+    auth_revisions: Vec<String>,
+    random_desired: i32,
+    auth_desired: i32,
+    random_revisions: usize,
+    /// Tasks of the job's family (moto lists STOPPED ones too): the original + re-runs.
+    job_tasks: usize,
+    /// Subjects of every notification in the inbox, sorted.
+    notifications: Vec<String>,
+}
+
+fn image_id(image: &str) -> String {
+    image.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_else(|| image.rsplit('/').next().unwrap_or(image).to_string())
+}
+
+async fn snapshot(w: &World) -> Snapshot {
+    let ecs = w.ecs();
+    let svcs = ecs.describe_services().cluster("stage01").services("auth").services("random").send().await.expect("describe services");
+    let svc = |name: &str| svcs.services().iter().find(|s| s.service_name() == Some(name)).cloned().expect("service");
+    let image_of = |td: String| {
+        let ecs = ecs.clone();
+        async move {
+            let out = ecs.describe_task_definition().task_definition(&td).send().await.expect("describe td");
+            image_id(out.task_definition().unwrap().container_definitions()[0].image().unwrap())
+        }
+    };
+    let auth_td = svc("auth").task_definition().unwrap().to_string();
+    let auth_service = (auth_td.rsplit('/').next().unwrap().to_string(), image_of(auth_td.clone()).await);
+    let mut auth_revisions = Vec::new();
+    let arns = ecs.list_task_definitions().family_prefix("auth").send().await.expect("list tds").task_definition_arns().to_vec();
+    for arn in arns {
+        auth_revisions.push(image_of(arn).await);
+    }
+    let random_revisions = ecs.list_task_definitions().family_prefix("random").send().await.unwrap().task_definition_arns().len();
+    let job_tasks = ecs.list_tasks().cluster("stage01").family(JOB).send().await.expect("list tasks").task_arns().len();
+    let mut notifications: Vec<String> = w.notifications().await.into_iter().map(|(s, _)| s).collect();
+    notifications.sort();
+    Snapshot {
+        auth_service,
+        auth_revisions,
+        random_desired: svc("random").desired_count(),
+        auth_desired: svc("auth").desired_count(),
+        random_revisions,
+        job_tasks,
+        notifications,
+    }
+}
+
+fn short(d: &str) -> String {
+    autopilot_deployer::plan::short_digest(d)
+}
+
+/// The fault-free run's state (checked by `fault_free_run_is_the_baseline`).
+fn expected(s: &Scenario) -> Snapshot {
+    Snapshot {
+        auth_service: ("auth:2".into(), s.v2.clone()),
+        auth_revisions: vec!["auth:v1".into(), s.v2.clone()],
+        random_desired: 6,
+        auth_desired: 2,
+        random_revisions: 1,
+        job_tasks: 2,
+        notifications: {
+            let mut n = vec![
+                format!("auth: deploying auth:2 (v2, {})", short(&s.v2)),
+                "random 4 -> 6 (alarm random-cpu-high: 87.5 > 70 for 2 datapoints; step +2)".to_string(),
+                RERUN_SUBJECT.to_string(),
+            ];
+            n.sort();
+            n
+        },
+    }
+}
+
+const RERUN_SUBJECT: &str = "stage01/nightly-report: task of nightly-report:1 crashed (exit 1), re-run 1 of 2";
+
+fn report(case: &str, deliveries: &[Delivery], started: Instant, proxy: &AwsProxy) {
+    let stats = proxy.stats();
+    let t = &stats["totals"];
+    eprintln!(
+        "[{case}] {:.1}s; deployer: {}; scaler: {}; recovery: {}; proxy totals: calls {} faults {} throttled {} dropped {}",
+        started.elapsed().as_secs_f64(),
+        deliveries[0].summary(),
+        deliveries[1].summary(),
+        deliveries[2].summary(),
+        t["calls"],
+        t["faults"],
+        t["throttled"],
+        t["dropped"]
+    );
+}
+
+fn assert_converged(case: &str, deliveries: &[Delivery]) {
+    for (name, d) in ["deployer", "scaler", "recovery"].iter().zip(deliveries) {
+        assert!(d.succeeded(), "[{case}] {name} did not converge in {ATTEMPTS} deliveries: {}", d.summary());
+        for a in &d.attempts {
+            if let Err((e, retryable)) = a {
+                assert!(*retryable, "[{case}] {name} failed with a non-retryable error under transient faults: {e}");
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ the matrix
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_free_run_is_the_baseline() {
+    let s = scenario().await;
+    let started = Instant::now();
+    let d = run_all(&s, &s.functions()).await;
+    report("fault-free", &d, started, &s.proxy);
+    for x in &d {
+        assert_eq!(x.attempts.len(), 1, "{}", x.summary());
+    }
+    assert_converged("fault-free", &d);
+    assert_eq!(snapshot(&s.world).await, expected(&s));
+    assert!(s.proxy.count("ecs:RegisterTaskDefinition", "forwarded") == 1, "{}", s.proxy.stats()["actions"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_5xx_on_20_percent_of_calls_converge_to_the_fault_free_state() {
+    let s = scenario().await;
+    // Every call the functions make (ECS, ECR, CloudWatch, Auto Scaling, DynamoDB, SNS).
+    s.proxy.configure(json!({"fault_rate": 0.2, "seed": 20, "fault_kinds": ["throttle", "500", "503"]}));
+    let started = Instant::now();
+    let d = run_all(&s, &s.functions()).await;
+    report("faults 20%", &d, started, &s.proxy);
+    s.proxy.calm();
+    assert!(s.proxy.stats()["totals"]["faults"].as_u64().unwrap() >= 5, "the faults happened: {}", s.proxy.stats()["totals"]);
+    assert_converged("faults 20%", &d);
+    assert_eq!(snapshot(&s.world).await, expected(&s));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_responses_of_service_updates_and_run_task_converge_to_the_fault_free_state() {
+    let s = scenario().await;
+    // The change reaches moto, the answer is lost; the SDK retries the same request. Seed 14
+    // drops the first answer of the deployer's and of the scaler's UpdateService and of
+    // recovery's RunTask (each retry gets through).
+    s.proxy.configure(json!({"drop_rate": 0.5, "seed": 14, "drops_for": ["ecs:UpdateService", "ecs:RunTask", "@mutating:autoscaling"]}));
+    let started = Instant::now();
+    let d = run_all(&s, &s.functions()).await;
+    report("drops UpdateService/RunTask", &d, started, &s.proxy);
+    s.proxy.calm();
+    assert_eq!((s.proxy.count("ecs:UpdateService", "dropped"), s.proxy.count("ecs:RunTask", "dropped")), (2, 1), "{}", s.proxy.stats()["actions"]);
+    assert_converged("drops UpdateService/RunTask", &d);
+    assert_eq!(snapshot(&s.world).await, expected(&s));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a RegisterTaskDefinition whose answer is lost is retried by the SDK and registers a second revision of the same digest (auth:2 and auth:3); functions/deployer/src/deploy.rs revision_for must look for an ACTIVE revision of the family with the wanted images before (re-)registering, see docs/reliability.md"]
+async fn lost_response_of_register_task_definition_registers_one_revision() {
+    let s = scenario().await;
+    // Seed 1: the first RegisterTaskDefinition answer is lost, the SDK's retry gets through.
+    s.proxy.configure(json!({"drop_rate": 0.5, "seed": 1, "drops_for": ["ecs:RegisterTaskDefinition"]}));
+    let started = Instant::now();
+    let d = run_all(&s, &s.functions()).await;
+    report("drops RegisterTaskDefinition", &d, started, &s.proxy);
+    s.proxy.calm();
+    assert_eq!(s.proxy.count("ecs:RegisterTaskDefinition", "dropped"), 1, "{}", s.proxy.stats()["actions"]);
+    assert_converged("drops RegisterTaskDefinition", &d);
+    assert_eq!(snapshot(&s.world).await, expected(&s));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a conditional PutItem (StateStore::create / put_if_version) whose answer is lost is retried by the SDK, fails its own condition and is taken for someone else's claim: begin_event answers Replay and the event is dropped as handled (deployer: status replay, nothing deployed); fix in shared/src/state.rs write(), see docs/reliability.md"]
+async fn lost_responses_of_state_table_writes_converge_to_the_fault_free_state() {
+    let s = scenario().await;
+    // Seed 5: the first state-table write (the deployer's event claim) loses its answer.
+    s.proxy.configure(json!({"drop_rate": 0.5, "seed": 5, "drops_for": ["@mutating:dynamodb"]}));
+    let started = Instant::now();
+    let d = run_all(&s, &s.functions()).await;
+    report("drops dynamodb", &d, started, &s.proxy);
+    s.proxy.calm();
+    assert!(s.proxy.count("dynamodb:PutItem", "dropped") >= 1, "drops happened: {}", s.proxy.stats()["actions"]);
+    assert_converged("drops dynamodb", &d);
+    assert_eq!(snapshot(&s.world).await, expected(&s));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: an SNS Publish whose answer is lost is retried by the SDK and the message arrives twice (shared/src/notify.rs Notifier::publish); see docs/reliability.md for the proposed fix"]
+async fn lost_responses_of_notifications_send_each_notification_once() {
+    let s = scenario().await;
+    // Seed 3: the first Publish answer (the deployer's) is lost, the SDK's retry gets through.
+    s.proxy.configure(json!({"drop_rate": 0.5, "seed": 3, "drops_for": ["sns:Publish"]}));
+    let started = Instant::now();
+    let d = run_all(&s, &s.functions()).await;
+    report("drops sns", &d, started, &s.proxy);
+    s.proxy.calm();
+    assert!(s.proxy.count("sns:Publish", "dropped") >= 1, "drops happened: {}", s.proxy.stats()["actions"]);
+    assert_converged("drops sns", &d);
+    assert_eq!(snapshot(&s.world).await, expected(&s));
+}
+
+/// Every attempt of every ECS / Auto Scaling change fails: the invocation fails loudly and
+/// retryably (EventBridge retries, the DLQ catches what never succeeds); once AWS recovers, the
+/// redelivery converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_retries_fail_loudly_and_a_later_delivery_converges() {
+    let s = scenario().await;
+    let f = s.functions();
+    s.proxy.configure(json!({"fault_rate": 1.0, "seed": 1, "faults_for": ["@mutating:ecs", "@mutating:autoscaling"]}));
+    let first = [deliver(&f.deployer, &s.push_v2, 1).await, deliver(&f.scaler, &s.alarm, 1).await, deliver(&f.recovery, &s.stopped, 1).await];
+    for (name, d) in ["deployer", "scaler", "recovery"].iter().zip(&first) {
+        match &d.attempts[0] {
+            Ok(v) => panic!("{name} succeeded although every change failed: {v}"),
+            Err((e, retryable)) => assert!(*retryable, "{name}: a throttled/5xx change must fail retryably: {e}"),
+        }
+    }
+    // The SDK tried each change 6 times before giving up.
+    assert_eq!(s.proxy.count("ecs:RegisterTaskDefinition", "faults"), 6);
+    assert_eq!(s.proxy.count("ecs:RunTask", "faults"), 6);
+    assert_eq!(s.proxy.count("ecs:UpdateService", "faults"), 6);
+    s.proxy.calm();
+    let started = Instant::now();
+    let again = run_all(&s, &f).await;
+    report("exhausted faults, then redelivery", &again, started, &s.proxy);
+    assert_converged("redelivery", &again);
+    let mut want = expected(&s);
+    let got = snapshot(&s.world).await;
+    // The failed attempt's own report is the one extra message, sent once.
+    let failed: Vec<&String> = got.notifications.iter().filter(|n| n.contains("deploy failed")).collect();
+    assert_eq!(failed.len(), 1, "{:?}", got.notifications);
+    want.notifications.push(failed[0].clone());
+    want.notifications.sort();
+    assert_eq!(got, want);
+}
+
+/// Every attempt of every ECS change reaches moto and every answer is lost: the invocation
+/// fails, though the change happened each time. The redelivery must not apply it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a change whose every answer was lost is applied again: RegisterTaskDefinition registers one revision per attempt (functions/deployer/src/deploy.rs revision_for), and the scaler reverts its cooldown record after UpdateService failed (functions/scaler/src/lib.rs evaluate) so the redelivery scales 6 -> 8; see docs/reliability.md"]
+async fn exhausted_lost_responses_then_redelivery_apply_each_change_once() {
+    let s = scenario().await;
+    let f = s.functions();
+    s.proxy.configure(json!({"drop_rate": 1.0, "seed": 1, "drops_for": ["ecs:RegisterTaskDefinition", "ecs:UpdateService", "ecs:RunTask"]}));
+    let first = [deliver(&f.deployer, &s.push_v2, 1).await, deliver(&f.scaler, &s.alarm, 1).await, deliver(&f.recovery, &s.stopped, 1).await];
+    for (name, d) in ["deployer", "scaler", "recovery"].iter().zip(&first) {
+        assert!(matches!(&d.attempts[0], Err((_, true))), "{name}: {}", d.summary());
+    }
+    s.proxy.calm();
+    let started = Instant::now();
+    let again = run_all(&s, &f).await;
+    report("exhausted drops, then redelivery", &again, started, &s.proxy);
+    assert_converged("redelivery", &again);
+    let got = snapshot(&s.world).await;
+    let want = expected(&s);
+    assert_eq!((got.auth_service.1.clone(), got.auth_revisions.iter().filter(|i| **i == s.v2).count()), (s.v2.clone(), 1), "one revision per digest: {got:?}");
+    assert_eq!(got.random_desired, 6, "no double scaling: {got:?}");
+    assert_eq!(got.job_tasks, 2, "one re-run: {got:?}");
+    assert_eq!(got.random_desired, want.random_desired);
+}
+
+// ------------------------------------------------------------------ delivery: duplicates, order
+
+/// A tiny deterministic shuffle (xorshift64*), so the order is the same on every run.
+fn shuffle<T>(items: &mut [T], mut seed: u64) {
+    for i in (1..items.len()).rev() {
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        let r = seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        items.swap(i, (r % (i as u64 + 1)) as usize);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_deliveries_in_shuffled_order_give_the_in_order_state() {
+    let s = scenario().await;
+    let f = s.functions();
+    // Each event three times: twice as the same delivery (same id) and once re-published
+    // (a new id, same content), everything interleaved in a seeded random order.
+    let mut deliveries: Vec<(&str, Value)> = Vec::new();
+    for (who, e) in [("deployer", &s.push_v2), ("deployer", &s.push_v3), ("scaler", &s.alarm), ("recovery", &s.stopped)] {
+        let mut copy = e.clone();
+        copy["id"] = json!(format!("{}-republished", e["id"].as_str().unwrap()));
+        deliveries.extend([(who, e.clone()), (who, e.clone()), (who, copy)]);
+    }
+    shuffle(&mut deliveries, 0x5eed);
+    let order: Vec<String> = deliveries.iter().map(|(w, e)| format!("{w}:{}", e["detail"]["image-tag"].as_str().unwrap_or("-"))).collect();
+    for (who, e) in &deliveries {
+        let d = match *who {
+            "deployer" => deliver(&f.deployer, e, ATTEMPTS).await,
+            "scaler" => deliver(&f.scaler, e, ATTEMPTS).await,
+            _ => deliver(&f.recovery, e, ATTEMPTS).await,
+        };
+        assert!(d.succeeded(), "{who}: {}", d.summary());
+    }
+    let got = snapshot(&s.world).await;
+    eprintln!("[shuffled] order {order:?} → {got:?}");
+    // In order (v2, v3) the service ends on v3 with one revision per digest; shuffled, v2 may
+    // never be registered (it is older than the running v3) but nothing else may differ.
+    assert_eq!(got.auth_service.1, s.v3, "the service runs the newest image: {got:?}");
+    assert_eq!(got.auth_revisions.iter().filter(|i| **i == s.v3).count(), 1, "v3 registered once: {got:?}");
+    assert!(got.auth_revisions.iter().filter(|i| **i == s.v2).count() <= 1, "v2 registered at most once: {got:?}");
+    assert_eq!((got.random_desired, got.auth_desired, got.job_tasks), (6, 2, 2), "{got:?}");
+    let count = |needle: &str| got.notifications.iter().filter(|n| n.contains(needle)).count();
+    assert_eq!(count(&format!("(v3, {})", short(&s.v3))), 1, "{:?}", got.notifications);
+    assert!(count(&format!("(v2, {})", short(&s.v2))) <= 1, "{:?}", got.notifications);
+    assert_eq!(count("random 4 -> 6"), 1, "{:?}", got.notifications);
+    assert_eq!(count(RERUN_SUBJECT), 1, "{:?}", got.notifications);
+    assert_eq!(got.notifications.len(), 2 + count(&format!("(v2, {})", short(&s.v2))) + 1, "{:?}", got.notifications);
+}
