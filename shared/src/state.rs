@@ -18,6 +18,17 @@ pub const ATTR_SK: &str = "sk";
 pub const ATTR_DATA: &str = "data";
 pub const ATTR_VERSION: &str = "version";
 pub const ATTR_EXPIRES_AT: &str = "expires_at";
+/// A token unique to one write: when a conditional write's answer is lost and the SDK's retry
+/// then fails the condition, reading the token back tells our own earlier success apart from
+/// someone else's claim.
+pub const ATTR_WRITER: &str = "writer";
+
+fn write_token() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
 
 /// A stored record and the version to pass to [`StateStore::put_if_version`].
 #[derive(Debug, Clone, PartialEq)]
@@ -143,6 +154,8 @@ impl StateStore {
                     .item(ATTR_SK, AttributeValue::S(sk.into()))
                     .item(ATTR_DATA, AttributeValue::S(data.to_string()))
                     .item(ATTR_EXPIRES_AT, AttributeValue::N(expires_at.to_string()));
+                let token = write_token();
+                request = request.item(ATTR_WRITER, AttributeValue::S(token.clone()));
                 let now_value = AttributeValue::N(now.to_string());
                 let version = match expected {
                     // An expired record is as good as absent: DynamoDB's TTL deletes lazily.
@@ -164,20 +177,33 @@ impl StateStore {
                         self.get(pk, sk).await?.map_or(0, |r| r.version) + 1
                     }
                 };
-                request
-                    .item(ATTR_VERSION, AttributeValue::N(version.to_string()))
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) {
-                            Error::Conflict(format!("{pk}/{sk}"))
+                match request.item(ATTR_VERSION, AttributeValue::N(version.to_string())).send().await {
+                    Ok(_) => Ok(version),
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                        if self.written_by(client, table, pk, sk, &token).await? {
+                            tracing::debug!(pk, sk, "conditional write had succeeded; its answer was lost");
+                            Ok(version)
                         } else {
-                            Error::aws("dynamodb", "PutItem", e)
+                            Err(Error::Conflict(format!("{pk}/{sk}")))
                         }
-                    })?;
-                Ok(version)
+                    }
+                    Err(e) => Err(Error::aws("dynamodb", "PutItem", e)),
+                }
             }
         }
+    }
+
+    async fn written_by(&self, client: &aws_sdk_dynamodb::Client, table: &str, pk: &str, sk: &str, token: &str) -> Result<bool> {
+        let out = client
+            .get_item()
+            .table_name(table)
+            .key(ATTR_PK, AttributeValue::S(pk.into()))
+            .key(ATTR_SK, AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::aws("dynamodb", "GetItem", e))?;
+        Ok(out.item.and_then(|item| item.get(ATTR_WRITER).and_then(|v| v.as_s().ok()).map(|w| w == token)).unwrap_or(false))
     }
 
     /// Claim an EventBridge event id for one function. A claim lives `lease` while the work

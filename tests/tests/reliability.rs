@@ -388,7 +388,6 @@ async fn lost_response_of_register_task_definition_registers_one_revision() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a conditional PutItem (StateStore::create / put_if_version) whose answer is lost is retried by the SDK, fails its own condition and is taken for someone else's claim: begin_event answers Replay and the event is dropped as handled (deployer: status replay, nothing deployed); fix in shared/src/state.rs write(), see docs/reliability.md"]
 async fn lost_responses_of_state_table_writes_converge_to_the_fault_free_state() {
     let s = scenario().await;
     // Seed 5: the first state-table write (the deployer's event claim) loses its answer.
@@ -441,14 +440,11 @@ async fn exhausted_retries_fail_loudly_and_a_later_delivery_converges() {
     let again = run_all(&s, &f).await;
     report("exhausted faults, then redelivery", &again, started, &s.proxy);
     assert_converged("redelivery", &again);
-    let mut want = expected(&s);
     let got = snapshot(&s.world).await;
-    // The failed attempt's own report is the one extra message, sent once.
-    let failed: Vec<&String> = got.notifications.iter().filter(|n| n.contains("deploy failed")).collect();
-    assert_eq!(failed.len(), 1, "{:?}", got.notifications);
-    want.notifications.push(failed[0].clone());
-    want.notifications.sort();
-    assert_eq!(got, want);
+    // A retryable failure is not announced: the redelivery may undo it, and the DLQ alarm
+    // reports the deliveries that never succeed.
+    assert!(!got.notifications.iter().any(|n| n.contains("deploy failed")), "{:?}", got.notifications);
+    assert_eq!(got, expected(&s));
 }
 
 /// Every attempt of every ECS change reaches moto and every answer is lost: the invocation

@@ -256,7 +256,16 @@ async fn revision_for(env: &Env, aws: &Aws, raw: &HashMap<String, RawTaskDef>, f
     if let Some(arn) = &fam.existing {
         return Ok(arn.clone());
     }
-    if !env.state.create(PK_REGISTER, &fam.claim, &json!({"status": "registering"}), REGISTER_LEASE).await? {
+    let claimed = match env.state.create(PK_REGISTER, &fam.claim, &json!({"status": "registering"}), REGISTER_LEASE).await {
+        Ok(claimed) => claimed,
+        Err(e) => {
+            // The write may have landed with its answer lost: release it so the redelivery that
+            // this error triggers is not held off by our own claim for the whole lease.
+            let _ = env.state.delete(PK_REGISTER, &fam.claim).await;
+            return Err(e);
+        }
+    };
+    if !claimed {
         let record = env.state.get(PK_REGISTER, &fam.claim).await?;
         return match record.and_then(|r| r.data.get("taskDefinition").and_then(Value::as_str).map(String::from)) {
             Some(arn) => Ok(arn),
@@ -295,10 +304,14 @@ async fn execute_family(env: &Env, aws: &Aws, push: &Push, raw: &HashMap<String,
         Ok(arn) => arn,
         Err(e) => {
             tracing::error!(family = %fam.family, error_kind = e.kind(), error = %e, "cannot register the new revision");
-            let what = if matches!(e, Error::Refused(_)) { "deploy refused" } else { "deploy failed" };
-            let n = family_notification(fam, push, "deploy.failed", &format!("{what} for {} ({})", push.label(), fam.family), None)
-                .field("reason", e.to_string());
-            notify(env, &format!("push#{}#failed#{}", fam.claim, services_key(fam)), &n).await;
+            // A retryable failure fails the invocation and is delivered again: telling a person
+            // now would announce a failure the retry may well undo. The DLQ alarm covers the end.
+            if !e.retryable() {
+                let what = if matches!(e, Error::Refused(_)) { "deploy refused" } else { "deploy failed" };
+                let n = family_notification(fam, push, "deploy.failed", &format!("{what} for {} ({})", push.label(), fam.family), None)
+                    .field("reason", e.to_string());
+                notify(env, &format!("push#{}#failed#{}", fam.claim, services_key(fam)), &n).await;
+            }
             for t in &fam.services {
                 out.failed.push((who(&t.cluster, &t.service), clone_error(&e)));
             }
@@ -334,14 +347,15 @@ async fn execute_family(env: &Env, aws: &Aws, push: &Push, raw: &HashMap<String,
         let n = family_notification(&group, push, "deploy.started", &format!("deploying {label}"), Some(&arn));
         notify(env, &format!("push#{}#started#{}", fam.claim, services_key(&group)), &n).await;
     }
-    if !failed.is_empty() {
-        let group = FamilyPlan { services: failed.iter().map(|(t, _)| t.clone()).collect(), ..fam.clone() };
-        let reason = failed.iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>().join("; ");
+    let final_failures: Vec<&(crate::plan::Target, Error)> = failed.iter().filter(|(_, e)| !e.retryable()).collect();
+    if !final_failures.is_empty() {
+        let group = FamilyPlan { services: final_failures.iter().map(|(t, _)| t.clone()).collect(), ..fam.clone() };
+        let reason = final_failures.iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>().join("; ");
         let n = family_notification(&group, push, "deploy.failed", &format!("deploy of {label} failed"), Some(&arn)).field("reason", reason);
         notify(env, &format!("push#{}#failed#{}", fam.claim, services_key(&group)), &n).await;
-        for (t, e) in failed {
-            out.failed.push((who(&t.cluster, &t.service), e));
-        }
+    }
+    for (t, e) in failed {
+        out.failed.push((who(&t.cluster, &t.service), e));
     }
 }
 
