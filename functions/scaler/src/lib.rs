@@ -368,9 +368,15 @@ impl Scaler {
                 if !dry {
                     let new_version = self.env.state.put_if_version("scale", &sk, &serde_json::to_value(&next).unwrap_or_default(), COOLDOWN_MEMORY, version).await?;
                     if let Err(e) = self.ecs.update_service().cluster(&cluster).service(&service).desired_count(to as i32).send().await {
-                        let old = record.as_ref().map(|r| r.data.clone()).unwrap_or(json!({}));
-                        let _ = self.env.state.put_if_version("scale", &sk, &old, COOLDOWN_MEMORY, new_version).await;
-                        return Err(Error::aws("ecs", "UpdateService", e));
+                        // The error may be a lost answer to an update that landed: then the
+                        // cooldown record must stay, or the redelivery would scale again.
+                        let landed = matches!(self.describe_service(&cluster, &service).await, Ok(Some(now)) if now.desired_count() == to as i32);
+                        if !landed {
+                            let old = record.as_ref().map(|r| r.data.clone()).unwrap_or(json!({}));
+                            let _ = self.env.state.put_if_version("scale", &sk, &old, COOLDOWN_MEMORY, new_version).await;
+                            return Err(Error::aws("ecs", "UpdateService", e));
+                        }
+                        tracing::warn!(service, to, error = %Error::aws("ecs", "UpdateService", e), "UpdateService reported an error but the service is at the new count");
                     }
                 }
                 let mut capacity = Value::Null;
