@@ -373,7 +373,6 @@ async fn lost_responses_of_service_updates_and_run_task_converge_to_the_fault_fr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a RegisterTaskDefinition whose answer is lost is retried by the SDK and registers a second revision of the same digest (auth:2 and auth:3); functions/deployer/src/deploy.rs revision_for must look for an ACTIVE revision of the family with the wanted images before (re-)registering, see docs/reliability.md"]
 async fn lost_response_of_register_task_definition_registers_one_revision() {
     let s = scenario().await;
     // Seed 1: the first RegisterTaskDefinition answer is lost, the SDK's retry gets through.
@@ -450,14 +449,16 @@ async fn exhausted_retries_fail_loudly_and_a_later_delivery_converges() {
 /// Every attempt of every ECS change reaches moto and every answer is lost: the invocation
 /// fails, though the change happened each time. The redelivery must not apply it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a change whose every answer was lost is applied again: RegisterTaskDefinition registers one revision per attempt (functions/deployer/src/deploy.rs revision_for), and the scaler reverts its cooldown record after UpdateService failed (functions/scaler/src/lib.rs evaluate) so the redelivery scales 6 -> 8; see docs/reliability.md"]
 async fn exhausted_lost_responses_then_redelivery_apply_each_change_once() {
     let s = scenario().await;
     let f = s.functions();
     s.proxy.configure(json!({"drop_rate": 1.0, "seed": 1, "drops_for": ["ecs:RegisterTaskDefinition", "ecs:UpdateService", "ecs:RunTask"]}));
     let first = [deliver(&f.deployer, &s.push_v2, 1).await, deliver(&f.scaler, &s.alarm, 1).await, deliver(&f.recovery, &s.stopped, 1).await];
     for (name, d) in ["deployer", "scaler", "recovery"].iter().zip(&first) {
-        assert!(matches!(&d.attempts[0], Err((_, true))), "{name}: {}", d.summary());
+        // The scaler re-reads the service after a failed UpdateService and finds the new count:
+        // the change landed, so it may rightly report success.
+        let ok_scaled = *name == "scaler" && matches!(&d.attempts[0], Ok(v) if v["action"] == "scaled");
+        assert!(ok_scaled || matches!(&d.attempts[0], Err((_, true))), "{name}: {}", d.summary());
     }
     s.proxy.calm();
     let started = Instant::now();

@@ -6,6 +6,7 @@ use autopilot::aws_sdk_ecr::types::ImageIdentifier;
 use autopilot::aws_sdk_ecs::types::{ServiceField, TaskDefinitionField};
 use autopilot::tags::ecs_tags;
 use autopilot::Error;
+use aws_smithy_runtime_api::client::result::SdkError;
 use serde_json::Value;
 
 use crate::plan::ObservedService;
@@ -147,22 +148,91 @@ impl Aws {
     }
 
     /// Register `request` (RegisterTaskDefinition JSON) as is; returns the new revision's ARN.
-    pub async fn register_task_definition(&self, request: &Value) -> Result<String, Error> {
+    ///
+    /// RegisterTaskDefinition is not idempotent: the SDK's own retry of a call whose answer was
+    /// lost registers a second, identical revision. So the SDK does not retry it; this loop does,
+    /// and after an answer that may hide a success (no answer, a timeout, a 5xx) it first looks
+    /// for a revision newer than `base_revision` that already carries the wanted images.
+    pub async fn register_task_definition(&self, request: &Value, base_revision: i64, images: &[(String, String)]) -> Result<String, Error> {
         let family = request.get("family").and_then(Value::as_str).unwrap_or_default().to_string();
         let body = serde_json::to_vec(request).map_err(|e| Error::Refused(format!("cannot encode the task definition: {e}")))?;
-        let out = self
+        let retry = self.ecs.config().retry_config().cloned().unwrap_or_else(autopilot::aws::retry_config);
+        let attempts = retry.max_attempts().max(1);
+        let mut backoff = retry.initial_backoff();
+        let mut last = None;
+        for attempt in 1..=attempts {
+            let result = self
+                .ecs
+                .register_task_definition()
+                .family(&family)
+                .customize()
+                .config_override(autopilot::aws_sdk_ecs::config::Builder::default().retry_config(autopilot::aws_config::retry::RetryConfig::disabled()))
+                .interceptor(ReplaceBody(body.clone()))
+                .send()
+                .await;
+            let e = match result {
+                Ok(out) => {
+                    return out.task_definition().and_then(|t| t.task_definition_arn()).map(String::from).ok_or_else(|| Error::Aws {
+                        service: "ecs",
+                        operation: "RegisterTaskDefinition",
+                        code: "NoArn".into(),
+                        message: "no taskDefinitionArn in the answer".into(),
+                        retryable: true,
+                    })
+                }
+                Err(e) => e,
+            };
+            let ambiguous = match &e {
+                SdkError::ServiceError(ctx) => ctx.raw().status().is_server_error(),
+                SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+                _ => false,
+            };
+            let error = Error::aws("ecs", "RegisterTaskDefinition", e);
+            if ambiguous {
+                if let Some(arn) = self.find_registered(&family, base_revision, images).await? {
+                    tracing::warn!(family, revision = %arn, error = %error, "the registration had succeeded; its answer was lost");
+                    return Ok(arn);
+                }
+            }
+            if !error.retryable() || attempt == attempts {
+                return Err(error);
+            }
+            tracing::debug!(family, attempt, error = %error, "registration failed; retrying");
+            last = Some(error);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(retry.max_backoff());
+        }
+        Err(last.unwrap_or_else(|| Error::Refused("no registration attempt was made".into())))
+    }
+
+    /// An ACTIVE revision of `family` newer than `base_revision` whose containers carry exactly
+    /// `images` (container name, image).
+    async fn find_registered(&self, family: &str, base_revision: i64, images: &[(String, String)]) -> Result<Option<String>, Error> {
+        let listed = self
             .ecs
-            .register_task_definition()
-            .family(family)
-            .customize()
-            .interceptor(ReplaceBody(body))
+            .list_task_definitions()
+            .family_prefix(family)
+            .status(autopilot::aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+            .sort(autopilot::aws_sdk_ecs::types::SortOrder::Desc)
             .send()
             .await
-            .map_err(|e| Error::aws("ecs", "RegisterTaskDefinition", e))?;
-        out.task_definition()
-            .and_then(|t| t.task_definition_arn())
-            .map(String::from)
-            .ok_or_else(|| Error::Aws { service: "ecs", operation: "RegisterTaskDefinition", code: "NoArn".into(), message: "no taskDefinitionArn in the answer".into(), retryable: true })
+            .map_err(|e| Error::aws("ecs", "ListTaskDefinitions", e))?;
+        let revision_of = |arn: &str| arn.rsplit_once(':').and_then(|(_, r)| r.parse::<i64>().ok()).unwrap_or(0);
+        let mut newer: Vec<&String> = listed
+            .task_definition_arns()
+            .iter()
+            .filter(|arn| arn.rsplit_once(':').is_some_and(|(head, _)| head.ends_with(&format!("task-definition/{family}"))) && revision_of(arn) > base_revision)
+            .collect();
+        newer.sort_by_key(|arn| std::cmp::Reverse(revision_of(arn)));
+        for arn in newer.into_iter().take(3) {
+            let td = self.describe_task_definition(arn).await?;
+            let observed = td.observed().map_err(|e| Error::Refused(format!("{arn}: {e}")))?;
+            let carries = images.iter().all(|(name, image)| observed.containers.iter().any(|c| &c.name == name && &c.image == image));
+            if carries {
+                return Ok(Some(arn.clone()));
+            }
+        }
+        Ok(None)
     }
 
     /// Move a service onto a revision; everything else (desiredCount included) stays as it is.

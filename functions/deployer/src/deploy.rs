@@ -280,7 +280,7 @@ async fn revision_for(env: &Env, aws: &Aws, raw: &HashMap<String, RawTaskDef>, f
         }
         let images: Vec<(String, String)> = fam.changes.iter().map(|c| (c.container.clone(), c.to.clone())).collect();
         let request = base.register_request(&images).map_err(|e| Error::Refused(format!("{}: {e}", revision_name(&fam.base))))?;
-        aws.register_task_definition(&request).await
+        aws.register_task_definition(&request, base_revision_of(&fam.base), &images).await
     }
     .await;
     match result {
@@ -357,6 +357,10 @@ async fn execute_family(env: &Env, aws: &Aws, push: &Push, raw: &HashMap<String,
     for (t, e) in failed {
         out.failed.push((who(&t.cluster, &t.service), e));
     }
+}
+
+fn base_revision_of(arn: &str) -> i64 {
+    arn.rsplit_once(':').and_then(|(_, r)| r.parse().ok()).unwrap_or(0)
 }
 
 /// `Error` is not Clone (it holds no sources that need to be, but keeps the type honest).

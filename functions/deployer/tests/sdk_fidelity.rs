@@ -80,7 +80,7 @@ async fn unknown_fields_pass_through_the_sdk_unchanged() {
     assert_eq!(raw.unknown_fields(), vec!["taskFieldFrom2030".to_string()]);
     let new_image = "111122223333.dkr.ecr.us-east-1.amazonaws.com/auth@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let request = raw.register_request(&[("auth".into(), new_image.into())]).unwrap();
-    let arn = aws.register_task_definition(&request).await.expect("register");
+    let arn = aws.register_task_definition(&request, 3, &[("auth".into(), new_image.into())]).await.expect("register");
     assert_eq!(arn, "arn:aws:ecs:us-east-1:111122223333:task-definition/auth:4");
 
     let sent = sent.0.lock().unwrap();
