@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use aws_smithy_runtime_api::client::result::SdkError;
+
 use crate::error::{Error, Result};
 use crate::state::StateStore;
 
@@ -89,14 +91,39 @@ impl Notifier {
         let body = n.chatbot_body(self.dry_run);
         tracing::info!(notification = %subject, event_type = %n.event_type, "notify");
         let Some((client, topic)) = &self.sns else { return Ok(()) };
-        client
-            .publish()
-            .topic_arn(topic)
-            .subject(Notification { subject, ..n.clone() }.sns_subject())
-            .message(body.to_string())
-            .send()
-            .await
-            .map_err(|e| Error::aws("sns", "Publish", e))?;
+        let subject = Notification { subject, ..n.clone() }.sns_subject();
+        let message = body.to_string();
+        // At most once: the SDK's retry of a Publish whose answer was lost delivers the message
+        // twice, so only calls that got an answer (throttling, 5xx) are retried here; no answer
+        // or a timeout counts as sent, with a warning.
+        let retry = client.config().retry_config().cloned().unwrap_or_else(crate::aws::retry_config);
+        let mut backoff = retry.initial_backoff();
+        for attempt in 1..=retry.max_attempts().max(1) {
+            let result = client
+                .publish()
+                .topic_arn(topic)
+                .subject(&subject)
+                .message(&message)
+                .customize()
+                .config_override(aws_sdk_sns::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled()))
+                .send()
+                .await;
+            let e = match result {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            let answered = matches!(&e, SdkError::ServiceError(_));
+            let error = Error::aws("sns", "Publish", e);
+            if !answered {
+                tracing::warn!(error = %error, "notification may not have been delivered; not resent, to never send it twice");
+                return Ok(());
+            }
+            if !error.retryable() || attempt == retry.max_attempts() {
+                return Err(error);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(retry.max_backoff());
+        }
         Ok(())
     }
 

@@ -401,7 +401,6 @@ async fn lost_responses_of_state_table_writes_converge_to_the_fault_free_state()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: an SNS Publish whose answer is lost is retried by the SDK and the message arrives twice (shared/src/notify.rs Notifier::publish); see docs/reliability.md for the proposed fix"]
 async fn lost_responses_of_notifications_send_each_notification_once() {
     let s = scenario().await;
     // Seed 3: the first Publish answer (the deployer's) is lost, the SDK's retry gets through.
