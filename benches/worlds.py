@@ -1,0 +1,184 @@
+"""Worlds the benchmarks provision straight into moto (boto3, no proxy, so no latency or
+throttling is spent on set-up), each in an account of its own (tests/seed_world.py's IAM-key
+trick), so every measured run starts with full ECS token buckets in the proxy.
+
+- fanout_world: one cluster of N services; K of them (2 per family, F families) run the pushed
+  repository and are tagged autopilot:deploy=*; the rest run other families, untagged.
+- peer_world: one cluster of n services, one family each, all tagged autopilot:deploy=*, for
+  ecs-autopilot vs fabfuel's ecs-deploy.
+- push_image / push_event: a new image in ECR and the EventBridge event ECR sends for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from typing import Any
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests"))
+
+import seed_world  # noqa: E402  (tests/seed_world.py: World, image_manifest, state table, topic)
+
+REGION = "us-east-1"
+
+
+def account_world(endpoint: str, account: str) -> seed_world.World:
+    w = seed_world.World(endpoint, account, REGION)
+    w.bootstrap_credentials()
+    return w
+
+
+def push_image(w: seed_world.World, repo: str, tag: str) -> str:
+    """Put repo:tag into ECR (a fresh manifest per tag); returns its digest."""
+    return seed_world.push_image(w, repo, tag)
+
+
+def ensure_repository(w: seed_world.World, repo: str) -> str:
+    ecr = w.client("ecr")
+    try:
+        return ecr.create_repository(repositoryName=repo)["repository"]["repositoryUri"]
+    except ecr.exceptions.RepositoryAlreadyExistsException:
+        return ecr.describe_repositories(repositoryNames=[repo])["repositories"][0]["repositoryUri"]
+
+
+def push_event(account: str, repo: str, tag: str, digest: str, event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": "ECR Image Action",
+        "source": "aws.ecr",
+        "account": account,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": REGION,
+        "resources": [],
+        "detail": {
+            "result": "SUCCESS",
+            "repository-name": repo,
+            "image-digest": digest,
+            "action-type": "PUSH",
+            "image-tag": tag,
+            "manifest-media-type": "application/vnd.docker.distribution.manifest.v2+json",
+        },
+    }
+
+
+def _task_definition(family: str, image: str) -> dict[str, Any]:
+    return {
+        "family": family,
+        "containerDefinitions": [
+            {
+                "name": "app",
+                "image": image,
+                "cpu": 128,
+                "memory": 256,
+                "essential": True,
+                "portMappings": [{"containerPort": 8080, "hostPort": 0, "protocol": "tcp"}],
+                "environment": [{"name": "LOG_LEVEL", "value": "info"}],
+            },
+            # A sidecar from another repository: must stay as it is.
+            {"name": "log-router", "image": "public.ecr.aws/aws-observability/aws-for-fluent-bit:2.32.0",
+             "cpu": 32, "memory": 64, "essential": False},
+        ],
+        "requiresCompatibilities": ["EC2"],
+    }
+
+
+def _common(w: seed_world.World, cluster: str) -> dict[str, Any]:
+    seed_world.provision_state_table(w)
+    seed_world.provision_notifications(w)
+    ecs = w.ecs
+    arn = ecs.create_cluster(clusterName=cluster)["cluster"]["clusterArn"]
+    return {
+        "account": w.account,
+        "region": REGION,
+        "endpoint": w.endpoint,
+        "access_key_id": w.out["access_key_id"],
+        "secret_access_key": w.out["secret_access_key"],
+        "table_name": w.out["table_name"],
+        "topic_arn": w.out["topic_arn"],
+        "queue_url": w.out["queue_url"],
+        "cluster": cluster,
+        "cluster_arn": arn,
+    }
+
+
+def fanout_world(endpoint: str, account: str, services: int = 500, deployed: int = 100, families: int = 50,
+                 other_families: int = 40, repo: str = "fanout-app", cluster: str = "fanout01") -> dict[str, Any]:
+    t0 = time.monotonic()
+    w = account_world(endpoint, account)
+    out = _common(w, cluster)
+    ecs = w.ecs
+    uri = ensure_repository(w, repo)
+    other_uri = ensure_repository(w, "other-app")
+    push_image(w, repo, "v1")
+    push_image(w, "other-app", "v1")
+    per_family = deployed // families
+    if per_family * families != deployed:
+        raise SystemExit("deployed must be a multiple of families")
+    created = 0
+    for f in range(families):
+        td = ecs.register_task_definition(**_task_definition(f"fan-{f:02d}", f"{uri}:v1"))["taskDefinition"]["taskDefinitionArn"]
+        for s in range(per_family):
+            ecs.create_service(cluster=cluster, serviceName=f"fan-{f:02d}-{s}", taskDefinition=td, desiredCount=1,
+                               launchType="EC2", tags=[{"key": "autopilot:deploy", "value": "*"}])
+            created += 1
+    others = services - deployed
+    other_tds = [ecs.register_task_definition(**_task_definition(f"other-{g:02d}", f"{other_uri}:v1"))["taskDefinition"]["taskDefinitionArn"]
+                 for g in range(other_families)]
+    for i in range(others):
+        ecs.create_service(cluster=cluster, serviceName=f"other-{i:03d}", taskDefinition=other_tds[i % other_families],
+                           desiredCount=1, launchType="EC2", tags=[{"key": "team", "value": "other"}])
+        created += 1
+    digest = push_image(w, repo, "v2")
+    out.update({
+        "services": created, "deployed": deployed, "families": families, "repository": repo,
+        "tag": "v2", "digest": digest, "event": push_event(account, repo, "v2", digest),
+        "provision_seconds": round(time.monotonic() - t0, 1),
+    })
+    return out
+
+
+def peer_world(endpoint: str, account: str, n: int = 20, repo: str = "peer-app", cluster: str = "peer01") -> dict[str, Any]:
+    t0 = time.monotonic()
+    w = account_world(endpoint, account)
+    out = _common(w, cluster)
+    ecs = w.ecs
+    uri = ensure_repository(w, repo)
+    push_image(w, repo, "v1")
+    names = []
+    for i in range(n):
+        td = ecs.register_task_definition(**_task_definition(f"peer-{i:02d}", f"{uri}:v1"))["taskDefinition"]["taskDefinitionArn"]
+        name = f"peer-{i:02d}"
+        # autopilot:pin=tag: the same image reference ecs-deploy --tag v2 writes.
+        ecs.create_service(cluster=cluster, serviceName=name, taskDefinition=td, desiredCount=1, launchType="EC2",
+                           tags=[{"key": "autopilot:deploy", "value": "*"}, {"key": "autopilot:pin", "value": "tag"}])
+        names.append(name)
+    digest = push_image(w, repo, "v2")
+    out.update({"services": names, "repository": repo, "repository_uri": uri, "tag": "v2", "digest": digest,
+                "event": push_event(account, repo, "v2", digest), "provision_seconds": round(time.monotonic() - t0, 1)})
+    return out
+
+
+def service_images(endpoint: str, creds: dict[str, Any], cluster: str, names: list[str]) -> dict[str, list[str]]:
+    """service name -> images of the task definition it now runs (to check a deploy happened)."""
+    import boto3
+
+    s = boto3.session.Session(aws_access_key_id=creds["access_key_id"], aws_secret_access_key=creds["secret_access_key"],
+                              region_name=REGION)
+    ecs = s.client("ecs", endpoint_url=endpoint)
+    out: dict[str, list[str]] = {}
+    for i in range(0, len(names), 10):
+        for svc in ecs.describe_services(cluster=cluster, services=names[i:i + 10])["services"]:
+            td = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
+            out[svc["serviceName"]] = [c["image"] for c in td["containerDefinitions"]]
+    return out
+
+
+if __name__ == "__main__":  # manual use: worlds.py fanout|peer ENDPOINT ACCOUNT
+    kind, endpoint, account = sys.argv[1:4]
+    world = fanout_world(endpoint, account) if kind == "fanout" else peer_world(endpoint, account)
+    print(json.dumps(world, indent=2, default=str))
