@@ -63,9 +63,16 @@ pub fn emf_line(function: &str, m: EventMetrics, timestamp_ms: u64) -> Value {
     })
 }
 
+/// On stdout inside Lambda (where CloudWatch picks the line up); on stderr elsewhere, so tools
+/// that run a handler in-process (`invoke`) keep stdout for the outcome alone.
 pub fn emit(function: &str, m: EventMetrics) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    println!("{}", emf_line(function, m, now));
+    let line = emf_line(function, m, now);
+    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        println!("{line}");
+    } else {
+        eprintln!("{line}");
+    }
 }
 
 #[cfg(test)]
