@@ -74,18 +74,7 @@ impl StateStore {
         let now = now_epoch();
         match self {
             StateStore::Memory(map) => Ok(map.lock().unwrap_or_else(|p| p.into_inner()).get(&(pk.into(), sk.into())).filter(|r| r.expires_at > now).cloned()),
-            StateStore::Dynamo { client, table } => {
-                let out = client
-                    .get_item()
-                    .table_name(table)
-                    .key(ATTR_PK, AttributeValue::S(pk.into()))
-                    .key(ATTR_SK, AttributeValue::S(sk.into()))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| Error::aws("dynamodb", "GetItem", e))?;
-                Ok(out.item.and_then(|item| record_from_item(&item)).filter(|r| r.expires_at > now))
-            }
+            StateStore::Dynamo { client, table } => Ok(get_item(client, table, pk, sk).await?.and_then(|item| record_from_item(&item)).filter(|r| r.expires_at > now)),
         }
     }
 
@@ -194,16 +183,8 @@ impl StateStore {
     }
 
     async fn written_by(&self, client: &aws_sdk_dynamodb::Client, table: &str, pk: &str, sk: &str, token: &str) -> Result<bool> {
-        let out = client
-            .get_item()
-            .table_name(table)
-            .key(ATTR_PK, AttributeValue::S(pk.into()))
-            .key(ATTR_SK, AttributeValue::S(sk.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::aws("dynamodb", "GetItem", e))?;
-        Ok(out.item.and_then(|item| item.get(ATTR_WRITER).and_then(|v| v.as_s().ok()).map(|w| w == token)).unwrap_or(false))
+        let item = get_item(client, table, pk, sk).await?;
+        Ok(item.and_then(|item| item.get(ATTR_WRITER).and_then(|v| v.as_s().ok()).map(|w| w == token)).unwrap_or(false))
     }
 
     /// Claim an EventBridge event id for one function. A claim lives `lease` while the work
@@ -222,6 +203,19 @@ impl StateStore {
             self.delete(&pk, event_id).await
         }
     }
+}
+
+async fn get_item(client: &aws_sdk_dynamodb::Client, table: &str, pk: &str, sk: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key(ATTR_PK, AttributeValue::S(pk.into()))
+        .key(ATTR_SK, AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| Error::aws("dynamodb", "GetItem", e))?;
+    Ok(out.item)
 }
 
 fn record_from_item(item: &HashMap<String, AttributeValue>) -> Option<Record> {
