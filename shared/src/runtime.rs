@@ -54,29 +54,68 @@ impl Env {
     }
 }
 
-/// Parse the event, skip replays, run `handler`, remember the event when it succeeded.
+/// A function's pure first look at an event: the answer when the event alone decides that there
+/// is nothing to do (a failed push, a task that is not STOPPED, an alarm in INSUFFICIENT_DATA), or
+/// `None` when the handler must look at AWS. A screened event touches no AWS API and no state:
+/// replaying it is harmless, so it needs no idempotency claim either.
+pub type Screen = fn(&Incoming, &Config) -> Option<Value>;
+
+fn event_span(function: &str, incoming: &Incoming) -> tracing::Span {
+    tracing::info_span!("event", function, detail_type = incoming.detail_type(), event_id = incoming.id().unwrap_or("-"))
+}
+
+fn rejected(function: &str, e: &crate::events::EventError) -> Value {
+    tracing::error!(error_kind = "InvalidEvent", error = %e, "event rejected");
+    crate::metrics::emit(function, crate::metrics::EventMetrics { rejected: true, ..Default::default() });
+    json!({"status": "rejected", "error": {"kind": "InvalidEvent", "message": e.to_string()}})
+}
+
+fn screened(function: &str, outcome: &Value) {
+    tracing::info!(outcome = %outcome, "event handled from its content alone (no AWS call)");
+    crate::metrics::emit(function, crate::metrics::EventMetrics::default());
+}
+
+/// The answer to an event that needs neither AWS nor the state table: one that cannot be parsed,
+/// or one that `screen` settles. `serve` asks this before the SDK is even configured, so such
+/// events (most of what EventBridge sends) cost no client construction, no TLS and no call.
+pub fn answer_without_aws(function: &str, config: &Config, raw: &Value, screen: Screen) -> Option<Value> {
+    match Incoming::parse(raw.clone()) {
+        Err(e) => Some(rejected(function, &e)),
+        Ok(incoming) => {
+            let outcome = screen(&incoming, config)?;
+            let span = event_span(function, &incoming);
+            let _guard = span.enter();
+            screened(function, &outcome);
+            Some(outcome)
+        }
+    }
+}
+
+/// Parse the event, answer what `screen` settles, skip replays, run `handler`, remember the event
+/// when it succeeded.
 ///
 /// - An event that cannot be parsed is logged as a classified error and answered with
 ///   `{"status":"rejected"}`: retrying the same bytes cannot help, and AWS is not touched.
+/// - An event `screen` settles is answered at once, before any claim.
 /// - A replay (same `id` already handled or in flight) answers `{"status":"replay"}`.
 /// - A handler error fails the invocation (so EventBridge/Lambda retry and the DLQ catches what
 ///   never succeeds) and releases the claim so the retry does the work.
-pub async fn run_event<F, Fut>(env: &Env, function: &str, raw: Value, handler: F) -> Result<Value, Error>
+pub async fn run_event<F, Fut>(env: &Env, function: &str, raw: Value, screen: Screen, handler: F) -> Result<Value, Error>
 where
     F: FnOnce(Incoming) -> Fut,
     Fut: Future<Output = Result<Value, Error>>,
 {
     let incoming = match Incoming::parse(raw) {
         Ok(incoming) => incoming,
-        Err(e) => {
-            tracing::error!(error_kind = "InvalidEvent", error = %e, "event rejected");
-            crate::metrics::emit(function, crate::metrics::EventMetrics { rejected: true, ..Default::default() });
-            return Ok(json!({"status": "rejected", "error": {"kind": "InvalidEvent", "message": e.to_string()}}));
-        }
+        Err(e) => return Ok(rejected(function, &e)),
     };
     let id = incoming.id().map(str::to_string);
-    let span = tracing::info_span!("event", function, detail_type = incoming.detail_type(), event_id = id.as_deref().unwrap_or("-"));
+    let span = event_span(function, &incoming);
     let _guard = span.enter();
+    if let Some(outcome) = screen(&incoming, &env.config) {
+        screened(function, &outcome);
+        return Ok(outcome);
+    }
     if let Some(id) = &id {
         if env.state.begin_event(function, id, EVENT_LEASE).await? == EventClaim::Replay {
             tracing::info!("replayed event: already handled, nothing to do");
@@ -107,19 +146,27 @@ pub trait Function: Sized + Send + Sync + 'static {
     /// The binary's name, also the idempotency namespace in the state table.
     const NAME: &'static str;
     fn new(env: Env) -> Self;
+    /// See [`Screen`]; the default settles nothing.
+    fn screen(_incoming: &Incoming, _config: &Config) -> Option<Value> {
+        None
+    }
     fn handle(&self, event: Value) -> impl Future<Output = Result<Value, Error>> + Send;
 }
 
 /// The whole `main` of a function: validate configuration, then serve the Runtime API.
 ///
-/// The SDK configuration is loaded on the first event rather than before the first `next`
-/// request, so the cold start up to `next` pays only for reading the environment.
+/// The SDK configuration is loaded on the first event that needs AWS rather than before the first
+/// `next` request, so the cold start up to `next` pays only for reading the environment, and an
+/// event that [`Function::screen`] settles is answered without building it at all.
 pub async fn serve<F: Function>() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let config = Config::from_env().inspect_err(|e| tracing::error!(error_kind = "InvalidConfiguration", error = %e, "cannot start"))?;
     let function: tokio::sync::OnceCell<F> = tokio::sync::OnceCell::new();
     let (function, config) = (&function, &config);
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| async move {
+        if let Some(answer) = answer_without_aws(F::NAME, config, &event.payload, F::screen) {
+            return Ok(answer);
+        }
         let f = function.get_or_init(|| async { F::new(Env::load(config.clone()).await) }).await;
         // Boxed: the handler's future is deep, and the runtime's own layers nest it further.
         Box::pin(f.handle(event.payload)).await

@@ -17,14 +17,26 @@ fn schedule_event(world: &World, rule: &str) -> serde_json::Value {
     )
 }
 
-async fn replay_and_reject(function: &str) {
+fn sample(world: &World, name: &str) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
+    for_world(serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap(), world)
+}
+
+/// `work` is an event the function must look at AWS for (so it claims the event id).
+async fn replay_and_reject(function: &str, work: &str) {
     let world = World::seed().await;
     let lambda = LocalLambda::start(function, &world.lambda_env());
-    let event = schedule_event(&world, "some-unrelated-rule");
 
+    // An event settled from its content alone: the same answer every time, no claim, no AWS.
+    let unrelated = schedule_event(&world, "some-unrelated-rule");
+    let first = lambda.invoke(&unrelated).unwrap_or_else(|e| panic!("{function}: {e}"));
+    let again = lambda.invoke(&unrelated).unwrap();
+    assert_eq!(first, again, "{function}: a screened event is answered the same way twice");
+    assert!(first["status"] == "ignored" || first["action"] == "ignored", "{function}: {first}");
+
+    let event = sample(&world, work);
     let first = lambda.invoke(&event).unwrap_or_else(|e| panic!("{function}: {e}"));
     assert_ne!(first["status"], "replay", "{function}: first delivery is not a replay: {first}");
-
     // Same EventBridge id again: the state table in moto's DynamoDB remembers it.
     let second = lambda.invoke(&event).unwrap();
     assert_eq!(second["status"], "replay", "{function}: {second}");
@@ -41,17 +53,17 @@ async fn replay_and_reject(function: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deployer_under_the_runtime_api() {
-    replay_and_reject("deployer").await;
+    replay_and_reject("deployer", "schedule-reconcile.json").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn recovery_under_the_runtime_api() {
-    replay_and_reject("recovery").await;
+    replay_and_reject("recovery", "ecs-task-stopped-crash.json").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scaler_under_the_runtime_api() {
-    replay_and_reject("scaler").await;
+    replay_and_reject("scaler", "schedule-reevaluate.json").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

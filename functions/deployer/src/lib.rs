@@ -13,7 +13,7 @@ use autopilot::events::{EcrActionType, EcrImageAction, EcrResult};
 use autopilot::image::{ecr_registry, ImageRef};
 use autopilot::runtime::{run_event, Env, Function};
 use autopilot::tags::DeployGlobs;
-use autopilot::{Error, Incoming};
+use autopilot::{Config, Error, Incoming};
 use serde_json::{json, Value};
 
 use crate::aws::{digest_id, summarize, Aws, EcrImage};
@@ -34,8 +34,43 @@ impl Function for Deployer {
     }
 
     async fn handle(&self, event: Value) -> Result<Value, Error> {
-        run_event(&self.env, Self::NAME, event, |incoming| async move { self.dispatch(incoming).await }).await
+        run_event(&self.env, Self::NAME, event, Self::screen, |incoming| async move { self.dispatch(incoming).await }).await
     }
+
+    fn screen(incoming: &Incoming, _config: &Config) -> Option<Value> {
+        let reason = match incoming {
+            Incoming::EcrImageAction(ev) => push_skip(ev)?,
+            Incoming::DeploymentStateChange(_) => return None,
+            Incoming::Scheduled(ev) => {
+                let rule = ev.resources.as_ref().and_then(|r| r.first()).cloned().unwrap_or_default();
+                if rule.contains("reconcile") {
+                    return None;
+                }
+                format!("scheduled rule {rule:?} is not a reconcile schedule")
+            }
+            other => format!("{} is not handled by deployer", other.detail_type()),
+        };
+        Some(json!({"status": "ignored", "reason": reason}))
+    }
+}
+
+/// Why a push event deploys nothing, decided from the event alone: not a push, a failed push, no
+/// usable digest, no account to build the registry from.
+fn push_skip(ev: &EventBridgeEvent<EcrImageAction>) -> Option<String> {
+    let d = &ev.detail;
+    if d.action_type != EcrActionType::Push {
+        return Some(format!("ECR {:?} action on {}: only pushes deploy", d.action_type, d.repository_name));
+    }
+    if d.result != EcrResult::Success {
+        return Some(format!("push to {} did not succeed ({:?})", d.repository_name, d.result));
+    }
+    if !d.image_digest.as_deref().is_some_and(|x| ImageRef::parse(&format!("x@{x}")).is_ok()) {
+        return Some(format!("push to {} carries no valid image digest", d.repository_name));
+    }
+    if !ev.account.as_deref().is_some_and(|a| !a.is_empty()) {
+        return Some("event carries no account".into());
+    }
+    None
 }
 
 fn ignored(reason: impl Into<String>) -> Result<Value, Error> {
@@ -67,16 +102,11 @@ impl Deployer {
     }
 
     async fn push(&self, ev: EventBridgeEvent<EcrImageAction>) -> Result<Value, Error> {
+        if let Some(reason) = push_skip(&ev) {
+            return ignored(reason);
+        }
         let d = &ev.detail;
-        if d.action_type != EcrActionType::Push {
-            return ignored(format!("ECR {:?} action on {}: only pushes deploy", d.action_type, d.repository_name));
-        }
-        if d.result != EcrResult::Success {
-            return ignored(format!("push to {} did not succeed ({:?})", d.repository_name, d.result));
-        }
-        let Some(digest) = d.image_digest.clone().filter(|x| ImageRef::parse(&format!("x@{x}")).is_ok()) else {
-            return ignored(format!("push to {} carries no valid image digest", d.repository_name));
-        };
+        let Some(digest) = d.image_digest.clone() else { return ignored("no digest") };
         let Some((account, region)) = self.account_region(&ev.account, &ev.region) else {
             return ignored("event carries no account");
         };

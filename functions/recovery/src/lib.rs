@@ -24,7 +24,7 @@ use autopilot::config::cluster_name;
 use autopilot::events::TaskStateChange;
 use autopilot::runtime::{run_event, Env, Function};
 use autopilot::tags::{ecs_tags, parse_rollback, Tags, TAG_RESTART, TAG_ROLLBACK};
-use autopilot::{Error, Incoming, Notification};
+use autopilot::{Config, Error, Incoming, Notification};
 use serde_json::{json, Map, Value};
 
 use classify::{classify, StopClass};
@@ -62,8 +62,39 @@ impl Function for Recovery {
     }
 
     async fn handle(&self, event: Value) -> Result<Value, Error> {
-        run_event(&self.env, Self::NAME, event, |incoming| async move { self.dispatch(incoming).await }).await
+        run_event(&self.env, Self::NAME, event, Self::screen, |incoming| async move { self.dispatch(incoming).await }).await
     }
+
+    /// Most stopped tasks need nothing: tasks that are not STOPPED yet, clusters not managed, and
+    /// normal stops (scale-in, deployment replacement, exit 0, user stops), decided from the event.
+    fn screen(incoming: &Incoming, config: &Config) -> Option<Value> {
+        match incoming {
+            Incoming::TaskStateChange(event) => screen_task(&event.detail, config),
+            other => Some(json!({"status": "ignored", "reason": format!("{} is not handled by recovery", other.detail_type())})),
+        }
+    }
+}
+
+/// The answer for a task event that needs no AWS call (see `Recovery::screen`), or `None`.
+fn screen_task(t: &TaskStateChange, config: &Config) -> Option<Value> {
+    if t.last_status != "STOPPED" {
+        return Some(json!({"status": "ignored", "reason": format!("lastStatus {} is not STOPPED", t.last_status)}));
+    }
+    if !config.manages_cluster(&t.cluster_arn) {
+        tracing::info!(cluster = %t.cluster_arn, "cluster not managed (AUTOPILOT_CLUSTERS)");
+        return Some(json!({"status": "ignored", "reason": format!("cluster {} is not managed", cluster_name(&t.cluster_arn))}));
+    }
+    let s = Stopped::new(t);
+    if s.class.is_normal() {
+        s.log();
+        return Some(s.outcome("none", "a normal stop"));
+    }
+    if s.class == StopClass::Unknown {
+        s.log();
+        tracing::warn!(task = %s.task_id, "stop reason not recognised: no action");
+        return Some(s.outcome("none", "stop reason not recognised"));
+    }
+    None
 }
 
 /// Everything about one stopped task that the decisions and messages need.
@@ -106,32 +137,11 @@ impl Recovery {
     }
 
     async fn on_task(&self, t: &TaskStateChange) -> Result<Value, Error> {
-        if t.last_status != "STOPPED" {
-            return Ok(json!({"status": "ignored", "reason": format!("lastStatus {} is not STOPPED", t.last_status)}));
+        if let Some(answer) = screen_task(t, &self.env.config) {
+            return Ok(answer);
         }
-        if !self.env.config.manages_cluster(&t.cluster_arn) {
-            tracing::info!(cluster = %t.cluster_arn, "cluster not managed (AUTOPILOT_CLUSTERS)");
-            return Ok(json!({"status": "ignored", "reason": format!("cluster {} is not managed", cluster_name(&t.cluster_arn))}));
-        }
-        let s = Stopped {
-            t,
-            class: classify(t),
-            cluster: cluster_name(&t.cluster_arn).to_string(),
-            revision: t.task_definition_arn.as_deref().map(plan::revision).unwrap_or_else(|| "unknown".into()),
-            task_id: plan::task_id(&t.task_arn).to_string(),
-        };
-        tracing::info!(
-            task = %s.task_id, cluster = %s.cluster, revision = %s.revision, group = t.group.as_deref().unwrap_or("-"),
-            class = s.class.label(), stop_code = t.stop_code.as_deref().unwrap_or("-"), stopped_reason = t.stopped_reason.as_deref().unwrap_or("-"),
-            "task stopped"
-        );
-        if s.class.is_normal() {
-            return Ok(s.outcome("none", "a normal stop"));
-        }
-        if s.class == StopClass::Unknown {
-            tracing::warn!(task = %s.task_id, "stop reason not recognised: no action");
-            return Ok(s.outcome("none", "stop reason not recognised"));
-        }
+        let s = Stopped::new(t);
+        s.log();
         match t.service_name() {
             Some(service) => self.on_service_task(&s, service).await,
             None => self.on_standalone_task(&s).await,
@@ -569,7 +579,26 @@ impl With for Value {
     }
 }
 
-impl Stopped<'_> {
+impl<'a> Stopped<'a> {
+    fn new(t: &'a TaskStateChange) -> Self {
+        Stopped {
+            t,
+            class: classify(t),
+            cluster: cluster_name(&t.cluster_arn).to_string(),
+            revision: t.task_definition_arn.as_deref().map(plan::revision).unwrap_or_else(|| "unknown".into()),
+            task_id: plan::task_id(&t.task_arn).to_string(),
+        }
+    }
+
+    fn log(&self) {
+        let t = self.t;
+        tracing::info!(
+            task = %self.task_id, cluster = %self.cluster, revision = %self.revision, group = t.group.as_deref().unwrap_or("-"),
+            class = self.class.label(), stop_code = t.stop_code.as_deref().unwrap_or("-"), stopped_reason = t.stopped_reason.as_deref().unwrap_or("-"),
+            "task stopped"
+        );
+    }
+
     fn outcome(&self, action: &str, reason: &str) -> Value {
         json!({
             "status": "handled",

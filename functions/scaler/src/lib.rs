@@ -30,7 +30,7 @@ use autopilot::events::{AlarmStateValue, SERVICE_TASK_PLACEMENT_FAILURE};
 use autopilot::runtime::{run_event, Env, Function};
 use autopilot::state::now_epoch;
 use autopilot::tags::{self, Adjustment, Bounds, ScaleTarget, Steps, TagError, Tags};
-use autopilot::{Error, Incoming, Notification};
+use autopilot::{Config, Error, Incoming, Notification};
 use aws_sdk_ecs as ecs;
 use serde_json::{json, Value};
 
@@ -58,7 +58,27 @@ impl Function for Scaler {
     }
 
     async fn handle(&self, event: Value) -> Result<Value, Error> {
-        run_event(&self.env, Self::NAME, event, |incoming| async move { self.dispatch(incoming).await }).await
+        run_event(&self.env, Self::NAME, event, Self::screen, |incoming| async move { self.dispatch(incoming).await }).await
+    }
+
+    /// What needs no AWS call: alarms in INSUFFICIENT_DATA, other schedules and service actions,
+    /// other event types. The same answers as `dispatch` gives them.
+    fn screen(incoming: &Incoming, _config: &Config) -> Option<Value> {
+        match incoming {
+            Incoming::AlarmStateChange(e) if !matches!(e.detail.state.value, AlarmStateValue::Alarm | AlarmStateValue::Ok) => {
+                Some(json!({"action": "ignored", "alarm": e.detail.alarm_name, "reason": "state is neither ALARM nor OK"}))
+            }
+            Incoming::AlarmStateChange(_) => None,
+            Incoming::Scheduled(e) => {
+                let rule = e.resources.as_ref().and_then(|r| r.first()).cloned().unwrap_or_default();
+                (!rule.contains("reevaluate")).then(|| json!({"action": "ignored", "reason": format!("schedule {rule} is not a re-evaluation schedule")}))
+            }
+            Incoming::ServiceAction(e) if e.detail.event_name != SERVICE_TASK_PLACEMENT_FAILURE => {
+                Some(json!({"action": "ignored", "reason": format!("service action {} is not handled", e.detail.event_name)}))
+            }
+            Incoming::ServiceAction(_) => None,
+            other => Some(json!({"action": "ignored", "reason": format!("{} is not handled by scaler", other.detail_type())})),
+        }
     }
 }
 
