@@ -1,4 +1,4 @@
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     autopilot::runtime::serve::<autopilot_deployer::Deployer>().await
 }

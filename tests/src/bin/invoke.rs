@@ -10,7 +10,7 @@ async fn run<F: Function>(env: Env, event: Value) -> Result<Value, autopilot::Er
     F::new(env).handle(event).await
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")] // as the functions run it
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(function), Some(path)) = (args.get(1), args.get(2)) else {
