@@ -4,11 +4,11 @@
 //! Without `AUTOPILOT_STATE_TABLE` an in-memory store keeps the same semantics for the life of
 //! one process (a warm Lambda container), which is what tests of pure logic and dry runs need.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, PutRequest, ReturnValue, TransactWriteItem, WriteRequest};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -161,10 +161,7 @@ impl StateStore {
                             .expression_attribute_values(":now", now_value);
                         v + 1
                     }
-                    None => {
-                        // Unconditional writes still bump the version so optimistic writers notice.
-                        self.get(pk, sk).await?.map_or(0, |r| r.version) + 1
-                    }
+                    None => return put_item_bumping_version(client, table, pk, sk, data, expires_at, &token).await,
                 };
                 match request.item(ATTR_VERSION, AttributeValue::N(version.to_string())).send().await {
                     Ok(_) => Ok(version),
@@ -187,6 +184,146 @@ impl StateStore {
         Ok(item.and_then(|item| item.get(ATTR_WRITER).and_then(|v| v.as_s().ok()).map(|w| w == token)).unwrap_or(false))
     }
 
+    /// Read many live records at once: one consistent BatchGetItem per 100 keys. Keys without a
+    /// live record are absent from the answer.
+    pub async fn get_many(&self, keys: &BTreeSet<(String, String)>) -> Result<HashMap<(String, String), Record>> {
+        let now = now_epoch();
+        match self {
+            StateStore::Memory(map) => {
+                let map = map.lock().unwrap_or_else(|p| p.into_inner());
+                Ok(keys.iter().filter_map(|k| map.get(k).filter(|r| r.expires_at > now).map(|r| (k.clone(), r.clone()))).collect())
+            }
+            StateStore::Dynamo { client, table } => {
+                let mut found = HashMap::new();
+                let keys: Vec<&(String, String)> = keys.iter().collect();
+                for chunk in keys.chunks(100) {
+                    let mut pending: Vec<HashMap<String, AttributeValue>> = chunk.iter().map(|(pk, sk)| key_of(pk, sk)).collect();
+                    for attempt in 0..BATCH_ATTEMPTS {
+                        let request = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(true).build().map_err(|e| build_error("BatchGetItem", e))?;
+                        let out = client.batch_get_item().request_items(table.as_str(), request).send().await.map_err(|e| Error::aws("dynamodb", "BatchGetItem", e))?;
+                        for item in out.responses().and_then(|r| r.get(table.as_str())).into_iter().flatten() {
+                            if let (Some(key), Some(record)) = (key_from_item(item), record_from_item(item).filter(|r| r.expires_at > now)) {
+                                found.insert(key, record);
+                            }
+                        }
+                        pending = out.unprocessed_keys().and_then(|u| u.get(table.as_str())).map(|k| k.keys().to_vec()).unwrap_or_default();
+                        if pending.is_empty() {
+                            break;
+                        }
+                        batch_backoff(attempt).await;
+                    }
+                    if !pending.is_empty() {
+                        return Err(unprocessed("BatchGetItem", pending.len()));
+                    }
+                }
+                Ok(found)
+            }
+        }
+    }
+
+    /// [`StateStore::create`] for many records: one TransactWriteItems per 100 records in the
+    /// common case where none exists yet. Returns the keys this call created; the others already
+    /// had a live record (someone else's claim).
+    pub async fn create_many(&self, items: &BTreeMap<(String, String), Value>, ttl: Duration) -> Result<BTreeSet<(String, String)>> {
+        let mut created = BTreeSet::new();
+        let StateStore::Dynamo { client, table } = self else {
+            for ((pk, sk), data) in items {
+                if self.create(pk, sk, data, ttl).await? {
+                    created.insert((pk.clone(), sk.clone()));
+                }
+            }
+            return Ok(created);
+        };
+        let entries: Vec<(&(String, String), &Value)> = items.iter().collect();
+        for chunk in entries.chunks(100) {
+            let now = now_epoch();
+            let expires_at = now + ttl.as_secs().max(1);
+            let mut pending: Vec<((String, String), &Value, String)> = chunk.iter().map(|(k, d)| ((*k).clone(), *d, write_token())).collect();
+            for _ in 0..BATCH_ATTEMPTS {
+                if pending.is_empty() {
+                    break;
+                }
+                let mut request = client.transact_write_items();
+                for ((pk, sk), data, token) in &pending {
+                    let put = Put::builder()
+                        .table_name(table.as_str())
+                        .set_item(Some(item_of(pk, sk, data, expires_at, token, 1)))
+                        .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+                        .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                        .build()
+                        .map_err(|e| build_error("TransactWriteItems", e))?;
+                    request = request.transact_items(TransactWriteItem::builder().put(put).build());
+                }
+                let err = match request.send().await {
+                    Ok(_) => {
+                        created.extend(pending.drain(..).map(|(k, _, _)| k));
+                        break;
+                    }
+                    Err(e) => e,
+                };
+                // All or nothing: the reasons say which records stood in the way.
+                let taken: Vec<usize> = match err.as_service_error().filter(|s| s.is_transaction_canceled_exception()) {
+                    Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) => c
+                        .cancellation_reasons()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                        .map(|(i, _)| i)
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                if taken.is_empty() {
+                    return Err(Error::aws("dynamodb", "TransactWriteItems", err));
+                }
+                for i in taken.into_iter().rev() {
+                    let ((pk, sk), _, token) = pending.remove(i);
+                    // Our own earlier attempt whose answer was lost, or someone else's record.
+                    if self.written_by(client, table, &pk, &sk, &token).await? {
+                        created.insert((pk, sk));
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                return Err(unprocessed("TransactWriteItems", pending.len()));
+            }
+        }
+        Ok(created)
+    }
+
+    /// [`StateStore::put`] for many records: one BatchWriteItem per 25. A batch cannot bump a
+    /// version, so each record gets a new unique one (microseconds since the epoch): enough for
+    /// an optimistic writer to notice the change.
+    pub async fn put_many(&self, items: &BTreeMap<(String, String), Value>, ttl: Duration) -> Result<()> {
+        let StateStore::Dynamo { client, table } = self else {
+            for ((pk, sk), data) in items {
+                self.put(pk, sk, data, ttl).await?;
+            }
+            return Ok(());
+        };
+        let expires_at = now_epoch() + ttl.as_secs().max(1);
+        let version = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(1);
+        let entries: Vec<(&(String, String), &Value)> = items.iter().collect();
+        for chunk in entries.chunks(25) {
+            let mut pending: Vec<WriteRequest> = Vec::new();
+            for ((pk, sk), data) in chunk {
+                let put = PutRequest::builder().set_item(Some(item_of(pk, sk, data, expires_at, &write_token(), version))).build().map_err(|e| build_error("BatchWriteItem", e))?;
+                pending.push(WriteRequest::builder().put_request(put).build());
+            }
+            for attempt in 0..BATCH_ATTEMPTS {
+                let out = client.batch_write_item().request_items(table.as_str(), pending).send().await.map_err(|e| Error::aws("dynamodb", "BatchWriteItem", e))?;
+                pending = out.unprocessed_items().and_then(|u| u.get(table.as_str())).cloned().unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                batch_backoff(attempt).await;
+            }
+            if !pending.is_empty() {
+                return Err(unprocessed("BatchWriteItem", pending.len()));
+            }
+        }
+        Ok(())
+    }
+
     /// Claim an EventBridge event id for one function. A claim lives `lease` while the work
     /// runs; [`StateStore::finish_event`] makes it permanent (for `ttl`) or releases it on failure
     /// so that EventBridge's retry can do the work.
@@ -203,6 +340,76 @@ impl StateStore {
             self.delete(&pk, event_id).await
         }
     }
+}
+
+/// Rounds of a batch call for the keys DynamoDB left unprocessed (it does so when throttled).
+const BATCH_ATTEMPTS: u32 = 6;
+
+async fn batch_backoff(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(50u64 << attempt.min(5))).await;
+}
+
+fn unprocessed(operation: &'static str, left: usize) -> Error {
+    Error::Aws {
+        service: "dynamodb",
+        operation,
+        code: "Unprocessed".into(),
+        message: format!("{left} item(s) still unprocessed after {BATCH_ATTEMPTS} rounds"),
+        retryable: true,
+    }
+}
+
+fn build_error(operation: &'static str, e: impl std::fmt::Display) -> Error {
+    Error::Aws { service: "dynamodb", operation, code: "ConstructionFailure".into(), message: e.to_string(), retryable: false }
+}
+
+fn key_of(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([(ATTR_PK.to_string(), AttributeValue::S(pk.into())), (ATTR_SK.to_string(), AttributeValue::S(sk.into()))])
+}
+
+fn key_from_item(item: &HashMap<String, AttributeValue>) -> Option<(String, String)> {
+    Some((item.get(ATTR_PK)?.as_s().ok()?.clone(), item.get(ATTR_SK)?.as_s().ok()?.clone()))
+}
+
+fn item_of(pk: &str, sk: &str, data: &Value, expires_at: u64, token: &str, version: u64) -> HashMap<String, AttributeValue> {
+    let mut item = key_of(pk, sk);
+    item.insert(ATTR_DATA.into(), AttributeValue::S(data.to_string()));
+    item.insert(ATTR_EXPIRES_AT.into(), AttributeValue::N(expires_at.to_string()));
+    item.insert(ATTR_WRITER.into(), AttributeValue::S(token.into()));
+    item.insert(ATTR_VERSION.into(), AttributeValue::N(version.to_string()));
+    item
+}
+
+/// An unconditional write in one call that still bumps the version, so optimistic writers notice.
+async fn put_item_bumping_version(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+    sk: &str,
+    data: &Value,
+    expires_at: u64,
+    token: &str,
+) -> Result<u64> {
+    let out = client
+        .update_item()
+        .table_name(table)
+        .key(ATTR_PK, AttributeValue::S(pk.into()))
+        .key(ATTR_SK, AttributeValue::S(sk.into()))
+        // `data` is a DynamoDB reserved word: every name goes through a placeholder.
+        .update_expression("SET #data = :data, #expires = :expires, #writer = :writer ADD #version :one")
+        .expression_attribute_names("#data", ATTR_DATA)
+        .expression_attribute_names("#expires", ATTR_EXPIRES_AT)
+        .expression_attribute_names("#writer", ATTR_WRITER)
+        .expression_attribute_names("#version", ATTR_VERSION)
+        .expression_attribute_values(":data", AttributeValue::S(data.to_string()))
+        .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
+        .expression_attribute_values(":writer", AttributeValue::S(token.into()))
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .return_values(ReturnValue::UpdatedNew)
+        .send()
+        .await
+        .map_err(|e| Error::aws("dynamodb", "UpdateItem", e))?;
+    Ok(out.attributes().and_then(|a| a.get(ATTR_VERSION)).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(1))
 }
 
 async fn get_item(client: &aws_sdk_dynamodb::Client, table: &str, pk: &str, sk: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
@@ -250,5 +457,16 @@ mod tests {
         assert_eq!(s.begin_event("f", "e", ttl).await.unwrap(), EventClaim::Fresh);
         s.finish_event("f", "e", true, ttl).await.unwrap();
         assert_eq!(s.begin_event("f", "e", ttl).await.unwrap(), EventClaim::Replay);
+
+        let k = |pk: &str, sk: &str| (pk.to_string(), sk.to_string());
+        let items = BTreeMap::from([(k("b", "1"), json!(1)), (k("b", "2"), json!(2))]);
+        s.put("b", "2", &json!("taken"), ttl).await.unwrap();
+        assert_eq!(s.create_many(&items, ttl).await.unwrap(), BTreeSet::from([k("b", "1")]));
+        assert_eq!(s.get("b", "2").await.unwrap().unwrap().data, json!("taken"), "an existing record is not overwritten");
+        s.put_many(&BTreeMap::from([(k("b", "2"), json!(3)), (k("b", "3"), json!(4))]), ttl).await.unwrap();
+        let got = s.get_many(&BTreeSet::from([k("b", "1"), k("b", "2"), k("b", "3"), k("b", "4")])).await.unwrap();
+        let mut data: Vec<_> = got.into_iter().map(|(key, r)| (key, r.data)).collect();
+        data.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(data, vec![(k("b", "1"), json!(1)), (k("b", "2"), json!(3)), (k("b", "3"), json!(4))]);
     }
 }

@@ -76,6 +76,16 @@ IMPLIED: dict[str, tuple[frozenset[str], str]] = {
     ),
 }
 
+# Calls that IAM authorizes through the actions of what they contain, with no action of their
+# own: call -> (the actions checked, why).
+AUTHORIZED_AS: dict[str, tuple[frozenset[str], str]] = {
+    "dynamodb:TransactWriteItems": (
+        frozenset({"dynamodb:PutItem"}),
+        "DynamoDB checks each item of a transaction against its underlying action (Using IAM with "
+        "DynamoDB transactions); StateStore::create_many sends only Put items.",
+    ),
+}
+
 # Actions the Service Authorization Reference lists with no resource type: a statement naming ARNs
 # for them never matches, so they must be granted on "*" (or the call is denied in AWS).
 NO_RESOURCE_TYPES: frozenset[str] = frozenset({
@@ -120,7 +130,8 @@ def used_actions(function_id: str, root: Path = REPO) -> dict[str, list[str]]:
     calls += [c for c in shared_scan(root).calls if function_id in SHARED_MODULES_USED_BY.get(str(c.file), ())]
     for c in calls:
         assert c.action
-        out.setdefault(c.action, []).append(f"{c.file}:{c.line}")
+        for action in AUTHORIZED_AS.get(c.action, (frozenset({c.action}), ""))[0]:
+            out.setdefault(action, []).append(f"{c.file}:{c.line}")
     return out
 
 

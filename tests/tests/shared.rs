@@ -65,3 +65,35 @@ async fn notifications_arrive_once_in_chatbot_format() {
     assert_eq!(body["content"]["description"], "scaled out");
     assert_eq!(body["metadata"]["additionalContext"]["service"], "random");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dynamo_batched_reads_claims_and_writes() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let world = World::seed().await;
+    let s = StateStore::dynamo(aws_sdk_dynamodb::Client::new(&world.sdk), world.table());
+    let ttl = Duration::from_secs(60);
+    let k = |pk: &str, sk: String| (pk.to_string(), sk);
+
+    // 130 claims: two transactions; the ones someone already holds are left alone.
+    assert!(s.create("claim", "7", &json!("theirs"), ttl).await.unwrap());
+    assert!(s.create("claim", "99", &json!("theirs"), ttl).await.unwrap());
+    let claims: BTreeMap<(String, String), serde_json::Value> = (0..130).map(|i| (k("claim", i.to_string()), json!({"i": i}))).collect();
+    let created = s.create_many(&claims, ttl).await.unwrap();
+    assert_eq!(created.len(), 128);
+    assert!(!created.contains(&k("claim", "7".into())) && !created.contains(&k("claim", "99".into())));
+    assert_eq!(s.get("claim", "7").await.unwrap().unwrap().data, json!("theirs"));
+    assert!(s.create_many(&claims, ttl).await.unwrap().is_empty(), "a second round claims nothing");
+
+    // 60 records: three BatchWriteItems, read back with 40 absent keys in two BatchGetItems.
+    let records: BTreeMap<(String, String), serde_json::Value> = (0..60).map(|i| (k("rec", i.to_string()), json!({"n": i}))).collect();
+    s.put_many(&records, ttl).await.unwrap();
+    let wanted: BTreeSet<(String, String)> = (0..100).map(|i| k("rec", i.to_string())).chain([k("claim", "7".into())]).collect();
+    let got = s.get_many(&wanted).await.unwrap();
+    assert_eq!(got.len(), 61);
+    assert_eq!(got[&k("rec", "42".into())].data, json!({"n": 42}));
+    assert_eq!(got[&k("claim", "7".into())].data, json!("theirs"));
+    // A batch-written record still takes part in optimistic writes.
+    let v = got[&k("rec", "1".into())].version;
+    assert!(matches!(s.put_if_version("rec", "1", &json!(0), ttl, v + 1).await, Err(Error::Conflict(_))));
+    s.put_if_version("rec", "1", &json!("next"), ttl, v).await.unwrap();
+}
