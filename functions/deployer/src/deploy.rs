@@ -1,7 +1,9 @@
 //! The adapter: observe the clusters, plan (`plan.rs`), execute the plan, record, notify.
 
-use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt};
 
 use autopilot::config::cluster_name;
 use autopilot::image::ImageRef;
@@ -23,6 +25,54 @@ const REGISTER_LEASE: Duration = Duration::from_secs(900);
 /// Registered revisions and deployment records are remembered this long.
 const RECORD_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const PK_REGISTER: &str = "register";
+/// DescribeTaskDefinition calls in flight at once (its bucket: 50, refill 20/s).
+const READ_CONCURRENCY: usize = 10;
+/// Families deployed at once. Their registrations wait on [`Pacer`]s, not on each other.
+const FAMILY_CONCURRENCY: usize = 10;
+
+/// An in-process copy of one of ECS's per-account token buckets, so that calls past the burst
+/// wait for a token instead of being throttled, retried and counted against the bucket again.
+/// Other callers in the account share the real bucket: the SDK still retries a throttle.
+pub struct Pacer {
+    burst: f64,
+    per_second: f64,
+    state: tokio::sync::Mutex<(f64, Instant)>,
+}
+
+impl Pacer {
+    pub fn new(burst: u32, per_second: u32) -> Self {
+        Pacer { burst: burst.into(), per_second: per_second.into(), state: tokio::sync::Mutex::new((burst.into(), Instant::now())) }
+    }
+
+    /// RegisterTaskDefinition: burst 20, refill 1/s.
+    pub fn register() -> Self {
+        Self::new(20, 1)
+    }
+
+    /// UpdateService: burst 50, refill 5/s.
+    pub fn update() -> Self {
+        Self::new(50, 5)
+    }
+
+    pub async fn acquire(&self) {
+        let mut s = self.state.lock().await;
+        let now = Instant::now();
+        s.0 = (s.0 + now.duration_since(s.1).as_secs_f64() * self.per_second).min(self.burst);
+        s.1 = now;
+        if s.0 < 1.0 {
+            // Waiting with the lock held keeps the waiters in order.
+            tokio::time::sleep(Duration::from_secs_f64((1.0 - s.0) / self.per_second)).await;
+            s.0 = 1.0;
+            s.1 = Instant::now();
+        }
+        s.0 -= 1.0;
+    }
+}
+
+struct Pacers {
+    register: Pacer,
+    update: Pacer,
+}
 
 /// Everything opted in that the clusters run, read once per invocation.
 #[derive(Default)]
@@ -53,8 +103,16 @@ pub async fn discover(env: &Env, aws: &Aws) -> Result<Discovered, Error> {
     // One DescribeTaskDefinition per distinct revision, only for services we could deploy.
     let wanted: BTreeSet<String> =
         d.services.iter().filter(|s| matches!(eligibility(s), Eligibility::Eligible { .. })).map(|s| s.task_definition.clone()).collect();
-    for td in wanted {
-        match aws.describe_task_definition(&td).await {
+    let described: Vec<(String, Result<RawTaskDef, Error>)> = stream::iter(wanted)
+        .map(|td| async move {
+            let r = aws.describe_task_definition(&td).await;
+            (td, r)
+        })
+        .buffered(READ_CONCURRENCY)
+        .collect()
+        .await;
+    for (td, described) in described {
+        match described {
             Ok(raw) => match raw.observed() {
                 Ok(o) => {
                     d.task_defs.insert(td.clone(), o);
@@ -99,6 +157,19 @@ pub async fn deploy_push(env: &Env, aws: &Aws, account: &str, push: &Push, disc:
     let services: Vec<ObservedService> = disc.services.iter().filter(|s| only.is_none_or(|o| o.contains(&s.arn))).cloned().collect();
     let mut observed = Observed { task_defs: disc.task_defs.clone(), ..Observed::default() };
     let mut kept = Vec::new();
+    // Every state record the loop below needs, in one batched read: the deployment record of each
+    // candidate service and the registration claim of each family.
+    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+    for s in &services {
+        let Eligibility::Eligible { pin, .. } = eligibility(s) else { continue };
+        let Some(td) = disc.task_defs.get(&s.task_definition) else { continue };
+        if matching_containers(td, &push.registry, &push.repository).is_empty() {
+            continue;
+        }
+        wanted.insert(keys::deployment(&s.cluster, &s.name));
+        wanted.insert((PK_REGISTER.to_string(), claim_key(&td.family, &push.digest, pin, push.tag.as_deref())));
+    }
+    let records = if wanted.is_empty() { Ok(HashMap::new()) } else { env.state.get_many(&wanted).await };
     for s in services {
         let Eligibility::Eligible { pin, .. } = eligibility(&s) else {
             kept.push(s);
@@ -113,7 +184,15 @@ pub async fn deploy_push(env: &Env, aws: &Aws, account: &str, push: &Push, disc:
             kept.push(s);
             continue;
         }
-        match observe_running(env, aws, account, push, &s, &matching, &mut observed).await {
+        let records = match &records {
+            Ok(r) => r,
+            Err(e) => {
+                out.failed.push((who(&s.cluster, &s.name), clone_error(e)));
+                continue;
+            }
+        };
+        let record = records.get(&keys::deployment(&s.cluster, &s.name)).cloned();
+        match observe_running(aws, account, push, record, &s.task_definition, &matching, &mut observed).await {
             Ok(()) => {}
             Err(e) => {
                 tracing::error!(service = %who(&s.cluster, &s.name), error = %e, "cannot tell which image the service runs: not deployed");
@@ -122,19 +201,8 @@ pub async fn deploy_push(env: &Env, aws: &Aws, account: &str, push: &Push, disc:
             }
         }
         let claim = claim_key(&td.family, &push.digest, pin, push.tag.as_deref());
-        if !observed.registered.contains_key(&claim) {
-            match env.state.get(PK_REGISTER, &claim).await {
-                Ok(Some(r)) => {
-                    if let Some(arn) = r.data.get("taskDefinition").and_then(Value::as_str) {
-                        observed.registered.insert(claim, arn.to_string());
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    out.failed.push((who(&s.cluster, &s.name), e));
-                    continue;
-                }
-            }
+        if let Some(arn) = records.get(&(PK_REGISTER.to_string(), claim.clone())).and_then(|r| r.data.get("taskDefinition").and_then(Value::as_str)) {
+            observed.registered.insert(claim, arn.to_string());
         }
         kept.push(s);
     }
@@ -158,27 +226,87 @@ pub async fn deploy_push(env: &Env, aws: &Aws, account: &str, push: &Push, disc:
         }
         return out;
     }
-    // Sequential: RegisterTaskDefinition's bucket is 20 with 1/s refill; the SDK retries back off.
-    for fam in &plan.families {
-        execute_family(env, aws, push, &disc.raw, fam, &mut out).await;
+    // One revision per family per digest: claim every family that needs a registration in one
+    // conditional batch; a family someone else holds is adopted or retried (`revision_for`).
+    let to_claim: BTreeMap<(String, String), Value> = plan
+        .families
+        .iter()
+        .filter(|f| f.existing.is_none())
+        .map(|f| ((PK_REGISTER.to_string(), f.claim.clone()), json!({"status": "registering"})))
+        .collect();
+    let claimed = if to_claim.is_empty() { Ok(BTreeSet::new()) } else { env.state.create_many(&to_claim, REGISTER_LEASE).await };
+    let claimed = match claimed {
+        Ok(c) => c.into_iter().map(|(_, sk)| sk).collect::<BTreeSet<String>>(),
+        Err(e) => {
+            // The writes may have landed with their answer lost: release them so the redelivery
+            // this error triggers is not held off by our own claims for the whole lease.
+            for (pk, sk) in to_claim.keys() {
+                let _ = env.state.delete(pk, sk).await;
+            }
+            tracing::error!(error = %e, "cannot claim the registrations");
+            for fam in plan.families.iter().filter(|f| f.existing.is_none()) {
+                out.failed.extend(fam.services.iter().map(|t| (who(&t.cluster, &t.service), clone_error(&e))));
+            }
+            let families: Vec<FamilyPlan> = plan.families.iter().filter(|f| f.existing.is_some()).cloned().collect();
+            return execute_families(env, aws, push, disc, &families, &BTreeSet::new(), out).await;
+        }
+    };
+    execute_families(env, aws, push, disc, &plan.families, &claimed, out).await
+}
+
+/// Deploy the families, several at once, then record what was registered and deployed in one
+/// batched write and tell people once for the whole push.
+async fn execute_families(
+    env: &Env,
+    aws: &Aws,
+    push: &Push,
+    disc: &Discovered,
+    families: &[FamilyPlan],
+    claimed: &BTreeSet<String>,
+    mut out: PushOutcome,
+) -> PushOutcome {
+    let pacers = Pacers { register: Pacer::register(), update: Pacer::update() };
+    let pacers = &pacers;
+    // The futures are built in a loop, not by a closure: a closure over `&FamilyPlan` trips the
+    // higher-ranked `Send` check of the handler's future.
+    let mut work = Vec::new();
+    for fam in families {
+        work.push(execute_family(env, aws, push, &disc.raw, fam, claimed.contains(&fam.claim), pacers));
+    }
+    let parts: Vec<FamilyOutcome> = stream::iter(work).buffered(FAMILY_CONCURRENCY).collect().await;
+    let mut records = BTreeMap::new();
+    let mut started = Vec::new();
+    for part in parts {
+        out.deployed.extend(part.deployed);
+        out.failed.extend(part.failed);
+        records.extend(part.records);
+        started.extend(part.started);
+    }
+    if !records.is_empty() {
+        if let Err(e) = env.state.put_many(&records, RECORD_TTL).await {
+            tracing::warn!(error = %e, "deployed but could not record the registrations and deployments");
+        }
+    }
+    if !started.is_empty() {
+        let n = push_notification(push, &started);
+        let key = format!("push#{}#started#{}", push.digest, started.iter().flat_map(|(f, _)| f.services.iter().map(|t| who(&t.cluster, &t.service))).collect::<Vec<_>>().join(","));
+        notify(env, &key, &n).await;
     }
     out
 }
 
 async fn observe_running(
-    env: &Env,
     aws: &Aws,
     account: &str,
     push: &Push,
-    s: &ObservedService,
+    record: Option<autopilot::state::Record>,
+    task_definition: &str,
     matching: &[(&crate::plan::ContainerImage, ImageRef)],
     observed: &mut Observed,
 ) -> Result<(), Error> {
-    let (pk, sk) = keys::deployment(&s.cluster, &s.name);
-    let record = env.state.get(&pk, &sk).await?;
     let recorded = record
         .as_ref()
-        .filter(|r| r.data.get("taskDefinition").and_then(Value::as_str).is_some_and(|td| crate::plan::same_revision(td, &s.task_definition)))
+        .filter(|r| r.data.get("taskDefinition").and_then(Value::as_str).is_some_and(|td| crate::plan::same_revision(td, task_definition)))
         .and_then(|r| r.data.get("digest").and_then(Value::as_str).map(String::from));
     for (c, r) in matching {
         if observed.running.contains_key(&c.image) {
@@ -246,29 +374,38 @@ fn family_notification(fam: &FamilyPlan, push: &Push, event_type: &str, outcome:
 }
 
 async fn notify(env: &Env, key: &str, n: &Notification) {
-    if let Err(e) = env.notifier.publish_once(&env.state, key, env.config.notification_window, n).await {
-        tracing::warn!(error = %e, "notification not sent");
+    match env.notifier.publish_once(&env.state, key, env.config.notification_window, n).await {
+        Ok(_) => {}
+        // The deploy is done and no redelivery will announce it: a message lost because its
+        // dedupe record could not be written is worse than the rare duplicate of sending it.
+        Err(e @ Error::Aws { service: "dynamodb", .. }) => {
+            tracing::warn!(error = %e, "could not record the notification; sending it anyway");
+            if let Err(e) = env.notifier.publish(n).await {
+                tracing::warn!(error = %e, "notification not sent");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "notification not sent"),
     }
 }
 
-/// The revision for a family: reuse the one a claim remembers, else claim, register, remember.
-async fn revision_for(env: &Env, aws: &Aws, raw: &HashMap<String, RawTaskDef>, fam: &FamilyPlan) -> Result<String, Error> {
+/// The revision for a family: reuse the one a claim remembers, register it when this delivery
+/// holds the claim, else adopt what the holder registered. `Some(record)`: the claim's final
+/// record, for the caller's batched write.
+async fn revision_for(
+    env: &Env,
+    aws: &Aws,
+    raw: &HashMap<String, RawTaskDef>,
+    fam: &FamilyPlan,
+    claimed: bool,
+    pacer: &Pacer,
+) -> Result<(String, Option<Value>), Error> {
     if let Some(arn) = &fam.existing {
-        return Ok(arn.clone());
+        return Ok((arn.clone(), None));
     }
-    let claimed = match env.state.create(PK_REGISTER, &fam.claim, &json!({"status": "registering"}), REGISTER_LEASE).await {
-        Ok(claimed) => claimed,
-        Err(e) => {
-            // The write may have landed with its answer lost: release it so the redelivery that
-            // this error triggers is not held off by our own claim for the whole lease.
-            let _ = env.state.delete(PK_REGISTER, &fam.claim).await;
-            return Err(e);
-        }
-    };
     if !claimed {
         let record = env.state.get(PK_REGISTER, &fam.claim).await?;
         return match record.and_then(|r| r.data.get("taskDefinition").and_then(Value::as_str).map(String::from)) {
-            Some(arn) => Ok(arn),
+            Some(arn) => Ok((arn, None)),
             None => Err(Error::Conflict(format!("another delivery is registering {}", fam.claim))),
         };
     }
@@ -280,17 +417,15 @@ async fn revision_for(env: &Env, aws: &Aws, raw: &HashMap<String, RawTaskDef>, f
         }
         let images: Vec<(String, String)> = fam.changes.iter().map(|c| (c.container.clone(), c.to.clone())).collect();
         let request = base.register_request(&images).map_err(|e| Error::Refused(format!("{}: {e}", revision_name(&fam.base))))?;
+        pacer.acquire().await;
         aws.register_task_definition(&request, base_revision_of(&fam.base), &images).await
     }
     .await;
     match result {
         Ok(arn) => {
-            let data = json!({"status": "registered", "taskDefinition": arn, "from": fam.base, "at": now_epoch()});
-            if let Err(e) = env.state.put(PK_REGISTER, &fam.claim, &data, RECORD_TTL).await {
-                tracing::warn!(error = %e, claim = %fam.claim, "registered but could not remember it");
-            }
             tracing::info!(family = %fam.family, revision = %revision_name(&arn), "registered");
-            Ok(arn)
+            let data = json!({"status": "registered", "taskDefinition": arn, "from": fam.base, "at": now_epoch()});
+            Ok((arn, Some(data)))
         }
         Err(e) => {
             let _ = env.state.delete(PK_REGISTER, &fam.claim).await;
@@ -299,9 +434,34 @@ async fn revision_for(env: &Env, aws: &Aws, raw: &HashMap<String, RawTaskDef>, f
     }
 }
 
-async fn execute_family(env: &Env, aws: &Aws, push: &Push, raw: &HashMap<String, RawTaskDef>, fam: &FamilyPlan, out: &mut PushOutcome) {
-    let arn = match revision_for(env, aws, raw, fam).await {
-        Ok(arn) => arn,
+/// What one family's deploy did, merged by `execute_families`.
+#[derive(Default)]
+struct FamilyOutcome {
+    deployed: Vec<Value>,
+    failed: Vec<(String, Error)>,
+    /// State records to write: the registration and the services' deployment records.
+    records: BTreeMap<(String, String), Value>,
+    /// The services now rolling, with the revision, for the push's notification.
+    started: Option<(FamilyPlan, String)>,
+}
+
+async fn execute_family(
+    env: &Env,
+    aws: &Aws,
+    push: &Push,
+    raw: &HashMap<String, RawTaskDef>,
+    fam: &FamilyPlan,
+    claimed: bool,
+    pacers: &Pacers,
+) -> FamilyOutcome {
+    let mut out = FamilyOutcome::default();
+    let arn = match revision_for(env, aws, raw, fam, claimed, &pacers.register).await {
+        Ok((arn, record)) => {
+            if let Some(record) = record {
+                out.records.insert((PK_REGISTER.to_string(), fam.claim.clone()), record);
+            }
+            arn
+        }
         Err(e) => {
             tracing::error!(family = %fam.family, error_kind = e.kind(), error = %e, "cannot register the new revision");
             // A retryable failure fails the invocation and is delivered again: telling a person
@@ -315,19 +475,17 @@ async fn execute_family(env: &Env, aws: &Aws, push: &Push, raw: &HashMap<String,
             for t in &fam.services {
                 out.failed.push((who(&t.cluster, &t.service), clone_error(&e)));
             }
-            return;
+            return out;
         }
     };
     let mut done = Vec::new();
     let mut failed = Vec::new();
     for t in &fam.services {
+        pacers.update.acquire().await;
         match aws.update_service(&t.cluster, &t.service, &arn).await {
             Ok(()) => {
-                let (pk, sk) = keys::deployment(&t.cluster, &t.service);
                 let record = json!({"taskDefinition": arn, "previous": t.from, "at": now_epoch(), "digest": push.digest, "tag": push.tag});
-                if let Err(e) = env.state.put(&pk, &sk, &record, RECORD_TTL).await {
-                    tracing::warn!(error = %e, "deployed but could not record the deployment");
-                }
+                out.records.insert(keys::deployment(&t.cluster, &t.service), record);
                 tracing::info!(service = %who(&t.cluster, &t.service), from = %revision_name(&t.from), to = %revision_name(&arn), "deploying");
                 out.deployed.push(json!({
                     "cluster": cluster_name(&t.cluster), "service": t.service, "family": fam.family,
@@ -343,9 +501,7 @@ async fn execute_family(env: &Env, aws: &Aws, push: &Push, raw: &HashMap<String,
     }
     let label = format!("{} ({})", revision_name(&arn), push.label());
     if !done.is_empty() {
-        let group = FamilyPlan { services: done, ..fam.clone() };
-        let n = family_notification(&group, push, "deploy.started", &format!("deploying {label}"), Some(&arn));
-        notify(env, &format!("push#{}#started#{}", fam.claim, services_key(&group)), &n).await;
+        out.started = Some((FamilyPlan { services: done, ..fam.clone() }, arn.clone()));
     }
     let final_failures: Vec<&(crate::plan::Target, Error)> = failed.iter().filter(|(_, e)| !e.retryable()).collect();
     if !final_failures.is_empty() {
@@ -357,6 +513,43 @@ async fn execute_family(env: &Env, aws: &Aws, push: &Push, raw: &HashMap<String,
     for (t, e) in failed {
         out.failed.push((who(&t.cluster, &t.service), e));
     }
+    out
+}
+
+/// One `deploy.started` message for everything a push set rolling: a fan-out over 50 families
+/// is one message, not 50. Each service's rollout still reports its own end.
+fn push_notification(push: &Push, started: &[(FamilyPlan, String)]) -> Notification {
+    if let [(fam, arn)] = started {
+        let label = format!("{} ({})", revision_name(arn), push.label());
+        return family_notification(fam, push, "deploy.started", &format!("deploying {label}"), Some(arn));
+    }
+    let names: Vec<&str> = started.iter().flat_map(|(f, _)| f.services.iter().map(|t| t.service.as_str())).collect();
+    let clusters: BTreeSet<&str> = started.iter().flat_map(|(f, _)| f.services.iter().map(|t| cluster_name(&t.cluster))).collect();
+    let subject = format!("{}: deploying {} to {} services", names.join(", "), push.label(), names.len());
+    let lines: Vec<String> = started
+        .iter()
+        .map(|(f, arn)| {
+            let services: Vec<&str> = f.services.iter().map(|t| t.service.as_str()).collect();
+            let previous: BTreeSet<String> = f.services.iter().map(|t| revision_name(&t.from)).collect();
+            format!("{} → {} (previous {})", services.join(", "), revision_name(arn), previous.into_iter().collect::<Vec<_>>().join(", "))
+        })
+        .collect();
+    let description = format!(
+        "{} service(s) in {}: deploying image {}/{} {}.\n{}",
+        names.len(),
+        clusters.iter().copied().collect::<Vec<_>>().join(", "),
+        push.registry,
+        push.repository,
+        push.label(),
+        lines.join("\n")
+    );
+    Notification::new("deploy.started", subject, description)
+        .field("cluster", clusters.iter().copied().collect::<Vec<_>>().join(","))
+        .field("service", names.join(","))
+        .field("family", started.iter().map(|(f, _)| f.family.as_str()).collect::<Vec<_>>().join(","))
+        .field("imageTag", push.tag.clone().map_or(Value::Null, Value::String))
+        .field("digest", push.digest.clone())
+        .field("repository", push.repository.clone())
 }
 
 fn base_revision_of(arn: &str) -> i64 {
