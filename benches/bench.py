@@ -51,6 +51,12 @@ NOOP_EVENTS = {
     "recovery": "ecs-task-running.json",
     "scaler": "cloudwatch-alarm-insufficient-data.json",
 }
+# Events that need AWS (the event-id claim first): the first HTTPS call of a cold start.
+AWS_EVENTS = {
+    "deployer": "ecs-deployment-completed.json",
+    "recovery": "ecs-task-stopped-crash.json",
+    "scaler": "cloudwatch-alarm-ok-to-alarm.json",
+}
 WORK_EVENTS = {  # deployer's is a real push made per start (see rss_after_work)
     "recovery": "ecs-task-stopped-container-health.json",
     "scaler": "cloudwatch-alarm-ok-to-alarm.json",
@@ -257,14 +263,19 @@ def cold(args: argparse.Namespace, proxy: Proxy, world: dict) -> dict:
         bare = coldstart(args, fn, [noop, noop], {"AUTOPILOT_CLUSTERS": "stage01"}, args.runs, args.proxy, f"cold-{fn}-nostate")
         bare["aws_calls"] = sum(v["calls"] for v in counts(proxy.stats()).values())
         noop_w = write_json(os.path.join(args.work, f"noop-{fn}-world.json"), for_account(event_file(NOOP_EVENTS[fn]), world["account"]))
-        with_state = coldstart(args, fn, [noop_w, noop_w], world_env(world, args.moto, "stage01"), args.runs, args.moto,
+        # Configured as deployed (state table, topic): a no-op is still settled without AWS.
+        proxy.reset()
+        with_state = coldstart(args, fn, [noop_w, noop_w], world_env(world, args.proxy, "stage01"), args.runs, args.proxy,
                                f"cold-{fn}-state")
+        with_state["aws_calls"] = sum(v["calls"] for v in counts(proxy.stats()).values())
         res[fn] = {"nostate": bare, "state": with_state}
         if args.tls:
-            # The same over HTTPS: a TLS handshake on the first call (aws-lc's first randomness)
-            # and a full system root bundle to parse, as a deployed function pays them.
+            # An event that needs AWS, over HTTPS: the TLS handshake of the first call (aws-lc's
+            # first randomness) and a full system root bundle to parse, as a deployed function
+            # pays them. The first start does the work; the others find the event id claimed.
+            aws_ev = write_json(os.path.join(args.work, f"aws-{fn}-world.json"), for_account(event_file(AWS_EVENTS[fn]), world["account"]))
             env = {**world_env(world, args.tls, "stage01"), "SSL_CERT_FILE": args.tls_roots}
-            res[fn]["tls"] = coldstart(args, fn, [noop_w, noop_w], env, args.runs, args.tls, f"cold-{fn}-tls")
+            res[fn]["tls"] = coldstart(args, fn, [aws_ev, aws_ev], env, args.runs, args.tls, f"cold-{fn}-tls")
         log(f"{fn}: cold {bare['cold_ms']['median']:.2f} ms, first no-op event {bare['first_event_ms']['median']:.2f} ms "
             f"(0 calls: {bare['aws_calls']}), with state table {with_state['first_event_ms']['median']:.2f} ms, "
             f"RSS {bare['peak_rss_kb']['median'] / 1024:.1f} MiB")
@@ -458,13 +469,14 @@ def report(args: argparse.Namespace, r: dict) -> str:
                          verdict(ok)))
         for fn in FUNCTIONS:
             c = r["cold"][fn]["state"]
-            rows.append((f"first no-op event `{fn}`, state table (2 DynamoDB calls to moto)", "≤ 10 ms", fmt_ms(c["first_event_ms"]),
-                         verdict(c["first_event_ms"]["median"] <= TARGETS["first_event_ms"])))
+            ok = c["first_event_ms"]["median"] <= TARGETS["first_event_ms"] and c.get("aws_calls", 0) == 0 and c["invocation_errors"] == 0
+            rows.append((f"first no-op event `{fn}`, configured as deployed: state table, topic ({c.get('aws_calls', '?')} AWS calls)", "≤ 10 ms",
+                         fmt_ms(c["first_event_ms"]), verdict(ok)))
         if all("tls" in r["cold"][fn] for fn in FUNCTIONS):
             for fn in FUNCTIONS:
                 c = r["cold"][fn]["tls"]
-                rows.append((f"first no-op event `{fn}`, state table over HTTPS (first TLS handshake, system roots)", "≤ 10 ms",
-                             fmt_ms(c["first_event_ms"]), verdict(c["first_event_ms"]["median"] <= TARGETS["first_event_ms"])))
+                rows.append((f"first event that needs AWS `{fn}` ({AWS_EVENTS[fn]}), over HTTPS: SDK set-up, first TLS handshake, event-id claim",
+                             "(for scale)", fmt_ms(c["first_event_ms"]), "—"))
     if "rss" in r:
         for fn in FUNCTIONS:
             x = r["rss"][fn]
