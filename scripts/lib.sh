@@ -3,6 +3,9 @@
 # (plus REPO), and is safe under `set -euo pipefail`.
 #
 #   ensure_venv                 create/refresh $REPO/.venv from tests/requirements.txt, put it first on PATH
+#   ensure_venv_at DIR REQFILE  create/refresh the virtualenv DIR from REQFILE (a sha256 stamp of REQFILE in
+#                               DIR says it is up to date); PATH and VIRTUAL_ENV are left alone: call its
+#                               binaries by path
 #   free_port                   print a free loopback TCP port
 #   start_moto PORT LOGFILE     start moto's server in the background on 127.0.0.1:PORT, wait until it answers
 #                               and keep ECS tasks RUNNING (manual state transitions); sets MOTO_PID
@@ -17,16 +20,8 @@ MOTO_PID="${MOTO_PID:-}"
 _log() { printf '%s\n' "$*" >&2; }
 
 ensure_venv() {
-    local venv="$REPO/.venv" req="$REPO/tests/requirements.txt"
-    local stamp="$venv/.requirements.sha256" want have="" lock fd rc=0
-    # One installer at a time (scripts/test and scripts/playground may start together).
-    lock="${TMPDIR:-/tmp}/ecs-autopilot-venv-$(printf '%s' "$REPO" | sha256sum | cut -c1-12).lock"
-    exec {fd}>"$lock"
-    flock "$fd"
-    _ensure_venv_locked "$venv" "$req" "$stamp" || rc=$?
-    flock -u "$fd"
-    exec {fd}>&-
-    [[ $rc -eq 0 ]] || return "$rc"
+    local venv="$REPO/.venv"
+    ensure_venv_at "$venv" "$REPO/tests/requirements.txt" || return
     export VIRTUAL_ENV="$venv"
     case "$PATH" in
         "$venv/bin:"*) ;;
@@ -35,25 +30,44 @@ ensure_venv() {
     export PATH
 }
 
+ensure_venv_at() {
+    local venv="$1" req="$2" lock fd rc=0
+    if [[ ! -f "$req" ]]; then
+        _log "ensure_venv: $req missing"
+        return 1
+    fi
+    # One installer at a time (scripts/test and scripts/playground may start together); one lock
+    # for all the virtualenvs of this checkout.
+    lock="${TMPDIR:-/tmp}/ecs-autopilot-venv-$(printf '%s' "$REPO" | sha256sum | cut -c1-12).lock"
+    exec {fd}>"$lock"
+    flock "$fd"
+    _ensure_venv_locked "$venv" "$req" "$venv/.requirements.sha256" || rc=$?
+    flock -u "$fd"
+    exec {fd}>&-
+    return "$rc"
+}
+
 _ensure_venv_locked() {
     local venv="$1" req="$2" stamp="$3" want have="" out
+    local name="${venv#"$REPO"/}" reqname="${req#"$REPO"/}"
     if [[ -e "$venv" ]] && ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
         _log "ensure_venv: $venv is broken (python moved?): recreating it"
         rm -rf "$venv"
     fi
     if [[ ! -x "$venv/bin/python" ]]; then
         _log "ensure_venv: creating $venv"
-        python3 -m venv "$venv" || { _log "ensure_venv: python3 -m venv failed"; return 1; }
+        python3 -m venv "$venv" || { _log "ensure_venv: python3 -m venv $venv failed"; return 1; }
     fi
     want="$(sha256sum "$req" | cut -d' ' -f1)"
+    [[ -n "$want" ]] || { _log "ensure_venv: cannot read $req"; return 1; }
     [[ -f "$stamp" ]] && have="$(cat "$stamp")"
     [[ "$want" == "$have" ]] && return 0
-    _log "ensure_venv: installing tests/requirements.txt into .venv (the first time takes about 2 minutes)"
+    _log "ensure_venv: installing $reqname into $name (the first time takes a minute or two)"
     out="$(mktemp)"
     if ! "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$req" >"$out" 2>&1; then
         cat "$out" >&2
         rm -f "$out"
-        _log "ensure_venv: pip install -r tests/requirements.txt failed"
+        _log "ensure_venv: pip install -r $reqname into $name failed"
         return 1
     fi
     # pip -q still prints warnings worth seeing
