@@ -551,9 +551,10 @@ def findings(r: dict) -> list[str]:
     """What the first event pays that the second does not, and the log variants."""
     if "cold" not in r:
         return []
-    out = ["", "Start-up work, medians in ms: *lazy init* is the first no-op event's handling time minus the second's in the same "
-           "process (the SDK configuration, clients and HTTP connector built on the first event).", "",
-           "| function | exec → `next` | lazy init, no AWS call | lazy init + first calls, state table (HTTP) | same over HTTPS | "
+    out = ["", "Start-up work, medians in ms: *first − second* is the first event's handling time minus the second's in the same "
+           "process. A no-op is settled from the event alone, so its first handling builds nothing; an event that needs AWS "
+           "builds the SDK configuration, clients and HTTP connector, and makes the process's first TLS handshake.", "",
+           "| function | exec → `next` | no-op, first − second | no-op configured as deployed | event that needs AWS, over HTTPS | "
            "peak RSS after no-op |", "|---|---|---|---|---|---|"]
 
     def lazy(c: dict | None) -> str:
