@@ -91,9 +91,20 @@ impl Aws {
     }
 
     /// DescribeServices with tags, 10 at a time (the API's limit).
+    /// DescribeServices 10 at a time (its limit), up to 10 pages in flight (its bucket: 100, 20/s).
     pub async fn describe_services(&self, cluster: &str, services: &[String]) -> Result<Vec<ServiceInfo>, Error> {
-        let mut out = Vec::new();
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let mut pages = Vec::new();
         for chunk in services.chunks(10) {
+            pages.push(self.describe_services_page(cluster, chunk));
+        }
+        let pages: Vec<Vec<ServiceInfo>> = stream::iter(pages).buffered(10).try_collect().await?;
+        Ok(pages.into_iter().flatten().collect())
+    }
+
+    async fn describe_services_page(&self, cluster: &str, chunk: &[String]) -> Result<Vec<ServiceInfo>, Error> {
+        let mut out = Vec::new();
+        {
             let page = self
                 .ecs
                 .describe_services()

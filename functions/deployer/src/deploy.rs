@@ -27,8 +27,9 @@ const RECORD_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const PK_REGISTER: &str = "register";
 /// DescribeTaskDefinition calls in flight at once (its bucket: 50, refill 20/s).
 const READ_CONCURRENCY: usize = 10;
-/// Families deployed at once. Their registrations wait on [`Pacer`]s, not on each other.
-const FAMILY_CONCURRENCY: usize = 10;
+/// Families deployed at once: RegisterTaskDefinition's burst. Their registrations wait on
+/// [`Pacer`]s, not on each other.
+const FAMILY_CONCURRENCY: usize = 20;
 
 /// An in-process copy of one of ECS's per-account token buckets, so that calls past the burst
 /// wait for a token instead of being throttled, retried and counted against the bucket again.
