@@ -136,34 +136,22 @@ impl StateStore {
                 Ok(version)
             }
             StateStore::Dynamo { client, table } => {
-                let mut request = client
-                    .put_item()
-                    .table_name(table)
-                    .item(ATTR_PK, AttributeValue::S(pk.into()))
-                    .item(ATTR_SK, AttributeValue::S(sk.into()))
-                    .item(ATTR_DATA, AttributeValue::S(data.to_string()))
-                    .item(ATTR_EXPIRES_AT, AttributeValue::N(expires_at.to_string()));
                 let token = write_token();
-                request = request.item(ATTR_WRITER, AttributeValue::S(token.clone()));
-                let now_value = AttributeValue::N(now.to_string());
-                let version = match expected {
-                    // An expired record is as good as absent: DynamoDB's TTL deletes lazily.
-                    Some(0) => {
-                        request = request
-                            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
-                            .expression_attribute_values(":now", now_value);
-                        1
-                    }
-                    Some(v) => {
-                        request = request
-                            .condition_expression("version = :expected AND expires_at > :now")
-                            .expression_attribute_values(":expected", AttributeValue::N(v.to_string()))
-                            .expression_attribute_values(":now", now_value);
-                        v + 1
-                    }
-                    None => return put_item_bumping_version(client, table, pk, sk, data, expires_at, &token).await,
+                let Some(expected) = expected else {
+                    return put_item_bumping_version(client, table, pk, sk, data, expires_at, &token).await;
                 };
-                match request.item(ATTR_VERSION, AttributeValue::N(version.to_string())).send().await {
+                let version = expected + 1;
+                let now_value = AttributeValue::N(now.to_string());
+                let request = client.put_item().table_name(table).set_item(Some(item_of(pk, sk, data, expires_at, &token, version)));
+                let request = if expected == 0 {
+                    request.condition_expression(CREATE_CONDITION).expression_attribute_values(":now", now_value)
+                } else {
+                    request
+                        .condition_expression("version = :expected AND expires_at > :now")
+                        .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+                        .expression_attribute_values(":now", now_value)
+                };
+                match request.send().await {
                     Ok(_) => Ok(version),
                     Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                         if self.written_by(client, table, pk, sk, &token).await? {
@@ -248,7 +236,7 @@ impl StateStore {
                     let put = Put::builder()
                         .table_name(table.as_str())
                         .set_item(Some(item_of(pk, sk, data, expires_at, token, 1)))
-                        .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+                        .condition_expression(CREATE_CONDITION)
                         .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
                         .build()
                         .map_err(|e| build_error("TransactWriteItems", e))?;
@@ -341,6 +329,10 @@ impl StateStore {
         }
     }
 }
+
+/// A create succeeds where no live record is: an expired one is as good as absent (DynamoDB's TTL
+/// deletes lazily).
+const CREATE_CONDITION: &str = "attribute_not_exists(pk) OR expires_at <= :now";
 
 /// Rounds of a batch call for the keys DynamoDB left unprocessed (it does so when throttled).
 const BATCH_ATTEMPTS: u32 = 6;
