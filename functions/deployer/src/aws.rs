@@ -90,8 +90,8 @@ impl Aws {
         }
     }
 
-    /// DescribeServices with tags, 10 at a time (the API's limit).
-    /// DescribeServices 10 at a time (its limit), up to 10 pages in flight (its bucket: 100, 20/s).
+    /// DescribeServices with tags, 10 at a time (the API's limit), up to 10 pages in flight (its
+    /// bucket: 100, 20/s).
     pub async fn describe_services(&self, cluster: &str, services: &[String]) -> Result<Vec<ServiceInfo>, Error> {
         use futures_util::stream::{self, StreamExt, TryStreamExt};
         let mut pages = Vec::new();
@@ -103,43 +103,41 @@ impl Aws {
     }
 
     async fn describe_services_page(&self, cluster: &str, chunk: &[String]) -> Result<Vec<ServiceInfo>, Error> {
-        let mut out = Vec::new();
-        {
-            let page = self
-                .ecs
-                .describe_services()
-                .cluster(cluster)
-                .set_services(Some(chunk.to_vec()))
-                .include(ServiceField::Tags)
-                .send()
-                .await
-                .map_err(|e| Error::aws("ecs", "DescribeServices", e))?;
-            for s in page.services() {
-                out.push(ServiceInfo {
-                    observed: ObservedService {
-                        cluster: s.cluster_arn().unwrap_or(cluster).to_string(),
-                        name: s.service_name().unwrap_or_default().to_string(),
-                        arn: s.service_arn().unwrap_or_default().to_string(),
-                        controller: s.deployment_controller().map(|d| d.r#type().as_str().to_string()),
-                        tags: ecs_tags(s.tags()),
-                        task_definition: s.task_definition().unwrap_or_default().to_string(),
-                    },
-                    status: s.status().unwrap_or_default().to_string(),
-                    deployments: s
-                        .deployments()
-                        .iter()
-                        .map(|d| DeploymentInfo {
-                            id: d.id().unwrap_or_default().to_string(),
-                            status: d.status().unwrap_or_default().to_string(),
-                            task_definition: d.task_definition().unwrap_or_default().to_string(),
-                            created_at: millis(d.created_at()),
-                            rollout_state_reason: d.rollout_state_reason().map(String::from),
-                        })
-                        .collect(),
-                });
-            }
-        }
-        Ok(out)
+        let page = self
+            .ecs
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(chunk.to_vec()))
+            .include(ServiceField::Tags)
+            .send()
+            .await
+            .map_err(|e| Error::aws("ecs", "DescribeServices", e))?;
+        Ok(page
+            .services()
+            .iter()
+            .map(|s| ServiceInfo {
+                observed: ObservedService {
+                    cluster: s.cluster_arn().unwrap_or(cluster).to_string(),
+                    name: s.service_name().unwrap_or_default().to_string(),
+                    arn: s.service_arn().unwrap_or_default().to_string(),
+                    controller: s.deployment_controller().map(|d| d.r#type().as_str().to_string()),
+                    tags: ecs_tags(s.tags()),
+                    task_definition: s.task_definition().unwrap_or_default().to_string(),
+                },
+                status: s.status().unwrap_or_default().to_string(),
+                deployments: s
+                    .deployments()
+                    .iter()
+                    .map(|d| DeploymentInfo {
+                        id: d.id().unwrap_or_default().to_string(),
+                        status: d.status().unwrap_or_default().to_string(),
+                        task_definition: d.task_definition().unwrap_or_default().to_string(),
+                        created_at: millis(d.created_at()),
+                        rollout_state_reason: d.rollout_state_reason().map(String::from),
+                    })
+                    .collect(),
+            })
+            .collect())
     }
 
     /// The raw DescribeTaskDefinition answer (with tags), captured from the response body.

@@ -15,9 +15,10 @@ use serde_json::{json, Value};
 
 use crate::aws::{digest_id, tag_id, Aws};
 use crate::plan::{
-    claim_key, eligibility, matching_containers, plan_push, revision_name, running_digest, Eligibility, FamilyPlan, ObservedService,
-    ObservedTaskDef, Observed, Plan, Push, RunningImage, Skip,
+    claim_key, eligibility, matching_containers, plan_push, revision_name, running_digest, ContainerImage, Eligibility, FamilyPlan,
+    ObservedService, ObservedTaskDef, Observed, Plan, Push, RunningImage, Skip,
 };
+use autopilot::tags::PinMode;
 use crate::taskdef::RawTaskDef;
 
 /// A registration claim lives this long while its delivery registers.
@@ -162,29 +163,17 @@ pub async fn deploy_push(env: &Env, aws: &Aws, account: &str, push: &Push, disc:
     // candidate service and the registration claim of each family.
     let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
     for s in &services {
-        let Eligibility::Eligible { pin, .. } = eligibility(s) else { continue };
-        let Some(td) = disc.task_defs.get(&s.task_definition) else { continue };
-        if matching_containers(td, &push.registry, &push.repository).is_empty() {
-            continue;
-        }
+        let Some((pin, td, _)) = candidate(s, disc, push) else { continue };
         wanted.insert(keys::deployment(&s.cluster, &s.name));
         wanted.insert((PK_REGISTER.to_string(), claim_key(&td.family, &push.digest, pin, push.tag.as_deref())));
     }
     let records = if wanted.is_empty() { Ok(HashMap::new()) } else { env.state.get_many(&wanted).await };
     for s in services {
-        let Eligibility::Eligible { pin, .. } = eligibility(&s) else {
+        // Services that are no candidate still go to the planner, which says why they are skipped.
+        let Some((pin, td, matching)) = candidate(&s, disc, push) else {
             kept.push(s);
             continue;
         };
-        let Some(td) = disc.task_defs.get(&s.task_definition) else {
-            kept.push(s);
-            continue;
-        };
-        let matching = matching_containers(td, &push.registry, &push.repository);
-        if matching.is_empty() {
-            kept.push(s);
-            continue;
-        }
         let records = match &records {
             Ok(r) => r,
             Err(e) => {
@@ -296,13 +285,22 @@ async fn execute_families(
     out
 }
 
+/// A service this push may deploy: eligible, its task definition read, and a container of it
+/// running the pushed repository (those containers, with their parsed images).
+fn candidate<'a>(s: &ObservedService, disc: &'a Discovered, push: &Push) -> Option<(PinMode, &'a ObservedTaskDef, Vec<(&'a ContainerImage, ImageRef)>)> {
+    let Eligibility::Eligible { pin, .. } = eligibility(s) else { return None };
+    let td = disc.task_defs.get(&s.task_definition)?;
+    let matching = matching_containers(td, &push.registry, &push.repository);
+    (!matching.is_empty()).then_some((pin, td, matching))
+}
+
 async fn observe_running(
     aws: &Aws,
     account: &str,
     push: &Push,
     record: Option<autopilot::state::Record>,
     task_definition: &str,
-    matching: &[(&crate::plan::ContainerImage, ImageRef)],
+    matching: &[(&ContainerImage, ImageRef)],
     observed: &mut Observed,
 ) -> Result<(), Error> {
     let recorded = record
@@ -566,5 +564,23 @@ pub fn clone_error(e: &Error) -> Error {
             Error::Aws { service: *service, operation: *operation, code: code.clone(), message: message.clone(), retryable: *retryable }
         }
         other => Error::Refused(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pacer_spends_the_burst_then_waits_for_the_refill() {
+        let pacer = Pacer::new(2, 20); // a token every 50 ms
+        let start = Instant::now();
+        pacer.acquire().await;
+        pacer.acquire().await;
+        let burst = start.elapsed();
+        pacer.acquire().await;
+        let third = start.elapsed();
+        assert!(burst < Duration::from_millis(45), "the burst is free: {burst:?}");
+        assert!(third >= Duration::from_millis(45), "past the burst a call waits for a token: {third:?}");
     }
 }

@@ -39,7 +39,7 @@ impl Function for Deployer {
 
     fn screen(incoming: &Incoming, _config: &Config) -> Option<Value> {
         let reason = match incoming {
-            Incoming::EcrImageAction(ev) => push_skip(ev)?,
+            Incoming::EcrImageAction(ev) => push_target(ev).err()?,
             Incoming::DeploymentStateChange(_) => return None,
             Incoming::Scheduled(ev) => {
                 let rule = ev.resources.as_ref().and_then(|r| r.first()).cloned().unwrap_or_default();
@@ -54,23 +54,24 @@ impl Function for Deployer {
     }
 }
 
-/// Why a push event deploys nothing, decided from the event alone: not a push, a failed push, no
-/// usable digest, no account to build the registry from.
-fn push_skip(ev: &EventBridgeEvent<EcrImageAction>) -> Option<String> {
+/// The pushed digest and the account of a push event, or why it deploys nothing, decided from
+/// the event alone: not a push, a failed push, no usable digest, no account to build the
+/// registry from.
+fn push_target(ev: &EventBridgeEvent<EcrImageAction>) -> Result<(String, String), String> {
     let d = &ev.detail;
     if d.action_type != EcrActionType::Push {
-        return Some(format!("ECR {:?} action on {}: only pushes deploy", d.action_type, d.repository_name));
+        return Err(format!("ECR {:?} action on {}: only pushes deploy", d.action_type, d.repository_name));
     }
     if d.result != EcrResult::Success {
-        return Some(format!("push to {} did not succeed ({:?})", d.repository_name, d.result));
+        return Err(format!("push to {} did not succeed ({:?})", d.repository_name, d.result));
     }
-    if !d.image_digest.as_deref().is_some_and(|x| ImageRef::parse(&format!("x@{x}")).is_ok()) {
-        return Some(format!("push to {} carries no valid image digest", d.repository_name));
-    }
-    if !ev.account.as_deref().is_some_and(|a| !a.is_empty()) {
-        return Some("event carries no account".into());
-    }
-    None
+    let Some(digest) = d.image_digest.clone().filter(|x| ImageRef::parse(&format!("x@{x}")).is_ok()) else {
+        return Err(format!("push to {} carries no valid image digest", d.repository_name));
+    };
+    let Some(account) = ev.account.clone().filter(|a| !a.is_empty()) else {
+        return Err("event carries no account".into());
+    };
+    Ok((digest, account))
 }
 
 fn ignored(reason: impl Into<String>) -> Result<Value, Error> {
@@ -98,18 +99,21 @@ impl Deployer {
 
     fn account_region(&self, account: &Option<String>, region: &Option<String>) -> Option<(String, String)> {
         let account = account.clone().filter(|a| !a.is_empty())?;
-        Some((account, region.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| self.env.region())))
+        Some((account, self.region_or_own(region)))
+    }
+
+    /// The event's region, else the function's own.
+    fn region_or_own(&self, region: &Option<String>) -> String {
+        region.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| self.env.region())
     }
 
     async fn push(&self, ev: EventBridgeEvent<EcrImageAction>) -> Result<Value, Error> {
-        if let Some(reason) = push_skip(&ev) {
-            return ignored(reason);
-        }
-        let d = &ev.detail;
-        let Some(digest) = d.image_digest.clone() else { return ignored("no digest") };
-        let Some((account, region)) = self.account_region(&ev.account, &ev.region) else {
-            return ignored("event carries no account");
+        let (digest, account) = match push_target(&ev) {
+            Ok(target) => target,
+            Err(reason) => return ignored(reason),
         };
+        let d = &ev.detail;
+        let region = self.region_or_own(&ev.region);
         let registry = ecr_registry(&account, &region);
         let pushed = self.aws.describe_image(&account, &d.repository_name, digest_id(&digest)).await?;
         let push = Push {
