@@ -583,4 +583,50 @@ mod tests {
         assert!(burst < Duration::from_millis(45), "the burst is free: {burst:?}");
         assert!(third >= Duration::from_millis(45), "past the burst a call waits for a token: {third:?}");
     }
+
+    fn family(name: &str, services: &[&str], from: &str) -> FamilyPlan {
+        FamilyPlan {
+            family: name.into(),
+            claim: format!("{name}#claim"),
+            base: format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{from}"),
+            base_revision: 1,
+            existing: None,
+            changes: Vec::new(),
+            services: services
+                .iter()
+                .map(|s| crate::plan::Target {
+                    cluster: "arn:aws:ecs:us-east-1:123456789012:cluster/stage01".into(),
+                    service: (*s).into(),
+                    service_arn: format!("arn:aws:ecs:us-east-1:123456789012:service/stage01/{s}"),
+                    from: format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{from}"),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_started_message_per_push_names_every_service_and_revision() {
+        let push = Push {
+            registry: "123456789012.dkr.ecr.us-east-1.amazonaws.com".into(),
+            repository: "web".into(),
+            tag: Some("v2".into()),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            pushed_at: None,
+            fresh: true,
+        };
+        let arn = |r: &str| format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{r}");
+        let single = push_notification(&push, &[(family("auth", &["auth"], "auth:1"), arn("auth:2"))]);
+        assert!(single.subject.starts_with("auth: deploying auth:2 (v2, sha256:"), "{}", single.subject);
+
+        let started = [(family("auth", &["auth", "auth-admin"], "auth:1"), arn("auth:2")), (family("random", &["random"], "random:4"), arn("random:5"))];
+        let n = push_notification(&push, &started);
+        assert_eq!(n.event_type, "deploy.started");
+        assert!(n.subject.starts_with("auth, auth-admin, random: deploying v2"), "{}", n.subject);
+        assert!(n.subject.contains("to 3 services"), "{}", n.subject);
+        assert!(n.description.contains("auth, auth-admin → auth:2 (previous auth:1)"), "{}", n.description);
+        assert!(n.description.contains("random → random:5 (previous random:4)"), "{}", n.description);
+        let body = n.chatbot_body(false);
+        assert_eq!(body["metadata"]["additionalContext"]["family"], "auth,random");
+        assert_eq!(body["metadata"]["additionalContext"]["service"], "auth,auth-admin,random");
+    }
 }
