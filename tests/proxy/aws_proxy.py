@@ -10,15 +10,21 @@ moto URL and, on the way, emulates what makes real AWS different from moto:
 * fault injection: a fraction of calls answered with a throttling error or HTTP 500/503
   without being forwarded (``--fault-rate``), or forwarded and then the connection closed
   without an answer (``--drop-after-forward-rate``), deterministic with ``--seed``;
-* call counting per service and action, with a static "mutating" classification.
+* call counting per service and action, with a static "mutating" classification;
+* optionally (``--validate record|refuse``), a check of every request against AWS's API model
+  (model_check.py: botocore's service models), so that what AWS would refuse and moto accepts
+  is recorded, or refused the way AWS refuses it.
 
 Control endpoints (never delayed, throttled or faulted):
   GET  /__proxy/stats    counters (see README.md)
   POST /__proxy/reset    zero the counters, refill every bucket, restart fault sequences
   GET  /__proxy/config   current runtime configuration
   POST /__proxy/config   change it (JSON object with any of the keys of Config)
+  GET  /__proxy/violations[?account=AKID]   requests that break the API model
+  POST /__proxy/violations/clear            forget them (reset keeps them)
 
-Python 3.11 standard library only. Run ``python3 aws_proxy.py --help``.
+Python 3.11 standard library only; ``--validate`` also needs botocore and regex (imported only
+when validation is turned on). Run ``python3 aws_proxy.py --help``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import argparse
 import hashlib
 import http.client
 import json
+import os
 import re
 import secrets
 import signal
@@ -39,6 +46,7 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from xml.sax.saxutils import escape as xml_escape
 
 # ---------------------------------------------------------------------------------------------
 # ECS's documented token buckets (per account and Region). Actions of one row share a bucket.
@@ -131,6 +139,7 @@ class Config:
     drop_mode: str = "close"           # "close" (FIN) | "reset" (RST)
     upstream_timeout: float = 30.0
     buckets: dict = field(default_factory=lambda: json.loads(json.dumps(DEFAULT_BUCKETS)))
+    validate: str = "off"              # "off" | "record" | "refuse" (see model_check.py)
 
     def public(self) -> dict:
         return {
@@ -139,11 +148,27 @@ class Config:
             "fault_kinds": list(self.fault_kinds), "faults_for": self.faults_for,
             "drops_for": self.drops_for, "fault_key": self.fault_key,
             "drop_mode": self.drop_mode, "upstream_timeout": self.upstream_timeout,
-            "buckets": self.buckets,
+            "buckets": self.buckets, "validate": self.validate,
         }
 
 
 FAULT_KINDS = {"throttle", "500", "503"}
+VALIDATE_MODES = ("off", "record", "refuse")
+
+_model_check = None
+
+
+def load_model_check():
+    """Imports model_check (next to this file) and botocore/regex; raises ImportError."""
+    global _model_check
+    if _model_check is None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        import model_check
+        model_check.ModelChecker().ensure_available()
+        _model_check = model_check
+    return _model_check
 
 
 def validate_update(cfg: Config, upd: dict) -> list[str]:
@@ -180,6 +205,15 @@ def validate_update(cfg: Config, upd: dict) -> list[str]:
             elif k == "upstream_timeout":
                 new.upstream_timeout = float(v)
                 assert new.upstream_timeout > 0
+            elif k == "validate":
+                assert v in VALIDATE_MODES
+                if v != "off":
+                    try:
+                        load_model_check()
+                    except ImportError as e:
+                        errs.append(f"'validate' needs botocore and regex: {e}")
+                        continue
+                new.validate = v
             elif k == "buckets":
                 assert isinstance(v, dict)
                 for name, spec in v.items():
@@ -349,16 +383,41 @@ def error_response(kind: str, info: CallInfo, headers) -> tuple[int, list, bytes
     return status, hdrs, body
 
 
+def validation_response(info: CallInfo, headers, message: str) -> tuple[int, list, bytes]:
+    """HTTP 400 as AWS answers a request that breaks the API model (JSON or Query protocol)."""
+    rid = str(uuid.uuid4())
+    if info.protocol == "json":
+        ctype = _header(headers, "Content-Type") or "application/x-amz-json-1.1"
+        if "json" not in ctype:
+            ctype = "application/json"
+        body = json.dumps({"__type": "ValidationException", "message": message},
+                          separators=(",", ":")).encode()
+        hdrs = [("Content-Type", ctype), ("x-amzn-RequestId", rid),
+                ("x-amzn-ErrorType", "ValidationException")]
+    else:  # query
+        body = (f'<ErrorResponse xmlns="https://{info.service}.amazonaws.com/doc/">'
+                f"<Error><Type>Sender</Type><Code>ValidationError</Code>"
+                f"<Message>{xml_escape(message)}</Message></Error>"
+                f"<RequestId>{rid}</RequestId></ErrorResponse>").encode()
+        hdrs = [("Content-Type", "text/xml"), ("x-amzn-RequestId", rid)]
+    return 400, hdrs, body
+
+
 # ---------------------------------------------------------------------------------------------
-# State: buckets, counters, fault sequences
+# State: buckets, counters, fault sequences, model violations
 # ---------------------------------------------------------------------------------------------
 COUNTERS = ("calls", "forwarded", "throttled", "faults", "dropped", "errors")
 
 
 class State:
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, violations_log: str | None = None):
         self.cfg = cfg
         self.lock = threading.Lock()
+        # model violations: kept across reset() (a suite-wide proxy must keep them)
+        self.vlock = threading.Lock()
+        self.violations: list[dict] = []
+        self.violations_log = violations_log
+        self._checker = None
         self.reset()
 
     def reset(self) -> None:
@@ -401,6 +460,48 @@ class State:
     def refill_buckets(self) -> None:
         with self.lock:
             self.buckets.clear()
+
+    # -- API model checks ------------------------------------------------------------------
+    def checker(self):
+        if self._checker is None:
+            with self.vlock:
+                if self._checker is None:
+                    self._checker = load_model_check().ModelChecker()
+        return self._checker
+
+    def check_request(self, info: CallInfo, headers, body: bytes, path: str) -> list:
+        query = urllib.parse.urlsplit(path).query
+        return self.checker().check(info.service, info.action, info.protocol, headers, body,
+                                    query)
+
+    def record_violations(self, info: CallInfo, found: list, refused: bool) -> None:
+        now = time.time()
+        rows = [{"time": now, "account": info.account, "region": info.region,
+                 "refused": refused, **v.to_dict()} for v in found]
+        with self.vlock:
+            self.violations.extend(rows)
+            if self.violations_log:
+                try:
+                    with open(self.violations_log, "a", encoding="utf-8") as f:
+                        f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+                except OSError as e:
+                    sys.stderr.write(f"aws_proxy: cannot append to {self.violations_log}: {e}\n")
+
+    def violations_report(self, account: str | None = None) -> dict:
+        with self.vlock:
+            rows = [dict(r) for r in self.violations
+                    if account is None or r["account"] == account]
+        extra = self._checker.stats() if self._checker is not None else {
+            "unchecked": {}, "uncompilable": [], "rewritten": [], "checker_errors": {}}
+        return {"count": len(rows), "violations": rows, **extra}
+
+    def clear_violations(self) -> int:
+        with self.vlock:
+            n = len(self.violations)
+            self.violations.clear()
+        if self._checker is not None:
+            self._checker.clear()
+        return n
 
     # -- deterministic fault decisions -----------------------------------------------------
     def _uniform(self, *parts) -> float:
@@ -453,6 +554,8 @@ class State:
                 level = min(float(spec["burst"]), tokens + (now - t) * float(spec["rate"]))
                 buckets.setdefault(f"{acct}/{region}", {})[group] = round(level, 3)
             since = self.since
+        with self.vlock:
+            n_violations = len(self.violations)
         by_action: dict[str, dict] = {}
         services: dict[str, dict] = {}
         totals = {c: 0 for c in COUNTERS}
@@ -476,7 +579,7 @@ class State:
             "by_action": by_action,
             "services": services,
             "mutating": {k: v["mutating"] for k, v in actions.items()},
-            "totals": {**totals, "faults_by_kind": by_kind},
+            "totals": {**totals, "faults_by_kind": by_kind, "violations": n_violations},
             "buckets": buckets,
             "since": since,
         }
@@ -561,6 +664,12 @@ class ProxyHandler(BaseHTTPRequestHandler):
             return self._send_json(200, {"reset": True})
         if path == "/__proxy/config" and self.command == "GET":
             return self._send_json(200, st.cfg.public())
+        if path == "/__proxy/violations" and self.command == "GET":
+            q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            account = q["account"][0] if "account" in q else None
+            return self._send_json(200, st.violations_report(account))
+        if path == "/__proxy/violations/clear" and self.command == "POST":
+            return self._send_json(200, {"cleared": st.clear_violations()})
         if path == "/__proxy/config" and self.command == "POST":
             try:
                 upd = json.loads(body or b"{}")
@@ -616,6 +725,19 @@ class ProxyHandler(BaseHTTPRequestHandler):
         half = 0.0 if control else cfg.latency_ms / 2000.0
         if half:
             time.sleep(half)
+
+        # AWS validates a request before it throttles it (and before anything can fail).
+        if not control and cfg.validate != "off":
+            found = st.check_request(info, self.headers, body, self.path)
+            if found:
+                refuse = cfg.validate == "refuse"
+                st.record_violations(info, found, refuse)
+                if refuse:
+                    status, hdrs, ebody = validation_response(info, self.headers,
+                                                              found[0].message)
+                    if half:
+                        time.sleep(half)
+                    return self._send(status, hdrs, ebody)
 
         if not control and not st.take_token(info):
             st.count(info, "throttled")
@@ -683,13 +805,15 @@ class ProxyServer(ThreadingHTTPServer):
 
 
 def make_server(upstream_url: str, cfg: Config, host: str = "127.0.0.1", port: int = 0,
-                verbose: bool = False, idle_timeout: float = 120) -> ProxyServer:
+                verbose: bool = False, idle_timeout: float = 120,
+                violations_log: str | None = None) -> ProxyServer:
     u = urllib.parse.urlsplit(upstream_url if "://" in upstream_url
                               else "http://" + upstream_url)
     if u.scheme != "http":
         raise ValueError("only http:// upstreams are supported (moto's server)")
     handler = type("BoundProxyHandler", (ProxyHandler,), {
-        "state": State(cfg), "upstream": (u.hostname or "127.0.0.1", u.port or 80),
+        "state": State(cfg, violations_log),
+        "upstream": (u.hostname or "127.0.0.1", u.port or 80),
         "verbose": verbose, "timeout": idle_timeout})
     return ProxyServer((host, port), handler)
 
@@ -721,6 +845,11 @@ def main(argv=None) -> int:
     p.add_argument("--upstream-timeout", type=float, default=30.0)
     p.add_argument("--idle-timeout", type=float, default=120.0,
                    help="close idle client connections after this many seconds")
+    p.add_argument("--validate", choices=VALIDATE_MODES, default="off",
+                   help="check each request against AWS's API model (botocore): record the "
+                        "violations, or also refuse the request as AWS would (HTTP 400)")
+    p.add_argument("--violations-log", metavar="FILE", default=None,
+                   help="append each model violation to FILE as one JSON line")
     p.add_argument("--verbose", action="store_true")
     a = p.parse_args(argv)
 
@@ -729,7 +858,7 @@ def main(argv=None) -> int:
                  "fault_rate": a.fault_rate, "drop_rate": a.drop_after_forward_rate,
                  "fault_kinds": [k for k in a.fault_kinds.split(",") if k],
                  "fault_key": a.fault_key, "drop_mode": a.drop_mode,
-                 "upstream_timeout": a.upstream_timeout}
+                 "upstream_timeout": a.upstream_timeout, "validate": a.validate}
     if a.seed is not None:
         upd["seed"] = a.seed
     faults_for = [x for x in a.faults_for.split(",") if x] if a.faults_for else None
@@ -740,7 +869,11 @@ def main(argv=None) -> int:
     if errs:
         p.error("; ".join(errs))
 
-    srv = make_server(a.upstream, cfg, a.host, a.port, a.verbose, a.idle_timeout)
+    srv = make_server(a.upstream, cfg, a.host, a.port, a.verbose, a.idle_timeout,
+                      a.violations_log)
+    if cfg.validate != "off":  # load the common models now rather than on the first calls
+        checker = srv.RequestHandlerClass.state.checker()
+        threading.Thread(target=checker.warm, daemon=True).start()
 
     def stop(*_):
         threading.Thread(target=srv.shutdown, daemon=True).start()

@@ -467,3 +467,136 @@ def test_upstream_down_answers_502_quickly(moto_url):
         assert time.monotonic() - t < 3
     finally:
         stop_proxy(proc)
+
+
+# ---------------------------------------------------------------------------------------------
+# --validate: requests checked against AWS's API model (model_check.py)
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def validating(moto_url):
+    """A proxy of its own with --validate refuse and a violations log: (url, log path)."""
+    log = tempfile.NamedTemporaryFile(prefix="violations-", suffix=".jsonl", delete=False)
+    log.close()
+    proc, url = start_proxy(moto_url, "--validate", "refuse", "--latency-ms", "0",
+                            "--violations-log", log.name)
+    yield url, log.name
+    errors = stop_proxy(proc)
+    os.unlink(log.name)
+    assert "Traceback" not in errors, errors
+
+
+def _tags(ecs, arn: str) -> dict:
+    out = ecs.list_tags_for_resource(resourceArn=arn).get("tags", [])  # moto omits an empty list
+    return {t["key"]: t.get("value") for t in out}
+
+
+def test_validate_refuse_answers_like_aws_and_records(validating, moto_url):
+    url, log = validating
+    control(url, "/__proxy/config", {"validate": "refuse"})
+    key = "AKIAREFUSE" + uuid.uuid4().hex[:8].upper()
+    ecs, direct = client(url, key=key), client(moto_url, key=key)
+    arn = ecs.create_cluster(clusterName=uniq("validate"))["cluster"]["clusterArn"]
+    assert control(url, f"/__proxy/violations?account={key}")["count"] == 0
+
+    # botocore's own validation lets it through (it does not check patterns)
+    with pytest.raises(botocore.exceptions.ClientError) as ei:
+        ecs.tag_resource(resourceArn=arn, tags=[{"key": "autopilot:deploy", "value": "v*"}])
+    err = ei.value.response
+    assert err["Error"]["Code"] == "ValidationException"
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert err["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == "ValidationException"
+    assert err["Error"]["Message"].startswith("ecs TagResource: tags[0].value='v*' does not match")
+    assert "autopilot:deploy" not in _tags(direct, arn)  # never reached moto
+
+    found = control(url, f"/__proxy/violations?account={key}")
+    assert found["count"] == 1
+    v = found["violations"][0]
+    assert (v["account"], v["service"], v["operation"], v["member"], v["value"], v["refused"]) \
+        == (key, "ecs", "TagResource", "tags[0].value", "'v*'", True)
+    assert v["rule"].startswith("pattern ") and v["region"] == REGION and v["time"] > 0
+    assert control(url, "/__proxy/violations?account=AKIAOTHER")["count"] == 0
+    assert "unchecked" in found and found["uncompilable"] == []
+
+    # a valid value goes through and adds nothing
+    ecs.tag_resource(resourceArn=arn, tags=[{"key": "autopilot:deploy",
+                                             "value": "semver:2 prefix:release-"}])
+    assert _tags(direct, arn)["autopilot:deploy"] == "semver:2 prefix:release-"
+    assert control(url, f"/__proxy/violations?account={key}")["count"] == 1
+
+    st = control(url, "/__proxy/stats")
+    assert st["totals"]["violations"] >= 1
+    # counted as a call that was not forwarded
+    tr = st["actions"]["ecs:TagResource"]
+    assert tr["calls"] - tr["forwarded"] >= 1 and tr["errors"] == 0
+    # reset keeps the violations; the log has one JSON line per violation
+    control(url, "/__proxy/reset", {})
+    assert control(url, f"/__proxy/violations?account={key}")["count"] == 1
+    assert control(url, "/__proxy/stats")["totals"]["violations"] >= 1
+    lines = [json.loads(x) for x in Path(log).read_text().splitlines()]
+    assert any(x["account"] == key and x["member"] == "tags[0].value" for x in lines)
+
+
+def test_validate_refuse_query_protocol(validating):
+    url, _ = validating
+    control(url, "/__proxy/config", {"validate": "refuse"})
+    key = "AKIAQUERY" + uuid.uuid4().hex[:8].upper()
+    sns = client(url, "sns", key=key)
+    topic = sns.create_topic(Name=uniq("validate"))["TopicArn"]
+    sns.publish(TopicArn=topic, Subject="deploy done", Message="m",
+                MessageAttributes={"k": {"DataType": "String", "StringValue": "v"}})
+    with pytest.raises(botocore.exceptions.ClientError) as ei:
+        sns.publish(TopicArn=topic, Subject="a\nb <&>", Message="m")
+    err = ei.value.response
+    assert err["Error"]["Code"] == "ValidationError"
+    assert err["Error"]["Type"] == "Sender"
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert err["Error"]["Message"] == (
+        "sns Publish: Subject='a\\nb <&>' contains a line break or control character")
+    found = control(url, f"/__proxy/violations?account={key}")
+    assert [v["member"] for v in found["violations"]] == ["Subject"]
+
+
+def test_validate_record_forwards_and_records(validating, moto_url):
+    url, _ = validating
+    key = "AKIARECORD" + uuid.uuid4().hex[:8].upper()
+    ecs, direct = client(url, key=key), client(moto_url, key=key)
+    arn = ecs.create_cluster(clusterName=uniq("record"))["cluster"]["clusterArn"]
+    try:
+        assert control(url, "/__proxy/config", {"validate": "record"})["validate"] == "record"
+        ecs.tag_resource(resourceArn=arn, tags=[{"key": "autopilot:deploy", "value": "v*"}])
+        assert _tags(direct, arn)["autopilot:deploy"] == "v*"  # moto applied it
+        found = control(url, f"/__proxy/violations?account={key}")
+        assert [(v["member"], v["refused"]) for v in found["violations"]] == [
+            ("tags[0].value", False)]
+    finally:
+        control(url, "/__proxy/config", {"validate": "refuse"})
+
+
+def test_validate_config_and_clear(validating, proxy):
+    url, _ = validating
+    for bad in ({"validate": "yes"}, {"validate": True}):
+        req = urllib.request.Request(url + "/__proxy/config", data=json.dumps(bad).encode(),
+                                     method="POST")
+        with pytest.raises(urllib.error.HTTPError) as ei:
+            urllib.request.urlopen(req, timeout=5)
+        assert ei.value.code == 400
+    assert control(url, "/__proxy/config")["validate"] == "refuse"
+    # EC2 is not checked, only counted
+    client(url, "ec2").describe_vpcs()
+    assert control(url, "/__proxy/violations")["unchecked"].get("ec2:DescribeVpcs", 0) >= 1
+    client(url).list_clusters()
+    cleared = control(url, "/__proxy/violations/clear", {})["cleared"]
+    assert cleared >= 0
+    after = control(url, "/__proxy/violations")
+    assert after["count"] == 0 and after["violations"] == [] and after["unchecked"] == {}
+    assert control(url, "/__proxy/stats")["totals"]["violations"] == 0
+
+    # the shared proxy runs with validation off: nothing is checked or recorded
+    assert control(proxy, "/__proxy/config")["validate"] == "off"
+    ecs = client(proxy)
+    arn = ecs.create_cluster(clusterName=uniq("off"))["cluster"]["clusterArn"]
+    ecs.tag_resource(resourceArn=arn, tags=[{"key": "k", "value": "v*"}])
+    assert control(proxy, "/__proxy/violations") == {
+        "count": 0, "violations": [], "unchecked": {}, "uncompilable": [], "rewritten": [],
+        "checker_errors": {}}
+    assert control(proxy, "/__proxy/stats")["totals"]["violations"] == 0
