@@ -3,8 +3,8 @@ throttling is spent on set-up), each in an account of its own (tests/seed_world.
 trick), so every measured run starts with full ECS token buckets in the proxy.
 
 - fanout_world: one cluster of N services; K of them (2 per family, F families) run the pushed
-  repository and are tagged autopilot:deploy=*; the rest run other families, untagged.
-- peer_world: one cluster of n services, one family each, all tagged autopilot:deploy=*, for
+  repository and are tagged autopilot:deploy=any; the rest run other families, untagged.
+- peer_world: one cluster of n services, one family each, all tagged autopilot:deploy=any, for
   ecs-autopilot vs fabfuel's ecs-deploy.
 - push_image / push_event: a new image in ECR and the EventBridge event ECR sends for it.
 """
@@ -124,7 +124,7 @@ def fanout_world(endpoint: str, account: str, services: int = 500, deployed: int
         td = ecs.register_task_definition(**_task_definition(f"fan-{f:02d}", f"{uri}:v1"))["taskDefinition"]["taskDefinitionArn"]
         for s in range(per_family):
             ecs.create_service(cluster=cluster, serviceName=f"fan-{f:02d}-{s}", taskDefinition=td, desiredCount=1,
-                               launchType="EC2", tags=[{"key": "autopilot:deploy", "value": "*"}])
+                               launchType="EC2", tags=[{"key": "autopilot:deploy", "value": "any"}])
             created += 1
     others = services - deployed
     other_tds = [ecs.register_task_definition(**_task_definition(f"other-{g:02d}", f"{other_uri}:v1"))["taskDefinition"]["taskDefinitionArn"]
@@ -155,7 +155,7 @@ def peer_world(endpoint: str, account: str, n: int = 20, repo: str = "peer-app",
         name = f"peer-{i:02d}"
         # autopilot:pin=tag: the same image reference ecs-deploy --tag v2 writes.
         ecs.create_service(cluster=cluster, serviceName=name, taskDefinition=td, desiredCount=1, launchType="EC2",
-                           tags=[{"key": "autopilot:deploy", "value": "*"}, {"key": "autopilot:pin", "value": "tag"}])
+                           tags=[{"key": "autopilot:deploy", "value": "any"}, {"key": "autopilot:pin", "value": "tag"}])
         names.append(name)
     digest = push_image(w, repo, "v2")
     out.update({"services": names, "repository": repo, "repository_uri": uri, "tag": "v2", "digest": digest,

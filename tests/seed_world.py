@@ -72,7 +72,7 @@ APPS: dict[str, dict[str, Any]] = {
             "JWT_SIGNING_KEY": "s3cr3t-auth-jwt-51b7aa",
         },
         "tags": {
-            "autopilot:deploy": "v*",
+            "autopilot:deploy": "semver",
             "autopilot:rollback": "on",
             "autopilot:min": "1",
             "autopilot:max": "10",
@@ -89,7 +89,7 @@ APPS: dict[str, dict[str, Any]] = {
             "API_TOKEN": "s3cr3t-random-token-c07f19",
         },
         "tags": {
-            "autopilot:deploy": "*",
+            "autopilot:deploy": "any",
             "autopilot:pin": "digest",
             "autopilot:min": "2",
             "autopilot:max": "12",
@@ -109,7 +109,7 @@ ALARMS: dict[str, dict[str, Any]] = {
         "comparison": "GreaterThanThreshold",
         "tags": {
             "autopilot:scale": f"{CLUSTER}/random",
-            "autopilot:steps": "0:15:+1,15::+2",
+            "autopilot:steps": "0:15:+1 15::+2",
             "autopilot:cooldown": "120",
         },
     },

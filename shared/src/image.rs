@@ -119,6 +119,90 @@ impl fmt::Display for ImageRef {
     }
 }
 
+/// Manifest media types of images a container runtime runs: Docker schema 2 (and its manifest
+/// list), OCI image manifests and indexes (the allow-list of the OCI image-spec's media types;
+/// Docker schema 1 is left out: current runtimes no longer pull it).
+pub const RUNNABLE_MANIFESTS: &[&str] = &[
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+];
+
+/// Config media types of container images (ECR reports the manifest's config or artifact type
+/// as `artifact-media-type` / `artifactMediaType`); anything else is an OCI artifact (a
+/// signature, an attestation, an SBOM, a Helm chart) that no task can run.
+pub const RUNNABLE_CONFIGS: &[&str] = &["application/vnd.docker.container.image.v1+json", "application/vnd.oci.image.config.v1+json"];
+
+/// Why an image ECR reports is not one a task can run, or `None` when it is: its tag is one
+/// signing tools write (cosign's `sha256-<hex>.sig`, `.att`, `.sbom`, and the OCI referrers tag
+/// `sha256-<hex>`), or its media types are not an image's. Absent media types (the ECR user
+/// guide's push sample has none) say nothing either way: the deployer also checks what
+/// DescribeImages reports.
+///
+/// cosign's classic signatures and buildx's attestation manifests use the OCI image config media
+/// type, so media types alone cannot tell them from images: the tag does for cosign, and buildx
+/// pushes its attestations untagged (untagged pushes never deploy).
+pub fn not_runnable(tag: Option<&str>, manifest_media_type: Option<&str>, artifact_media_type: Option<&str>) -> Option<String> {
+    if let Some(t) = tag.filter(|t| is_signature_tag(t)) {
+        return Some(format!("tag {t} is a signature, attestation or SBOM of another image (cosign / OCI referrers tag scheme)"));
+    }
+    let media = |m: Option<&str>| m.map(str::trim).filter(|m| !m.is_empty()).map(|m| m.split(';').next().unwrap_or(m).trim().to_ascii_lowercase());
+    if let Some(m) = media(manifest_media_type).filter(|m| !RUNNABLE_MANIFESTS.contains(&m.as_str())) {
+        return Some(format!("manifest media type {m} is not a container image's"));
+    }
+    if let Some(a) = media(artifact_media_type).filter(|a| !RUNNABLE_CONFIGS.contains(&a.as_str())) {
+        return Some(format!("artifact media type {a} is not a container image's"));
+    }
+    None
+}
+
+/// `sha256-<64 hex>` optionally followed by `.<suffix>`: the tags cosign (`.sig`, `.att`, `.sbom`)
+/// and the OCI distribution-spec's referrers tag schema (`<alg>-<digest cut to 64>`) give to
+/// artifacts about another image.
+pub fn is_signature_tag(tag: &str) -> bool {
+    let Some(rest) = ["sha256-", "sha384-", "sha512-"].iter().find_map(|p| tag.strip_prefix(p)) else { return false };
+    let (hex, suffix) = rest.split_once('.').map_or((rest, None), |(h, s)| (h, Some(s)));
+    hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) && suffix.is_none_or(|s| !s.is_empty())
+}
+
+/// A repository name ECR accepts: 2 to 256 characters, `/`-separated components of lowercase
+/// letters and digits joined by `.`, `_`, `__` or runs of `-` (the `RepositoryName` shape of ECR's
+/// API model: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`).
+pub fn is_ecr_repository_name(name: &str) -> bool {
+    fn component(c: &str) -> bool {
+        let b = c.as_bytes();
+        let word = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+        let (mut i, mut last_word) = (0, false);
+        while i < b.len() {
+            if word(b[i]) {
+                last_word = true;
+                i += 1;
+                continue;
+            }
+            // A separator needs a word before it and after it: `.`, `_`, `__` or `-+`.
+            if !last_word {
+                return false;
+            }
+            let sep = match b[i] {
+                b'.' => 1,
+                b'_' => if b.get(i + 1) == Some(&b'_') { 2 } else { 1 },
+                b'-' => b[i..].iter().take_while(|&&x| x == b'-').count(),
+                _ => return false,
+            };
+            i += sep;
+            last_word = false;
+        }
+        last_word
+    }
+    (2..=256).contains(&name.len()) && name.split('/').all(component)
+}
+
+/// A 12-digit AWS account id (ECR's `RegistryId`).
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// The private ECR registry host of an account and region.
 pub fn ecr_registry(account: &str, region: &str) -> String {
     let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
@@ -175,6 +259,64 @@ mod tests {
         assert!(!nested.same_repository(&reg, "auth"));
         assert!(nested.same_repository(&reg, "team/auth"));
         assert_eq!(ecr_registry("1", "cn-north-1"), "1.dkr.ecr.cn-north-1.amazonaws.com.cn");
+    }
+
+    #[test]
+    fn ecr_repository_names_as_the_model_has_them() {
+        for ok in ["auth", "ab", "team/svc/auth", "a.b", "a_b", "a__b", "a---b", "docker-hub/library/alpine", &"a".repeat(256)] {
+            assert!(is_ecr_repository_name(ok), "{ok:?}");
+        }
+        for bad in ["a", "", "AUTH", "auth:v2", "a/", "/a", "a//b", "a..b", "a___b", "-a", "a-", "a._b", "host:5000/auth", &"a".repeat(257), "au\u{0}th"] {
+            assert!(!is_ecr_repository_name(bad), "{bad:?}");
+        }
+        assert!(is_account_id("123456789012") && !is_account_id("12345678901") && !is_account_id("12345678901x"));
+    }
+
+    #[test]
+    fn only_container_images_are_runnable() {
+        let hex = "a".repeat(64);
+        let docker = Some("application/vnd.docker.distribution.manifest.v2+json");
+        let oci = Some("application/vnd.oci.image.manifest.v1+json");
+        let index = Some("application/vnd.oci.image.index.v1+json");
+        let config = Some("application/vnd.oci.image.config.v1+json");
+        let runnable: &[(Option<&str>, Option<&str>, Option<&str>)] = &[
+            (Some("v2"), docker, Some("application/vnd.docker.container.image.v1+json")),
+            (Some("v2"), oci, config),
+            (Some("v2"), index, None),
+            (Some("v2"), Some("application/vnd.docker.distribution.manifest.list.v2+json"), None),
+            (Some("latest"), None, None),
+            (Some("v2"), Some("Application/VND.OCI.Image.Manifest.v1+json; charset=utf-8"), config),
+            (Some("sha256-short.sig"), docker, None),
+        ];
+        for (tag, manifest, artifact) in runnable {
+            assert_eq!(not_runnable(*tag, *manifest, *artifact), None, "{tag:?} {manifest:?} {artifact:?}");
+        }
+        let sig = format!("sha256-{hex}.sig");
+        let att = format!("sha256-{hex}.att");
+        let sbom = format!("sha256-{hex}.sbom");
+        let referrers = format!("sha256-{hex}");
+        let referrers512 = format!("sha512-{hex}");
+        let artifacts: &[(Option<&str>, Option<&str>, Option<&str>, &str)] = &[
+            // cosign's classic signatures use an OCI image config: only the tag gives them away.
+            (Some(&sig), oci, config, "signature"),
+            (Some(&att), oci, config, "signature"),
+            (Some(&sbom), oci, None, "signature"),
+            (Some(&referrers), index, None, "signature"),
+            (Some(&referrers512), index, None, "signature"),
+            (Some("v2"), Some("application/vnd.docker.distribution.manifest.v1+prettyjws"), None, "manifest media type"),
+            (Some("v2"), oci, Some("text/sbom+json"), "artifact media type"),
+            (Some("v2"), Some("application/vnd.cncf.oras.artifact.manifest.v1+json"), None, "manifest media type"),
+            (Some("v2"), oci, Some("application/vnd.dev.sigstore.bundle.v0.3+json"), "artifact media type"),
+            (Some("v2"), oci, Some("application/vnd.cncf.notary.signature"), "artifact media type"),
+            (Some("chart-1.0"), oci, Some("application/vnd.cncf.helm.config.v1+json"), "artifact media type"),
+            (Some("v2"), oci, Some("application/spdx+json"), "artifact media type"),
+            (Some("v2"), oci, Some("application/vnd.oci.empty.v1+json"), "artifact media type"),
+            (Some("v2"), Some("application/vnd.in-toto+json"), None, "manifest media type"),
+        ];
+        for (tag, manifest, artifact, why) in artifacts {
+            let reason = not_runnable(*tag, *manifest, *artifact).unwrap_or_else(|| panic!("{tag:?} {manifest:?} {artifact:?} is runnable"));
+            assert!(reason.contains(why), "{reason}");
+        }
     }
 
     #[test]

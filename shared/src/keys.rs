@@ -12,3 +12,24 @@ pub fn stable_revision(cluster: &str, service: &str) -> (String, String) {
 pub fn deployment(cluster: &str, service: &str) -> (String, String) {
     ("deployed".into(), format!("{}/{service}", crate::config::cluster_name(cluster)))
 }
+
+/// A short, stable digest of text for use inside a key (FNV-1a, 64 bits, hex): keeps sort keys
+/// under DynamoDB's 1,024-byte limit whatever the text, and is the same in every build.
+pub fn digest_of(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn digest_is_fnv1a() {
+        // Reference values of 64-bit FNV-1a.
+        assert_eq!(super::digest_of(""), "cbf29ce484222325");
+        assert_eq!(super::digest_of("a"), "af63dc4c8601ec8c");
+    }
+}

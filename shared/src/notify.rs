@@ -13,8 +13,9 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use crate::error::{Error, Result};
 use crate::state::StateStore;
 
-/// SNS subjects: at most 100 printable ASCII characters, no line breaks.
-pub const SUBJECT_MAX: usize = 100;
+/// SNS subjects: "UTF-8 text with no line breaks or control characters, and less than 100
+/// characters long" (SNS API reference, Publish): 99 at most; we keep them printable ASCII.
+pub const SUBJECT_MAX: usize = 99;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {

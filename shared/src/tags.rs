@@ -22,11 +22,24 @@ pub const DEFAULT_RESTART_LIMIT: u32 = 3;
 pub struct TagError {
     pub tag: &'static str,
     pub value: String,
-    pub expected: &'static str,
+    pub expected: String,
+    /// The value to write instead, when the parser can tell (an old glob form, say).
+    pub suggestion: Option<String>,
+}
+
+impl TagError {
+    pub fn new(tag: &'static str, value: &str, expected: impl Into<String>) -> Self {
+        TagError { tag, value: value.chars().take(256).collect(), expected: expected.into(), suggestion: None }
+    }
+
+    pub fn with_suggestion(mut self, value: Option<String>) -> Self {
+        self.suggestion = value;
+        self
+    }
 }
 
 fn err(tag: &'static str, value: &str, expected: &'static str) -> TagError {
-    TagError { tag, value: value.chars().take(256).collect(), expected }
+    TagError::new(tag, value, expected)
 }
 
 /// Tags of one resource, by key.
@@ -38,51 +51,8 @@ pub fn ecs_tags(tags: &[aws_sdk_ecs::types::Tag]) -> Tags {
 
 // ------------------------------------------------------------------ autopilot:deploy
 
-/// Comma-separated globs (`*` any run, `?` one character) over image tags.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeployGlobs(Vec<String>);
-
-impl DeployGlobs {
-    pub fn parse(value: &str) -> Result<Self, TagError> {
-        const EXPECTED: &str = "comma-separated globs of image tags, e.g. \"*\", \"v*\", \"release-*,main\"";
-        let globs: Vec<String> = value.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect();
-        let valid = |g: &String| g.len() <= 256 && g.chars().all(|c| c.is_ascii_alphanumeric() || "_.-*?:".contains(c));
-        if globs.is_empty() || !globs.iter().all(valid) {
-            return Err(err(TAG_DEPLOY, value, EXPECTED));
-        }
-        Ok(DeployGlobs(globs))
-    }
-
-    pub fn matches(&self, tag: &str) -> bool {
-        self.0.iter().any(|g| glob_match(g.as_bytes(), tag.as_bytes()))
-    }
-
-    pub fn globs(&self) -> &[String] {
-        &self.0
-    }
-}
-
-/// Iterative glob matching with backtracking on the last `*`: linear in practice, no recursion.
-pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
-            p += 1;
-            t += 1;
-        } else if p < pattern.len() && pattern[p] == b'*' {
-            star = Some((p, t));
-            p += 1;
-        } else if let Some((sp, st)) = star {
-            p = sp + 1;
-            t = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
-}
+mod deploy;
+pub use deploy::{is_tag, release_version, semver_tag, DeployRule, DeployRules, SemverRange, DEPLOY_EXPECTED};
 
 // ------------------------------------------------------------------ autopilot:pin
 
@@ -178,7 +148,7 @@ pub struct Step {
 pub enum Adjustment {
     /// ChangeInCapacity: `+N` / `-N`
     Change(i64),
-    /// PercentChangeInCapacity: `+N%` / `-N%`
+    /// PercentChangeInCapacity: `+Npct` / `-Npct` (or `+N%` / `-N%`)
     Percent(f64),
     /// ExactCapacity: `=N`
     Exact(u32),
@@ -196,7 +166,8 @@ impl Adjustment {
             _ => return None,
         };
         let body = &s[1..];
-        if let Some(p) = body.strip_suffix('%') {
+        // `pct` is the spelling ECS-safe tag values allow; `%` stays accepted on alarms.
+        if let Some(p) = body.strip_suffix('%').or_else(|| body.strip_suffix("pct")) {
             let v: f64 = p.parse().ok().filter(|v: &f64| v.is_finite() && *v >= 0.0 && *v <= 10_000.0)?;
             return Some(Adjustment::Percent(sign * v));
         }
@@ -219,9 +190,9 @@ pub struct Steps(pub Vec<Step>);
 
 impl Steps {
     pub fn parse(value: &str) -> Result<Self, TagError> {
-        const EXPECTED: &str = "comma-separated LOWER:UPPER:ADJUSTMENT steps (bounds may be empty = infinity; adjustment +N, -N, +N%, -N% or =N), or a bare adjustment like +2";
+        const EXPECTED: &str = "LOWER:UPPER:ADJUSTMENT steps separated by spaces or commas (bounds may be empty = infinity; adjustment +N, -N, +Npct, -Npct or =N), or a bare adjustment like +2";
         let bad = || err(TAG_STEPS, value, EXPECTED);
-        let items: Vec<&str> = value.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let items: Vec<&str> = value.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty()).collect();
         if items.is_empty() || items.len() > 20 {
             return Err(bad());
         }
@@ -305,20 +276,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deploy_globs() {
-        let g = DeployGlobs::parse("v*, release-?.*").unwrap();
-        for (tag, want) in [("v2", true), ("v", true), ("latest", false), ("release-1.2", true), ("release-12.0", false)] {
-            assert_eq!(g.matches(tag), want, "{tag}");
-        }
-        assert!(DeployGlobs::parse("*").unwrap().matches("anything-at.all"));
-        assert!(DeployGlobs::parse("sha256:*").unwrap().matches("sha256:abc"));
-        for bad in ["", " , ", "v 1", "a/b"] {
-            assert_eq!(DeployGlobs::parse(bad).unwrap_err().tag, TAG_DEPLOY, "{bad:?}");
-        }
-        assert!(glob_match(b"*a*a*a*b", &[b'a'; 40]) == false);
-    }
-
-    #[test]
     fn pin_rollback_bounds_cooldown_scale_asg() {
         assert_eq!(PinMode::parse(None).unwrap(), PinMode::Digest);
         assert_eq!(PinMode::parse(Some("tag")).unwrap(), PinMode::Tag);
@@ -347,7 +304,12 @@ mod tests {
         assert_eq!(Steps::parse("+2").unwrap().0, vec![Step { lower: None, upper: None, adjustment: Adjustment::Change(2) }]);
         assert_eq!(Steps::parse(":-10:-25%").unwrap().0[0].adjustment, Adjustment::Percent(-25.0));
         assert_eq!(Steps::parse("0::=6").unwrap().0[0].adjustment, Adjustment::Exact(6));
-        for bad in ["abc", "", "+2,+3", "0:10", "10:0:+1", "0:10:+1,5:20:+2", "0:10:2", "0:x:+1", "0:10:+1%%"] {
+        // The spelling an ECS-safe value can carry: spaces between steps, pct for percent.
+        assert_eq!(Steps::parse("0:15:+1 15::+2").unwrap(), s);
+        assert_eq!(Steps::parse(" 0:15:+1 ,  15::+2 ").unwrap(), s);
+        assert_eq!(Steps::parse(":-10:-25pct").unwrap().0[0].adjustment, Adjustment::Percent(-25.0));
+        assert_eq!(Steps::parse("+50pct").unwrap().0[0].adjustment, Adjustment::Percent(50.0));
+        for bad in ["abc", "", "+2,+3", "+2 +3", "0:10", "10:0:+1", "0:10:+1,5:20:+2", "0:10:2", "0:x:+1", "0:10:+1%%", "0:10:+1pctpct", "0:10:+pct"] {
             let e = Steps::parse(bad).unwrap_err();
             assert_eq!(e.tag, TAG_STEPS, "{bad}");
         }

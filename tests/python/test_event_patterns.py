@@ -31,6 +31,12 @@ EXPECTED: dict[str, set[str]] = {
     "ecr-push-random-latest.json": {DEPLOYER_PUSH},
     "ecr-push-failed.json": set(),
     "ecr-delete.json": set(),
+    # Artifacts arrive as ordinary successful pushes: the deployer screens them (DESIGN.md)
+    "ecr-push-cosign-signature.json": {DEPLOYER_PUSH},
+    "ecr-push-sbom-artifact.json": {DEPLOYER_PUSH},
+    # AWS's documented storage-class samples: not pushes
+    "ecr-image-archive.json": set(),
+    "ecr-referrer-restore.json": set(),
     # ECS task state change: every STOPPED task, whatever the cause; never a RUNNING one
     "ecs-task-stopped-crash.json": {RECOVERY_STOPPED},
     "ecs-task-stopped-oom.json": {RECOVERY_STOPPED},

@@ -3,6 +3,13 @@
 //! tests run in parallel against one moto server without seeing each other.
 //!
 //! `scripts/test` starts moto and exports `AUTOPILOT_TEST_ENDPOINT` and `AUTOPILOT_TEST_PYTHON`.
+//!
+//! AWS's model is the second oracle: under `scripts/test` the endpoint is `tests/proxy/aws_proxy.py
+//! --validate refuse` in front of moto, which answers a request AWS would refuse (a pattern, a
+//! length, an enum, a required member, a documented limit) with AWS's `ValidationException` and
+//! records it under the caller's access key. Each [`World`] checks, when it is dropped, that no
+//! request signed with its key was refused that way, so the test that sent it fails, naming the
+//! operation, member and value (`AUTOPILOT_TEST_VALIDATING=1` turns the check on).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,6 +35,27 @@ pub fn moto_endpoint() -> String {
     std::env::var("AUTOPILOT_TEST_ENDPOINT").expect(
         "AUTOPILOT_TEST_ENDPOINT is not set: run the integration tests through scripts/test, which starts moto's server",
     )
+}
+
+/// moto's own endpoint, past the validating proxy: only for a test that must put into moto a
+/// state AWS would refuse (a tag value ECS rejects, say) to show what the product does with it.
+/// Every use says why. Without scripts/test's proxy it is the same as [`moto_endpoint`].
+pub fn raw_moto_endpoint() -> String {
+    std::env::var("AUTOPILOT_TEST_MOTO_ENDPOINT").unwrap_or_else(|_| moto_endpoint())
+}
+
+/// Whether the endpoint checks requests against AWS's model (scripts/test sets this).
+pub fn validating() -> bool {
+    std::env::var("AUTOPILOT_TEST_VALIDATING").is_ok_and(|v| v == "1")
+}
+
+/// The requests the validating proxy refused for one access key: `{"count": N, "violations": [..]}`.
+pub fn model_violations(access_key_id: &str) -> Value {
+    let endpoint = moto_endpoint();
+    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let (status, body) = proxy::http_get(addr, &format!("/__proxy/violations?account={access_key_id}"));
+    assert_eq!(status, 200, "the validating proxy at {endpoint} did not answer /__proxy/violations: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("/__proxy/violations is not JSON ({e}): {body}"))
 }
 
 /// The virtualenv's python (with boto3); a relative path is taken from the repository root,
@@ -148,6 +176,12 @@ impl World {
         aws_sdk_ecs::Client::new(&self.sdk)
     }
 
+    /// This world's SDK configuration pointed at moto itself, past the validating proxy: see
+    /// [`raw_moto_endpoint`]. Only to set up states AWS would refuse.
+    pub fn raw_moto_sdk(&self) -> SdkConfig {
+        self.sdk.to_builder().endpoint_url(raw_moto_endpoint()).build()
+    }
+
     /// Environment variables to run a function binary against this world.
     pub fn lambda_env(&self) -> Vec<(String, String)> {
         vec![
@@ -189,6 +223,26 @@ impl World {
             }
         }
         found
+    }
+}
+
+impl Drop for World {
+    /// A test whose requests AWS would have refused fails here, naming each one, unless it is
+    /// already failing for another reason.
+    fn drop(&mut self) {
+        if !validating() || std::thread::panicking() {
+            return;
+        }
+        let Some(key) = self.raw["access_key_id"].as_str() else { return };
+        let found = model_violations(key);
+        let count = found["count"].as_u64().unwrap_or(0);
+        if count > 0 {
+            let lines: Vec<String> = found["violations"]
+                .as_array()
+                .map(|v| v.iter().map(|x| x["message"].as_str().unwrap_or_default().to_string()).collect())
+                .unwrap_or_default();
+            panic!("{count} request(s) of this test would be refused by AWS (its API model):\n  {}", lines.join("\n  "));
+        }
     }
 }
 

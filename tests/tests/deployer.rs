@@ -196,7 +196,7 @@ async fn replays_register_nothing() {
 async fn two_services_sharing_a_family_get_one_revision() {
     let w = World::seed().await;
     let td = service_td(&w, "auth").await;
-    create_service(&w, "auth-b", &td, &[("autopilot:deploy", "v*")], None).await;
+    create_service(&w, "auth-b", &td, &[("autopilot:deploy", "semver")], None).await;
     let digest = push_image(&w, "auth", "v2", "a").await;
     let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &digest)).await.expect("deployer");
     assert_eq!(out["deployed"].as_array().unwrap().len(), 2, "{out:#}");
@@ -277,7 +277,7 @@ td = dict(
 r = ecs.register_task_definition(**td)
 arn = r['taskDefinition']['taskDefinitionArn']
 ecs.create_service(cluster='stage01', serviceName='full', taskDefinition=arn, desiredCount=1,
-                   tags=[dict(key='autopilot:deploy', value='v*')])
+                   tags=[dict(key='autopilot:deploy', value='semver')])
 print(json.dumps(arn))
 "#,
         acct = w.account
@@ -353,7 +353,7 @@ async fn same_tag_new_digest_is_deployed() {
 async fn code_deploy_services_are_skipped() {
     let w = World::seed().await;
     let td = service_td(&w, "auth").await;
-    create_service(&w, "auth-bg", &td, &[("autopilot:deploy", "*")], Some(DeploymentControllerType::CodeDeploy)).await;
+    create_service(&w, "auth-bg", &td, &[("autopilot:deploy", "any")], Some(DeploymentControllerType::CodeDeploy)).await;
     let digest = push_image(&w, "auth", "v2", "a").await;
     let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &digest)).await.expect("deployer");
     let skip = out["skipped"].as_array().unwrap().iter().find(|s| s["service"] == "auth-bg").expect("auth-bg skipped");
@@ -389,7 +389,7 @@ async fn a_failing_service_does_not_block_the_others_and_fails_the_invocation() 
     let script = format!(
         "r = ecs.register_task_definition(family='doomed', containerDefinitions=[dict(name='app', image={image:?}, memory=128)])\n\
          arn = r['taskDefinition']['taskDefinitionArn']\n\
-         ecs.create_service(cluster='stage01', serviceName='doomed', taskDefinition=arn, desiredCount=1, tags=[dict(key='autopilot:deploy', value='*')])\n\
+         ecs.create_service(cluster='stage01', serviceName='doomed', taskDefinition=arn, desiredCount=1, tags=[dict(key='autopilot:deploy', value='any')])\n\
          ecs.deregister_task_definition(taskDefinition=arn)\n\
          ecs.delete_task_definitions(taskDefinitions=[arn])\n\
          print(json.dumps(arn))\n"
@@ -457,7 +457,7 @@ async fn failed_rollout_is_reported_with_reason_and_services_not_opted_in_are_ig
 async fn reconcile_deploys_what_a_lost_event_left_behind() {
     let w = World::seed().await;
     let digest = push_image(&w, "auth", "v2", "a").await;
-    push_image(&w, "auth", "latest", "x").await; // newer, but auth's globs are v*
+    push_image(&w, "auth", "latest", "x").await; // newer, but auth deploys semver tags only
     let random_before = service_td(&w, "random").await;
     let out = deploy(&w, w.config(), for_world(sample_event("schedule-reconcile.json"), &w)).await.expect("reconcile");
     assert_eq!(out["status"], "deployed", "{out:#}");
@@ -477,7 +477,7 @@ async fn skips_touch_nothing() {
     for (name, event) in [
         ("failed push", for_world(sample_event("ecr-push-failed.json"), &w)),
         ("delete", for_world(sample_event("ecr-delete.json"), &w)),
-        ("tag outside the globs", push_event(&w, "auth", Some("latest"), &digest)),
+        ("tag outside the rules", push_event(&w, "auth", Some("latest"), &digest)),
         ("untagged", push_event(&w, "auth", None, &digest)),
         ("nobody runs it", push_event(&w, "nobody", Some("v2"), &digest)),
         ("other schedule", for_world(sample_event("schedule-reevaluate.json"), &w)),
@@ -514,4 +514,168 @@ async fn pin_tag_deploys_the_tag_and_follows_a_moved_tag() {
     assert_eq!(out["status"], "deployed", "{out:#}");
     assert_eq!(revisions(&w, "auth").await, 3);
     assert_ne!(service_td(&w, "auth").await, td);
+}
+
+// ------------------------------------------------------------------ the autopilot:deploy rules
+// DESIGN.md, "Opt-in lives on the resources": space-separated rules ECS accepts as a tag value.
+
+/// Push `repo:tag` and deliver its event; the deployer's outcome.
+async fn push_and_deploy(w: &World, repo: &str, tag: &str, salt: &str) -> (String, Value) {
+    let digest = push_image(w, repo, tag, salt).await;
+    let out = deploy(w, w.config(), push_event(w, repo, Some(tag), &digest)).await.unwrap_or_else(|e| panic!("push {repo}:{tag}: {e}"));
+    (digest, out)
+}
+
+fn skip_reason<'a>(out: &'a Value, service: &str) -> &'a str {
+    out["skipped"].as_array().and_then(|s| s.iter().find(|s| s["service"] == service)).and_then(|s| s["reason"].as_str()).unwrap_or_else(|| panic!("{service} not skipped: {out:#}"))
+}
+
+fn deployed_services(out: &Value) -> Vec<String> {
+    out["deployed"].as_array().map(|d| d.iter().map(|d| d["service"].as_str().unwrap_or_default().to_string()).collect()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn semver_deploys_newer_releases_only() {
+    let w = World::seed().await; // auth: autopilot:deploy=semver, runs auth:v1
+    let (v2, out) = push_and_deploy(&w, "auth", "v2", "a").await;
+    assert_eq!(deployed_services(&out), ["auth"], "{out:#}");
+    let (v3, out) = push_and_deploy(&w, "auth", "v3", "a").await;
+    assert_eq!(deployed_services(&out), ["auth"], "{out:#}");
+    assert_ne!(v2, v3);
+    assert_eq!(images_of(&w, &service_td(&w, "auth").await).await[0].1, format!("{}@{v3}", uri(&w, "auth")));
+
+    let (_, out) = push_and_deploy(&w, "auth", "v3.1.0-rc.1", "a").await;
+    assert_eq!(out["status"], "nothing-to-do", "{out:#}");
+    assert!(skip_reason(&out, "auth").contains("tag v3.1.0-rc.1 does not match autopilot:deploy=\"semver\""), "{out:#}");
+    // A v2 hotfix pushed after v3 is newer in time, older in version: never a downgrade.
+    let (_, out) = push_and_deploy(&w, "auth", "v2.5.0", "a").await;
+    assert_eq!(out["status"], "nothing-to-do", "{out:#}");
+    assert!(skip_reason(&out, "auth").contains("never downgrade: pushed v2.5.0 is older than running v3"), "{out:#}");
+
+    assert_eq!(images_of(&w, &service_td(&w, "auth").await).await[0].1, format!("{}@{v3}", uri(&w, "auth")));
+    assert_eq!(revisions(&w, "auth").await, 3, "v2 and v3, nothing else");
+    // The reconcile pass agrees: v3 is the newest release, the rc and the hotfix are not.
+    let out = deploy(&w, w.config(), for_world(sample_event("schedule-reconcile.json"), &w)).await.expect("reconcile");
+    assert_eq!(out["status"], "in-sync", "{out:#}");
+}
+
+#[tokio::test]
+async fn prefix_deploys_matching_tags_and_not_main() {
+    let w = World::seed().await;
+    let td = service_td(&w, "auth").await;
+    create_service(&w, "auth-release", &td, &[("autopilot:deploy", "prefix:release-")], None).await;
+    let (digest, out) = push_and_deploy(&w, "auth", "release-42", "a").await;
+    assert_eq!(deployed_services(&out), ["auth-release"], "{out:#}");
+    assert!(skip_reason(&out, "auth").contains("does not match autopilot:deploy=\"semver\""), "{out:#}");
+    assert_eq!(images_of(&w, &service_td(&w, "auth-release").await).await[0].1, format!("{}@{digest}", uri(&w, "auth")));
+
+    let (_, out) = push_and_deploy(&w, "auth", "main", "a").await;
+    assert_eq!(out["status"], "nothing-to-do", "{out:#}");
+    assert!(skip_reason(&out, "auth-release").contains("tag main does not match autopilot:deploy=\"prefix:release-\""), "{out:#}");
+    assert_eq!(service_td(&w, "auth").await, td, "auth deploys semver tags only");
+    assert_eq!(revisions(&w, "auth").await, 2);
+}
+
+#[tokio::test]
+async fn a_literal_tag_redeploys_a_repush_with_a_new_digest() {
+    let w = World::seed().await;
+    let td = service_td(&w, "auth").await;
+    create_service(&w, "auth-edge", &td, &[("autopilot:deploy", "latest")], None).await;
+    let (first, out) = push_and_deploy(&w, "auth", "latest", "a").await;
+    assert_eq!(deployed_services(&out), ["auth-edge"], "{out:#}");
+    let (second, out) = push_and_deploy(&w, "auth", "latest", "rebuilt").await;
+    assert_ne!(first, second);
+    assert_eq!(deployed_services(&out), ["auth-edge"], "{out:#}");
+    assert_eq!(images_of(&w, &service_td(&w, "auth-edge").await).await[0].1, format!("{}@{second}", uri(&w, "auth")));
+    let (_, out) = push_and_deploy(&w, "auth", "v9-latest", "a").await;
+    assert!(deployed_services(&out).is_empty(), "v9-latest is a pre-release to semver: {out:#}");
+    assert!(skip_reason(&out, "auth-edge").contains("does not match autopilot:deploy=\"latest\""), "{out:#}");
+}
+
+/// An artifact in ECR next to the images: an OCI manifest under `tag` (moto keeps it like an image).
+async fn push_artifact(w: &World, repo: &str, tag: &str) -> String {
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 233, "digest": fake_sha256(&format!("{tag}:config"))},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "size": 250, "digest": fake_sha256(&format!("{repo}:{tag}:sig"))}],
+    });
+    let out = ecr(w)
+        .put_image()
+        .repository_name(repo)
+        .image_manifest(manifest.to_string())
+        .image_manifest_media_type("application/vnd.oci.image.manifest.v1+json")
+        .image_tag(tag)
+        .send()
+        .await
+        .expect("put_image (artifact)");
+    out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).expect("digest").to_string()
+}
+
+#[tokio::test]
+async fn any_deploys_a_new_tag_but_never_an_artifact() {
+    let w = World::seed().await;
+    let td = service_td(&w, "auth").await;
+    create_service(&w, "auth-any", &td, &[("autopilot:deploy", "any")], None).await;
+    let (feature, out) = push_and_deploy(&w, "auth", "feature-x", "a").await;
+    assert_eq!(deployed_services(&out), ["auth-any"], "{out:#}");
+    let on_feature = service_td(&w, "auth-any").await;
+
+    // cosign's classic signature of that image: an OCI image config, so only its tag gives it away
+    // (events/ecr-push-cosign-signature.json).
+    let sig_tag = format!("sha256-{}.sig", feature.trim_start_matches("sha256:"));
+    let sig = push_artifact(&w, "auth", &sig_tag).await;
+    let mut event = for_world(sample_event("ecr-push-cosign-signature.json"), &w);
+    event["detail"]["image-tag"] = json!(sig_tag);
+    event["detail"]["image-digest"] = json!(sig);
+    let out = deploy(&w, w.config(), event).await.expect("signature push");
+    assert_eq!(out["status"], "ignored", "{out:#}");
+    assert!(out["reason"].as_str().unwrap().contains("not a runnable image") && out["reason"].as_str().unwrap().contains("signature"), "{out:#}");
+
+    // An SBOM pushed with a tag of its own (events/ecr-push-sbom-artifact.json): its media types say so.
+    let out = deploy(&w, w.config(), for_world(sample_event("ecr-push-sbom-artifact.json"), &w)).await.expect("sbom push");
+    assert_eq!(out["status"], "ignored", "{out:#}");
+    assert!(out["reason"].as_str().unwrap().contains("application/vnd.cncf.oras.artifact.manifest.v1+json is not a container image's"), "{out:#}");
+
+    // buildx's attestation manifests are pushed untagged (events/ecr-push-untagged.json).
+    let attestation = push_artifact(&w, "auth", "attestation-tmp").await;
+    let out = deploy(&w, w.config(), push_event(&w, "auth", None, &attestation)).await.expect("untagged push");
+    assert_eq!(out["status"], "ignored", "{out:#}");
+    assert!(out["reason"].as_str().unwrap().contains("untagged push"), "{out:#}");
+
+    // The reconcile pass sees the signature as the newest image tagged in the repository, and
+    // leaves it alone too.
+    let out = deploy(&w, w.config(), for_world(sample_event("schedule-reconcile.json"), &w)).await.expect("reconcile");
+    assert_eq!(out["status"], "in-sync", "{out:#}");
+    assert_eq!(service_td(&w, "auth-any").await, on_feature);
+    assert_eq!(revisions(&w, "auth").await, 2, "one revision, for feature-x");
+    assert_eq!(w.notifications().await.len(), 1, "one deploy.started, nothing for the artifacts");
+}
+
+#[tokio::test]
+async fn an_old_glob_value_leaves_the_service_alone_and_says_what_to_write() {
+    let w = World::seed().await;
+    let td = service_td(&w, "auth").await;
+    // ECS refuses `*` and `,` in tag values, so this value can only be stored past the validating
+    // proxy: it shows the deployer's answer to the form the old README taught.
+    let raw = aws_sdk_ecs::Client::new(&w.raw_moto_sdk());
+    raw.tag_resource().resource_arn(w.str("/services/auth")).tags(Tag::builder().key("autopilot:deploy").value("v*,main").build()).send().await.unwrap();
+
+    let (_, out) = push_and_deploy(&w, "auth", "v2", "a").await;
+    assert_eq!(out["status"], "nothing-to-do", "{out:#}");
+    let reason = skip_reason(&out, "auth");
+    assert!(reason.contains("tag autopilot:deploy=\"v*,main\"") && reason.contains("write autopilot:deploy=\"prefix:v main\" instead"), "{reason}");
+    let skip = out["skipped"].as_array().unwrap().iter().find(|s| s["service"] == "auth").unwrap();
+    assert_eq!(skip["fix"], json!(format!("aws ecs tag-resource --resource-arn {} --tags 'key=autopilot:deploy,value=prefix:v main'", w.str("/services/auth"))));
+    assert_eq!(service_td(&w, "auth").await, td);
+    assert_eq!(revisions(&w, "auth").await, 1);
+
+    let notes = w.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].0, "auth: not deployed, its autopilot:deploy tags are invalid");
+    let description = notes[0].1["content"]["description"].as_str().unwrap();
+    assert!(description.contains("stage01/auth") && description.contains("prefix:v main") && description.contains("aws ecs tag-resource"), "{description}");
+    // Once, not at every push.
+    push_and_deploy(&w, "auth", "v3", "a").await;
+    assert!(w.notifications().await.is_empty());
 }

@@ -1,6 +1,11 @@
 //! Every sample in events/ parses into the typed event its detail-type names.
 
+use autopilot::events::EventError;
 use autopilot::Incoming;
+
+/// Samples of events AWS sends that no function is wired to receive (tests/python's pattern
+/// tests prove no rule routes them): parsing refuses them as unsupported, never half-reads them.
+pub const NOT_RECEIVED: &[&str] = &["ECR Referrer Action"];
 
 #[test]
 fn every_sample_event_parses() {
@@ -12,6 +17,11 @@ fn every_sample_event_parses() {
         let text = std::fs::read_to_string(&path).unwrap();
         let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let want = value["detail-type"].as_str().unwrap_or_default().to_string();
+        if NOT_RECEIVED.contains(&want.as_str()) {
+            let refused = Incoming::parse(value);
+            assert!(matches!(refused, Err(EventError::Unsupported { .. })), "{}: {refused:?}", path.display());
+            continue;
+        }
         let parsed = Incoming::parse(value).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(parsed.detail_type(), want, "{}", path.display());
         assert!(parsed.id().is_some(), "{} has no id", path.display());

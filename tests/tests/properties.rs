@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use autopilot::events::{TaskContainer, TaskStateChange};
 use autopilot::image::ImageRef;
-use autopilot::tags::{self, Adjustment, Bounds, DeployGlobs, RestartPolicy, ScaleTarget, Steps};
+use autopilot::tags::{self, Adjustment, Bounds, DeployRules, RestartPolicy, ScaleTarget, Steps};
 use autopilot::Incoming;
 use autopilot_recovery::classify::{classify, target_group_arn};
 use autopilot_scaler::steps::{self, Cooldowns, Decision, Input};
@@ -237,6 +237,10 @@ fn every_sample_event_parses_and_exercises() {
     let samples = sample_events();
     assert!(samples.len() >= 20, "events/ has the sample events");
     for e in samples {
+        // "ECR Referrer Action" and the like: AWS sends them, no function receives them.
+        if e["detail-type"] == "ECR Referrer Action" {
+            continue;
+        }
         let incoming = Incoming::parse(e.clone()).unwrap_or_else(|err| panic!("{}: {err}", e["detail-type"]));
         exercise(&incoming);
     }
@@ -321,9 +325,12 @@ fn valid_steps() -> impl Strategy<Value = String> {
         (-5000i64..=5000).prop_map(|n| format!("{n:+}")),
         (0u32..=10_000).prop_map(|p| format!("+{p}%")),
         (0u32..=10_000).prop_map(|p| format!("-{p}%")),
+        (0u32..=10_000).prop_map(|p| format!("+{p}pct")),
+        (0u32..=10_000).prop_map(|p| format!("-{p}pct")),
         (0u32..=5000).prop_map(|n| format!("={n}")),
     ];
-    (prop::collection::btree_set(-1000i32..1000, 1..6), prop::collection::vec(adjustment, 6), any::<bool>(), any::<bool>()).prop_map(|(cuts, adjs, open_low, open_high)| {
+    let separator = prop::sample::select(vec![",", " ", ", ", "  "]);
+    (prop::collection::btree_set(-1000i32..1000, 1..6), prop::collection::vec(adjustment, 6), any::<bool>(), any::<bool>(), separator).prop_map(|(cuts, adjs, open_low, open_high, separator)| {
         let cuts: Vec<i32> = cuts.into_iter().collect();
         let mut items = Vec::new();
         if open_low {
@@ -335,8 +342,43 @@ fn valid_steps() -> impl Strategy<Value = String> {
         if open_high || items.is_empty() {
             items.push(format!("{}::{}", cuts[cuts.len() - 1], adjs[5]));
         }
-        items.join(",")
+        items.join(separator)
     })
+}
+
+/// `autopilot:deploy` values: rules and near-misses (old globs, bad keywords, separators ECS
+/// accepts and refuses), joined every which way.
+fn deploy_value() -> impl Strategy<Value = String> {
+    let word = prop_oneof![
+        prop::sample::select(vec![
+            "any", "semver", "semver:2", "semver:2.4", "semver:", "semver:x", "semver:1.2.3", "prefix:release-", "prefix:", "prefix:-x",
+            "latest", "v2.1.0", "main", "v*", "*", "release-*", "sha256:*", "?", "é", "a=b", "x@y", "regex:v", "+1", "%",
+        ])
+        .prop_map(String::from),
+        "[A-Za-z0-9_.:=+@/-]{1,20}",
+        ".{1,10}",
+    ];
+    let separator = prop::sample::select(vec![" ", "  ", "\u{a0}", "\u{3000}", ",", ", ", "\t", "\n"]);
+    (prop::collection::vec((word, separator), 0..6)).prop_map(|parts| parts.into_iter().map(|(w, s)| format!("{w}{s}")).collect())
+}
+
+/// Values made only of valid rules, separated by spaces.
+fn valid_rules() -> impl Strategy<Value = String> {
+    let rule = prop_oneof![
+        Just("any".to_string()),
+        Just("semver".to_string()),
+        (0u64..1000).prop_map(|m| format!("semver:{m}")),
+        (0u64..1000, 0u64..1000).prop_map(|(m, n)| format!("semver:{m}.{n}")),
+        "[A-Za-z0-9_][A-Za-z0-9_.-]{0,30}".prop_map(|p| format!("prefix:{p}")),
+        "[A-Za-z0-9_][A-Za-z0-9_.-]{0,40}",
+    ];
+    prop::collection::vec(rule, 1..6).prop_map(|r| r.join(" "))
+}
+
+/// ECS's `TagValue` pattern (botocore's model), as ECS applies it: to the whole value.
+fn ecs_accepts(value: &str) -> bool {
+    static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| regex::Regex::new(r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$").unwrap()).is_match(value) && value.chars().count() <= 256
 }
 
 proptest! {
@@ -345,7 +387,7 @@ proptest! {
     #[test]
     fn tag_parsers_never_panic(a in tag_value(), b in tag_value(), text in ".{0,40}") {
         let _ = Steps::parse(&a);
-        let _ = DeployGlobs::parse(&a).map(|g| g.matches(&text));
+        let _ = DeployRules::parse(&a).map(|r| (r.matches(&text), r.to_string()));
         let _ = RestartPolicy::parse(&a);
         let _ = Bounds::parse(Some(&a), Some(&b));
         let _ = Bounds::parse(None, Some(&b));
@@ -355,7 +397,6 @@ proptest! {
         let _ = tags::parse_cooldown(Some(&a));
         let _ = tags::parse_asg(&a);
         let _ = Adjustment::parse(&a);
-        let _ = tags::glob_match(a.as_bytes(), text.as_bytes());
         let mut t = BTreeMap::new();
         t.insert(tags::TAG_SCALE.to_string(), a.clone());
         t.insert(tags::TAG_STEPS.to_string(), b.clone());
@@ -367,7 +408,7 @@ proptest! {
     fn tag_errors_name_the_tag(a in ".{0,60}") {
         for (result, tag) in [
             (Steps::parse(&a).err(), tags::TAG_STEPS),
-            (DeployGlobs::parse(&a).err(), tags::TAG_DEPLOY),
+            (DeployRules::parse(&a).err(), tags::TAG_DEPLOY),
             (RestartPolicy::parse(&a).err(), tags::TAG_RESTART),
             (ScaleTarget::parse(&a).err(), tags::TAG_SCALE),
         ] {
@@ -387,11 +428,43 @@ proptest! {
     }
 
     #[test]
-    fn globs_star_matches_everything_and_literals_only_themselves(t in "[A-Za-z0-9_.-]{1,40}", other in "[A-Za-z0-9_.-]{1,40}") {
-        prop_assert!(DeployGlobs::parse("*").unwrap().matches(&t));
-        let literal = DeployGlobs::parse(&t).unwrap();
+    fn any_matches_everything_and_a_tag_only_itself(t in "[A-Za-z0-9_][A-Za-z0-9_.-]{0,40}", other in "[A-Za-z0-9_][A-Za-z0-9_.-]{0,40}") {
+        prop_assert!(DeployRules::parse("any").unwrap().matches(&t));
+        prop_assume!(t != "any" && t != "semver");
+        let literal = DeployRules::parse(&t).unwrap();
         prop_assert!(literal.matches(&t));
         prop_assert_eq!(literal.matches(&other), other == t);
+    }
+
+    /// DESIGN.md: every value the parser accepts is one ECS accepts on a service, and what it
+    /// prints (in messages users copy) is too, and reads back as the same rules.
+    #[test]
+    fn accepted_deploy_values_are_ones_ecs_accepts(value in deploy_value()) {
+        if let Ok(rules) = DeployRules::parse(&value) {
+            prop_assert!(ecs_accepts(&value), "accepted {:?}, which ECS refuses", value);
+            let printed = rules.to_string();
+            prop_assert!(ecs_accepts(&printed), "prints {:?}, which ECS refuses", printed);
+            prop_assert_eq!(DeployRules::parse(&printed).ok(), Some(rules));
+        }
+    }
+
+    #[test]
+    fn valid_rule_values_parse_and_round_trip(value in valid_rules()) {
+        let rules = DeployRules::parse(&value).map_err(|e| TestCaseError::fail(format!("{value}: {e}")))?;
+        prop_assert!(ecs_accepts(&value), "{:?}", value);
+        prop_assert_eq!(DeployRules::parse(&rules.to_string()).ok(), Some(rules));
+    }
+
+    /// A value in the old glob form is refused, and the value the message proposes instead
+    /// parses and is one ECS accepts.
+    #[test]
+    fn old_globs_propose_a_value_ecs_accepts(items in prop::collection::vec("[a-z0-9][a-z0-9._-]{0,12}\\*?", 1..4)) {
+        let value = format!("{}*", items.join(","));
+        let text = DeployRules::parse(&value).unwrap_err().to_string();
+        if let Some(proposed) = text.split("write autopilot:deploy=\"").nth(1).and_then(|rest| rest.split('"').next()) {
+            prop_assert!(ecs_accepts(proposed), "{}", text);
+            prop_assert!(DeployRules::parse(proposed).is_ok(), "{}", text);
+        }
     }
 }
 

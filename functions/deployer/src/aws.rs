@@ -24,6 +24,23 @@ pub struct EcrImage {
     pub tags: Vec<String>,
     /// Epoch milliseconds.
     pub pushed_at: Option<i64>,
+    /// `imageManifestMediaType` and `artifactMediaType` (DescribeImages): what tells an image
+    /// from a signature, an attestation or an SBOM.
+    pub manifest_media_type: Option<String>,
+    pub artifact_media_type: Option<String>,
+    /// `subjectManifestDigest`: set on referrers (signatures, SBOMs, attestations about another
+    /// image, which ECR stores as images of their own).
+    pub subject: Option<String>,
+}
+
+impl EcrImage {
+    /// Why this image is not one a task can run under `tag` (see [`autopilot::image::not_runnable`]).
+    pub fn not_runnable(&self, tag: &str) -> Option<String> {
+        if let Some(subject) = &self.subject {
+            return Some(format!("it is a referrer of {subject} (a signature, attestation or SBOM)"));
+        }
+        autopilot::image::not_runnable(Some(tag), self.manifest_media_type.as_deref(), self.artifact_media_type.as_deref())
+    }
 }
 
 /// Deployment facts from DescribeServices (for rollout notifications).
@@ -292,6 +309,9 @@ fn ecr_image(d: &autopilot::aws_sdk_ecr::types::ImageDetail) -> EcrImage {
         digest: d.image_digest().unwrap_or_default().to_string(),
         tags: d.image_tags().to_vec(),
         pushed_at: d.image_pushed_at().and_then(|t| t.to_millis().ok()),
+        manifest_media_type: d.image_manifest_media_type().map(String::from),
+        artifact_media_type: d.artifact_media_type().map(String::from),
+        subject: d.subject_manifest_digest().map(String::from),
     }
 }
 

@@ -23,6 +23,8 @@ use crate::taskdef::RawTaskDef;
 
 /// A registration claim lives this long while its delivery registers.
 const REGISTER_LEASE: Duration = Duration::from_secs(900);
+/// A service with invalid tags is announced at most this often (per service and tag value).
+const MISCONFIGURED_NOTICE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// Registered revisions and deployment records are remembered this long.
 const RECORD_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const PK_REGISTER: &str = "register";
@@ -165,7 +167,7 @@ pub async fn deploy_push(env: &Env, aws: &Aws, account: &str, push: &Push, disc:
     for s in &services {
         let Some((pin, td, _)) = candidate(s, disc, push) else { continue };
         wanted.insert(keys::deployment(&s.cluster, &s.name));
-        wanted.insert((PK_REGISTER.to_string(), claim_key(&td.family, &push.digest, pin, push.tag.as_deref())));
+        wanted.insert((PK_REGISTER.to_string(), claim_key(&td.family, &push.digest, pin, &push.tag)));
     }
     let records = if wanted.is_empty() { Ok(HashMap::new()) } else { env.state.get_many(&wanted).await };
     for s in services {
@@ -190,7 +192,7 @@ pub async fn deploy_push(env: &Env, aws: &Aws, account: &str, push: &Push, disc:
                 continue;
             }
         }
-        let claim = claim_key(&td.family, &push.digest, pin, push.tag.as_deref());
+        let claim = claim_key(&td.family, &push.digest, pin, &push.tag);
         if let Some(arn) = records.get(&(PK_REGISTER.to_string(), claim.clone())).and_then(|r| r.data.get("taskDefinition").and_then(Value::as_str)) {
             observed.registered.insert(claim, arn.to_string());
         }
@@ -200,6 +202,9 @@ pub async fn deploy_push(env: &Env, aws: &Aws, account: &str, push: &Push, disc:
     let plan = plan_push(push, &observed);
     log_plan(push, &plan);
     out.skipped = plan.skipped.clone();
+    for s in plan.skipped.iter().filter(|s| s.misconfigured) {
+        notify_misconfigured(env, s).await;
+    }
     for fam in &plan.families {
         out.planned.push(json!({
             "family": fam.family,
@@ -335,10 +340,37 @@ fn log_plan(push: &Push, plan: &Plan) {
         tracing::info!(family = %fam.family, base = %revision_name(&fam.base), reuse = ?fam.existing.as_deref().map(revision_name), services = ?services, image = %push.label(), "plan: deploy");
     }
     for s in &plan.skipped {
-        tracing::info!(service = %who(&s.cluster, &s.service), reason = %s.reason, "skip");
+        if s.misconfigured {
+            tracing::warn!(service = %who(&s.cluster, &s.service), reason = %s.reason, fix = ?s.fix, "skip: the service's autopilot tags are invalid");
+        } else {
+            tracing::info!(service = %who(&s.cluster, &s.service), reason = %s.reason, "skip");
+        }
     }
     if plan.families.is_empty() && plan.skipped.is_empty() {
         tracing::info!(repository = %push.repository, "no opted-in service runs this repository: nothing to do");
+    }
+}
+
+/// A service whose `autopilot:` tags cannot be read is never deployed until someone fixes them:
+/// tell a person once a day per service and value, with the reason (which says what to write).
+async fn notify_misconfigured(env: &Env, s: &Skip) {
+    let service = who(&s.cluster, &s.service);
+    let subject = format!("{}: not deployed, its autopilot:deploy tags are invalid", s.service);
+    let mut description = format!("{service} is left alone until its tags are fixed: {}.", s.reason);
+    if let Some(fix) = &s.fix {
+        description.push_str(&format!("\nTo fix it:\n```\n{fix}\n```"));
+    }
+    let mut n = Notification::new("deploy.invalid-tag", subject, description)
+        .field("cluster", cluster_name(&s.cluster).to_string())
+        .field("service", s.service.clone())
+        .field("reason", s.reason.clone());
+    if let Some(fix) = &s.fix {
+        n = n.field("fix", fix.clone());
+    }
+    let key = format!("invalid-tag#{service}#{}", keys::digest_of(&s.reason));
+    match env.notifier.publish_once(&env.state, &key, MISCONFIGURED_NOTICE_WINDOW, &n).await {
+        Ok(_) => {}
+        Err(e) => tracing::warn!(service = %service, error = %e, "invalid-tag notification not sent"),
     }
 }
 
@@ -363,7 +395,7 @@ fn family_notification(fam: &FamilyPlan, push: &Push, event_type: &str, outcome:
         .field("cluster", clusters.iter().copied().collect::<Vec<_>>().join(","))
         .field("service", names.join(","))
         .field("family", fam.family.clone())
-        .field("imageTag", push.tag.clone().map_or(Value::Null, Value::String))
+        .field("imageTag", push.tag.clone())
         .field("digest", push.digest.clone())
         .field("repository", push.repository.clone());
     if let Some(r) = revision {
@@ -546,7 +578,7 @@ fn push_notification(push: &Push, started: &[(FamilyPlan, String)]) -> Notificat
         .field("cluster", clusters.iter().copied().collect::<Vec<_>>().join(","))
         .field("service", names.join(","))
         .field("family", started.iter().map(|(f, _)| f.family.as_str()).collect::<Vec<_>>().join(","))
-        .field("imageTag", push.tag.clone().map_or(Value::Null, Value::String))
+        .field("imageTag", push.tag.clone())
         .field("digest", push.digest.clone())
         .field("repository", push.repository.clone())
 }
@@ -609,7 +641,7 @@ mod tests {
         let push = Push {
             registry: "123456789012.dkr.ecr.us-east-1.amazonaws.com".into(),
             repository: "web".into(),
-            tag: Some("v2".into()),
+            tag: "v2".into(),
             digest: format!("sha256:{}", "a".repeat(64)),
             pushed_at: None,
             fresh: true,

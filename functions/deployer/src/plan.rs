@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use autopilot::image::ImageRef;
-use autopilot::tags::{DeployGlobs, PinMode, Tags, TAG_DEPLOY, TAG_PIN};
+use autopilot::tags::{semver_tag, DeployRules, PinMode, Tags, TAG_DEPLOY, TAG_PIN};
 use serde::Serialize;
 
 /// The image an "ECR Image Action" (or the reconcile schedule) offers.
@@ -13,7 +13,8 @@ use serde::Serialize;
 pub struct Push {
     pub registry: String,
     pub repository: String,
-    pub tag: Option<String>,
+    /// Untagged pushes never deploy: the `autopilot:deploy` rules are about tags.
+    pub tag: String,
     pub digest: String,
     /// ECR imagePushedAt, epoch milliseconds.
     pub pushed_at: Option<i64>,
@@ -22,16 +23,8 @@ pub struct Push {
 }
 
 impl Push {
-    /// What the `autopilot:deploy` globs are matched against: the tag, or the digest form.
-    pub fn match_key(&self) -> &str {
-        self.tag.as_deref().unwrap_or(&self.digest)
-    }
-
     pub fn label(&self) -> String {
-        match &self.tag {
-            Some(t) => format!("{t}, {}", short_digest(&self.digest)),
-            None => short_digest(&self.digest),
-        }
+        format!("{}, {}", self.tag, short_digest(&self.digest))
     }
 }
 
@@ -131,6 +124,12 @@ pub struct Skip {
     pub cluster: String,
     pub service: String,
     pub reason: String,
+    /// The service's own tags are invalid: a person is told, once (the reason says what to write).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub misconfigured: bool,
+    /// The command that fixes a misconfigured tag, when the right value is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -167,17 +166,17 @@ pub fn revision_name(td: &str) -> String {
     td.rsplit('/').next().unwrap_or(td).to_string()
 }
 
-pub fn claim_key(family: &str, digest: &str, pin: PinMode, tag: Option<&str>) -> String {
-    match (pin, tag) {
-        (PinMode::Tag, Some(t)) => format!("{family}@{digest}#tag={t}"),
-        _ => format!("{family}@{digest}"),
+pub fn claim_key(family: &str, digest: &str, pin: PinMode, tag: &str) -> String {
+    match pin {
+        PinMode::Tag => format!("{family}@{digest}#tag={tag}"),
+        PinMode::Digest => format!("{family}@{digest}"),
     }
 }
 
 pub fn new_image(current: &ImageRef, push: &Push, pin: PinMode) -> String {
-    match (pin, &push.tag) {
-        (PinMode::Tag, Some(tag)) => current.with_tag(tag),
-        _ => current.with_digest(&push.digest),
+    match pin {
+        PinMode::Tag => current.with_tag(&push.tag),
+        PinMode::Digest => current.with_digest(&push.digest),
     }
 }
 
@@ -194,7 +193,10 @@ pub enum Eligibility {
     /// No `autopilot:deploy` tag: never touched, not even reported.
     NotOptedIn,
     Skip(String),
-    Eligible { globs: DeployGlobs, pin: PinMode },
+    /// Its tags are wrong: a person must fix them (the reason says how; `suggestion` is the
+    /// `autopilot:deploy` value to write instead, when there is one).
+    Misconfigured { reason: String, suggestion: Option<String> },
+    Eligible { rules: DeployRules, pin: PinMode },
 }
 
 pub fn eligibility(s: &ObservedService) -> Eligibility {
@@ -202,33 +204,19 @@ pub fn eligibility(s: &ObservedService) -> Eligibility {
     if let Some(c) = s.controller.as_deref().filter(|c| *c != "ECS") {
         return Eligibility::Skip(format!("deployment controller {c}: autopilot deploys only ECS-controlled services"));
     }
-    let globs = match DeployGlobs::parse(raw) {
-        Ok(g) => g,
-        Err(e) => return Eligibility::Skip(e.to_string()),
+    let rules = match DeployRules::parse(raw) {
+        Ok(r) => r,
+        Err(e) => return Eligibility::Misconfigured { reason: e.to_string(), suggestion: e.suggestion },
     };
     match PinMode::parse(s.tags.get(TAG_PIN).map(String::as_str)) {
-        Ok(pin) => Eligibility::Eligible { globs, pin },
-        Err(e) => Eligibility::Skip(e.to_string()),
+        Ok(pin) => Eligibility::Eligible { rules, pin },
+        Err(e) => Eligibility::Misconfigured { reason: e.to_string(), suggestion: None },
     }
 }
 
-/// Lenient semver: optional leading `v`, missing minor/patch are 0 (`v2` = 2.0.0).
+/// Lenient semver of an image tag (`v2` = 2.0.0); see [`autopilot::tags::semver_tag`].
 pub fn semver_of(tag: &str) -> Option<semver::Version> {
-    let t = tag.strip_prefix('v').or_else(|| tag.strip_prefix('V')).unwrap_or(tag);
-    if let Ok(v) = semver::Version::parse(t) {
-        return Some(v);
-    }
-    let (core, rest) = match t.find(['-', '+']) {
-        Some(i) => (&t[..i], &t[i..]),
-        None => (t, ""),
-    };
-    let parts: Vec<&str> = core.split('.').collect();
-    if parts.is_empty() || parts.len() > 3 || parts.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit())) {
-        return None;
-    }
-    let mut padded = parts.clone();
-    padded.resize(3, "0");
-    semver::Version::parse(&format!("{}{rest}", padded.join("."))).ok()
+    semver_tag(tag)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -240,19 +228,20 @@ pub enum Order {
     Older(String),
 }
 
-/// Never downgrade: semver when both sides carry a semver tag, else ECR push time.
+/// Never downgrade: semver order when both sides carry a version tag (an equal version is
+/// decided by push time, so a rebuilt `v2` pushed later deploys), else ECR push time.
 pub fn order(push: &Push, running: &RunningImage) -> Order {
     if running.digest.as_deref() == Some(push.digest.as_str()) {
         return Order::Same;
     }
-    let pushed_v = push.tag.as_deref().and_then(semver_of);
+    let pushed_v = semver_of(&push.tag);
     let running_v = running.tags.iter().filter_map(|t| semver_of(t).map(|v| (v, t))).max_by(|a, b| a.0.cmp(&b.0));
     if let (Some(p), Some((r, rtag))) = (pushed_v, running_v) {
-        return if p < r {
-            Order::Older(format!("pushed {} is older than running {rtag}", push.tag.as_deref().unwrap_or_default()))
-        } else {
-            Order::Deploy
-        };
+        match p.cmp(&r) {
+            std::cmp::Ordering::Less => return Order::Older(format!("pushed {} is older than running {rtag}", push.tag)),
+            std::cmp::Ordering::Greater => return Order::Deploy,
+            std::cmp::Ordering::Equal => {}
+        }
     }
     if let (Some(p), Some(r)) = (push.pushed_at, running.pushed_at) {
         if p < r {
@@ -269,14 +258,19 @@ pub fn plan_push(push: &Push, observed: &Observed) -> Plan {
     let mut groups: BTreeMap<(String, String), FamilyPlan> = BTreeMap::new();
     let mut pins: HashMap<(String, String), PinMode> = HashMap::new();
     for s in &observed.services {
-        let skip = |reason: String| Skip { cluster: s.cluster.clone(), service: s.name.clone(), reason };
-        let (globs, pin) = match eligibility(s) {
+        let skip = |reason: String| Skip { cluster: s.cluster.clone(), service: s.name.clone(), reason, misconfigured: false, fix: None };
+        let (rules, pin) = match eligibility(s) {
             Eligibility::NotOptedIn => continue,
             Eligibility::Skip(reason) => {
                 plan.skipped.push(skip(reason));
                 continue;
             }
-            Eligibility::Eligible { globs, pin } => (globs, pin),
+            Eligibility::Misconfigured { reason, suggestion } => {
+                let fix = suggestion.map(|v| format!("aws ecs tag-resource --resource-arn {} --tags 'key={TAG_DEPLOY},value={v}'", s.arn));
+                plan.skipped.push(Skip { misconfigured: true, fix, ..skip(reason) });
+                continue;
+            }
+            Eligibility::Eligible { rules, pin } => (rules, pin),
         };
         let Some(td) = observed.task_defs.get(&s.task_definition) else {
             plan.skipped.push(skip(format!("task definition {} could not be read", revision_name(&s.task_definition))));
@@ -287,12 +281,8 @@ pub fn plan_push(push: &Push, observed: &Observed) -> Plan {
             plan.unrelated += 1;
             continue;
         }
-        if !globs.matches(push.match_key()) {
-            let what = match &push.tag {
-                Some(t) => format!("tag {t}"),
-                None => format!("untagged push {}", short_digest(&push.digest)),
-            };
-            plan.skipped.push(skip(format!("{what} does not match {TAG_DEPLOY}={}", globs.globs().join(","))));
+        if !rules.matches(&push.tag) {
+            plan.skipped.push(skip(format!("tag {} does not match {TAG_DEPLOY}=\"{rules}\"", push.tag)));
             continue;
         }
         let mut verdict = Order::Same;
@@ -322,7 +312,7 @@ pub fn plan_push(push: &Push, observed: &Observed) -> Plan {
             }
             Order::Deploy => {}
         }
-        let claim = claim_key(&td.family, &push.digest, pin, push.tag.as_deref());
+        let claim = claim_key(&td.family, &push.digest, pin, &push.tag);
         let existing = observed.registered.get(&claim).cloned();
         if let Some(arn) = &existing {
             if same_revision(arn, &s.task_definition) {
@@ -408,8 +398,8 @@ mod tests {
         }
     }
 
-    fn push(tag: Option<&str>, digest: &str) -> Push {
-        Push { registry: REG.into(), repository: "auth".into(), tag: tag.map(String::from), digest: digest.into(), pushed_at: Some(2_000), fresh: true }
+    fn push(tag: &str, digest: &str) -> Push {
+        Push { registry: REG.into(), repository: "auth".into(), tag: tag.into(), digest: digest.into(), pushed_at: Some(2_000), fresh: true }
     }
 
     fn world() -> Observed {
@@ -417,9 +407,9 @@ mod tests {
         let random = td("random", 1, &[("random", &format!("{REG}/random:v1"))]);
         let mut o = Observed::default();
         o.services = vec![
-            svc("auth", &auth.arn, &[("autopilot:deploy", "v*")]),
-            svc("auth-canary", &auth.arn, &[("autopilot:deploy", "*"), ("autopilot:pin", "tag")]),
-            svc("random", &random.arn, &[("autopilot:deploy", "*")]),
+            svc("auth", &auth.arn, &[("autopilot:deploy", "semver")]),
+            svc("auth-canary", &auth.arn, &[("autopilot:deploy", "any"), ("autopilot:pin", "tag")]),
+            svc("random", &random.arn, &[("autopilot:deploy", "any")]),
             svc("legacy", &auth.arn, &[]),
         ];
         o.task_defs.insert(auth.arn.clone(), auth);
@@ -431,7 +421,7 @@ mod tests {
     #[test]
     fn push_plans_one_revision_per_family_and_pin() {
         let p = world();
-        let plan = plan_push(&push(Some("v2"), &d('2')), &p);
+        let plan = plan_push(&push("v2", &d('2')), &p);
         assert_eq!(plan.unrelated, 1, "{plan}");
         assert!(plan.skipped.is_empty(), "{plan}");
         assert_eq!(plan.families.len(), 2, "{plan}");
@@ -447,7 +437,7 @@ mod tests {
     fn two_services_one_family_one_revision() {
         let mut p = world();
         p.services[1].tags.remove("autopilot:pin");
-        let plan = plan_push(&push(Some("v2"), &d('2')), &p);
+        let plan = plan_push(&push("v2", &d('2')), &p);
         assert_eq!(plan.families.len(), 1);
         assert_eq!(plan.families[0].services.len(), 2);
     }
@@ -455,15 +445,14 @@ mod tests {
     #[test]
     fn skips_with_reasons() {
         let cases: Vec<(&str, Box<dyn Fn(&mut Observed)>, Push, &str)> = vec![
-            ("glob mismatch", Box::new(|o| o.services.truncate(1)), push(Some("latest"), &d('2')), "tag latest does not match autopilot:deploy=v*"),
-            ("untagged", Box::new(|o| o.services.truncate(1)), push(None, &d('2')), "untagged push"),
+            ("glob mismatch", Box::new(|o| o.services.truncate(1)), push("latest", &d('2')), "tag latest does not match autopilot:deploy=\"semver\""),
             (
                 "code deploy",
                 Box::new(|o| {
                     o.services.truncate(1);
                     o.services[0].controller = Some("CODE_DEPLOY".into())
                 }),
-                push(Some("v2"), &d('2')),
+                push("v2", &d('2')),
                 "deployment controller CODE_DEPLOY",
             ),
             (
@@ -472,22 +461,23 @@ mod tests {
                     o.services.truncate(1);
                     o.services[0].controller = Some("EXTERNAL".into())
                 }),
-                push(Some("v2"), &d('2')),
+                push("v2", &d('2')),
                 "deployment controller EXTERNAL",
             ),
-            ("same digest", Box::new(|o| o.services.truncate(1)), push(Some("v1"), &d('1')), "already runs"),
-            ("older semver", Box::new(|o| o.services.truncate(1)), push(Some("v0.9"), &d('2')), "never downgrade: pushed v0.9 is older than running v1"),
+            ("same digest", Box::new(|o| o.services.truncate(1)), push("v1", &d('1')), "already runs"),
+            ("older semver", Box::new(|o| o.services.truncate(1)), push("v0.9", &d('2')), "never downgrade: pushed v0.9 is older than running v1"),
             (
                 "older by push time",
                 Box::new(|o| {
                     o.services.truncate(1);
-                    o.services[0].tags.insert("autopilot:deploy".into(), "*".into());
+                    o.services[0].tags.insert("autopilot:deploy".into(), "any".into());
                 }),
-                Push { pushed_at: Some(500), ..push(Some("main-abc"), &d('2')) },
+                Push { pushed_at: Some(500), ..push("main-abc", &d('2')) },
                 "never downgrade: pushed image",
             ),
-            ("bad globs", Box::new(|o| { o.services.truncate(1); o.services[0].tags.insert("autopilot:deploy".into(), "a b".into()); }), push(Some("v2"), &d('2')), "autopilot:deploy"),
-            ("bad pin", Box::new(|o| { o.services.truncate(1); o.services[0].tags.insert("autopilot:pin".into(), "latest".into()); }), push(Some("v2"), &d('2')), "autopilot:pin"),
+            ("old glob", Box::new(|o| { o.services.truncate(1); o.services[0].tags.insert("autopilot:deploy".into(), "v*".into()); }), push("v2", &d('2')), "write autopilot:deploy=\"prefix:v\" instead"),
+            ("bad rule", Box::new(|o| { o.services.truncate(1); o.services[0].tags.insert("autopilot:deploy".into(), "semver:two".into()); }), push("v2", &d('2')), "semver:MAJOR"),
+            ("bad pin", Box::new(|o| { o.services.truncate(1); o.services[0].tags.insert("autopilot:pin".into(), "latest".into()); }), push("v2", &d('2')), "autopilot:pin"),
             (
                 "already registered and running",
                 Box::new(|o| {
@@ -495,7 +485,7 @@ mod tests {
                     let arn = o.services[0].task_definition.clone();
                     o.registered.insert(format!("auth@{}", d('2')), arn);
                 }),
-                push(Some("v2"), &d('2')),
+                push("v2", &d('2')),
                 "already on auth:1",
             ),
         ];
@@ -506,22 +496,75 @@ mod tests {
             assert!(plan.families.is_empty(), "{name}: {plan}");
             assert_eq!(plan.skipped.len(), 1, "{name}: {plan}");
             assert!(plan.skipped[0].reason.contains(want), "{name}: {}", plan.skipped[0].reason);
+            let misconfigured = ["old glob", "bad rule", "bad pin"].contains(&name);
+            assert_eq!(plan.skipped[0].misconfigured, misconfigured, "{name}");
+            if name == "old glob" {
+                assert_eq!(
+                    plan.skipped[0].fix.as_deref(),
+                    Some("aws ecs tag-resource --resource-arn arn:aws:ecs:us-east-1:111122223333:service/stage01/auth --tags 'key=autopilot:deploy,value=prefix:v'")
+                );
+            }
         }
     }
 
     #[test]
     fn deploys_when_not_provably_older() {
         let cases = [
-            ("newer semver", push(Some("v2"), &d('2'))),
-            ("same tag new digest", push(Some("v1"), &d('2'))),
-            ("newer push time, non-semver", Push { pushed_at: Some(5_000), ..push(Some("v-main"), &d('2')) }),
+            ("newer semver", push("v2", &d('2'))),
+            ("same tag new digest", push("v1", &d('2'))),
+            ("newer push time, non-semver", Push { pushed_at: Some(5_000), ..push("v-main", &d('2')) }),
         ];
         for (name, p) in cases {
             let mut o = world();
             o.services.truncate(1);
-            o.services[0].tags.insert("autopilot:deploy".into(), "*".into());
+            o.services[0].tags.insert("autopilot:deploy".into(), "any".into());
             let plan = plan_push(&p, &o);
             assert_eq!(plan.families.len(), 1, "{name}: {plan}");
+        }
+    }
+
+    /// What each `autopilot:deploy` rule deploys over what runs (DESIGN.md: never downgrade,
+    /// semver order for version tags, push time otherwise).
+    #[test]
+    fn each_rule_deploys_what_it_promises() {
+        // (rule, running image's tags, its push time, pushed tag, its push time, why skipped)
+        let cases: &[(&str, &[&str], i64, &str, i64, Option<&str>)] = &[
+            ("semver", &["v2"], 1_000, "v3", 2_000, None),
+            ("semver", &["v3"], 1_000, "v3.1.0-rc.1", 2_000, Some("does not match")),
+            ("semver", &["v3"], 1_000, "v2.5.0", 3_000, Some("never downgrade: pushed v2.5.0 is older than running v3")),
+            ("semver", &["v3"], 1_000, "v3", 2_000, None),
+            ("semver", &["v3"], 2_000, "v3.0", 1_000, Some("never downgrade: pushed image")),
+            ("semver", &["latest"], 1_000, "v1.0.0", 2_000, None),
+            ("semver:2", &["v2.1"], 1_000, "v3.0.0", 2_000, Some("does not match")),
+            ("semver:2", &["v2.1"], 1_000, "v2.2.0", 2_000, None),
+            ("semver:2.1", &["v2.1"], 1_000, "v2.1.7", 2_000, None),
+            ("semver:2.1", &["v2.1"], 1_000, "v2.2.0", 2_000, Some("does not match")),
+            ("prefix:release-", &["release-41"], 1_000, "release-42", 2_000, None),
+            ("prefix:release-", &["release-41"], 1_000, "main", 2_000, Some("does not match")),
+            ("prefix:release-", &["release-43"], 3_000, "release-42", 2_000, Some("never downgrade")),
+            ("latest", &["latest"], 1_000, "latest", 2_000, None),
+            ("latest", &["v1"], 1_000, "v2", 2_000, Some("does not match")),
+            ("main latest", &["main"], 1_000, "latest", 2_000, None),
+            ("any", &["main-1"], 1_000, "feature-x", 2_000, None),
+            ("any", &["v3"], 1_000, "v3.1.0-rc.1", 2_000, None),
+        ];
+        for (rule, running, running_at, tag, pushed_at, skipped) in cases {
+            let mut o = world();
+            o.services.truncate(1);
+            o.services[0].tags.insert("autopilot:deploy".into(), rule.to_string());
+            o.running.insert(
+                format!("{REG}/auth:v1"),
+                RunningImage { digest: Some(d('1')), tags: running.iter().map(|t| t.to_string()).collect(), pushed_at: Some(*running_at) },
+            );
+            let plan = plan_push(&Push { pushed_at: Some(*pushed_at), ..push(tag, &d('2')) }, &o);
+            let what = format!("{rule:?} running {running:?}@{running_at}, push {tag}@{pushed_at}: {plan}");
+            match skipped {
+                None => assert_eq!(plan.families.len(), 1, "{what}"),
+                Some(why) => {
+                    assert!(plan.families.is_empty(), "{what}");
+                    assert!(plan.skipped[0].reason.contains(why), "{what}");
+                }
+            }
         }
     }
 
@@ -530,7 +573,7 @@ mod tests {
         let mut o = world();
         o.services.truncate(1);
         o.registered.insert(format!("auth@{}", d('2')), "arn:aws:ecs:us-east-1:111122223333:task-definition/auth:9".into());
-        let plan = plan_push(&push(Some("v2"), &d('2')), &o);
+        let plan = plan_push(&push("v2", &d('2')), &o);
         assert_eq!(plan.families[0].existing.as_deref(), Some("arn:aws:ecs:us-east-1:111122223333:task-definition/auth:9"));
         assert!(plan.to_string().contains("reuse auth:9"), "{plan}");
     }
@@ -542,21 +585,16 @@ mod tests {
         o.services[1].tags.remove("autopilot:pin");
         o.services[1].task_definition = newer.arn.clone();
         o.task_defs.insert(newer.arn.clone(), newer);
-        let plan = plan_push(&push(Some("v2"), &d('2')), &o);
+        let plan = plan_push(&push("v2", &d('2')), &o);
         assert_eq!(plan.families.len(), 1, "{plan}");
         assert_eq!(plan.families[0].base_revision, 4);
         assert_eq!(plan.families[0].changes.len(), 2, "both containers of the pushed repository change, the sidecar does not");
     }
 
     #[test]
-    fn lenient_semver_and_running_digest() {
-        assert_eq!(semver_of("v2"), Some(semver::Version::new(2, 0, 0)));
-        assert_eq!(semver_of("1.2"), Some(semver::Version::new(1, 2, 0)));
-        assert!(semver_of("v1.2.3-rc.1").unwrap() < semver_of("v1.2.3").unwrap());
-        assert_eq!(semver_of("latest"), None);
-        assert_eq!(semver_of("v"), None);
+    fn running_digest_trusts_the_reference_then_records_then_ecr() {
         let tagged = ImageRef::parse(&format!("{REG}/auth:v1")).unwrap();
-        let p = push(Some("v1"), &d('2'));
+        let p = push("v1", &d('2'));
         assert_eq!(running_digest(&tagged, None, Some(&d('1')), &p), Some(d('1')));
         assert_eq!(running_digest(&tagged, None, Some(&d('2')), &p), None, "the push moved the tag");
         assert_eq!(running_digest(&tagged, None, Some(&d('2')), &Push { fresh: false, ..p.clone() }), Some(d('2')), "reconcile trusts ECR");

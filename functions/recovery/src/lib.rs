@@ -856,7 +856,7 @@ mod tests {
     async fn awsvpc_rerun_rebuilds_the_network_from_tags_and_the_eni() {
         let describe = mock!(ecs::Client::describe_tasks).then_output(|| {
             ecs::operation::describe_tasks::DescribeTasksOutput::builder()
-                .tasks(awsvpc_task(&[("autopilot:restart", "on-failure:5"), ("autopilot:security-groups", "sg-1,sg-2"), ("aws:ecs:managed", "x")]))
+                .tasks(awsvpc_task(&[("autopilot:restart", "on-failure:5"), ("autopilot:security-groups", "sg-1 sg-2"), ("aws:ecs:managed", "x")]))
                 .build()
         });
         let seen: Arc<Mutex<Option<ecs::operation::run_task::RunTaskInput>>> = Arc::default();
@@ -894,7 +894,7 @@ mod tests {
             [
                 ("autopilot:lineage", "5b2a3a1f6c8e4d2a9f0b7c1d3e5f7a90"),
                 ("autopilot:restart", "on-failure:5"),
-                ("autopilot:security-groups", "sg-1,sg-2"),
+                ("autopilot:security-groups", "sg-1 sg-2"),
             ],
             "aws: tags are ECS's own and cannot be set"
         );

@@ -129,20 +129,37 @@ pub struct AwsVpc {
 /// Network configuration of an awsvpc re-run: subnets from `autopilot:subnets` or else the
 /// stopped task's ENI attachment; security groups only from `autopilot:security-groups`
 /// (nothing else records them once the ENI is gone); public IP from `autopilot:public-ip`.
+/// Lists are space-separated: ECS refuses commas in tag values.
 pub fn awsvpc(tags: &Tags, attachment_subnets: &[String]) -> Result<AwsVpc, String> {
-    let list = |v: &str| v.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect::<Vec<_>>();
-    let subnets = tags.get(TAG_SUBNETS).map(|v| list(v)).filter(|l| !l.is_empty()).unwrap_or_else(|| attachment_subnets.to_vec());
-    let security_groups = tags.get(TAG_SECURITY_GROUPS).map(|v| list(v)).unwrap_or_default();
+    let subnets = match tags.get(TAG_SUBNETS) {
+        Some(v) => id_list(TAG_SUBNETS, v, "subnet-")?,
+        None => Vec::new(),
+    };
+    let subnets = if subnets.is_empty() { attachment_subnets.to_vec() } else { subnets };
+    let security_groups = match tags.get(TAG_SECURITY_GROUPS) {
+        Some(v) => id_list(TAG_SECURITY_GROUPS, v, "sg-")?,
+        None => Vec::new(),
+    };
     if subnets.is_empty() {
         return Err(format!("it uses awsvpc networking and neither the tag {TAG_SUBNETS} nor its network interface names a subnet"));
     }
     if security_groups.is_empty() {
         return Err(format!(
-            "it uses awsvpc networking and has no {TAG_SECURITY_GROUPS} tag: ECS does not report a stopped task's security groups, so tag the task at launch with {TAG_SECURITY_GROUPS}=sg-1,sg-2 (and optionally {TAG_SUBNETS}, {TAG_PUBLIC_IP}=ENABLED)"
+            "it uses awsvpc networking and has no {TAG_SECURITY_GROUPS} tag: ECS does not report a stopped task's security groups, so tag the task at launch with {TAG_SECURITY_GROUPS}=\"sg-1 sg-2\" (space-separated; optionally {TAG_SUBNETS}=\"subnet-1 subnet-2\" and {TAG_PUBLIC_IP}=ENABLED)"
         ));
     }
     let assign_public_ip = tags.get(TAG_PUBLIC_IP).is_some_and(|v| matches!(v.trim().to_ascii_uppercase().as_str(), "ENABLED" | "TRUE" | "ON"));
     Ok(AwsVpc { subnets, security_groups, assign_public_ip })
+}
+
+/// Space-separated resource ids (`sg-…`, `subnet-…`) of a network tag.
+fn id_list(tag: &str, value: &str, prefix: &str) -> Result<Vec<String>, String> {
+    let ids: Vec<String> = value.split(|c: char| c.is_whitespace()).filter(|s| !s.is_empty()).map(String::from).collect();
+    let valid = |id: &String| id.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric()));
+    match ids.iter().find(|id| !valid(id)) {
+        Some(bad) => Err(format!("the tag {tag}={value:?} is not valid: expected space-separated ids like {prefix}0123abcd ({bad:?} is not one)")),
+        None => Ok(ids),
+    }
 }
 
 // ------------------------------------------------------------------ rollback of a crash loop
@@ -272,11 +289,19 @@ mod tests {
         let err = awsvpc(&tags(&[]), &["subnet-1".into()]).unwrap_err();
         assert!(err.contains(TAG_SECURITY_GROUPS), "{err}");
         assert!(awsvpc(&tags(&[(TAG_SECURITY_GROUPS, "sg-1")]), &[]).unwrap_err().contains("subnet"));
-        let net = awsvpc(&tags(&[(TAG_SECURITY_GROUPS, "sg-1, sg-2"), (TAG_PUBLIC_IP, "ENABLED")]), &["subnet-1".into()]).unwrap();
+        let net = awsvpc(&tags(&[(TAG_SECURITY_GROUPS, "sg-1  sg-2"), (TAG_PUBLIC_IP, "ENABLED")]), &["subnet-1".into()]).unwrap();
         assert_eq!(net, AwsVpc { subnets: vec!["subnet-1".into()], security_groups: vec!["sg-1".into(), "sg-2".into()], assign_public_ip: true });
-        let net = awsvpc(&tags(&[(TAG_SECURITY_GROUPS, "sg-1"), (TAG_SUBNETS, "subnet-a,subnet-b")]), &["subnet-1".into()]).unwrap();
+        let net = awsvpc(&tags(&[(TAG_SECURITY_GROUPS, "sg-1"), (TAG_SUBNETS, "subnet-a subnet-b")]), &["subnet-1".into()]).unwrap();
         assert_eq!(net.subnets, vec!["subnet-a", "subnet-b"]);
         assert!(!net.assign_public_ip);
+        // Commas cannot be set on an ECS task (its tag values refuse them): say what to write.
+        let err = awsvpc(&tags(&[(TAG_SECURITY_GROUPS, "sg-1,sg-2")]), &["subnet-1".into()]).unwrap_err();
+        assert!(err.contains("space-separated ids like sg-") && err.contains("\"sg-1,sg-2\""), "{err}");
+        let err = awsvpc(&tags(&[(TAG_SECURITY_GROUPS, "sg-1"), (TAG_SUBNETS, "subnet-a,subnet-b")]), &["subnet-1".into()]).unwrap_err();
+        assert!(err.contains(TAG_SUBNETS), "{err}");
+        // The message a user copies from is itself one ECS accepts.
+        let err = awsvpc(&tags(&[]), &["subnet-1".into()]).unwrap_err();
+        assert!(err.contains("autopilot:security-groups=\"sg-1 sg-2\""), "{err}");
     }
 
     #[test]

@@ -120,11 +120,7 @@ pub fn parse_alarm_tags(tags: &Tags) -> Option<Result<AlarmTags, TagError>> {
         let steps = match tags.get(tags::TAG_STEPS) {
             Some(s) => Steps::parse(s)?,
             None => {
-                return Err(TagError {
-                    tag: tags::TAG_STEPS,
-                    value: String::new(),
-                    expected: "step adjustments, e.g. 0:15:+1,15::+2 (the tag is missing)",
-                })
+                return Err(TagError::new(tags::TAG_STEPS, "", "step adjustments, e.g. 0:15:+1 15::+2 (the tag is missing)"))
             }
         };
         let cooldown = tags::parse_cooldown(tags.get(tags::TAG_COOLDOWN).map(String::as_str))?;
