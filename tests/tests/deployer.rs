@@ -592,20 +592,22 @@ async fn a_literal_tag_redeploys_a_repush_with_a_new_digest() {
     assert!(skip_reason(&out, "auth-edge").contains("does not match autopilot:deploy=\"latest\""), "{out:#}");
 }
 
-/// An artifact in ECR next to the images: an OCI manifest under `tag` (moto keeps it like an image).
-async fn push_artifact(w: &World, repo: &str, tag: &str) -> String {
+/// An artifact in ECR next to the images: an OCI manifest, under `tag` or untagged (moto keeps it
+/// like an image).
+async fn push_artifact(w: &World, repo: &str, tag: Option<&str>) -> String {
+    let seed = tag.unwrap_or("untagged");
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 233, "digest": fake_sha256(&format!("{tag}:config"))},
-        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "size": 250, "digest": fake_sha256(&format!("{repo}:{tag}:sig"))}],
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 233, "digest": fake_sha256(&format!("{seed}:config"))},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "size": 250, "digest": fake_sha256(&format!("{repo}:{seed}:sig"))}],
     });
     let out = ecr(w)
         .put_image()
         .repository_name(repo)
         .image_manifest(manifest.to_string())
         .image_manifest_media_type("application/vnd.oci.image.manifest.v1+json")
-        .image_tag(tag)
+        .set_image_tag(tag.map(String::from))
         .send()
         .await
         .expect("put_image (artifact)");
@@ -624,7 +626,7 @@ async fn any_deploys_a_new_tag_but_never_an_artifact() {
     // cosign's classic signature of that image: an OCI image config, so only its tag gives it away
     // (events/ecr-push-cosign-signature.json).
     let sig_tag = format!("sha256-{}.sig", feature.trim_start_matches("sha256:"));
-    let sig = push_artifact(&w, "auth", &sig_tag).await;
+    let sig = push_artifact(&w, "auth", Some(&sig_tag)).await;
     let mut event = for_world(sample_event("ecr-push-cosign-signature.json"), &w);
     event["detail"]["image-tag"] = json!(sig_tag);
     event["detail"]["image-digest"] = json!(sig);
@@ -638,7 +640,7 @@ async fn any_deploys_a_new_tag_but_never_an_artifact() {
     assert!(out["reason"].as_str().unwrap().contains("application/vnd.cncf.oras.artifact.manifest.v1+json is not a container image's"), "{out:#}");
 
     // buildx's attestation manifests are pushed untagged (events/ecr-push-untagged.json).
-    let attestation = push_artifact(&w, "auth", "attestation-tmp").await;
+    let attestation = push_artifact(&w, "auth", None).await;
     let out = deploy(&w, w.config(), push_event(&w, "auth", None, &attestation)).await.expect("untagged push");
     assert_eq!(out["status"], "ignored", "{out:#}");
     assert!(out["reason"].as_str().unwrap().contains("untagged push"), "{out:#}");

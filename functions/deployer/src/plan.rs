@@ -247,6 +247,11 @@ pub fn order(push: &Push, running: &RunningImage) -> Order {
         if p < r {
             return Order::Older(format!("pushed image ({}) was pushed before the running one", short_digest(&push.digest)));
         }
+        // A push event is news of its own; the reconcile pass moves a service only onto an image
+        // shown to be newer, and an equal push time shows nothing.
+        if p == r && !push.fresh {
+            return Order::Older(format!("pushed image ({}) is no newer than the running one (same push time)", short_digest(&push.digest)));
+        }
     }
     Order::Deploy
 }
@@ -547,6 +552,7 @@ mod tests {
             ("main latest", &["main"], 1_000, "latest", 2_000, None),
             ("any", &["main-1"], 1_000, "feature-x", 2_000, None),
             ("any", &["v3"], 1_000, "v3.1.0-rc.1", 2_000, None),
+            ("any", &["main-1"], 2_000, "feature-x", 2_000, None),
         ];
         for (rule, running, running_at, tag, pushed_at, skipped) in cases {
             let mut o = world();
@@ -566,6 +572,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn reconcile_moves_only_onto_an_image_shown_to_be_newer() {
+        let mut o = world();
+        o.services.truncate(1);
+        o.services[0].tags.insert("autopilot:deploy".into(), "any".into());
+        o.running.insert(format!("{REG}/auth:v1"), RunningImage { digest: Some(d('1')), tags: vec!["main-1".into()], pushed_at: Some(2_000) });
+        let tie = Push { pushed_at: Some(2_000), ..push("feature-x", &d('2')) };
+        assert_eq!(plan_push(&tie, &o).families.len(), 1, "a push event at the same second deploys");
+        let plan = plan_push(&Push { fresh: false, ..tie }, &o);
+        assert!(plan.families.is_empty() && plan.skipped[0].reason.contains("no newer than the running one"), "{plan}");
     }
 
     #[test]
