@@ -1,7 +1,7 @@
 //! The adapter: observe the clusters, plan (`plan.rs`), execute the plan, record, notify.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 
@@ -14,6 +14,9 @@ use autopilot::{keys, Error, Notification};
 use serde_json::{json, Value};
 
 use crate::aws::{digest_id, tag_id, Aws};
+use crate::messages::{family_notification, misconfigured_notification, push_notification};
+use crate::outcome::{Deployed, PlannedFamily};
+use crate::pacer::{Pacer, Pacers};
 use crate::plan::{
     claim_key, eligibility, matching_containers, plan_push, revision_name, running_digest, ContainerImage, Eligibility, FamilyPlan,
     ObservedService, ObservedTaskDef, Observed, Plan, Push, RunningImage, Skip,
@@ -33,50 +36,6 @@ const READ_CONCURRENCY: usize = 10;
 /// Families deployed at once: RegisterTaskDefinition's burst. Their registrations wait on
 /// [`Pacer`]s, not on each other.
 const FAMILY_CONCURRENCY: usize = 20;
-
-/// An in-process copy of one of ECS's per-account token buckets, so that calls past the burst
-/// wait for a token instead of being throttled, retried and counted against the bucket again.
-/// Other callers in the account share the real bucket: the SDK still retries a throttle.
-pub struct Pacer {
-    burst: f64,
-    per_second: f64,
-    state: tokio::sync::Mutex<(f64, Instant)>,
-}
-
-impl Pacer {
-    pub fn new(burst: u32, per_second: u32) -> Self {
-        Pacer { burst: burst.into(), per_second: per_second.into(), state: tokio::sync::Mutex::new((burst.into(), Instant::now())) }
-    }
-
-    /// RegisterTaskDefinition: burst 20, refill 1/s.
-    pub fn register() -> Self {
-        Self::new(20, 1)
-    }
-
-    /// UpdateService: burst 50, refill 5/s.
-    pub fn update() -> Self {
-        Self::new(50, 5)
-    }
-
-    pub async fn acquire(&self) {
-        let mut s = self.state.lock().await;
-        let now = Instant::now();
-        s.0 = (s.0 + now.duration_since(s.1).as_secs_f64() * self.per_second).min(self.burst);
-        s.1 = now;
-        if s.0 < 1.0 {
-            // Waiting with the lock held keeps the waiters in order.
-            tokio::time::sleep(Duration::from_secs_f64((1.0 - s.0) / self.per_second)).await;
-            s.0 = 1.0;
-            s.1 = Instant::now();
-        }
-        s.0 -= 1.0;
-    }
-}
-
-struct Pacers {
-    register: Pacer,
-    update: Pacer,
-}
 
 /// Everything opted in that the clusters run, read once per invocation.
 #[derive(Default)]
@@ -150,8 +109,8 @@ impl Discovered {
 /// The outcome of one pushed image over the services offered to it.
 #[derive(Default)]
 pub struct PushOutcome {
-    pub deployed: Vec<Value>,
-    pub planned: Vec<Value>,
+    pub deployed: Vec<Deployed>,
+    pub planned: Vec<PlannedFamily>,
     pub skipped: Vec<Skip>,
     pub failed: Vec<(String, Error)>,
 }
@@ -205,15 +164,7 @@ pub async fn deploy_push(env: &Env, aws: &Aws, account: &str, push: &Push, disc:
     for s in plan.skipped.iter().filter(|s| s.misconfigured) {
         notify_misconfigured(env, s).await;
     }
-    for fam in &plan.families {
-        out.planned.push(json!({
-            "family": fam.family,
-            "base": revision_name(&fam.base),
-            "reuse": fam.existing.as_deref().map(revision_name),
-            "images": fam.changes.iter().map(|c| json!({"container": c.container, "to": c.to})).collect::<Vec<_>>(),
-            "services": fam.services.iter().map(|t| who(&t.cluster, &t.service)).collect::<Vec<_>>(),
-        }));
-    }
+    out.planned = plan.families.iter().map(PlannedFamily::of).collect();
     if env.config.dry_run {
         for fam in &plan.families {
             let n = family_notification(fam, push, "deploy.planned", &format!("would deploy {} ({})", fam.family, push.label()), None);
@@ -354,54 +305,14 @@ fn log_plan(push: &Push, plan: &Plan) {
 /// A service whose `autopilot:` tags cannot be read is never deployed until someone fixes them:
 /// tell a person once a day per service and value, with the reason (which says what to write).
 async fn notify_misconfigured(env: &Env, s: &Skip) {
-    let service = who(&s.cluster, &s.service);
-    let subject = format!("{}: not deployed, its autopilot:deploy tags are invalid", s.service);
-    let mut description = format!("{service} is left alone until its tags are fixed: {}.", s.reason);
-    if let Some(fix) = &s.fix {
-        description.push_str(&format!("\nTo fix it:\n```\n{fix}\n```"));
-    }
-    let mut n = Notification::new("deploy.invalid-tag", subject, description)
-        .field("cluster", cluster_name(&s.cluster).to_string())
-        .field("service", s.service.clone())
-        .field("reason", s.reason.clone());
-    if let Some(fix) = &s.fix {
-        n = n.field("fix", fix.clone());
-    }
-    let key = format!("invalid-tag#{service}#{}", keys::digest_of(&s.reason));
-    match env.notifier.publish_once(&env.state, &key, MISCONFIGURED_NOTICE_WINDOW, &n).await {
-        Ok(_) => {}
-        Err(e) => tracing::warn!(service = %service, error = %e, "invalid-tag notification not sent"),
+    let key = format!("invalid-tag#{}#{}", who(&s.cluster, &s.service), keys::digest_of(&s.reason));
+    if let Err(e) = env.notifier.publish_once(&env.state, &key, MISCONFIGURED_NOTICE_WINDOW, &misconfigured_notification(s)).await {
+        tracing::warn!(service = %who(&s.cluster, &s.service), error = %e, "invalid-tag notification not sent");
     }
 }
 
 fn services_key(fam: &FamilyPlan) -> String {
     fam.services.iter().map(|t| who(&t.cluster, &t.service)).collect::<Vec<_>>().join(",")
-}
-
-fn family_notification(fam: &FamilyPlan, push: &Push, event_type: &str, outcome: &str, revision: Option<&str>) -> Notification {
-    let names: Vec<&str> = fam.services.iter().map(|t| t.service.as_str()).collect();
-    let clusters: BTreeSet<&str> = fam.services.iter().map(|t| cluster_name(&t.cluster)).collect();
-    let subject = format!("{}: {outcome}", names.join(", "));
-    let description = format!(
-        "{} in {}: {outcome}. Image {}/{} {}. Previous: {}.",
-        names.join(", "),
-        clusters.iter().copied().collect::<Vec<_>>().join(", "),
-        push.registry,
-        push.repository,
-        push.label(),
-        fam.services.iter().map(|t| revision_name(&t.from)).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(", "),
-    );
-    let mut n = Notification::new(event_type, subject, description)
-        .field("cluster", clusters.iter().copied().collect::<Vec<_>>().join(","))
-        .field("service", names.join(","))
-        .field("family", fam.family.clone())
-        .field("imageTag", push.tag.clone())
-        .field("digest", push.digest.clone())
-        .field("repository", push.repository.clone());
-    if let Some(r) = revision {
-        n = n.field("revision", revision_name(r)).field("taskDefinition", r.to_string());
-    }
-    n
 }
 
 async fn notify(env: &Env, key: &str, n: &Notification) {
@@ -468,7 +379,7 @@ async fn revision_for(
 /// What one family's deploy did, merged by `execute_families`.
 #[derive(Default)]
 struct FamilyOutcome {
-    deployed: Vec<Value>,
+    deployed: Vec<Deployed>,
     failed: Vec<(String, Error)>,
     /// State records to write: the registration and the services' deployment records.
     records: BTreeMap<(String, String), Value>,
@@ -518,10 +429,15 @@ async fn execute_family(
                 let record = json!({"taskDefinition": arn, "previous": t.from, "at": now_epoch(), "digest": push.digest, "tag": push.tag});
                 out.records.insert(keys::deployment(&t.cluster, &t.service), record);
                 tracing::info!(service = %who(&t.cluster, &t.service), from = %revision_name(&t.from), to = %revision_name(&arn), "deploying");
-                out.deployed.push(json!({
-                    "cluster": cluster_name(&t.cluster), "service": t.service, "family": fam.family,
-                    "taskDefinition": arn, "previous": t.from, "digest": push.digest, "tag": push.tag,
-                }));
+                out.deployed.push(Deployed {
+                    cluster: cluster_name(&t.cluster).to_string(),
+                    service: t.service.clone(),
+                    family: fam.family.clone(),
+                    task_definition: arn.clone(),
+                    previous: t.from.clone(),
+                    digest: push.digest.clone(),
+                    tag: push.tag.clone(),
+                });
                 done.push(t.clone());
             }
             Err(e) => {
@@ -547,42 +463,6 @@ async fn execute_family(
     out
 }
 
-/// One `deploy.started` message for everything a push set rolling: a fan-out over 50 families
-/// is one message, not 50. Each service's rollout still reports its own end.
-fn push_notification(push: &Push, started: &[(FamilyPlan, String)]) -> Notification {
-    if let [(fam, arn)] = started {
-        let label = format!("{} ({})", revision_name(arn), push.label());
-        return family_notification(fam, push, "deploy.started", &format!("deploying {label}"), Some(arn));
-    }
-    let names: Vec<&str> = started.iter().flat_map(|(f, _)| f.services.iter().map(|t| t.service.as_str())).collect();
-    let clusters: BTreeSet<&str> = started.iter().flat_map(|(f, _)| f.services.iter().map(|t| cluster_name(&t.cluster))).collect();
-    let subject = format!("{}: deploying {} to {} services", names.join(", "), push.label(), names.len());
-    let lines: Vec<String> = started
-        .iter()
-        .map(|(f, arn)| {
-            let services: Vec<&str> = f.services.iter().map(|t| t.service.as_str()).collect();
-            let previous: BTreeSet<String> = f.services.iter().map(|t| revision_name(&t.from)).collect();
-            format!("{} → {} (previous {})", services.join(", "), revision_name(arn), previous.into_iter().collect::<Vec<_>>().join(", "))
-        })
-        .collect();
-    let description = format!(
-        "{} service(s) in {}: deploying image {}/{} {}.\n{}",
-        names.len(),
-        clusters.iter().copied().collect::<Vec<_>>().join(", "),
-        push.registry,
-        push.repository,
-        push.label(),
-        lines.join("\n")
-    );
-    Notification::new("deploy.started", subject, description)
-        .field("cluster", clusters.iter().copied().collect::<Vec<_>>().join(","))
-        .field("service", names.join(","))
-        .field("family", started.iter().map(|(f, _)| f.family.as_str()).collect::<Vec<_>>().join(","))
-        .field("imageTag", push.tag.clone())
-        .field("digest", push.digest.clone())
-        .field("repository", push.repository.clone())
-}
-
 fn base_revision_of(arn: &str) -> i64 {
     arn.rsplit_once(':').and_then(|(_, r)| r.parse().ok()).unwrap_or(0)
 }
@@ -596,69 +476,5 @@ pub fn clone_error(e: &Error) -> Error {
             Error::Aws { service: *service, operation: *operation, code: code.clone(), message: message.clone(), retryable: *retryable }
         }
         other => Error::Refused(other.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn pacer_spends_the_burst_then_waits_for_the_refill() {
-        let pacer = Pacer::new(2, 20); // a token every 50 ms
-        let start = Instant::now();
-        pacer.acquire().await;
-        pacer.acquire().await;
-        let burst = start.elapsed();
-        pacer.acquire().await;
-        let third = start.elapsed();
-        assert!(burst < Duration::from_millis(45), "the burst is free: {burst:?}");
-        assert!(third >= Duration::from_millis(45), "past the burst a call waits for a token: {third:?}");
-    }
-
-    fn family(name: &str, services: &[&str], from: &str) -> FamilyPlan {
-        FamilyPlan {
-            family: name.into(),
-            claim: format!("{name}#claim"),
-            base: format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{from}"),
-            base_revision: 1,
-            existing: None,
-            changes: Vec::new(),
-            services: services
-                .iter()
-                .map(|s| crate::plan::Target {
-                    cluster: "arn:aws:ecs:us-east-1:123456789012:cluster/stage01".into(),
-                    service: (*s).into(),
-                    service_arn: format!("arn:aws:ecs:us-east-1:123456789012:service/stage01/{s}"),
-                    from: format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{from}"),
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn one_started_message_per_push_names_every_service_and_revision() {
-        let push = Push {
-            registry: "123456789012.dkr.ecr.us-east-1.amazonaws.com".into(),
-            repository: "web".into(),
-            tag: "v2".into(),
-            digest: format!("sha256:{}", "a".repeat(64)),
-            pushed_at: None,
-            fresh: true,
-        };
-        let arn = |r: &str| format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{r}");
-        let single = push_notification(&push, &[(family("auth", &["auth"], "auth:1"), arn("auth:2"))]);
-        assert!(single.subject.starts_with("auth: deploying auth:2 (v2, sha256:"), "{}", single.subject);
-
-        let started = [(family("auth", &["auth", "auth-admin"], "auth:1"), arn("auth:2")), (family("random", &["random"], "random:4"), arn("random:5"))];
-        let n = push_notification(&push, &started);
-        assert_eq!(n.event_type, "deploy.started");
-        assert!(n.subject.starts_with("auth, auth-admin, random: deploying v2"), "{}", n.subject);
-        assert!(n.subject.contains("to 3 services"), "{}", n.subject);
-        assert!(n.description.contains("auth, auth-admin → auth:2 (previous auth:1)"), "{}", n.description);
-        assert!(n.description.contains("random → random:5 (previous random:4)"), "{}", n.description);
-        let body = n.chatbot_body(false);
-        assert_eq!(body["metadata"]["additionalContext"]["family"], "auth,random");
-        assert_eq!(body["metadata"]["additionalContext"]["service"], "auth,auth-admin,random");
     }
 }

@@ -12,6 +12,7 @@ use autopilot::{keys, Error, Notification};
 use serde_json::{json, Value};
 
 use crate::aws::Aws;
+use crate::outcome::{Outcome, RolloutReport, RolloutStatus};
 use crate::plan::{revision_name, same_revision, short_digest};
 
 const STABLE_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -37,12 +38,11 @@ pub fn human_duration(secs: i64) -> String {
     }
 }
 
-fn ignored(reason: String) -> Result<Value, Error> {
-    tracing::info!(%reason, "deployment event ignored");
-    Ok(json!({"status": "ignored", "reason": reason}))
+fn ignored(reason: String) -> Result<Outcome, Error> {
+    Ok(Outcome::ignored(reason))
 }
 
-pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<DeploymentStateChange>) -> Result<Value, Error> {
+pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<DeploymentStateChange>) -> Result<Outcome, Error> {
     let name = ev.detail.name();
     let rollback = ev.detail.reason.as_deref().is_some_and(|r| r.contains("rolling back"));
     if !matches!(name, DeploymentEventName::Completed | DeploymentEventName::Failed) && !rollback {
@@ -112,10 +112,10 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<DeploymentStateCh
                 (Some(a), Some(b)) if b >= a => format!(" in {}", human_duration((b - a) / 1000)),
                 _ => String::new(),
             };
-            ("deploy.completed", format!("{service} rolled onto {on}{took}"), "stable")
+            ("deploy.completed", format!("{service} rolled onto {on}{took}"), RolloutStatus::Stable)
         }
-        DeploymentEventName::Failed => ("deploy.failed", format!("{service}: rollout failed, running {on}"), "failed"),
-        _ => ("deploy.rollback", format!("{service}: circuit breaker rolling back to {on}"), "rolling-back"),
+        DeploymentEventName::Failed => ("deploy.failed", format!("{service}: rollout failed, running {on}"), RolloutStatus::Failed),
+        _ => ("deploy.rollback", format!("{service}: circuit breaker rolling back to {on}"), RolloutStatus::RollingBack),
     };
     let reason = ev.detail.reason.clone().or_else(|| this.and_then(|d| d.rollout_state_reason.clone()));
     let mut n = Notification::new(
@@ -141,7 +141,7 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<DeploymentStateCh
     }
     let key = format!("deploy#{deployment_id}#{}", ev.detail.event_name);
     let sent = env.notifier.publish_once(&env.state, &key, NOTIFY_ONCE, &n).await?;
-    Ok(json!({"status": status, "cluster": cluster_label, "service": service, "taskDefinition": current, "notified": sent}))
+    Ok(Outcome::Rollout(RolloutReport { status, cluster: cluster_label, service: service.to_string(), task_definition: current, notified: sent }))
 }
 
 #[cfg(test)]

@@ -1,0 +1,143 @@
+//! What the deployer tells people: notifications built from plans and outcomes, pure (no AWS).
+//! Only fields the code chooses go in (names, revisions, digests, reasons): never a task
+//! definition's environment or secrets.
+
+use std::collections::BTreeSet;
+
+use autopilot::config::cluster_name;
+use autopilot::Notification;
+
+use crate::deploy::who;
+use crate::plan::{revision_name, FamilyPlan, Push, Skip};
+
+pub fn family_notification(fam: &FamilyPlan, push: &Push, event_type: &str, outcome: &str, revision: Option<&str>) -> Notification {
+    let names: Vec<&str> = fam.services.iter().map(|t| t.service.as_str()).collect();
+    let clusters: BTreeSet<&str> = fam.services.iter().map(|t| cluster_name(&t.cluster)).collect();
+    let subject = format!("{}: {outcome}", names.join(", "));
+    let description = format!(
+        "{} in {}: {outcome}. Image {}/{} {}. Previous: {}.",
+        names.join(", "),
+        clusters.iter().copied().collect::<Vec<_>>().join(", "),
+        push.registry,
+        push.repository,
+        push.label(),
+        fam.services.iter().map(|t| revision_name(&t.from)).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(", "),
+    );
+    let mut n = Notification::new(event_type, subject, description)
+        .field("cluster", clusters.iter().copied().collect::<Vec<_>>().join(","))
+        .field("service", names.join(","))
+        .field("family", fam.family.clone())
+        .field("imageTag", push.tag.clone())
+        .field("digest", push.digest.clone())
+        .field("repository", push.repository.clone());
+    if let Some(r) = revision {
+        n = n.field("revision", revision_name(r)).field("taskDefinition", r.to_string());
+    }
+    n
+}
+
+/// One `deploy.started` message for everything a push set rolling: a fan-out over 50 families
+/// is one message, not 50. Each service's rollout still reports its own end.
+pub fn push_notification(push: &Push, started: &[(FamilyPlan, String)]) -> Notification {
+    if let [(fam, arn)] = started {
+        let label = format!("{} ({})", revision_name(arn), push.label());
+        return family_notification(fam, push, "deploy.started", &format!("deploying {label}"), Some(arn));
+    }
+    let names: Vec<&str> = started.iter().flat_map(|(f, _)| f.services.iter().map(|t| t.service.as_str())).collect();
+    let clusters: BTreeSet<&str> = started.iter().flat_map(|(f, _)| f.services.iter().map(|t| cluster_name(&t.cluster))).collect();
+    let subject = format!("{}: deploying {} to {} services", names.join(", "), push.label(), names.len());
+    let lines: Vec<String> = started
+        .iter()
+        .map(|(f, arn)| {
+            let services: Vec<&str> = f.services.iter().map(|t| t.service.as_str()).collect();
+            let previous: BTreeSet<String> = f.services.iter().map(|t| revision_name(&t.from)).collect();
+            format!("{} → {} (previous {})", services.join(", "), revision_name(arn), previous.into_iter().collect::<Vec<_>>().join(", "))
+        })
+        .collect();
+    let description = format!(
+        "{} service(s) in {}: deploying image {}/{} {}.\n{}",
+        names.len(),
+        clusters.iter().copied().collect::<Vec<_>>().join(", "),
+        push.registry,
+        push.repository,
+        push.label(),
+        lines.join("\n")
+    );
+    Notification::new("deploy.started", subject, description)
+        .field("cluster", clusters.iter().copied().collect::<Vec<_>>().join(","))
+        .field("service", names.join(","))
+        .field("family", started.iter().map(|(f, _)| f.family.as_str()).collect::<Vec<_>>().join(","))
+        .field("imageTag", push.tag.clone())
+        .field("digest", push.digest.clone())
+        .field("repository", push.repository.clone())
+}
+
+/// A service whose `autopilot:` tags cannot be read, with the reason (which says what to write)
+/// and, when the right value is known, the command that sets it.
+pub fn misconfigured_notification(s: &Skip) -> Notification {
+    let service = who(&s.cluster, &s.service);
+    let subject = format!("{}: not deployed, its autopilot:deploy tags are invalid", s.service);
+    let mut description = format!("{service} is left alone until its tags are fixed: {}.", s.reason);
+    if let Some(fix) = &s.fix {
+        description.push_str(&format!("\nTo fix it:\n```\n{fix}\n```"));
+    }
+    let mut n = Notification::new("deploy.invalid-tag", subject, description)
+        .field("cluster", cluster_name(&s.cluster).to_string())
+        .field("service", s.service.clone())
+        .field("reason", s.reason.clone());
+    if let Some(fix) = &s.fix {
+        n = n.field("fix", fix.clone());
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn family(name: &str, services: &[&str], from: &str) -> FamilyPlan {
+        FamilyPlan {
+            family: name.into(),
+            claim: format!("{name}#claim"),
+            base: format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{from}"),
+            base_revision: 1,
+            existing: None,
+            changes: Vec::new(),
+            services: services
+                .iter()
+                .map(|s| crate::plan::Target {
+                    cluster: "arn:aws:ecs:us-east-1:123456789012:cluster/stage01".into(),
+                    service: (*s).into(),
+                    service_arn: format!("arn:aws:ecs:us-east-1:123456789012:service/stage01/{s}"),
+                    from: format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{from}"),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_started_message_per_push_names_every_service_and_revision() {
+        let push = Push {
+            registry: "123456789012.dkr.ecr.us-east-1.amazonaws.com".into(),
+            repository: "web".into(),
+            tag: "v2".into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            pushed_at: None,
+            fresh: true,
+        };
+        let arn = |r: &str| format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{r}");
+        let single = push_notification(&push, &[(family("auth", &["auth"], "auth:1"), arn("auth:2"))]);
+        assert!(single.subject.starts_with("auth: deploying auth:2 (v2, sha256:"), "{}", single.subject);
+
+        let started = [(family("auth", &["auth", "auth-admin"], "auth:1"), arn("auth:2")), (family("random", &["random"], "random:4"), arn("random:5"))];
+        let n = push_notification(&push, &started);
+        assert_eq!(n.event_type, "deploy.started");
+        assert!(n.subject.starts_with("auth, auth-admin, random: deploying v2"), "{}", n.subject);
+        assert!(n.subject.contains("to 3 services"), "{}", n.subject);
+        assert!(n.description.contains("auth, auth-admin → auth:2 (previous auth:1)"), "{}", n.description);
+        assert!(n.description.contains("random → random:5 (previous random:4)"), "{}", n.description);
+        let body = n.chatbot_body(false);
+        assert_eq!(body["metadata"]["additionalContext"]["family"], "auth,random");
+        assert_eq!(body["metadata"]["additionalContext"]["service"], "auth,auth-admin,random");
+    }
+}

@@ -1,0 +1,315 @@
+//! What the deployer answers for an event: typed here, serialised once (`lib.rs`). Invocation
+//! results, log lines and the embedded-metric counts (`autopilot::metrics::count_actions`, which
+//! counts `deployed` entries) all read this JSON.
+
+use autopilot::config::cluster_name;
+use autopilot::Error;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::deploy::PushOutcome;
+use crate::plan::{FamilyPlan, Push, Skip};
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Outcome {
+    Ignored(Ignored),
+    Push(PushReport),
+    Reconcile(ReconcileReport),
+    Rollout(RolloutReport),
+}
+
+impl Outcome {
+    /// Nothing to do, and why (logged once here).
+    pub fn ignored(reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        tracing::info!(%reason, "skip");
+        Outcome::Ignored(Ignored::new(reason))
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_else(|e| serde_json::json!({"status": "unserialisable", "error": e.to_string()}))
+    }
+}
+
+/// The answer to a push or a reconcile pass: the report when every service could be dealt with,
+/// else a failed invocation (retryable when any failure is) that the retry and the DLQ see.
+pub fn conclude(outcome: Outcome, deployed: usize, failures: Vec<(String, Error)>) -> Result<Outcome, Error> {
+    if failures.is_empty() {
+        return Ok(outcome);
+    }
+    tracing::error!(outcome = %outcome.to_value(), "some services were not deployed");
+    Err(Error::Partial {
+        failed: failures.len(),
+        total: deployed + failures.len(),
+        summary: crate::aws::summarize(&failures),
+        retryable: failures.iter().any(|(_, e)| e.retryable()),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ignored {
+    status: &'static str,
+    pub reason: String,
+}
+
+impl Ignored {
+    pub fn new(reason: String) -> Self {
+        Ignored { status: "ignored", reason }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PushStatus {
+    DryRun,
+    Failed,
+    Deployed,
+    NothingToDo,
+}
+
+/// One pushed image (an ECR event, or one image the reconcile pass offers) over the services.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushReport {
+    pub status: PushStatus,
+    pub image: ImageId,
+    pub plan: Vec<PlannedFamily>,
+    pub deployed: Vec<Deployed>,
+    pub skipped: Vec<Skipped>,
+    pub failed: Vec<Failed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageId {
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedFamily {
+    pub family: String,
+    /// `family:revision` copied.
+    pub base: String,
+    /// The revision an earlier delivery registered, reused.
+    pub reuse: Option<String>,
+    pub images: Vec<ContainerImage>,
+    /// `cluster/service`
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerImage {
+    pub container: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployed {
+    pub cluster: String,
+    pub service: String,
+    pub family: String,
+    pub task_definition: String,
+    pub previous: String,
+    pub digest: String,
+    pub tag: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    pub cluster: String,
+    pub service: String,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl From<&Skip> for Skipped {
+    fn from(s: &Skip) -> Self {
+        Skipped { cluster: cluster_name(&s.cluster).to_string(), service: s.service.clone(), reason: s.reason.clone(), fix: s.fix.clone() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failed {
+    /// `cluster/service`
+    pub service: String,
+    pub error: String,
+    pub retryable: bool,
+}
+
+impl Failed {
+    pub fn of(who: &str, e: &Error) -> Self {
+        Failed { service: who.to_string(), error: e.to_string(), retryable: e.retryable() }
+    }
+}
+
+impl PlannedFamily {
+    pub fn of(fam: &FamilyPlan) -> Self {
+        use crate::plan::revision_name;
+        PlannedFamily {
+            family: fam.family.clone(),
+            base: revision_name(&fam.base),
+            reuse: fam.existing.as_deref().map(revision_name),
+            images: fam.changes.iter().map(|c| ContainerImage { container: c.container.clone(), to: c.to.clone() }).collect(),
+            services: fam.services.iter().map(|t| crate::deploy::who(&t.cluster, &t.service)).collect(),
+        }
+    }
+}
+
+impl PushReport {
+    /// The report of one image: `failures` are the discovery's and the deploy's together.
+    pub fn new(push: &Push, outcome: &PushOutcome, failures: &[(String, Error)], dry_run: bool) -> Self {
+        let status = if dry_run {
+            PushStatus::DryRun
+        } else if !failures.is_empty() {
+            PushStatus::Failed
+        } else if !outcome.deployed.is_empty() {
+            PushStatus::Deployed
+        } else {
+            PushStatus::NothingToDo
+        };
+        PushReport {
+            status,
+            image: ImageId { repository: push.repository.clone(), tag: push.tag.clone(), digest: push.digest.clone() },
+            plan: outcome.planned.clone(),
+            deployed: outcome.deployed.clone(),
+            skipped: outcome.skipped.iter().map(Skipped::from).collect(),
+            failed: failures.iter().map(|(w, e)| Failed::of(w, e)).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReconcileStatus {
+    DryRun,
+    Deployed,
+    InSync,
+}
+
+/// The reconcile pass: every image it offered, and what was deployed in all.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconcileReport {
+    pub status: ReconcileStatus,
+    pub deployed: Vec<Deployed>,
+    pub images: Vec<PushReport>,
+}
+
+impl ReconcileReport {
+    pub fn new(images: Vec<PushReport>, dry_run: bool) -> Self {
+        let deployed: Vec<Deployed> = images.iter().flat_map(|r| r.deployed.iter().cloned()).collect();
+        let status = if dry_run {
+            ReconcileStatus::DryRun
+        } else if !deployed.is_empty() {
+            ReconcileStatus::Deployed
+        } else {
+            ReconcileStatus::InSync
+        };
+        ReconcileReport { status, deployed, images }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RolloutStatus {
+    /// The rollout completed: the revision is the service's last stable one.
+    Stable,
+    Failed,
+    RollingBack,
+}
+
+/// An "ECS Deployment State Change" reported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutReport {
+    pub status: RolloutStatus,
+    pub cluster: String,
+    pub service: String,
+    pub task_definition: String,
+    pub notified: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployed() -> Deployed {
+        Deployed {
+            cluster: "stage01".into(),
+            service: "auth".into(),
+            family: "auth".into(),
+            task_definition: "arn:aws:ecs:us-east-1:1:task-definition/auth:2".into(),
+            previous: "arn:aws:ecs:us-east-1:1:task-definition/auth:1".into(),
+            digest: "sha256:ab".into(),
+            tag: "v2".into(),
+        }
+    }
+
+    fn push_report(status: PushStatus) -> PushReport {
+        PushReport {
+            status,
+            image: ImageId { repository: "auth".into(), tag: "v2".into(), digest: "sha256:ab".into() },
+            plan: vec![PlannedFamily {
+                family: "auth".into(),
+                base: "auth:1".into(),
+                reuse: None,
+                images: vec![ContainerImage { container: "auth".into(), to: "r/auth@sha256:ab".into() }],
+                services: vec!["stage01/auth".into()],
+            }],
+            deployed: vec![deployed()],
+            skipped: vec![
+                Skipped { cluster: "stage01".into(), service: "random".into(), reason: "tag v2 does not match".into(), fix: None },
+                Skipped { cluster: "stage01".into(), service: "old".into(), reason: "old glob".into(), fix: Some("aws ecs tag-resource …".into()) },
+            ],
+            failed: vec![Failed { service: "stage01/doomed".into(), error: "gone".into(), retryable: false }],
+        }
+    }
+
+    /// The JSON every caller reads (tests, logs, metrics): pinned field by field.
+    #[test]
+    fn each_outcome_serialises_as_callers_read_it() {
+        assert_eq!(Outcome::Ignored(Ignored::new("why".into())).to_value(), json!({"status": "ignored", "reason": "why"}));
+        let push = Outcome::Push(push_report(PushStatus::NothingToDo)).to_value();
+        assert_eq!(
+            push,
+            json!({
+                "status": "nothing-to-do",
+                "image": {"repository": "auth", "tag": "v2", "digest": "sha256:ab"},
+                "plan": [{"family": "auth", "base": "auth:1", "reuse": null, "images": [{"container": "auth", "to": "r/auth@sha256:ab"}], "services": ["stage01/auth"]}],
+                "deployed": [{"cluster": "stage01", "service": "auth", "family": "auth", "taskDefinition": "arn:aws:ecs:us-east-1:1:task-definition/auth:2",
+                              "previous": "arn:aws:ecs:us-east-1:1:task-definition/auth:1", "digest": "sha256:ab", "tag": "v2"}],
+                "skipped": [{"cluster": "stage01", "service": "random", "reason": "tag v2 does not match"},
+                            {"cluster": "stage01", "service": "old", "reason": "old glob", "fix": "aws ecs tag-resource …"}],
+                "failed": [{"service": "stage01/doomed", "error": "gone", "retryable": false}],
+            })
+        );
+        for (status, text) in [(PushStatus::DryRun, "dry-run"), (PushStatus::Failed, "failed"), (PushStatus::Deployed, "deployed")] {
+            assert_eq!(Outcome::Push(push_report(status)).to_value()["status"], text);
+        }
+        let reconcile = Outcome::Reconcile(ReconcileReport::new(vec![push_report(PushStatus::Deployed)], false)).to_value();
+        assert_eq!(reconcile["status"], "deployed");
+        assert_eq!(reconcile["deployed"], json!([serde_json::to_value(deployed()).unwrap()]));
+        assert_eq!(reconcile["images"][0]["status"], "deployed");
+        assert_eq!(Outcome::Reconcile(ReconcileReport::new(vec![], false)).to_value(), json!({"status": "in-sync", "deployed": [], "images": []}));
+        assert_eq!(Outcome::Reconcile(ReconcileReport::new(vec![push_report(PushStatus::DryRun)], true)).to_value()["status"], "dry-run");
+        let rollout = RolloutReport { status: RolloutStatus::RollingBack, cluster: "stage01".into(), service: "random".into(), task_definition: "random:1".into(), notified: true };
+        assert_eq!(
+            Outcome::Rollout(rollout).to_value(),
+            json!({"status": "rolling-back", "cluster": "stage01", "service": "random", "taskDefinition": "random:1", "notified": true})
+        );
+    }
+
+    /// A deploy counts once per deployed service in the metrics, and a dry run not at all.
+    #[test]
+    fn metrics_count_deployed_services() {
+        let report = Outcome::Push(push_report(PushStatus::Deployed)).to_value();
+        assert_eq!(autopilot::metrics::count_actions(&report), 1);
+        let dry = Outcome::Push(push_report(PushStatus::DryRun)).to_value();
+        assert_eq!(autopilot::metrics::count_actions(&dry), 0);
+        let reconcile = Outcome::Reconcile(ReconcileReport::new(vec![push_report(PushStatus::Deployed)], false)).to_value();
+        assert_eq!(autopilot::metrics::count_actions(&reconcile), 1);
+    }
+}

@@ -1,0 +1,245 @@
+//! The plan's table tests: one pushed image over observed services, every rule and skip.
+use super::*;
+
+const REG: &str = "111122223333.dkr.ecr.us-east-1.amazonaws.com";
+fn d(c: char) -> String {
+    format!("sha256:{}", c.to_string().repeat(64))
+}
+
+fn svc(name: &str, td: &str, tags: &[(&str, &str)]) -> ObservedService {
+    ObservedService {
+        cluster: "arn:aws:ecs:us-east-1:111122223333:cluster/stage01".into(),
+        name: name.into(),
+        arn: format!("arn:aws:ecs:us-east-1:111122223333:service/stage01/{name}"),
+        controller: None,
+        tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        task_definition: td.into(),
+    }
+}
+
+fn td(family: &str, rev: i64, containers: &[(&str, &str)]) -> ObservedTaskDef {
+    ObservedTaskDef {
+        arn: format!("arn:aws:ecs:us-east-1:111122223333:task-definition/{family}:{rev}"),
+        family: family.into(),
+        revision: rev,
+        containers: containers.iter().map(|(n, i)| ContainerImage { name: n.to_string(), image: i.to_string() }).collect(),
+    }
+}
+
+fn push(tag: &str, digest: &str) -> Push {
+    Push { registry: REG.into(), repository: "auth".into(), tag: tag.into(), digest: digest.into(), pushed_at: Some(2_000), fresh: true }
+}
+
+fn world() -> Observed {
+    let auth = td("auth", 1, &[("auth", &format!("{REG}/auth:v1")), ("envoy", "public.ecr.aws/envoy:v1.29")]);
+    let random = td("random", 1, &[("random", &format!("{REG}/random:v1"))]);
+    let mut o = Observed::default();
+    o.services = vec![
+        svc("auth", &auth.arn, &[("autopilot:deploy", "semver")]),
+        svc("auth-canary", &auth.arn, &[("autopilot:deploy", "any"), ("autopilot:pin", "tag")]),
+        svc("random", &random.arn, &[("autopilot:deploy", "any")]),
+        svc("legacy", &auth.arn, &[]),
+    ];
+    o.task_defs.insert(auth.arn.clone(), auth);
+    o.task_defs.insert(random.arn.clone(), random);
+    o.running.insert(format!("{REG}/auth:v1"), RunningImage { digest: Some(d('1')), tags: vec!["v1".into()], pushed_at: Some(1_000) });
+    o
+}
+
+#[test]
+fn push_plans_one_revision_per_family_and_pin() {
+    let p = world();
+    let plan = plan_push(&push("v2", &d('2')), &p);
+    assert_eq!(plan.unrelated, 1, "{plan}");
+    assert!(plan.skipped.is_empty(), "{plan}");
+    assert_eq!(plan.families.len(), 2, "{plan}");
+    let digest = plan.families.iter().find(|f| f.claim == format!("auth@{}", d('2'))).unwrap();
+    assert_eq!(digest.services.iter().map(|t| t.service.as_str()).collect::<Vec<_>>(), ["auth"]);
+    assert_eq!(digest.changes, vec![ImageChange { container: "auth".into(), from: format!("{REG}/auth:v1"), to: format!("{REG}/auth@{}", d('2')) }]);
+    let tag = plan.families.iter().find(|f| f.claim.ends_with("#tag=v2")).unwrap();
+    assert_eq!(tag.changes[0].to, format!("{REG}/auth:v2"));
+    assert_eq!(tag.services[0].service, "auth-canary");
+}
+
+#[test]
+fn two_services_one_family_one_revision() {
+    let mut p = world();
+    p.services[1].tags.remove("autopilot:pin");
+    let plan = plan_push(&push("v2", &d('2')), &p);
+    assert_eq!(plan.families.len(), 1);
+    assert_eq!(plan.families[0].services.len(), 2);
+}
+
+#[test]
+fn skips_with_reasons() {
+    let cases: Vec<(&str, Box<dyn Fn(&mut Observed)>, Push, &str)> = vec![
+        ("glob mismatch", Box::new(|o| o.services.truncate(1)), push("latest", &d('2')), "tag latest does not match autopilot:deploy=\"semver\""),
+        (
+            "code deploy",
+            Box::new(|o| {
+                o.services.truncate(1);
+                o.services[0].controller = Some("CODE_DEPLOY".into())
+            }),
+            push("v2", &d('2')),
+            "deployment controller CODE_DEPLOY",
+        ),
+        (
+            "external",
+            Box::new(|o| {
+                o.services.truncate(1);
+                o.services[0].controller = Some("EXTERNAL".into())
+            }),
+            push("v2", &d('2')),
+            "deployment controller EXTERNAL",
+        ),
+        ("same digest", Box::new(|o| o.services.truncate(1)), push("v1", &d('1')), "already runs"),
+        ("older semver", Box::new(|o| o.services.truncate(1)), push("v0.9", &d('2')), "never downgrade: pushed v0.9 is older than running v1"),
+        (
+            "older by push time",
+            Box::new(|o| {
+                o.services.truncate(1);
+                o.services[0].tags.insert("autopilot:deploy".into(), "any".into());
+            }),
+            Push { pushed_at: Some(500), ..push("main-abc", &d('2')) },
+            "never downgrade: pushed image",
+        ),
+        ("old glob", Box::new(|o| { o.services.truncate(1); o.services[0].tags.insert("autopilot:deploy".into(), "v*".into()); }), push("v2", &d('2')), "write autopilot:deploy=\"prefix:v\" instead"),
+        ("bad rule", Box::new(|o| { o.services.truncate(1); o.services[0].tags.insert("autopilot:deploy".into(), "semver:two".into()); }), push("v2", &d('2')), "semver:MAJOR"),
+        ("bad pin", Box::new(|o| { o.services.truncate(1); o.services[0].tags.insert("autopilot:pin".into(), "latest".into()); }), push("v2", &d('2')), "autopilot:pin"),
+        (
+            "already registered and running",
+            Box::new(|o| {
+                o.services.truncate(1);
+                let arn = o.services[0].task_definition.clone();
+                o.registered.insert(format!("auth@{}", d('2')), arn);
+            }),
+            push("v2", &d('2')),
+            "already on auth:1",
+        ),
+    ];
+    for (name, setup, p, want) in cases {
+        let mut o = world();
+        setup(&mut o);
+        let plan = plan_push(&p, &o);
+        assert!(plan.families.is_empty(), "{name}: {plan}");
+        assert_eq!(plan.skipped.len(), 1, "{name}: {plan}");
+        assert!(plan.skipped[0].reason.contains(want), "{name}: {}", plan.skipped[0].reason);
+        let misconfigured = ["old glob", "bad rule", "bad pin"].contains(&name);
+        assert_eq!(plan.skipped[0].misconfigured, misconfigured, "{name}");
+        if name == "old glob" {
+            assert_eq!(
+                plan.skipped[0].fix.as_deref(),
+                Some("aws ecs tag-resource --resource-arn arn:aws:ecs:us-east-1:111122223333:service/stage01/auth --tags 'key=autopilot:deploy,value=prefix:v'")
+            );
+        }
+    }
+}
+
+#[test]
+fn deploys_when_not_provably_older() {
+    let cases = [
+        ("newer semver", push("v2", &d('2'))),
+        ("same tag new digest", push("v1", &d('2'))),
+        ("newer push time, non-semver", Push { pushed_at: Some(5_000), ..push("v-main", &d('2')) }),
+    ];
+    for (name, p) in cases {
+        let mut o = world();
+        o.services.truncate(1);
+        o.services[0].tags.insert("autopilot:deploy".into(), "any".into());
+        let plan = plan_push(&p, &o);
+        assert_eq!(plan.families.len(), 1, "{name}: {plan}");
+    }
+}
+
+/// What each `autopilot:deploy` rule deploys over what runs (DESIGN.md: never downgrade,
+/// semver order for version tags, push time otherwise).
+#[test]
+fn each_rule_deploys_what_it_promises() {
+    // (rule, running image's tags, its push time, pushed tag, its push time, why skipped)
+    let cases: &[(&str, &[&str], i64, &str, i64, Option<&str>)] = &[
+        ("semver", &["v2"], 1_000, "v3", 2_000, None),
+        ("semver", &["v3"], 1_000, "v3.1.0-rc.1", 2_000, Some("does not match")),
+        ("semver", &["v3"], 1_000, "v2.5.0", 3_000, Some("never downgrade: pushed v2.5.0 is older than running v3")),
+        ("semver", &["v3"], 1_000, "v3", 2_000, None),
+        ("semver", &["v3"], 2_000, "v3.0", 1_000, Some("never downgrade: pushed image")),
+        ("semver", &["latest"], 1_000, "v1.0.0", 2_000, None),
+        ("semver:2", &["v2.1"], 1_000, "v3.0.0", 2_000, Some("does not match")),
+        ("semver:2", &["v2.1"], 1_000, "v2.2.0", 2_000, None),
+        ("semver:2.1", &["v2.1"], 1_000, "v2.1.7", 2_000, None),
+        ("semver:2.1", &["v2.1"], 1_000, "v2.2.0", 2_000, Some("does not match")),
+        ("prefix:release-", &["release-41"], 1_000, "release-42", 2_000, None),
+        ("prefix:release-", &["release-41"], 1_000, "main", 2_000, Some("does not match")),
+        ("prefix:release-", &["release-43"], 3_000, "release-42", 2_000, Some("never downgrade")),
+        ("latest", &["latest"], 1_000, "latest", 2_000, None),
+        ("latest", &["v1"], 1_000, "v2", 2_000, Some("does not match")),
+        ("main latest", &["main"], 1_000, "latest", 2_000, None),
+        ("any", &["main-1"], 1_000, "feature-x", 2_000, None),
+        ("any", &["v3"], 1_000, "v3.1.0-rc.1", 2_000, None),
+        ("any", &["main-1"], 2_000, "feature-x", 2_000, None),
+    ];
+    for (rule, running, running_at, tag, pushed_at, skipped) in cases {
+        let mut o = world();
+        o.services.truncate(1);
+        o.services[0].tags.insert("autopilot:deploy".into(), rule.to_string());
+        o.running.insert(
+            format!("{REG}/auth:v1"),
+            RunningImage { digest: Some(d('1')), tags: running.iter().map(|t| t.to_string()).collect(), pushed_at: Some(*running_at) },
+        );
+        let plan = plan_push(&Push { pushed_at: Some(*pushed_at), ..push(tag, &d('2')) }, &o);
+        let what = format!("{rule:?} running {running:?}@{running_at}, push {tag}@{pushed_at}: {plan}");
+        match skipped {
+            None => assert_eq!(plan.families.len(), 1, "{what}"),
+            Some(why) => {
+                assert!(plan.families.is_empty(), "{what}");
+                assert!(plan.skipped[0].reason.contains(why), "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn reconcile_moves_only_onto_an_image_shown_to_be_newer() {
+    let mut o = world();
+    o.services.truncate(1);
+    o.services[0].tags.insert("autopilot:deploy".into(), "any".into());
+    o.running.insert(format!("{REG}/auth:v1"), RunningImage { digest: Some(d('1')), tags: vec!["main-1".into()], pushed_at: Some(2_000) });
+    let tie = Push { pushed_at: Some(2_000), ..push("feature-x", &d('2')) };
+    assert_eq!(plan_push(&tie, &o).families.len(), 1, "a push event at the same second deploys");
+    let plan = plan_push(&Push { fresh: false, ..tie }, &o);
+    assert!(plan.families.is_empty() && plan.skipped[0].reason.contains("no newer than the running one"), "{plan}");
+}
+
+#[test]
+fn registered_revision_is_reused_for_services_not_on_it() {
+    let mut o = world();
+    o.services.truncate(1);
+    o.registered.insert(format!("auth@{}", d('2')), "arn:aws:ecs:us-east-1:111122223333:task-definition/auth:9".into());
+    let plan = plan_push(&push("v2", &d('2')), &o);
+    assert_eq!(plan.families[0].existing.as_deref(), Some("arn:aws:ecs:us-east-1:111122223333:task-definition/auth:9"));
+    assert!(plan.to_string().contains("reuse auth:9"), "{plan}");
+}
+
+#[test]
+fn newest_revision_of_a_family_is_the_base() {
+    let mut o = world();
+    let newer = td("auth", 4, &[("auth", &format!("{REG}/auth:v1")), ("envoy", "public.ecr.aws/envoy:v1.29"), ("auth-worker", &format!("{REG}/auth:v1"))]);
+    o.services[1].tags.remove("autopilot:pin");
+    o.services[1].task_definition = newer.arn.clone();
+    o.task_defs.insert(newer.arn.clone(), newer);
+    let plan = plan_push(&push("v2", &d('2')), &o);
+    assert_eq!(plan.families.len(), 1, "{plan}");
+    assert_eq!(plan.families[0].base_revision, 4);
+    assert_eq!(plan.families[0].changes.len(), 2, "both containers of the pushed repository change, the sidecar does not");
+}
+
+#[test]
+fn running_digest_trusts_the_reference_then_records_then_ecr() {
+    let tagged = ImageRef::parse(&format!("{REG}/auth:v1")).unwrap();
+    let p = push("v1", &d('2'));
+    assert_eq!(running_digest(&tagged, None, Some(&d('1')), &p), Some(d('1')));
+    assert_eq!(running_digest(&tagged, None, Some(&d('2')), &p), None, "the push moved the tag");
+    assert_eq!(running_digest(&tagged, None, Some(&d('2')), &Push { fresh: false, ..p.clone() }), Some(d('2')), "reconcile trusts ECR");
+    assert_eq!(running_digest(&tagged, Some(&d('3')), Some(&d('2')), &p), Some(d('3')));
+    let pinned = ImageRef::parse(&format!("{REG}/auth@{}", d('4'))).unwrap();
+    assert_eq!(running_digest(&pinned, None, None, &p), Some(d('4')));
+}

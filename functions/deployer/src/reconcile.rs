@@ -1,0 +1,183 @@
+//! The reconcile schedule: deploy what a lost ECR event left behind. Per opted-in service, the
+//! newest runnable image of its repository whose tag its rules accept, deployed like a push.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use autopilot::aws_lambda_events::eventbridge::EventBridgeEvent;
+use autopilot::image::{ecr_registry, is_ecr_repository_name, ImageRef};
+use autopilot::runtime::Env;
+use autopilot::tags::{semver_tag, DeployRules};
+use autopilot::Error;
+use serde_json::Value;
+
+use crate::aws::{Aws, EcrImage};
+use crate::deploy::{self, deploy_push, discover};
+use crate::outcome::{conclude, Outcome, PushReport, ReconcileReport};
+use crate::plan::{eligibility, Eligibility, Push};
+
+/// The deployer's schedule is the rule whose name contains `reconcile` (template.yaml).
+pub fn is_reconcile(ev: &EventBridgeEvent<Value>) -> bool {
+    rule_of(ev).contains("reconcile")
+}
+
+pub fn not_ours(ev: &EventBridgeEvent<Value>) -> String {
+    format!("scheduled rule {:?} is not a reconcile schedule", rule_of(ev))
+}
+
+fn rule_of(ev: &EventBridgeEvent<Value>) -> String {
+    ev.resources.as_ref().and_then(|r| r.first()).cloned().unwrap_or_default()
+}
+
+pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<Value>) -> Result<Outcome, Error> {
+    let Some(account) = ev.account.clone().filter(|a| !a.is_empty()) else {
+        return Ok(Outcome::ignored("event carries no account"));
+    };
+    let registry = ecr_registry(&account, &crate::region_or_own(env, &ev.region));
+    let disc = discover(env, aws).await?;
+    // repository → services that run it (and their rules)
+    let mut by_repo: BTreeMap<String, Vec<(String, String, DeployRules)>> = BTreeMap::new();
+    for s in &disc.services {
+        let Eligibility::Eligible { rules, .. } = eligibility(s) else { continue };
+        let Some(td) = disc.task_defs.get(&s.task_definition) else { continue };
+        let repos: BTreeSet<String> = td
+            .containers
+            .iter()
+            .filter_map(|c| ImageRef::parse(&c.image).ok())
+            .filter(|r| r.registry.as_deref() == Some(registry.as_str()) && is_ecr_repository_name(&r.repository))
+            .map(|r| r.repository)
+            .collect();
+        for repo in repos {
+            by_repo.entry(repo).or_default().push((s.arn.clone(), deploy::who(&s.cluster, &s.name), rules.clone()));
+        }
+    }
+    let mut failures = disc.failures.iter().map(|(w, e)| (w.clone(), deploy::clone_error(e))).collect::<Vec<_>>();
+    let mut reports = Vec::new();
+    for (repo, services) in by_repo {
+        let images = match aws.list_images(&account, &repo).await {
+            Ok(i) => i,
+            Err(e) => {
+                for (_, name, _) in &services {
+                    failures.push((name.clone(), deploy::clone_error(&e)));
+                }
+                continue;
+            }
+        };
+        let skipped = artifacts(&images);
+        if let Some((tag, why)) = skipped.first() {
+            tracing::info!(repository = %repo, count = skipped.len(), first = %tag, reason = %why, "reconcile: tagged artifacts skipped (not runnable images)");
+        }
+        let mut groups: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+        for (arn, _, rules) in services {
+            if let Some((image, tag)) = newest_matching(&images, &rules) {
+                groups.entry((image.digest.clone(), tag)).or_default().insert(arn);
+            }
+        }
+        for ((digest, tag), only) in groups {
+            let pushed_at = images.iter().find(|i| i.digest == digest).and_then(|i| i.pushed_at);
+            let push = Push { registry: registry.clone(), repository: repo.clone(), tag, digest, pushed_at, fresh: false };
+            let outcome = deploy_push(env, aws, &account, &push, &disc, Some(&only)).await;
+            reports.push(PushReport::new(&push, &outcome, &outcome.failed, env.config.dry_run));
+            failures.extend(outcome.failed);
+        }
+    }
+    let report = ReconcileReport::new(reports, env.config.dry_run);
+    let deployed = report.deployed.len();
+    conclude(Outcome::Reconcile(report), deployed, failures)
+}
+
+/// The newest runnable image with a tag its rules accept, and that tag. "Newest" is semver order
+/// when both tags are versions (so a `v2.5.1` hotfix pushed after `v3.0.0` does not win), else
+/// push time. Artifacts (signatures, attestations, SBOMs: their tags and media types) never count,
+/// whatever the rule (the caller logs them once per repository: [`artifacts`]).
+pub fn newest_matching(images: &[EcrImage], rules: &DeployRules) -> Option<(EcrImage, String)> {
+    let mut best: Option<(&EcrImage, &String)> = None;
+    for image in images {
+        for tag in &image.tags {
+            if !rules.matches(tag) || image.not_runnable(tag).is_some() {
+                continue;
+            }
+            best = match best {
+                Some(b) if !newer((image, tag), b) => Some(b),
+                _ => Some((image, tag)),
+            };
+        }
+    }
+    best.map(|(i, t)| (i.clone(), t.clone()))
+}
+
+/// The tagged images of a repository that are not runnable, with why (signatures, SBOMs, ...).
+pub fn artifacts(images: &[EcrImage]) -> Vec<(String, String)> {
+    images.iter().flat_map(|i| i.tags.iter().filter_map(move |t| i.not_runnable(t).map(|why| (t.clone(), why)))).collect()
+}
+
+/// Whether candidate `a` is newer than `b` (never-downgrade order, DESIGN.md).
+fn newer(a: (&EcrImage, &String), b: (&EcrImage, &String)) -> bool {
+    use std::cmp::Ordering::*;
+    if let (Some(va), Some(vb)) = (semver_tag(a.1), semver_tag(b.1)) {
+        match va.cmp(&vb) {
+            Greater => return true,
+            Less => return false,
+            Equal => {}
+        }
+    }
+    match a.0.pushed_at.cmp(&b.0.pushed_at) {
+        Greater => true,
+        Less => false,
+        Equal => a.1 > b.1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn img(d: &str, tags: &[&str], at: i64) -> EcrImage {
+        EcrImage {
+            digest: d.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            pushed_at: Some(at),
+            manifest_media_type: Some("application/vnd.docker.distribution.manifest.v2+json".into()),
+            artifact_media_type: Some("application/vnd.docker.container.image.v1+json".into()),
+            subject: None,
+        }
+    }
+
+    fn pick(images: &[EcrImage], rules: &str) -> Option<(String, String)> {
+        newest_matching(images, &DeployRules::parse(rules).unwrap()).map(|(i, t)| (i.digest, t))
+    }
+
+    #[test]
+    fn reconcile_picks_the_newest_matching_image() {
+        let images = vec![img("a", &["v1"], 1), img("b", &["v2", "latest"], 2), img("c", &["main-9"], 3), img("d", &[], 4)];
+        assert_eq!(pick(&images, "semver"), Some(("b".into(), "v2".into())));
+        assert_eq!(pick(&images, "any"), Some(("c".into(), "main-9".into())));
+        assert_eq!(pick(&images, "latest"), Some(("b".into(), "latest".into())));
+        assert_eq!(pick(&images, "prefix:release-"), None);
+        assert_eq!(pick(&images, "semver:1"), Some(("a".into(), "v1".into())));
+    }
+
+    #[test]
+    fn semver_rules_pick_the_highest_version_not_the_last_push() {
+        let images = vec![img("v3", &["v3.0.0"], 1), img("hotfix", &["v2.5.1"], 2), img("rc", &["v3.1.0-rc.1"], 3)];
+        assert_eq!(pick(&images, "semver"), Some(("v3".into(), "v3.0.0".into())), "pre-releases are not releases");
+        assert_eq!(pick(&images, "semver:2"), Some(("hotfix".into(), "v2.5.1".into())));
+        assert_eq!(pick(&images, "any"), Some(("rc".into(), "v3.1.0-rc.1".into())), "any takes every tag, in version order");
+    }
+
+    #[test]
+    fn reconcile_never_picks_an_artifact() {
+        let hex = "b".repeat(64);
+        let mut sbom = img("sbom", &["v9"], 9);
+        sbom.artifact_media_type = Some("application/spdx+json".into());
+        let sig = img("sig", &[&format!("sha256-{hex}.sig")], 10);
+        let mut attestation = img("att", &["v8"], 8);
+        attestation.manifest_media_type = Some("application/vnd.in-toto+json".into());
+        let mut referrer = img("referrer", &["v10"], 10);
+        referrer.subject = Some("sha256:1234".into());
+        let images = vec![img("real", &["v2"], 1), sbom, sig, attestation, referrer];
+        assert_eq!(pick(&images, "any"), Some(("real".into(), "v2".into())));
+        assert_eq!(pick(&images, "semver"), Some(("real".into(), "v2".into())));
+        let skipped: Vec<String> = artifacts(&images).into_iter().map(|(t, _)| t).collect();
+        assert_eq!(skipped, ["v9", format!("sha256-{hex}.sig").as_str(), "v8", "v10"]);
+    }
+}
