@@ -3,7 +3,7 @@
 //! sends events with `cargo lambda invoke`. This is the path a deployed function takes, minus AWS.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,15 @@ pub struct LocalLambda {
 
 impl LocalLambda {
     pub fn start(function: &str, env: &[(String, String)]) -> LocalLambda {
+        Self::start_with(function, env, None)
+    }
+
+    /// The same, with the function's stdout and stderr (its log lines) written to `log`.
+    pub fn start_logging(function: &str, env: &[(String, String)], log: &Path) -> LocalLambda {
+        Self::start_with(function, env, Some(log))
+    }
+
+    fn start_with(function: &str, env: &[(String, String)], log: Option<&Path>) -> LocalLambda {
         let port = free_port();
         let watch = Command::new(cargo_lambda())
             .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
@@ -49,19 +58,27 @@ impl LocalLambda {
         }
         let binary = function_binary(function);
         assert!(binary.exists(), "{} is not built: run cargo test --workspace --all-targets", binary.display());
-        let function = Command::new(binary)
+        let (stdout, stderr, name) = match log {
+            Some(path) => {
+                let out = std::fs::File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+                let err = out.try_clone().expect("log file handle");
+                (Stdio::from(out), Stdio::from(err), function)
+            }
+            None => (Stdio::null(), Stdio::null(), "_"),
+        };
+        let function = Command::new(&binary)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
-            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
             .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
-            .expect("start the function binary");
+            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
         LocalLambda { port, watch, function }
     }
 

@@ -8,16 +8,14 @@
 //! - With `AUTOPILOT_DRY_RUN=true`, every function decides and notifies through the proxy, and
 //!   the proxy counts no mutating call to ECS or Auto Scaling.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use autopilot::config::Config;
 use autopilot::runtime::{Env, Function};
 use aws_sdk_ecs::types::{ContainerDefinition, ContainerOverride, KeyValuePair, Secret, Tag, TaskOverride};
+use harness::lambda::LocalLambda;
 use harness::proxy::{moto_compat, AwsProxy};
-use harness::{for_world, repo_root, sample_event, World};
+use harness::{for_world, sample_event, World};
 use serde_json::{json, Value};
 
 const JOB: &str = "nightly-report";
@@ -38,83 +36,6 @@ fn secrets(w: &World) -> Vec<String> {
     s.extend([JOB_ENV_SECRET.to_string(), OVERRIDE_SECRET.to_string(), w.str("/secret_access_key")]);
     s.extend(value_from(w));
     s
-}
-
-// ------------------------------------------------------------------ a Runtime API that keeps the logs
-
-fn cargo_lambda() -> PathBuf {
-    std::env::var("AUTOPILOT_TEST_CARGO_LAMBDA").map(PathBuf::from).unwrap_or_else(|_| repo_root().join(".venv/bin/cargo-lambda"))
-}
-
-/// `harness::lambda::LocalLambda`, except that the function's stdout and stderr go to a file.
-struct LoggedLambda {
-    port: u16,
-    watch: Child,
-    function: Child,
-}
-
-impl LoggedLambda {
-    fn start(function: &str, env: &[(String, String)], log: &Path) -> LoggedLambda {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
-        let watch = Command::new(cargo_lambda())
-            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
-            .current_dir(repo_root())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start cargo lambda watch");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "cargo lambda watch did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let out = std::fs::File::create(log).expect("log file");
-        let err = out.try_clone().unwrap();
-        let binary = harness::lambda::function_binary(function);
-        let function = Command::new(&binary)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
-            .env("AWS_LAMBDA_FUNCTION_NAME", function)
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-            .env("AWS_LAMBDA_LOG_LEVEL", "DEBUG")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
-        LoggedLambda { port, watch, function }
-    }
-
-    fn invoke(&self, event: &Value) -> Result<Value, String> {
-        let file = std::env::temp_dir().join(format!("autopilot-security-{}-{}.json", std::process::id(), self.port));
-        std::fs::write(&file, event.to_string()).expect("write event");
-        let out = Command::new(cargo_lambda())
-            .args(["lambda", "invoke", "-A", "127.0.0.1", "-P", &self.port.to_string(), "--output-format", "json", "_", "--data-file"])
-            .arg(&file)
-            .current_dir(repo_root())
-            .output()
-            .expect("cargo lambda invoke");
-        let _ = std::fs::remove_file(&file);
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        if out.status.success() {
-            serde_json::from_str(stdout.trim()).map_err(|e| format!("no JSON ({e}): {stdout}"))
-        } else {
-            Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
-        }
-    }
-
-}
-
-impl Drop for LoggedLambda {
-    fn drop(&mut self) {
-        let _ = self.function.kill();
-        let _ = self.watch.kill();
-        let _ = self.function.wait();
-        let _ = self.watch.wait();
-    }
 }
 
 // ------------------------------------------------------------------ the world's secrets
@@ -248,11 +169,12 @@ async fn no_secret_reaches_logs_or_notifications() {
     // RunTask/DescribeTasks answers need the compat layer to parse (see harness::proxy).
     env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
     env.push(("AWS_ENDPOINT_URL".into(), moto_compat(&w.endpoint)));
+    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "DEBUG".into()));
 
     let mut logs = String::new();
     let mut outcomes = Vec::new();
     for (function, event) in [("deployer", &push), ("recovery", &stopped), ("scaler", &alarm(&w))] {
-        let lambda = LoggedLambda::start(function, &env, &dir.join(format!("{function}.log")));
+        let lambda = LocalLambda::start_logging(function, &env, &dir.join(format!("{function}.log")));
         let out = lambda.invoke(event).unwrap_or_else(|e| panic!("{function}: {e}"));
         // A second delivery of the same event (replay path) logs too.
         let _ = lambda.invoke(event);
