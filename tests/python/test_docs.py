@@ -1,5 +1,6 @@
-"""The README's stack section says what template.yaml does: the same parameters
-and defaults, every alarm explained, every output named, and cost arithmetic that adds up."""
+"""docs/operations.md, the page about the AWS stack, says what template.yaml does: the same
+parameters and defaults, every alarm explained, every output named, an architecture diagram, and
+cost arithmetic that adds up."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from template_support import REPO, resources_of_type
 
-DOC = REPO / "README.md"
+DOC = REPO / "docs" / "operations.md"
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +19,22 @@ def doc() -> str:
 
 
 def section(doc: str, heading: str) -> str:
-    m = re.search(rf"^### {re.escape(heading)}\n(.*?)(?=^##+ |\Z)", doc, re.S | re.M)
-    assert m, f"no '### {heading}' section"
-    return m.group(1)
+    """The text under a heading of any level (## or deeper), up to the next heading of the same
+    or a higher level (its own subsections included); `#` lines inside code blocks are not headings."""
+    lines = doc.splitlines(keepends=True)
+    level, body, fenced = 0, [], False
+    for line in lines:
+        if line.startswith("```"):
+            fenced = not fenced
+        m = None if fenced else re.match(r"(#+) (.*)", line)
+        if level and m and len(m.group(1)) <= level:
+            break
+        if level:
+            body.append(line)
+        elif m and m.group(2).strip() == heading and len(m.group(1)) >= 2:
+            level = len(m.group(1))
+    assert level, f"no '## {heading}' section in {DOC.relative_to(REPO)}"
+    return "".join(body)
 
 
 def table_rows(text: str) -> list[list[str]]:
