@@ -1,44 +1,17 @@
 #!/usr/bin/env bash
-# Push-to-deploy scenario: push auth:v2 to ECR, deliver the "ECR Image Action" event to the
-# deployer, and show auth moving onto a new revision pinned to the pushed digest (random stays),
-# then the rollout's completion event, a replay, and the notifications.
+# Push-to-deploy, told as a story: auth:v2 is pushed to ECR; the deployer registers one new
+# revision pinned to the pushed digest and rolls auth onto it (random runs another repository and
+# stays); EventBridge delivers the event again; ECS reports the rollout completed.
 set -euo pipefail
 py=.venv/bin/python
-invoke=target/debug/invoke
+story() { "$py" scripts/scenarios/story.py "$@"; }
+account=$("$py" -c 'import boto3; print(boto3.client("sts").get_caller_identity()["Account"])')
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 
-show() {
-    "$py" - "$1" <<'PY'
-import boto3, sys
-ecs = boto3.client("ecs")
-print(f"-- {sys.argv[1]}")
-for s in ecs.describe_services(cluster="stage01", services=["auth", "random"])["services"]:
-    td = ecs.describe_task_definition(taskDefinition=s["taskDefinition"])["taskDefinition"]
-    images = ", ".join(f"{c['name']}={c['image']}" for c in td["containerDefinitions"])
-    print(f"  {s['serviceName']:<7} {td['family']}:{td['revision']:<3} desired {s['desiredCount']}  {images}")
-PY
-}
-
-inbox() {
-    "$py" - <<'PY'
-import boto3, json
-sqs = boto3.client("sqs")
-url = sqs.get_queue_url(QueueName="autopilot-notifications-inbox")["QueueUrl"]
-while True:
-    ms = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
-    if not ms:
-        break
-    for m in ms:
-        env = json.loads(m["Body"]); body = json.loads(env["Message"])
-        print(f"  subject: {env.get('Subject')}")
-        print(f"  fields:  {json.dumps(body['metadata']['additionalContext'], sort_keys=True)}")
-        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-PY
-}
-
-inbox >/dev/null # start from an empty inbox
-show before
-
-echo "== docker push auth:v2 (ECR PutImage with a fresh manifest)"
+story inbox --quiet # start from an empty inbox
+story chapter "deployer: a CI pipeline pushes auth:v2"
+story world services
 digest=$("$py" - <<'PY'
 import boto3, hashlib, json, time
 layer = "sha256:" + hashlib.sha256(f"auth:v2:{time.time()}".encode()).hexdigest()
@@ -50,27 +23,28 @@ r = boto3.client("ecr").put_image(repositoryName="auth", imageManifest=json.dump
 print(r["image"]["imageId"]["imageDigest"])
 PY
 )
-echo "   pushed $digest"
-account=$("$py" -c 'import boto3; print(boto3.client("sts").get_caller_identity()["Account"])')
-
-event=$(mktemp)
-trap 'rm -f "$event"' EXIT
 sed "s/123456789012/$account/g" events/ecr-push-tagged.json | "$py" -c '
 import json, sys, uuid
 e = json.load(sys.stdin); e["id"] = str(uuid.uuid4())
 e["detail"]["image-digest"] = sys.argv[1]; e["detail"]["image-tag"] = "v2"
-print(json.dumps(e))' "$digest" > "$event"
+print(json.dumps(e))' "$digest" >"$work/push.json"
+story say "auth is tagged autopilot:deploy=semver, random autopilot:deploy=any; both run their own repository"
+story step deployer "$work/push.json"
+story world services
 
-echo "== invoke deployer on the ECR push event"
-"$invoke" deployer "$event"
-show after
+story chapter "deployer: EventBridge delivers the same push again"
+story step deployer "$work/push.json"
 
-echo "== the same event delivered again (EventBridge is at-least-once)"
-"$invoke" deployer "$event"
+story chapter "deployer: cosign signs the image (a signature is pushed as a tag of its own)"
+sed "s/123456789012/$account/g" events/ecr-push-cosign-signature.json | "$py" -c '
+import json, sys, uuid
+e = json.load(sys.stdin); e["id"] = str(uuid.uuid4())
+e["detail"]["image-tag"] = "sha256-" + sys.argv[1].split(":")[1] + ".sig"
+print(json.dumps(e))' "$digest" >"$work/sig.json"
+story step deployer "$work/sig.json"
 
-echo "== ECS reports the rollout COMPLETED"
-done_event=$(mktemp)
-"$py" - "$account" > "$done_event" <<'PY'
+story chapter "deployer: ECS reports auth's rollout COMPLETED"
+"$py" - "$account" >"$work/done.json" <<'PY'
 import boto3, json, sys, uuid
 s = boto3.client("ecs").describe_services(cluster="stage01", services=["auth"])["services"][0]
 e = json.load(open("events/ecs-deployment-completed.json"))
@@ -78,8 +52,4 @@ e = json.loads(json.dumps(e).replace("123456789012", sys.argv[1]))
 e["id"] = str(uuid.uuid4()); e["detail"]["deploymentId"] = s["deployments"][0]["id"]
 print(json.dumps(e))
 PY
-"$invoke" deployer "$done_event"
-rm -f "$done_event"
-
-echo "== notifications (SQS autopilot-notifications-inbox)"
-inbox
+story step deployer "$work/done.json"

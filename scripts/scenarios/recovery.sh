@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# Recovery scenario on the seed world:
+# Recovery, told as a story, on the seed world:
 #   1. a standalone job tagged autopilot:restart=on-failure:2 crashes (exit 1): re-run once with
 #      its overrides and tags; the same event again re-runs nothing;
 #   2. random is "deployed" onto random:2 (records as the deployer writes them), tagged
 #      autopilot:rollback=on, and three random:2 tasks crash: the service rolls back to random:1;
 #   3. a random task fails its ELB health checks: the notification names the target group health;
 #   4. a scale-in stop: silent.
-# Then the notifications that reached the inbox.
+# Each step shows the event, what recovery decided and did, and the notification as chat shows it.
 set -euo pipefail
 py=.venv/bin/python
-invoke=target/debug/invoke
 work=$(mktemp -d)
 proxy_pid=""
 cleanup() {
@@ -73,24 +72,7 @@ for _ in $(seq 50); do [[ -s "$work/proxy.port" ]] && break; sleep 0.1; done
 [[ -s "$work/proxy.port" ]] || { echo "recovery scenario: the ECS compatibility proxy did not start" >&2; exit 1; }
 export AWS_ENDPOINT_URL_ECS="http://127.0.0.1:$(cat "$work/proxy.port")"
 
-inbox() {
-    "$py" - <<'PY'
-import boto3, json
-sqs = boto3.client("sqs")
-url = sqs.get_queue_url(QueueName="autopilot-notifications-inbox")["QueueUrl"]
-while True:
-    ms = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
-    if not ms:
-        break
-    for m in ms:
-        env = json.loads(m["Body"]); body = json.loads(env["Message"])
-        print(f"  subject: {env.get('Subject')}")
-        for line in body["content"]["description"].splitlines():
-            print(f"           {line}")
-        print(f"  fields:  {json.dumps(body['metadata']['additionalContext'], sort_keys=True)}")
-        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-PY
-}
+story() { "$py" scripts/scenarios/story.py "$@"; }
 
 # event FILE KEY=JSON...: a sample event with a fresh id and the given detail fields.
 event() {
@@ -110,29 +92,19 @@ print(json.dumps(e))
 PY
 }
 
-# outcome: one line from the handler's outcome JSON on stdin.
-outcome() {
-    "$py" -c '
-import json, sys
-text = sys.stdin.read()
-sys.stdout.write("".join(l + "\n" for l in text.splitlines() if not l.startswith(("{", " ", "}")) or l.startswith(" INFO") or l.startswith(" WARN")))
-o = json.loads(text[text.index("\n{") + 1 if not text.startswith("{") else 0:])
-print("   class %s, action %s: %s" % (o.get("class"), o.get("action"), o.get("reason")))'
-}
-
 show_service() {
-    "$py" - "$1" <<'PY'
+    "$py" - <<'PY'
 import boto3, sys
 ecs = boto3.client("ecs")
 s = ecs.describe_services(cluster="stage01", services=["random"], include=["TAGS"])["services"][0]
 tags = {t["key"]: t["value"] for t in s.get("tags", [])}
-print(f"-- {sys.argv[1]}: random runs {s['taskDefinition'].rsplit('/', 1)[-1]}, desired {s['desiredCount']}, autopilot:rollback={tags.get('autopilot:rollback', '(none)')}")
+print(f"  world    random runs {s['taskDefinition'].rsplit('/', 1)[-1]}, desired {s['desiredCount']}, autopilot:rollback={tags.get('autopilot:rollback', '(none)')}")
 PY
 }
 
-inbox >/dev/null # start from an empty inbox
+story inbox --quiet # start from an empty inbox
 
-echo "== 1. a standalone job with autopilot:restart=on-failure:2 crashes"
+story chapter "recovery: a nightly job tagged autopilot:restart=on-failure:2 crashes"
 read -r job_td job_task < <("$py" - <<'PY'
 import boto3
 ecs = boto3.client("ecs")
@@ -148,30 +120,27 @@ ecs.stop_task(cluster="stage01", task=t["taskArn"], reason="Essential container 
 print(td, t["taskArn"])
 PY
 )
-echo "   ran and stopped ${job_task##*/} ($job_td)"
+story say "the job ran as task ${job_task##*/} and exited 1"
 event ecs-task-stopped-crash.json "taskArn=\"$job_task\"" "taskDefinitionArn=\"$job_td\"" 'group="batch:reports"' \
     'attachments=[]' >"$work/job.json"
-"$invoke" recovery "$work/job.json" | tee "$work/job-out.txt"
-echo "-- the same event again (replay: nothing starts)"
-"$invoke" recovery "$work/job.json"
-"$py" - "$work/job-out.txt" <<'PY'
-import boto3, json, sys
-text = open(sys.argv[1]).read()
-out = json.loads(text[text.index("\n{") + 1 if not text.startswith("{") else 0:])
+story step recovery "$work/job.json"
+"$py" - "$job_task" <<'PY'
+import boto3, sys
 ecs = boto3.client("ecs")
-t = ecs.describe_tasks(cluster="stage01", tasks=[out["newTask"]], include=["TAGS"])["tasks"][0]
-o = t["overrides"]["containerOverrides"][0]
-print(f"-- after: re-run {t['taskArn'].rsplit('/', 1)[-1]} {t['lastStatus']}, group {t['group']}, startedBy {t['startedBy']}")
-tags = ", ".join(x["key"] + "=" + x["value"] for x in t["tags"])
-print(f"   tags: {tags}")
-command, names = " ".join(o["command"]), [e["name"] for e in o["environment"]]
-count = len(ecs.list_tasks(cluster="stage01", family="nightly-report")["taskArns"])
-print(f"   overrides: command {command}, environment {names} (values not shown)")
-print(f"   nightly-report tasks in the cluster: {count}")
+arns = ecs.list_tasks(cluster="stage01", family="nightly-report", desiredStatus="RUNNING")["taskArns"]
+for t in ecs.describe_tasks(cluster="stage01", tasks=arns, include=["TAGS"])["tasks"] if arns else []:
+    if t["taskArn"] == sys.argv[1]:
+        continue
+    o = t["overrides"]["containerOverrides"][0]
+    tags = ", ".join(x["key"] + "=" + x["value"] for x in t["tags"])
+    names = ", ".join(e["name"] for e in o.get("environment", []))
+    print(f"  world    re-run {t['taskArn'].rsplit('/', 1)[-1][:8]} {t['lastStatus']}, group {t['group']}, startedBy {t['startedBy']}")
+    print(f"           tags {tags}; overrides: command {' '.join(o['command'])}, environment {names} (values not shown)")
 PY
+story chapter "recovery: EventBridge delivers the same stopped task again"
+story step recovery "$work/job.json"
 
-echo
-echo "== 2. random is deployed onto a new revision, tagged autopilot:rollback=on, and that revision crash-loops"
+story chapter "recovery: random is deployed onto a revision that crash-loops (tagged autopilot:rollback=on)"
 v2=$("$py" - <<'PY'
 import boto3, json, time
 ecs, ddb = boto3.client("ecs"), boto3.client("dynamodb")
@@ -191,29 +160,21 @@ for pk, data in (("deployed", {"taskDefinition": v2, "previous": v1["taskDefinit
 print(v2)
 PY
 )
-rev=${v2##*/}
-show_service "after the deploy"
+show_service
 for n in 1 2 3; do
     task="arn:aws:ecs:us-east-1:123456789012:task/stage01/c0ffee00000000000000000000000${n}"
     event ecs-task-stopped-crash.json "taskArn=\"$task\"" "taskDefinitionArn=\"$v2\"" 'group="service:random"' \
         'startedBy="ecs-svc/5372941065883264127"' 'attachments=[]' 'containers=[{"name": "random", "exitCode": 1}]' >"$work/crash$n.json"
-    echo "-- $rev task ${task##*/} crashed (exit 1)"
-    "$invoke" recovery "$work/crash$n.json" | outcome
+    story step recovery "$work/crash$n.json"
 done
-show_service "after the crash loop"
+show_service
 
-echo
-echo "== 3. a random task fails its ELB health checks (folded into an earlier message if this scenario ran in the last 10 min)"
+story chapter "recovery: a random task fails its ELB health checks"
 tg=$("$py" -c 'import boto3; print(boto3.client("elbv2").describe_target_groups(Names=["random"])["TargetGroups"][0]["TargetGroupArn"])')
 event ecs-task-stopped-elb-health.json "stoppedReason=\"Task failed ELB health checks in (target-group $tg)\"" >"$work/elb.json"
-"$invoke" recovery "$work/elb.json" | outcome
-echo "   (moto's targets are always healthy: the unhealthy reason is shown by the mocked test in functions/recovery)"
+story step recovery "$work/elb.json"
+story say "(moto's targets are always healthy: the unhealthy reason is shown by a mocked test in functions/recovery)"
 
-echo
-echo "== 4. a scale-in stop (silent)"
+story chapter "recovery: a task stopped by a scale-in (normal: silent)"
 event ecs-task-stopped-scale-in.json >"$work/scale-in.json"
-"$invoke" recovery "$work/scale-in.json" | outcome
-
-echo
-echo "== notifications (SQS autopilot-notifications-inbox)"
-inbox
+story step recovery "$work/scale-in.json"
