@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from template_support import EVENTS_DIR, event_files, load_samconfig, load_template, resources_of_type
+from template_support import (
+    EVENTS_DIR,
+    Route,
+    event_files,
+    function_events,
+    load_samconfig,
+    load_template,
+    resources_of_type,
+    sam_transform,
+)
 
 
 @pytest.fixture(scope="session")
@@ -26,10 +35,17 @@ def stack_name(samconfig: dict[str, Any]) -> str:
 
 
 @pytest.fixture(scope="session")
-def rules(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    found = resources_of_type(template, "AWS::Events::Rule")
-    assert found, "template.yaml declares no AWS::Events::Rule"
+def routes(template: dict[str, Any]) -> dict[str, Route]:
+    """The functions' `Events` (SAM event sources), by "<Function>.<Event>"."""
+    found = function_events(template)
+    assert found, "no AWS::Serverless::Function of template.yaml has Events"
     return found
+
+
+@pytest.fixture(scope="session")
+def transformed(template: dict[str, Any]) -> dict[str, Any]:
+    """template.yaml after SAM's transform: the rules and permissions SAM generates."""
+    return sam_transform(template)
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,20 @@
 The template is read with a YAML loader that understands CloudFormation's short-form intrinsic
 functions (!Ref, !Sub, !GetAtt, !If, ...) and turns them into their long form ({"Ref": ...},
 {"Fn::Sub": ...}, {"Fn::GetAtt": [...]}), so tests look at the template itself, never a copy.
+
+EventBridge wiring lives in the functions' `Events` (SAM event sources). `function_events` reads it
+from the template as written; `sam_transform` runs SAM's own transform (samtranslator, which
+cfn-lint brings into .venv) offline, so tests can also check the AWS::Events::Rule and
+AWS::Lambda::Permission resources SAM generates from it (<Function><Event>, and
+<Function><Event>Permission).
 """
 
 from __future__ import annotations
 
+import copy
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +135,58 @@ def policy_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any
         elif res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             out += [(rid, st) for st in as_list(props["PolicyDocument"]["Statement"])]
     return out
+
+
+# SAM event source types that become an EventBridge rule on the default bus (the others, e.g.
+# ScheduleV2 = EventBridge Scheduler, would deliver another payload: see template.yaml's header).
+EVENTBRIDGE_EVENT_TYPES = ("EventBridgeRule", "Schedule")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One event of a function's `Events`: what SAM turns into one rule, one target, one permission."""
+
+    function_id: str
+    event_name: str
+    type: str
+    properties: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        """How tests name the route: "<Function>.<Event>" (e.g. DeployerFunction.ImagePush)."""
+        return f"{self.function_id}.{self.event_name}"
+
+    @property
+    def rule_id(self) -> str:
+        """Logical id of the AWS::Events::Rule SAM generates: <function-LogicalId><event-LogicalId>
+        (sam-specification-generated-resources-function.html)."""
+        return f"{self.function_id}{self.event_name}"
+
+
+def function_events(template: dict[str, Any]) -> dict[str, Route]:
+    """Every event of every AWS::Serverless::Function, by "<Function>.<Event>"."""
+    out = {}
+    for fid, res in resources_of_type(template, "AWS::Serverless::Function").items():
+        for name, event in (res.get("Properties", {}).get("Events") or {}).items():
+            route = Route(fid, name, event["Type"], event.get("Properties", {}))
+            out[route.id] = route
+    return out
+
+
+def sam_transform(template: dict[str, Any]) -> dict[str, Any]:
+    """The template after SAM's transform (AWS::Serverless-2016-10-31), offline: no AWS call, the
+    region is us-east-1 and the functions' local CodeUri is swapped for an S3 placeholder (the
+    transform accepts only S3 locations; `sam build`/`sam package` do the same swap)."""
+    import boto3  # noqa: PLC0415 - only the transform tests need these
+    from samtranslator.parser.parser import Parser  # noqa: PLC0415
+    from samtranslator.translator.translator import Translator  # noqa: PLC0415
+
+    fragment = copy.deepcopy(template)
+    globals_fn = fragment.get("Globals", {}).get("Function", {})
+    if globals_fn.get("CodeUri") == ".":
+        globals_fn["CodeUri"] = "s3://placeholder-bucket/ecs-autopilot.zip"
+    for res in fragment["Resources"].values():
+        if res.get("Type") == "AWS::Serverless::Function" and res.get("Properties", {}).get("CodeUri") == ".":
+            res["Properties"]["CodeUri"] = "s3://placeholder-bucket/ecs-autopilot.zip"
+    translator = Translator({}, Parser(), boto_session=boto3.session.Session(region_name="us-east-1"))
+    return translator.translate(fragment, parameter_values={})

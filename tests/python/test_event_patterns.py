@@ -1,7 +1,11 @@
 """Every sample event in events/ reaches exactly the EventBridge rules meant for it.
 
-The patterns come from template.yaml itself and are matched with moto's EventBridge matcher.
-EXPECTED is the single source of truth of which rule an event must reach: an event file without
+The wiring lives in the functions' `Events` (SAM event sources, see template.yaml): a route is one
+event of one function, named "<Function>.<Event>" here, which SAM turns into the AWS::Events::Rule
+<Function><Event> and the AWS::Lambda::Permission <Function><Event>Permission. The patterns come
+from template.yaml itself and are matched with moto's EventBridge matcher; the generated rules and
+permissions are read from SAM's own transform of the template (template_support.sam_transform).
+EXPECTED is the single source of truth of which route an event must reach: an event file without
 an entry here fails, and so does an entry whose file is gone.
 """
 
@@ -15,15 +19,17 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
-from template_support import event_files, resolve
+from template_support import EVENTBRIDGE_EVENT_TYPES, Route, as_list, event_files, resolve, resources_of_type
 
-DEPLOYER_PUSH = "DeployerImagePushRule"
-DEPLOYER_DEPLOYMENT = "DeployerDeploymentStateRule"
-RECOVERY_STOPPED = "RecoveryTaskStoppedRule"
-SCALER_ALARM = "ScalerAlarmStateRule"
-SCALER_PLACEMENT = "ScalerPlacementFailureRule"
+DEPLOYER_PUSH = "DeployerFunction.ImagePush"
+DEPLOYER_DEPLOYMENT = "DeployerFunction.DeploymentState"
+DEPLOYER_RECONCILE = "DeployerFunction.Reconcile"
+RECOVERY_STOPPED = "RecoveryFunction.TaskStopped"
+SCALER_ALARM = "ScalerFunction.AlarmState"
+SCALER_PLACEMENT = "ScalerFunction.PlacementFailure"
+SCALER_REEVALUATE = "ScalerFunction.Reevaluate"
 
-# events/ file -> the pattern rules (logical ids) it must match; every other rule must not match.
+# events/ file -> the pattern routes ("<Function>.<Event>") it must match; every other route must not match.
 EXPECTED: dict[str, set[str]] = {
     # ECR: successful pushes only, tagged or not (the deployer skips untagged pushes itself)
     "ecr-push-tagged.json": {DEPLOYER_PUSH},
@@ -70,41 +76,50 @@ EXPECTED: dict[str, set[str]] = {
     "schedule-reevaluate.json": set(),
 }
 
-# Scheduled events -> (schedule rule logical id, word its name must contain, target function)
-SCHEDULES: dict[str, tuple[str, str, str]] = {
-    "schedule-reconcile.json": ("DeployerReconcileRule", "reconcile", "DeployerFunction"),
-    "schedule-reevaluate.json": ("ScalerReevaluateRule", "reevaluate", "ScalerFunction"),
+# Scheduled events -> (schedule route, word its rule name must contain, its schedule parameter, target function)
+SCHEDULES: dict[str, tuple[str, str, str, str]] = {
+    "schedule-reconcile.json": (DEPLOYER_RECONCILE, "reconcile", "ReconcileSchedule", "DeployerFunction"),
+    "schedule-reevaluate.json": (SCALER_REEVALUATE, "reevaluate", "ReevaluateSchedule", "ScalerFunction"),
 }
 
-# Every rule of the template -> the function it must target
-RULE_TARGETS: dict[str, str] = {
+# Every route of the template -> the function it must target
+ROUTE_TARGETS: dict[str, str] = {
     DEPLOYER_PUSH: "DeployerFunction",
     DEPLOYER_DEPLOYMENT: "DeployerFunction",
-    "DeployerReconcileRule": "DeployerFunction",
+    DEPLOYER_RECONCILE: "DeployerFunction",
     RECOVERY_STOPPED: "RecoveryFunction",
     SCALER_ALARM: "ScalerFunction",
     SCALER_PLACEMENT: "ScalerFunction",
-    "ScalerReevaluateRule": "ScalerFunction",
+    SCALER_REEVALUATE: "ScalerFunction",
 }
+
+# EventBridge's retries of every route before the event goes to the dead-letter queue: 4 attempts
+# within an hour (docs/operations.md, alarms table: "4 retries within 1 hour").
+RETRY_POLICY = {"MaximumRetryAttempts": 4, "MaximumEventAgeInSeconds": 3600}
 
 ENVELOPE_KEYS = ["version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"]
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-def pattern_rules(rules: dict[str, dict[str, Any]], template: dict[str, Any], stack_name: str) -> dict[str, EventPattern]:
+def pattern_routes(routes: dict[str, Route], template: dict[str, Any], stack_name: str) -> dict[str, EventPattern]:
     out = {}
-    for rid, rule in rules.items():
-        pattern = rule["Properties"].get("EventPattern")
-        if pattern is None:
+    for rid, route in routes.items():
+        if route.type != "EventBridgeRule":
             continue
-        resolved = resolve(pattern, template, stack_name)
-        if isinstance(resolved, str):  # EventPattern may also be given as a JSON string
-            resolved = json.loads(resolved)
-        out[rid] = EventPattern.load(json.dumps(resolved))
+        pattern = route.properties.get("Pattern")
+        assert pattern is not None, f"{rid}: an EventBridgeRule without a Pattern"
+        out[rid] = load_pattern(pattern, template, stack_name)
     return out
 
 
-def matching_rules(event: dict[str, Any], patterns: dict[str, EventPattern]) -> set[str]:
+def load_pattern(pattern: Any, template: dict[str, Any], stack_name: str) -> EventPattern:
+    resolved = resolve(pattern, template, stack_name)
+    if isinstance(resolved, str):  # EventPattern may also be given as a JSON string
+        resolved = json.loads(resolved)
+    return EventPattern.load(json.dumps(resolved))
+
+
+def matching_routes(event: dict[str, Any], patterns: dict[str, EventPattern]) -> set[str]:
     return {rid for rid, pattern in patterns.items() if pattern.matches_event(event)}
 
 
@@ -119,30 +134,52 @@ def test_every_event_file_has_an_expectation_and_every_expectation_a_file() -> N
     assert not stale, f"EXPECTED entries without a file in events/: {stale}"
 
 
-def test_expectations_name_pattern_rules_of_the_template(rules, template, stack_name) -> None:
-    patterns = pattern_rules(rules, template, stack_name)
+def test_expectations_name_pattern_routes_of_the_template(routes, template, stack_name) -> None:
+    patterns = pattern_routes(routes, template, stack_name)
     named = set().union(*EXPECTED.values())
-    assert named <= patterns.keys(), f"EXPECTED names rules that are not pattern rules: {sorted(named - patterns.keys())}"
+    assert named <= patterns.keys(), f"EXPECTED names routes that are not pattern routes: {sorted(named - patterns.keys())}"
     unexercised = sorted(patterns.keys() - named)
-    assert not unexercised, f"pattern rules no sample event reaches: {unexercised}"
+    assert not unexercised, f"pattern routes no sample event reaches: {unexercised}"
 
 
 # ------------------------------------------------------------------ matching
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_event_matches_exactly_its_rules(name, events, rules, template, stack_name) -> None:
+def test_event_matches_exactly_its_routes(name, events, routes, template, stack_name) -> None:
     if name not in events:
         pytest.fail(f"events/{name} is missing")
-    patterns = pattern_rules(rules, template, stack_name)
-    got = matching_rules(events[name], patterns)
+    patterns = pattern_routes(routes, template, stack_name)
+    got = matching_routes(events[name], patterns)
     assert got == EXPECTED[name], f"{name}: matched {sorted(got)}, expected {sorted(EXPECTED[name])}"
 
 
-def test_matcher_is_not_vacuous(rules, template, stack_name, events) -> None:
+@pytest.mark.parametrize("route_id", sorted(ROUTE_TARGETS))
+def test_generated_rule_has_the_pattern_or_schedule_of_its_route(
+    route_id, routes, transformed, template, stack_name, events
+) -> None:
+    """The rule SAM deploys is the route as written: the table above, which reads the template's
+    `Events`, is about the rules that will exist. Every sample event is matched against the
+    generated rule's own pattern too."""
+    route = routes[route_id]
+    rule = transformed["Resources"].get(route.rule_id)
+    assert rule and rule["Type"] == "AWS::Events::Rule", f"{route_id}: SAM generated no rule {route.rule_id}"
+    props = rule["Properties"]
+    if route.type == "EventBridgeRule":
+        assert "ScheduleExpression" not in props
+        pattern = load_pattern(props["EventPattern"], template, stack_name)
+        got = {name for name, event in events.items() if pattern.matches_event(event)}
+        want = {name for name, routes_of in EXPECTED.items() if route_id in routes_of}
+        assert want and got == want, f"{route.rule_id} matches {sorted(got)}, expected {sorted(want)}"
+    else:
+        assert "EventPattern" not in props
+        assert props["ScheduleExpression"] == route.properties["Schedule"]
+
+
+def test_matcher_is_not_vacuous(routes, template, stack_name, events) -> None:
     """Guards the test itself: a pattern that matched everything (or nothing) would make the
     table above meaningless."""
-    patterns = pattern_rules(rules, template, stack_name)
+    patterns = pattern_routes(routes, template, stack_name)
     for rid, pattern in patterns.items():
         assert not pattern.matches_event({"source": "example.unrelated", "detail-type": "Nothing", "detail": {}}), rid
     crash = events["ecs-task-stopped-crash.json"]
@@ -193,46 +230,79 @@ def test_task_events_never_carry_tags_and_hide_a_secret_for_leak_tests(events) -
     assert secrets == {"canary-7f3a9c1e-env-secret-do-not-log"}
 
 
-# ------------------------------------------------------------------ rules and their targets
+# ------------------------------------------------------------------ routes, their rules and targets
 
 
-def test_every_rule_has_an_expected_target(rules) -> None:
-    assert set(rules) == set(RULE_TARGETS), (
-        f"rules without an entry in RULE_TARGETS: {sorted(set(rules) - set(RULE_TARGETS))}; "
-        f"entries without a rule: {sorted(set(RULE_TARGETS) - set(rules))}"
+def test_every_route_has_an_expected_target(routes) -> None:
+    assert set(routes) == set(ROUTE_TARGETS), (
+        f"routes without an entry in ROUTE_TARGETS: {sorted(set(routes) - set(ROUTE_TARGETS))}; "
+        f"entries without a route: {sorted(set(ROUTE_TARGETS) - set(routes))}"
     )
 
 
-@pytest.mark.parametrize("rule_id", sorted(RULE_TARGETS))
-def test_rule_targets_its_function_with_retries_and_a_dead_letter_queue(rule_id, rules, functions, template) -> None:
-    rule = rules[rule_id]["Properties"]
-    function_id = RULE_TARGETS[rule_id]
-    assert rule.get("State", "ENABLED") == "ENABLED"
-    assert ("EventPattern" in rule) != ("ScheduleExpression" in rule), f"{rule_id}: a pattern or a schedule, not both"
-    targets = rule.get("Targets", [])
-    assert len(targets) == 1, f"{rule_id}: expected one target, got {len(targets)}"
-    target = targets[0]
-    assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}, f"{rule_id} targets {target['Arn']}"
+def test_every_deployed_rule_and_permission_is_a_route(routes, transformed) -> None:
+    """Nothing reaches a function outside the table: the rules and Lambda permissions of the
+    deployed template are exactly those SAM generates from the routes (no hand-written rule or
+    permission, no event source of another kind)."""
+    rules = resources_of_type(transformed, "AWS::Events::Rule")
+    assert set(rules) == {r.rule_id for r in routes.values()}, sorted(rules)
+    permissions = resources_of_type(transformed, "AWS::Lambda::Permission")
+    assert set(permissions) == {f"{r.rule_id}Permission" for r in routes.values()}, sorted(permissions)
 
-    retry = target.get("RetryPolicy")
-    assert retry, f"{rule_id}: no RetryPolicy"
-    assert 0 < retry["MaximumRetryAttempts"] <= 185
-    assert 60 <= retry["MaximumEventAgeInSeconds"] <= 86400
 
-    dlq = target.get("DeadLetterConfig", {}).get("Arn")
-    assert dlq, f"{rule_id}: no DeadLetterConfig"
+@pytest.mark.parametrize("route_id", sorted(ROUTE_TARGETS))
+def test_route_targets_its_function_with_retries_and_a_dead_letter_queue(route_id, routes, functions, template) -> None:
+    route = routes[route_id]
+    function_id = ROUTE_TARGETS[route_id]
+    props = route.properties
+    assert route.function_id == function_id, f"{route_id} is an event of {route.function_id}"
+    assert route.type in EVENTBRIDGE_EVENT_TYPES, f"{route_id}: {route.type} is not an EventBridge rule"
+    assert props.get("State", "ENABLED") == "ENABLED" and props.get("Enabled", True) is True, f"{route_id} is disabled"
+    assert ("Pattern" in props) == (route.type == "EventBridgeRule"), f"{route_id}: a pattern for EventBridgeRule only"
+    assert ("Schedule" in props) == (route.type == "Schedule"), f"{route_id}: a schedule for Schedule only"
+    # the whole event reaches the function, from the default bus
+    for key in ("Input", "InputPath", "InputTransformer", "EventBusName"):
+        assert key not in props, f"{route_id}: {key} would change what reaches the function"
+
+    assert props.get("RetryPolicy") == RETRY_POLICY, f"{route_id}: RetryPolicy {props.get('RetryPolicy')}"
+
+    dlq = props.get("DeadLetterConfig", {})
+    assert set(dlq) == {"Arn"}, (
+        f"{route_id}: DeadLetterConfig {dlq}: name the function's queue by Arn (Type: SQS makes SAM "
+        "create another queue, without encryption, alarm or output)"
+    )
     function_dlq = functions[function_id]["Properties"].get("DeadLetterQueue", {}).get("TargetArn")
-    assert dlq == function_dlq, f"{rule_id}: dead letters go to {dlq}, the function's own to {function_dlq}"
-    queue_id = dlq["Fn::GetAtt"][0]
+    assert dlq["Arn"] == function_dlq, f"{route_id}: dead letters go to {dlq['Arn']}, the function's own to {function_dlq}"
+    queue_id = dlq["Arn"]["Fn::GetAtt"][0]
     assert template["Resources"][queue_id]["Type"] == "AWS::SQS::Queue"
 
 
-@pytest.mark.parametrize("rule_id", sorted(RULE_TARGETS))
-def test_rule_may_invoke_its_function(rule_id, template) -> None:
-    function_id = RULE_TARGETS[rule_id]
+@pytest.mark.parametrize("route_id", sorted(ROUTE_TARGETS))
+def test_generated_rule_targets_its_function_with_retries_and_a_dead_letter_queue(
+    route_id, routes, functions, transformed
+) -> None:
+    route = routes[route_id]
+    function_id = ROUTE_TARGETS[route_id]
+    rule = transformed["Resources"][route.rule_id]["Properties"]
+    assert rule.get("State", "ENABLED") == "ENABLED", f"{route.rule_id}: State {rule.get('State')}"
+    assert rule.get("EventBusName", "default") == "default"
+    targets = rule.get("Targets", [])
+    assert len(targets) == 1, f"{route.rule_id}: expected one target, got {len(targets)}"
+    target = targets[0]
+    assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}, f"{route.rule_id} targets {target['Arn']}"
+    assert not {"Input", "InputPath", "InputTransformer"} & target.keys(), target
+    assert target.get("RetryPolicy") == RETRY_POLICY, f"{route.rule_id}: RetryPolicy {target.get('RetryPolicy')}"
+    function_dlq = functions[function_id]["Properties"]["DeadLetterQueue"]["TargetArn"]
+    assert target.get("DeadLetterConfig") == {"Arn": function_dlq}, f"{route.rule_id}: {target.get('DeadLetterConfig')}"
+
+
+@pytest.mark.parametrize("route_id", sorted(ROUTE_TARGETS))
+def test_rule_may_invoke_its_function(route_id, routes, transformed) -> None:
+    function_id = ROUTE_TARGETS[route_id]
+    rule_id = routes[route_id].rule_id
     permissions = [
         r["Properties"]
-        for r in template["Resources"].values()
+        for r in transformed["Resources"].values()
         if r["Type"] == "AWS::Lambda::Permission"
         and r["Properties"].get("SourceArn") == {"Fn::GetAtt": [rule_id, "Arn"]}
     ]
@@ -243,40 +313,59 @@ def test_rule_may_invoke_its_function(rule_id, template) -> None:
     assert p["FunctionName"] in ({"Fn::GetAtt": [function_id, "Arn"]}, {"Ref": function_id})
 
 
-@pytest.mark.parametrize("rule_id", sorted(RULE_TARGETS))
-def test_rule_may_write_its_dead_letter_queue(rule_id, rules, template) -> None:
-    """EventBridge delivers to a target DLQ only if the queue policy allows the rule."""
-    queue = rules[rule_id]["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"]
+@pytest.mark.parametrize("route_id", sorted(ROUTE_TARGETS))
+def test_rule_may_write_its_dead_letter_queue(route_id, routes, transformed) -> None:
+    """EventBridge delivers to a target DLQ only if the queue policy allows the rule. The policy is
+    hand-written (SAM attaches none to a DeadLetterConfig given by Arn) and must name SAM's rule."""
+    route = routes[route_id]
+    queue = route.properties["DeadLetterConfig"]["Arn"]
+    rule_arn = {"Fn::GetAtt": [route.rule_id, "Arn"]}
     allowed = False
-    for r in template["Resources"].values():
+    for r in transformed["Resources"].values():
         if r["Type"] != "AWS::SQS::QueuePolicy":
             continue
         for st in r["Properties"]["PolicyDocument"]["Statement"]:
             if st["Effect"] != "Allow" or st.get("Principal") != {"Service": "events.amazonaws.com"}:
                 continue
-            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
-            sources = st.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn", [])
-            sources = sources if isinstance(sources, list) else [sources]
-            if "sqs:SendMessage" in st["Action"] and queue in resources and {"Fn::GetAtt": [rule_id, "Arn"]} in sources:
+            sources = as_list(st.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn", []))
+            if "sqs:SendMessage" in as_list(st["Action"]) and queue in as_list(st["Resource"]) and rule_arn in sources:
                 allowed = True
-    assert allowed, f"no queue policy lets {rule_id} send to {queue}"
+    assert allowed, f"no queue policy lets {route.rule_id} ({route_id}) send to {queue}"
+
+
+def test_dead_letter_queue_policy_names_only_deployed_rules(transformed) -> None:
+    """A source ARN in the queue policy that names no rule of the deployed template (a rule renamed
+    or gone) would fail the deployment or let nothing through."""
+    resources = transformed["Resources"]
+    for pid, r in resources_of_type(transformed, "AWS::SQS::QueuePolicy").items():
+        for st in r["Properties"]["PolicyDocument"]["Statement"]:
+            for source in as_list(st.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn", [])):
+                target = source["Fn::GetAtt"][0]
+                assert resources.get(target, {}).get("Type") == "AWS::Events::Rule", f"{pid}/{st.get('Sid')}: {source}"
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
-def test_scheduled_event_names_a_schedule_rule_of_its_function(name, events, rules, template, stack_name) -> None:
-    rule_id, word, function_id = SCHEDULES[name]
-    rule = rules[rule_id]["Properties"]
-    assert "ScheduleExpression" in rule
+def test_scheduled_event_names_a_schedule_rule_of_its_function(
+    name, events, routes, transformed, template, stack_name
+) -> None:
+    route_id, word, parameter, function_id = SCHEDULES[name]
+    route = routes[route_id]
+    assert route.type == "Schedule"
+    assert ROUTE_TARGETS[route_id] == function_id
+    assert route.properties["Schedule"] == {"Ref": parameter}
+    # The name and schedule of the rule SAM generates: SAM passes a Schedule event's `Name` on and
+    # ignores `RuleName` (which only EventBridgeRule events have); CloudFormation's own name for an
+    # unnamed rule (<stack>-ScalerFunctionReevaluate-<random>) has "Reevaluate", not "reevaluate".
+    rule = transformed["Resources"][route.rule_id]["Properties"]
     schedule = resolve(rule["ScheduleExpression"], template, stack_name)
     assert re.fullmatch(r"(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))", schedule), schedule
-    assert RULE_TARGETS[rule_id] == function_id
     rule_name = resolve(rule.get("Name"), template, stack_name)
-    assert rule_name and word in rule_name.lower(), f"{rule_id}: its name {rule_name!r} must contain {word!r}"
+    assert rule_name and word in rule_name, f"{route.rule_id}: its name {rule_name!r} must contain {word!r}"
     assert len(rule_name) <= 64
 
     event = events[name]
     assert event["source"] == "aws.events" and event["detail-type"] == "Scheduled Event"
     assert event["resources"] == [f"arn:aws:events:us-east-1:123456789012:rule/{rule_name}"]
     # the other schedule's word must not appear, so the two can be told apart
-    others = {w for _, w, _ in SCHEDULES.values()} - {word}
+    others = {w for _, w, _, _ in SCHEDULES.values()} - {word}
     assert not any(o in rule_name.lower() for o in others)

@@ -191,7 +191,11 @@ def test_function_shape(function_id, template) -> None:
     invoke = props["EventInvokeConfig"]
     assert 0 <= invoke["MaximumRetryAttempts"] <= 2
     assert 60 <= invoke["MaximumEventAgeInSeconds"] <= 21600
-    assert "Events" not in props, "wire events with AWS::Events::Rule resources (RetryPolicy, DeadLetterConfig)"
+    # EventBridge wiring: the function's own Events (SAM generates rules and permissions from them;
+    # every route is checked in test_event_patterns.py).
+    events = props.get("Events")
+    assert events, f"{function_id}: no Events (wire EventBridge through the function's Events)"
+    assert {e["Type"] for e in events.values()} <= {"EventBridgeRule", "Schedule"}, events
 
 
 def test_dead_letter_queues_are_one_per_function(template) -> None:
@@ -269,9 +273,12 @@ def test_state_table_keys_match_the_code(template) -> None:
     assert consts.get("ATTR_EXPIRES_AT") == p["TimeToLiveSpecification"]["AttributeName"]
 
 
-def test_queues_are_encrypted(template) -> None:
+def test_queues_are_encrypted(template, transformed) -> None:
     queues = resources_of_type(template, "AWS::SQS::Queue")
     assert len(queues) == len(FUNCTIONS)
+    # and SAM adds none (an event's DeadLetterConfig with Type: SQS would: a bare queue per event)
+    deployed = resources_of_type(transformed, "AWS::SQS::Queue")
+    assert deployed.keys() == queues.keys(), f"queues after SAM's transform: {sorted(deployed)}"
     for qid, q in queues.items():
         p = q["Properties"]
         assert p.get("SqsManagedSseEnabled") is True or p.get("KmsMasterKeyId"), qid
