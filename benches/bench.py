@@ -13,12 +13,21 @@ Figures and how each is taken:
   scaler an INSUFFICIENT_DATA alarm; without a state table (0 AWS calls, checked through the
   proxy's counters) and with one (2 DynamoDB calls to moto directly).
 - RSS after real work: deployer a real push (new tag per start) that deploys `random` in the seed
-  world; recovery a failed service task; scaler an OK→ALARM alarm (moto directly).
+  world; recovery a failed service task; scaler an OK→ALARM alarm (straight to moto, through a
+  hop of its own: see below).
 - fan-out: 500 services, 100 (over 50 families) running the pushed repository; one push event
   through target/release/invoke against the proxy (25 ms per call, ECS token buckets).
 - peer: one tag to 20 services, ecs-autopilot (one event) vs `ecs deploy CLUSTER SERVICE --tag v2
   --timeout -1` per service; each side in its own account (full token buckets), same proxy.
 - alarm: calls an OK→ALARM transition costs the scaler in the seed world (proxy counters).
+
+CloudWatch: the scaler's aws-sdk-cloudwatch speaks only Smithy RPC v2 CBOR, which moto does not
+serve, so every aws_proxy.py the functions reach moto through must translate it (--cbor-to-json).
+At start bench.py turns that on in the proxy (--proxy) and, through the TLS front, in the plain
+proxy behind it (--tls); the runs that go "straight to moto" use a proxy bench.py starts itself
+(no latency, no throttling, --cbor-to-json). Each endpoint must then answer a CloudWatch call in
+CBOR, or bench.py stops before measuring anything. The Python side (seed_world.py, worlds.py,
+boto3) speaks JSON 1.0 and keeps talking to moto itself. `--preflight-only` stops after that check.
 """
 
 from __future__ import annotations
@@ -30,11 +39,14 @@ import os
 import platform
 import random
 import shutil
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
 import zipfile
 from typing import Any
@@ -107,6 +119,83 @@ class Proxy:
 
     def config(self) -> dict:
         return self._call("GET", "/__proxy/config")
+
+
+# ------------------------------------------------------------------ CloudWatch's CBOR through the proxies
+
+CW_SERVICE = "GraniteServiceVersion20100801"
+AWS_PROXY = os.path.join(REPO, "tests/proxy/aws_proxy.py")
+
+
+def _open(url: str, data: bytes | None, headers: dict, cafile: str | None, method: str = "POST"):
+    ctx = ssl.create_default_context(cafile=cafile) if url.startswith("https://") else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=ctx) as r:
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+def cbor_ready(url: str, cafile: str | None = None) -> None:
+    """Turns on --cbor-to-json in the aws_proxy.py at URL (also through the TLS front, which
+    relays bytes), then checks that a CloudWatch call in Smithy RPC v2 CBOR, as the scaler's
+    aws-sdk-cloudwatch sends it, is answered in CBOR. Raises SystemExit otherwise."""
+    url = url.rstrip("/")
+    status, _, body = _open(url + "/__proxy/config", json.dumps({"cbor_to_json": True}).encode(),
+                            {"Content-Type": "application/json"}, cafile)
+    if status != 200:
+        raise SystemExit(f"bench: {url} cannot translate CloudWatch's CBOR (POST /__proxy/config "
+                         f"cbor_to_json answered {status}: {body[:300]!r}); is tests/proxy/aws_proxy.py "
+                         "current and cbor2 installed (tests/requirements.txt)?")
+    # an empty CBOR map: DescribeAlarms without filters; signed in form only (moto reads the scope)
+    status, hdrs, body = _open(f"{url}/service/{CW_SERVICE}/operation/DescribeAlarms", b"\xa0", {
+        "smithy-protocol": "rpc-v2-cbor", "Content-Type": "application/cbor", "Accept": "application/cbor",
+        "X-Amz-Date": "20260101T000000Z",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDBENCHPREFLIGHT/20260101/us-east-1/monitoring/aws4_request, "
+                         "SignedHeaders=host;x-amz-date, Signature=00"}, cafile)
+    if status != 200 or hdrs.get("content-type") != "application/cbor" or hdrs.get("smithy-protocol") != "rpc-v2-cbor":
+        raise SystemExit(f"bench: a CBOR DescribeAlarms through {url} got HTTP {status} {hdrs.get('content-type')!r}: "
+                         f"{body[:300]!r}")
+
+
+class DirectHop:
+    """aws_proxy.py in front of moto with no latency and no throttling, only --cbor-to-json: the
+    endpoint of the function runs that go straight to moto."""
+
+    def __init__(self, python: str, moto: str, log_path: str):
+        self.log = open(log_path, "w", encoding="utf-8")
+        self.proc = subprocess.Popen([python, AWS_PROXY, "--upstream", moto, "--port", "0", "--latency-ms", "0",
+                                      "--no-throttle", "--cbor-to-json"],
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line: list[str] = []
+        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(30)
+        if not line or not line[0].startswith("listening on "):
+            self.stop()
+            raise SystemExit(f"bench: the direct hop (aws_proxy.py --cbor-to-json) did not start: {line!r}; see {log_path}")
+        self.url = "http://" + line[0].split("listening on ", 1)[1].strip()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Every endpoint a function reaches moto through translates CloudWatch's CBOR."""
+    cbor_ready(args.proxy)
+    cbor_ready(args.moto_fn)
+    if args.tls:
+        cbor_ready(args.tls, args.tls_roots)
+    log(f"CloudWatch CBOR answered through the proxy {args.proxy}, the direct hop {args.moto_fn}"
+        + (f" and the TLS front {args.tls}" if args.tls else ""))
 
 
 def counts(stats: dict) -> dict[str, dict[str, int]]:
@@ -320,13 +409,13 @@ def rss_after_work(args: argparse.Namespace, world: dict) -> dict:
         digest = worlds.push_image(w, "random", tag)
         ev = worlds.push_event(world["account"], "random", tag, digest, event_id="@ID@")
         write_json(pattern.replace("{run}", str(run)), ev)
-    env = world_env(world, args.moto, "stage01")
-    r = coldstart(args, "deployer", [pattern], env, args.deploy_runs, args.moto, "rss-deployer")
+    env = world_env(world, args.moto_fn, "stage01")
+    r = coldstart(args, "deployer", [pattern], env, args.deploy_runs, args.moto_fn, "rss-deployer")
     r["deployed_runs"] = None
     res["deployer"] = r
     for fn, name in WORK_EVENTS.items():
         ev = write_json(os.path.join(args.work, f"work-{fn}.json"), for_account(event_file(name), world["account"]))
-        res[fn] = coldstart(args, fn, [ev], env, args.deploy_runs, args.moto, f"rss-{fn}")
+        res[fn] = coldstart(args, fn, [ev], env, args.deploy_runs, args.moto_fn, f"rss-{fn}")
     for fn, r in res.items():
         log(f"{fn}: peak RSS after real work {r['peak_rss_kb']['median'] / 1024:.1f} MiB "
             f"(invocation errors {r['invocation_errors']}; sample {str(r.get('sample_outcome'))[:120]})")
@@ -600,14 +689,28 @@ def main() -> int:
     ap.add_argument("--no-rt", action="store_true", help="run the cold-start tool at normal priority (default: chrt -f 50 when root)")
     ap.add_argument("--invoke-env", action="append", default=[], metavar="K=V",
                     help="extra environment for the invoke runs (fan-out, peer, alarm), e.g. an experiment's switch")
+    ap.add_argument("--preflight-only", action="store_true",
+                    help="set up the proxies for CloudWatch's CBOR, check every endpoint, and stop (measures nothing)")
     args = ap.parse_args()
     args.invoke_env = dict(kv.split("=", 1) for kv in args.invoke_env)
     args.work = args.work or tempfile.mkdtemp(prefix="ecs-autopilot-bench.")
     os.makedirs(args.work, exist_ok=True)
+    log(f"work directory {args.work}")
+    hop = DirectHop(args.python, args.moto, os.path.join(args.work, "direct-hop.log"))
+    try:
+        args.moto_fn = hop.url
+        preflight(args)
+        if args.preflight_only:
+            return 0
+        return measure(args)
+    finally:
+        hop.stop()
+
+
+def measure(args: argparse.Namespace) -> int:
     only = set(args.only.split(","))
     proxy = Proxy(args.proxy)
     proxy.configure(latency_ms=args.latency_ms, throttle=True, fault_rate=0, drop_rate=0)
-    log(f"work directory {args.work}")
     r: dict[str, Any] = {"machine": machine()}
     t0 = time.monotonic()
     if "sizes" in only:

@@ -13,7 +13,10 @@ moto URL and, on the way, emulates what makes real AWS different from moto:
 * call counting per service and action, with a static "mutating" classification;
 * optionally (``--validate record|refuse``), a check of every request against AWS's API model
   (model_check.py: botocore's service models), so that what AWS would refuse and moto accepts
-  is recorded, or refused the way AWS refuses it.
+  is recorded, or refused the way AWS refuses it;
+* optionally (``--cbor-to-json``), Smithy RPC v2 CBOR requests to CloudWatch (what the Rust
+  aws-sdk-cloudwatch sends) forwarded as the AWS JSON 1.0 requests moto serves, and moto's JSON
+  answers turned back into CBOR (rpcv2.py, directed by botocore's shapes).
 
 Control endpoints (never delayed, throttled or faulted):
   GET  /__proxy/stats    counters (see README.md)
@@ -23,8 +26,9 @@ Control endpoints (never delayed, throttled or faulted):
   GET  /__proxy/violations[?account=AKID]   requests that break the API model
   POST /__proxy/violations/clear            forget them (reset keeps them)
 
-Python 3.11 standard library only; ``--validate`` also needs botocore and regex (imported only
-when validation is turned on). Run ``python3 aws_proxy.py --help``.
+Python 3.11 standard library only; ``--validate`` also needs botocore and regex (and cbor2 to
+check CBOR bodies), ``--cbor-to-json`` botocore and cbor2: each imported only when turned on.
+Run ``python3 aws_proxy.py --help``.
 """
 
 from __future__ import annotations
@@ -140,6 +144,7 @@ class Config:
     upstream_timeout: float = 30.0
     buckets: dict = field(default_factory=lambda: json.loads(json.dumps(DEFAULT_BUCKETS)))
     validate: str = "off"              # "off" | "record" | "refuse" (see model_check.py)
+    cbor_to_json: bool = False         # translate rpc-v2-cbor CloudWatch calls (see rpcv2.py)
 
     def public(self) -> dict:
         return {
@@ -149,6 +154,7 @@ class Config:
             "drops_for": self.drops_for, "fault_key": self.fault_key,
             "drop_mode": self.drop_mode, "upstream_timeout": self.upstream_timeout,
             "buckets": self.buckets, "validate": self.validate,
+            "cbor_to_json": self.cbor_to_json,
         }
 
 
@@ -156,16 +162,31 @@ FAULT_KINDS = {"throttle", "500", "503"}
 VALIDATE_MODES = ("off", "record", "refuse")
 
 _model_check = None
+_rpcv2 = None
+
+
+def _import_here(name: str):
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    return __import__(name)
+
+
+def load_rpcv2():
+    """Imports rpcv2 (next to this file), botocore and cbor2; raises ImportError."""
+    global _rpcv2
+    if _rpcv2 is None:
+        mod = _import_here("rpcv2")
+        mod.Translator().ensure_available()
+        _rpcv2 = mod
+    return _rpcv2
 
 
 def load_model_check():
     """Imports model_check (next to this file) and botocore/regex; raises ImportError."""
     global _model_check
     if _model_check is None:
-        here = os.path.dirname(os.path.abspath(__file__))
-        if here not in sys.path:
-            sys.path.insert(0, here)
-        import model_check
+        model_check = _import_here("model_check")
         model_check.ModelChecker().ensure_available()
         _model_check = model_check
     return _model_check
@@ -214,6 +235,15 @@ def validate_update(cfg: Config, upd: dict) -> list[str]:
                         errs.append(f"'validate' needs botocore and regex: {e}")
                         continue
                 new.validate = v
+            elif k == "cbor_to_json":
+                assert isinstance(v, bool)
+                if v:
+                    try:
+                        load_rpcv2()
+                    except ImportError as e:
+                        errs.append(f"'cbor_to_json' needs botocore and cbor2: {e}")
+                        continue
+                new.cbor_to_json = v
             elif k == "buckets":
                 assert isinstance(v, dict)
                 for name, spec in v.items():
@@ -281,8 +311,9 @@ def classify(method: str, path: str, headers, body: bytes) -> CallInfo:
 
     rp = RPCV2_RE.match(parsed.path)
     if rp:
-        if not service:
-            service = TARGET_SERVICES.get(rp.group(1), rp.group(1))
+        if not service:  # {serviceName} may also be the absolute shape id, "#" written "."
+            name = rp.group(1).rpartition(".")[2]
+            service = TARGET_SERVICES.get(name, rp.group(1))
         return CallInfo(service, rp.group(2), "rpcv2", account, region)
 
     action = None
@@ -326,6 +357,8 @@ def matches(filters: list | None, info: CallInfo) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Error bodies, per protocol
 # ---------------------------------------------------------------------------------------------
+# The proxy's own CBOR answers are written here, with the standard library only, so that faults
+# and refusals answer rpc-v2-cbor calls in CBOR without cbor2.
 def _cbor_text(s: str) -> bytes:
     b = s.encode()
     n = len(b)
@@ -333,13 +366,31 @@ def _cbor_text(s: str) -> bytes:
         head = bytes([0x60 | n])
     elif n < 256:
         head = bytes([0x78, n])
-    else:
+    elif n < 65536:
         head = bytes([0x79]) + struct.pack(">H", n)
+    else:
+        head = bytes([0x7A]) + struct.pack(">I", n)
     return head + b
 
 
 def _cbor_map(d: dict[str, str]) -> bytes:
+    assert len(d) < 24
     return bytes([0xA0 | len(d)]) + b"".join(_cbor_text(k) + _cbor_text(v) for k, v in d.items())
+
+
+# Smithy RPC v2 CBOR answers: "Every response for the rpcv2Cbor protocol MUST contain a
+# Smithy-Protocol header with the value of rpc-v2-cbor", errors are a map with "__type" and
+# "message", and "Responses ... SHOULD NOT contain the X-Amzn-ErrorType header" (smithy-lang/
+# smithy, docs/source-2.0/additional-specs/protocols/smithy-rpc-v2-cbor.rst; see rpcv2.py).
+def _rpcv2_error(code: str, message: str, rid: str, extra: list | None = None):
+    hdrs = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor"),
+            ("x-amzn-RequestId", rid)] + (extra or [])
+    return hdrs, _cbor_map({"__type": code, "message": message})
+
+
+# Services with the awsQueryCompatible trait: their JSON/CBOR errors also carry
+# "x-amzn-query-error: <Query code>;<Sender|Receiver>", from which the SDKs take the code.
+QUERY_COMPATIBLE = {"monitoring"}
 
 
 ERRORS = {
@@ -365,9 +416,7 @@ def error_response(kind: str, info: CallInfo, headers) -> tuple[int, list, bytes
         hdrs = [("Content-Type", ctype), ("x-amzn-RequestId", rid),
                 ("x-amzn-ErrorType", json_code)]
     elif info.protocol == "rpcv2":
-        body = _cbor_map({"__type": json_code, "message": message})
-        hdrs = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor"),
-                ("x-amzn-RequestId", rid), ("x-amzn-ErrorType", json_code)]
+        hdrs, body = _rpcv2_error(json_code, message, rid)
     elif info.protocol == "ec2":
         body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
                 f"<Code>{query_code if kind != 'throttle' else 'RequestLimitExceeded'}</Code>"
@@ -384,9 +433,14 @@ def error_response(kind: str, info: CallInfo, headers) -> tuple[int, list, bytes
 
 
 def validation_response(info: CallInfo, headers, message: str) -> tuple[int, list, bytes]:
-    """HTTP 400 as AWS answers a request that breaks the API model (JSON or Query protocol)."""
+    """HTTP 400 as AWS answers a request that breaks the API model (JSON, RPC v2 CBOR or Query
+    protocol)."""
     rid = str(uuid.uuid4())
-    if info.protocol == "json":
+    if info.protocol == "rpcv2":
+        extra = ([("x-amzn-query-error", "ValidationError;Sender")]
+                 if info.service in QUERY_COMPATIBLE else [])
+        hdrs, body = _rpcv2_error("ValidationException", message, rid, extra)
+    elif info.protocol == "json":
         ctype = _header(headers, "Content-Type") or "application/x-amz-json-1.1"
         if "json" not in ctype:
             ctype = "application/json"
@@ -418,6 +472,7 @@ class State:
         self.violations: list[dict] = []
         self.violations_log = violations_log
         self._checker = None
+        self._translator = None
         self.reset()
 
     def reset(self) -> None:
@@ -468,6 +523,13 @@ class State:
                 if self._checker is None:
                     self._checker = load_model_check().ModelChecker()
         return self._checker
+
+    def translator(self):
+        if self._translator is None:
+            with self.vlock:
+                if self._translator is None:
+                    self._translator = load_rpcv2().Translator()
+        return self._translator
 
     def check_request(self, info: CallInfo, headers, body: bytes, path: str) -> list:
         query = urllib.parse.urlsplit(path).query
@@ -689,13 +751,14 @@ class ProxyHandler(BaseHTTPRequestHandler):
         return self._send_json(404, {"error": f"no control endpoint {self.command} {path}"})
 
     # -- proxying --------------------------------------------------------------------------
-    def _forward(self, body: bytes):
+    def _forward(self, body: bytes, path: str | None = None, headers=None):
+        """Sends the request (or ``path``/``headers``/``body`` in its place) to moto."""
         host, port = self.upstream
         conn = http.client.HTTPConnection(host, port, timeout=self.state.cfg.upstream_timeout)
         try:
-            conn.putrequest(self.command, self.path, skip_host=True,
+            conn.putrequest(self.command, path or self.path, skip_host=True,
                             skip_accept_encoding=True)
-            for k, v in self.headers.items():
+            for k, v in (self.headers.items() if headers is None else headers):
                 if k.lower() in HOP_BY_HOP or k.lower() == "content-length":
                     continue
                 conn.putheader(k, v)
@@ -754,14 +817,49 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 time.sleep(half)
             return self._send(status, hdrs, ebody)
 
+        # --cbor-to-json: an rpc-v2-cbor call to a service rpcv2.py knows goes to moto as AWS
+        # JSON 1.0, and moto's answer comes back as CBOR (the SDK cannot tell).
+        jreq = None
+        if info.protocol == "rpcv2" and cfg.cbor_to_json:
+            rp = RPCV2_RE.match(urllib.parse.urlsplit(self.path).path)
+            tr = st.translator()
+            try:
+                jreq = tr.request(rp.group(1), rp.group(2), self.headers.items(), body)
+            except KeyError:  # a service it does not translate: forwarded unchanged
+                jreq = None
+            except Exception as e:  # noqa: BLE001 - answered, never a dropped connection
+                st.count(info, "errors")
+                if isinstance(e, load_rpcv2().TranslationError):  # the service's answer to it
+                    status, code, msg = 400, e.code, e.message
+                else:
+                    status, code, msg = 500, "ProxyTranslationError", f"{type(e).__name__}: {e}"
+                hdrs, ebody = _rpcv2_error(code, msg, str(uuid.uuid4()))
+                if half:
+                    time.sleep(half)
+                return self._send(status, hdrs, ebody)
+
         try:
-            status, reason, hdrs, data = self._forward(body)
+            if jreq is None:
+                status, reason, hdrs, data = self._forward(body)
+            else:
+                status, reason, hdrs, data = self._forward(jreq.body, jreq.path, jreq.headers)
         except (OSError, http.client.HTTPException) as e:
             st.count(info, "errors")
-            msg = json.dumps({"__type": "ProxyUpstreamError",
-                              "message": f"upstream {self.upstream}: {e!r}"}).encode()
-            return self._send(502, [("Content-Type", "application/json")], msg)
+            msg = f"upstream {self.upstream}: {e!r}"
+            if info.protocol == "rpcv2":
+                ehdrs, ebody = _rpcv2_error("ProxyUpstreamError", msg, str(uuid.uuid4()))
+                return self._send(502, ehdrs, ebody)
+            ebody = json.dumps({"__type": "ProxyUpstreamError", "message": msg}).encode()
+            return self._send(502, [("Content-Type", "application/json")], ebody)
         st.count(info, "forwarded")
+        if jreq is not None:
+            try:
+                status, hdrs, data = st.translator().response(jreq, status, hdrs, data)
+            except Exception as e:  # noqa: BLE001 - a bug here must not drop the connection
+                hdrs, data = _rpcv2_error("ProxyTranslationError", f"{type(e).__name__}: {e}",
+                                          str(uuid.uuid4()))
+                status = 502
+            reason = None
         if status >= 400:
             st.count(info, "errors")
 
@@ -850,6 +948,9 @@ def main(argv=None) -> int:
                         "violations, or also refuse the request as AWS would (HTTP 400)")
     p.add_argument("--violations-log", metavar="FILE", default=None,
                    help="append each model violation to FILE as one JSON line")
+    p.add_argument("--cbor-to-json", action="store_true",
+                   help="forward Smithy RPC v2 CBOR calls to CloudWatch as AWS JSON 1.0 (what "
+                        "moto serves) and answer them in CBOR (needs botocore and cbor2)")
     p.add_argument("--verbose", action="store_true")
     a = p.parse_args(argv)
 
@@ -858,7 +959,8 @@ def main(argv=None) -> int:
                  "fault_rate": a.fault_rate, "drop_rate": a.drop_after_forward_rate,
                  "fault_kinds": [k for k in a.fault_kinds.split(",") if k],
                  "fault_key": a.fault_key, "drop_mode": a.drop_mode,
-                 "upstream_timeout": a.upstream_timeout, "validate": a.validate}
+                 "upstream_timeout": a.upstream_timeout, "validate": a.validate,
+                 "cbor_to_json": a.cbor_to_json}
     if a.seed is not None:
         upd["seed"] = a.seed
     faults_for = [x for x in a.faults_for.split(",") if x] if a.faults_for else None
@@ -874,6 +976,9 @@ def main(argv=None) -> int:
     if cfg.validate != "off":  # load the common models now rather than on the first calls
         checker = srv.RequestHandlerClass.state.checker()
         threading.Thread(target=checker.warm, daemon=True).start()
+    if cfg.cbor_to_json:
+        threading.Thread(target=srv.RequestHandlerClass.state.translator().warm,
+                         daemon=True).start()
 
     def stop(*_):
         threading.Thread(target=srv.shutdown, daemon=True).start()

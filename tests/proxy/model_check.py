@@ -11,14 +11,17 @@ Rules, walking the operation's input shape:
   match (``regex.fullmatch``), which is how AWS services enforce them in practice;
 * blobs: ``min``/``max`` in bytes (after base64 decoding); lists and maps: ``min``/``max``
   items; numbers: ``min``/``max``;
-* the JSON/query type of every value; members the shape does not have ("unknown member");
+* the JSON/query/CBOR type of every value; members the shape does not have ("unknown member");
 * a few documented limits the models lack (``DOCUMENTED`` and the ECS tag rules below).
 
-Protocols: awsJson 1.0/1.1 (``X-Amz-Target``) and query (form-encoded ``Action=...``).
-EC2's query dialect, rpc-v2-cbor, REST and services without a model here are not checked;
-they are counted in ``ModelChecker.unchecked``.
+Protocols: awsJson 1.0/1.1 (``X-Amz-Target``), query (form-encoded ``Action=...``) and Smithy
+RPC v2 CBOR (``/service/S/operation/Op``: the body decoded with cbor2 and checked like a JSON
+one, except that a timestamp is CBOR tag 1 over a number (a bare number passes too), a blob a
+byte string, and a float may be any CBOR number). A gzip/deflate ``Content-Encoding`` is undone
+first. EC2's query dialect, REST and services without a model here are not checked; they are
+counted in ``ModelChecker.unchecked``.
 
-botocore and regex are imported on first use, so importing this module costs nothing.
+botocore, regex and cbor2 are imported on first use, so importing this module costs nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import re
+import sys
 import threading
 import urllib.parse
 from collections import Counter
@@ -212,10 +217,11 @@ class _Edge:
 
 
 class _Ctx:
-    __slots__ = ("service", "operation", "out")
+    __slots__ = ("service", "operation", "out", "cbor")
 
-    def __init__(self, service: str, operation: str):
+    def __init__(self, service: str, operation: str, cbor: bool = False):
         self.service, self.operation, self.out = service, operation, []
+        self.cbor = cbor  # values decoded from CBOR (bytes for blobs, tag 1 for timestamps)
 
     def add(self, path: str, value, rule: str, what: str, absent: bool = False) -> None:
         vr = None if absent else _short_repr(value)
@@ -237,7 +243,21 @@ class _Trie:
 
 
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
-               float: "number", type(None): "null"}
+               float: "number", type(None): "null", bytes: "byte string",
+               bytearray: "byte string"}
+
+
+def _rpcv2_module():
+    """rpcv2.py, next to this file (its CBOR decoding; imports cbor2 only when decoding)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import rpcv2
+    return rpcv2
+
+
+def _is_tag1(v) -> bool:
+    return getattr(v, "tag", None) == 1 and hasattr(v, "value")
 
 
 class ModelChecker:
@@ -401,8 +421,17 @@ class ModelChecker:
             return self._unchecked(service, action)
 
     def _check(self, service, action, protocol, headers, body: bytes, query: str):
-        if protocol not in ("json", "query"):  # ec2, rpcv2 (CBOR), rest, control
+        if protocol not in ("json", "query", "rpcv2"):  # ec2, rest, control
             return self._unchecked(service, action)
+        encoding = _header(headers, "Content-Encoding")
+        if encoding and body:  # the SDKs gzip large PutMetricData bodies (requestCompression)
+            try:
+                body = _rpcv2_module()._decompress(body, encoding)
+            except Exception as e:  # noqa: BLE001 - zlib.error, OSError, EOFError, ValueError
+                ctx = _Ctx(SIGNING_TO_MODEL.get(service, service), action)
+                ctx.add("(body)", body[:60], "unparseable body",
+                        f"cannot be decoded as Content-Encoding {encoding} ({e})")
+                return ctx.out
         pairs = None
         if protocol == "query":
             pairs, err = _parse_form(body, query)
@@ -417,9 +446,20 @@ class ModelChecker:
         node = self._op_node(name, action)
         if node is None:  # an operation this model does not have (or a newer one)
             return self._unchecked(service, action)
-        ctx = _Ctx(name, action)
+        ctx = _Ctx(name, action, cbor=protocol == "rpcv2")
 
-        if protocol == "json":
+        if protocol == "rpcv2":
+            try:
+                value = _rpcv2_module().decode(body)
+            except ImportError as e:  # cbor2 missing: cannot read it
+                with self._stats_lock:
+                    self.checker_errors[f"{service}:{action}: cbor2 is not installed: {e}"] += 1
+                return self._unchecked(service, action)
+            except ValueError as e:
+                ctx.add("(body)", body[:60], "unparseable body",
+                        f"cannot be parsed as CBOR ({e})")
+                return ctx.out
+        elif protocol == "json":
             try:
                 value = json.loads(body) if body.strip() else {}
             except (ValueError, RecursionError) as e:
@@ -623,7 +663,7 @@ class ModelChecker:
                 return self._type(v, t, path, ctx)
             self._range(v, node, path, ctx)
         elif t in ("float", "double"):
-            if isinstance(v, str) and v in ("NaN", "Infinity", "-Infinity"):
+            if not ctx.cbor and isinstance(v, str) and v in ("NaN", "Infinity", "-Infinity"):
                 return
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 return self._type(v, t, path, ctx)
@@ -632,15 +672,25 @@ class ModelChecker:
             if not isinstance(v, bool):
                 return self._type(v, "boolean", path, ctx)
         elif t == "timestamp":
-            if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            if ctx.cbor:  # rpcv2Cbor: "tag 1 (epoch-based date/time)" over an integer or float
+                x = v.value if _is_tag1(v) else v
+                if isinstance(x, bool) or not isinstance(x, (int, float)):
+                    return self._type(v, "timestamp (CBOR tag 1 over a number)", path, ctx)
+            elif isinstance(v, bool) or not isinstance(v, (int, float, str)):
                 return self._type(v, "timestamp", path, ctx)
         elif t == "blob":
-            if not isinstance(v, str):
+            if ctx.cbor:  # rpcv2Cbor: "Major type 2 (byte string)"
+                if not isinstance(v, (bytes, bytearray)):
+                    return self._type(v, "blob (CBOR byte string)", path, ctx)
+                n = len(v)
+            elif not isinstance(v, str):
                 return self._type(v, "blob (base64 string)", path, ctx)
-            try:
-                n = len(base64.b64decode(v, validate=True))
-            except (binascii.Error, ValueError):
-                return ctx.add(path, v, "type blob", "is not base64 (a blob is sent as base64)")
+            else:
+                try:
+                    n = len(base64.b64decode(v, validate=True))
+                except (binascii.Error, ValueError):
+                    return ctx.add(path, v, "type blob",
+                                   "is not base64 (a blob is sent as base64)")
             if node.min is not None and n < node.min:
                 ctx.add(path, v, f"min size {node.min} bytes",
                         f"is smaller than {node.min} bytes ({n})")

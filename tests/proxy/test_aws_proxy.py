@@ -5,6 +5,7 @@ Run: .venv/bin/python -m pytest tests/proxy -q
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import json
 import os
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +25,8 @@ from pathlib import Path
 
 import boto3
 import botocore.exceptions
+import botocore.model
+import cbor2
 import pytest
 from botocore.config import Config
 from botocore.retries.standard import ThrottledRetryableChecker
@@ -130,7 +134,7 @@ def control(url: str, path: str, body: dict | None = None) -> dict:
 DEFAULTS = {"latency_ms": 25, "throttle": True, "fault_rate": 0.0, "drop_rate": 0.0,
             "seed": 7, "faults_for": None, "drops_for": None,
             "fault_kinds": ["throttle", "500", "503"], "fault_key": "sequence",
-            "drop_mode": "close", "buckets": aws_proxy.DEFAULT_BUCKETS}
+            "drop_mode": "close", "buckets": aws_proxy.DEFAULT_BUCKETS, "cbor_to_json": False}
 
 
 @pytest.fixture
@@ -600,3 +604,333 @@ def test_validate_config_and_clear(validating, proxy):
         "count": 0, "violations": [], "unchecked": {}, "uncompilable": [], "rewritten": [],
         "checker_errors": {}}
     assert control(proxy, "/__proxy/stats")["totals"]["violations"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# --cbor-to-json: Smithy RPC v2 CBOR (the Rust aws-sdk-cloudwatch) in front of moto's JSON 1.0
+# ---------------------------------------------------------------------------------------------
+CW = "GraniteServiceVersion20100801"
+
+
+@pytest.fixture
+def cbor_client(monkeypatch):
+    """make(url, key=None, validation=True): a botocore CloudWatch client that speaks Smithy RPC
+    v2 CBOR, as aws-sdk-cloudwatch does (botocore 1.44.8 can, and prefers JSON 1.0 unless told
+    otherwise: the protocol is picked when the client is made). ``client.sent`` lists the
+    (path, headers) of what it sent."""
+    def make(url: str, key: str | None = None, validation: bool = True, **config):
+        cfg = Config(retries={"total_max_attempts": 1}, parameter_validation=validation, **config)
+        with monkeypatch.context() as m:
+            m.setattr(botocore.model, "PRIORITY_ORDERED_SUPPORTED_PROTOCOLS",
+                      ("smithy-rpc-v2-cbor", *botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS))
+            c = boto3.session.Session().client(
+                "cloudwatch", endpoint_url=url, region_name=REGION,
+                aws_secret_access_key="secret", config=cfg,
+                aws_access_key_id=key or "AKIDCBOR" + uuid.uuid4().hex[:8].upper())
+        assert c.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"
+        c.sent = []
+        c.meta.events.register("before-send", lambda request, **_: c.sent.append(
+            (urllib.parse.urlsplit(request.url).path,
+             {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()})))
+        return c
+    return make
+
+
+@pytest.fixture(scope="module")
+def cbor_proxy(moto_url):
+    """A proxy of its own as scripts/test's suite proxy will run: --cbor-to-json, --validate
+    refuse, no latency."""
+    proc, url = start_proxy(moto_url, "--cbor-to-json", "--validate", "refuse",
+                            "--latency-ms", "0", "--no-throttle")
+    yield url
+    errors = stop_proxy(proc)
+    assert "Traceback" not in errors, errors
+
+
+@pytest.fixture
+def cbor(cbor_proxy):
+    control(cbor_proxy, "/__proxy/config", {"fault_rate": 0.0, "drop_rate": 0.0,
+                                            "validate": "refuse", "cbor_to_json": True})
+    control(cbor_proxy, "/__proxy/reset", {})
+    return cbor_proxy
+
+
+def raw_cbor(url: str, op: str, params: dict | bytes, key: str = "AKIDRAWCBOR",
+             service: str = CW, headers: dict | None = None):
+    """A hand-made rpc-v2-cbor call (signed in form only: moto reads the credential scope and
+    never checks the signature). Returns (status, headers, body decoded with tags kept)."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    body = params if isinstance(params, bytes) else cbor2.dumps(params)
+    conn.request("POST", f"/service/{service}/operation/{op}", body=body, headers={
+        "smithy-protocol": "rpc-v2-cbor", "Content-Type": "application/cbor",
+        "Accept": "application/cbor", "X-Amz-Date": "20260101T000000Z",
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={key}/20260101/{REGION}/monitoring/"
+                         "aws4_request, SignedHeaders=host;x-amz-date, Signature=00",
+        **(headers or {})})
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    hdrs = {k.lower(): v for k, v in r.getheaders()}
+    value = cbor2.loads(data, semantic_decoders={1: lambda v, _i: cbor2.CBORTag(1, v)}) \
+        if data and "cbor" in hdrs.get("content-type", "") else data
+    return r.status, hdrs, value
+
+
+def alarm_args(name: str, **extra) -> dict:
+    return {"AlarmName": name, "MetricName": "CPUUtilization", "Namespace": "AWS/ECS",
+            "Statistic": "Average", "Period": 60, "EvaluationPeriods": 1, "Threshold": 70,
+            "ComparisonOperator": "GreaterThanThreshold", **extra}
+
+
+def test_cbor_client_creates_describes_and_lists_tags(cbor, cbor_client):
+    cw = cbor_client(cbor)
+    name = uniq("cbor-alarm")
+    cw.put_metric_alarm(**alarm_args(name, Tags=[{"Key": "autopilot:scale",
+                                                  "Value": "stage01/api"}]))
+    path, hdrs = cw.sent[-1]
+    assert path == f"/service/{CW}/operation/PutMetricAlarm"
+    assert hdrs["smithy-protocol"] == "rpc-v2-cbor" and "X-Amz-Target" not in hdrs
+
+    alarms = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    assert [a["AlarmName"] for a in alarms] == [name]
+    a = alarms[0]
+    assert a["Threshold"] == 70.0 and a["EvaluationPeriods"] == 1
+    assert a["StateValue"] == "INSUFFICIENT_DATA" or a["StateValue"] == "OK"
+    assert isinstance(a["StateUpdatedTimestamp"], dt.datetime)
+    assert abs(a["StateUpdatedTimestamp"].timestamp() - time.time()) < 3600 * 24 * 366
+
+    tags = cw.list_tags_for_resource(ResourceARN=a["AlarmArn"])["Tags"]
+    assert tags == [{"Key": "autopilot:scale", "Value": "stage01/api"}]
+
+    # counted as the CloudWatch operations, forwarded once each
+    acts = control(cbor, "/__proxy/stats")["actions"]
+    for op in ("PutMetricAlarm", "DescribeAlarms", "ListTagsForResource"):
+        assert (acts[f"monitoring:{op}"]["calls"], acts[f"monitoring:{op}"]["forwarded"],
+                acts[f"monitoring:{op}"]["errors"]) == (1, 1, 0), op
+    assert acts["monitoring:PutMetricAlarm"]["mutating"] is True
+    # and checked against the model, not counted unchecked
+    assert not any(k.startswith("monitoring:")
+                   for k in control(cbor, "/__proxy/violations")["unchecked"])
+
+
+def test_cbor_answers_on_the_wire(cbor, cbor_client):
+    key = "AKIDWIRE" + uuid.uuid4().hex[:8].upper()
+    name = uniq("cbor-wire")
+    cbor_client(cbor, key=key).put_metric_alarm(**alarm_args(name))
+    status, hdrs, body = raw_cbor(cbor, "DescribeAlarms", {"AlarmNames": [name]}, key=key)
+    assert status == 200
+    assert hdrs["content-type"] == "application/cbor"
+    assert hdrs["smithy-protocol"] == "rpc-v2-cbor"
+    assert "x-amzn-requestid" in hdrs and "x-amzn-errortype" not in hdrs
+    a = body["MetricAlarms"][0]
+    ts = a["StateUpdatedTimestamp"]
+    assert isinstance(ts, cbor2.CBORTag) and ts.tag == 1 and isinstance(ts.value, (int, float))
+    assert isinstance(a["Threshold"], float) and isinstance(a["Period"], int)
+    assert None not in a.values()
+
+    # a Unit output: no body, no Content-Type
+    status, hdrs, body = raw_cbor(cbor, "SetAlarmState", {
+        "AlarmName": name, "StateValue": "ALARM", "StateReason": "test"}, key=key)
+    assert (status, body) == (200, b"")
+    assert "content-type" not in hdrs and hdrs["smithy-protocol"] == "rpc-v2-cbor"
+
+
+def test_cbor_get_metric_data_timestamps(cbor, cbor_client):
+    cw = cbor_client(cbor)
+    ns = uniq("Autopilot")
+    t0 = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0) - dt.timedelta(
+        minutes=5)
+    cw.put_metric_data(Namespace=ns, MetricData=[
+        {"MetricName": "m", "Value": 2, "Timestamp": t0},
+        {"MetricName": "m", "Value": 3.5, "Timestamp": t0 + dt.timedelta(minutes=1)}])
+    query = {"MetricDataQueries": [{"Id": "q", "MetricStat": {
+        "Metric": {"Namespace": ns, "MetricName": "m"}, "Period": 60, "Stat": "Sum"}}],
+        "StartTime": t0 - dt.timedelta(minutes=1), "EndTime": t0 + dt.timedelta(minutes=3),
+        "ScanBy": "TimestampAscending"}
+    r = cw.get_metric_data(**query)["MetricDataResults"][0]
+    assert r["Timestamps"] == [t0, t0 + dt.timedelta(minutes=1)]
+    assert r["Values"] == [2.0, 3.5]
+    # on the wire: each timestamp a tag 1
+    wire = {**query, "StartTime": cbor2.CBORTag(1, int(query["StartTime"].timestamp())),
+            "EndTime": cbor2.CBORTag(1, query["EndTime"].timestamp() + 0.5)}
+    status, _, body = raw_cbor(cbor, "GetMetricData", wire)
+    assert status == 200
+    stamps = body["MetricDataResults"][0]["Timestamps"]
+    assert stamps == [cbor2.CBORTag(1, int(t0.timestamp())),
+                      cbor2.CBORTag(1, int(t0.timestamp()) + 60)]
+
+
+def test_cbor_errors(cbor, cbor_client):
+    cw = cbor_client(cbor)
+    missing = f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:{uniq('missing')}"
+    # TagResource on a missing alarm: moto's ResourceNotFoundException, in CBOR
+    with pytest.raises(botocore.exceptions.ClientError) as ei:
+        cw.tag_resource(ResourceARN=missing, Tags=[{"Key": "k", "Value": "v"}])
+    err = ei.value.response
+    assert err["Error"]["Code"] == "ResourceNotFoundException"
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 404
+    status, hdrs, body = raw_cbor(cbor, "TagResource", {"ResourceARN": missing,
+                                                         "Tags": [{"Key": "k", "Value": "v"}]})
+    assert status == 404 and hdrs["content-type"] == "application/cbor"
+    assert body["__type"] == "com.amazonaws.cloudwatch#ResourceNotFoundException"
+    assert isinstance(body["message"], str)
+    assert hdrs["x-amzn-query-error"] == "ResourceNotFoundException;Sender"
+
+    # SetAlarmState on a missing alarm: the code the SDKs take from x-amzn-query-error
+    with pytest.raises(botocore.exceptions.ClientError) as ei:
+        cw.set_alarm_state(AlarmName=uniq("missing"), StateValue="ALARM", StateReason="x")
+    assert ei.value.response["Error"]["Code"] == "ResourceNotFound"
+    assert ei.value.response["Error"]["Type"] == "Sender"
+
+    # moto answers ListTagsForResource for a missing alarm with no tags (AWS: 404
+    # ResourceNotFoundException); the proxy passes on what moto says
+    assert cw.list_tags_for_resource(ResourceARN=missing)["Tags"] == []
+
+    # an operation moto lacks (HTML 500) and a body that is not CBOR
+    with pytest.raises(botocore.exceptions.ClientError) as ei:
+        cw.describe_alarm_history()
+    assert ei.value.response["Error"]["Code"] == "ProxyTranslationError"
+    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    # a body that is not CBOR: with --validate refuse the model check refuses it first (AWS
+    # validates before anything else), else the translation answers SerializationException
+    status, _, body = raw_cbor(cbor, "DescribeAlarms", b"\xa1")
+    assert status == 400 and body["__type"] == "ValidationException"
+    assert "cannot be parsed as CBOR" in body["message"]
+    control(cbor, "/__proxy/config", {"validate": "off"})
+    status, _, body = raw_cbor(cbor, "DescribeAlarms", b"\xa1")
+    assert status == 400 and body["__type"] == "SerializationException"
+    acts = control(cbor, "/__proxy/stats")["actions"]
+    assert acts["monitoring:DescribeAlarms"]["forwarded"] == 0  # never reached moto
+    assert acts["monitoring:DescribeAlarms"]["errors"] == 1  # the SerializationException
+    assert acts["monitoring:TagResource"]["errors"] == 2
+
+
+def test_cbor_validation_refuse_answers_in_cbor(cbor, cbor_client):
+    key = "AKIACBORREFUSE" + uuid.uuid4().hex[:6].upper()
+    cw = cbor_client(cbor, key=key, validation=False)  # botocore would refuse MaxRecords 0
+    with pytest.raises(botocore.exceptions.ClientError) as ei:
+        cw.describe_alarms(StateValue="NOPE", MaxRecords=0)
+    err = ei.value.response
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 400
+    # CloudWatch's model: ValidationException, query code ValidationError
+    assert err["Error"]["Code"] == "ValidationError"
+    assert err["Error"]["QueryErrorCode"] == "ValidationException"
+    assert err["Error"]["Message"].startswith("cloudwatch DescribeAlarms: ")
+    found = control(cbor, f"/__proxy/violations?account={key}")
+    assert sorted(v["member"] for v in found["violations"]) == ["MaxRecords", "StateValue"]
+    assert all(v["refused"] and v["service"] == "cloudwatch" for v in found["violations"])
+    st = control(cbor, "/__proxy/stats")["actions"]["monitoring:DescribeAlarms"]
+    assert (st["calls"], st["forwarded"]) == (1, 0)
+
+    status, hdrs, body = raw_cbor(cbor, "ListTagsForResource", {"ResourceARN": ""}, key=key)
+    assert status == 400 and hdrs["smithy-protocol"] == "rpc-v2-cbor"
+    assert body["__type"] == "ValidationException" and "ResourceARN" in body["message"]
+
+
+def test_cbor_faults_drops_and_throttles_answer_in_cbor(cbor, cbor_client, moto_url):
+    cw = cbor_client(cbor)
+    control(cbor, "/__proxy/config", {"fault_rate": 1.0, "fault_kinds": ["500"]})
+    name = uniq("cbor-fault")
+    with pytest.raises(botocore.exceptions.ClientError) as ei:
+        cw.put_metric_alarm(**alarm_args(name))
+    assert ei.value.response["Error"]["Code"] == "InternalFailure"
+    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    control(cbor, "/__proxy/config", {"fault_kinds": ["throttle"]})
+    status, hdrs, body = raw_cbor(cbor, "DescribeAlarms", {})
+    assert (status, body["__type"]) == (400, "ThrottlingException")
+    assert hdrs["content-type"] == "application/cbor" and "x-amzn-errortype" not in hdrs
+    with pytest.raises(botocore.exceptions.ClientError) as ei:
+        cw.describe_alarms()
+    assert ei.value.response["Error"]["Code"] == "ThrottlingException"
+    # nothing reached moto
+    direct = client(moto_url, "cloudwatch")  # botocore's JSON 1.0, straight to moto
+    assert direct.describe_alarms(AlarmNames=[name])["MetricAlarms"] == []
+
+    # a drop after forwarding: moto has the alarm, the client no answer
+    control(cbor, "/__proxy/config", {"fault_rate": 0.0, "drop_rate": 1.0,
+                                      "drops_for": ["PutMetricAlarm"]})
+    with pytest.raises((botocore.exceptions.ConnectionClosedError,
+                        botocore.exceptions.ConnectionError,
+                        botocore.exceptions.HTTPClientError)):
+        cw.put_metric_alarm(**alarm_args(name))
+    assert [a["AlarmName"] for a in direct.describe_alarms(AlarmNames=[name])["MetricAlarms"]] \
+        == [name]
+    acts = control(cbor, "/__proxy/stats")["actions"]
+    assert acts["monitoring:PutMetricAlarm"]["faults"] == 1
+    assert acts["monitoring:PutMetricAlarm"]["dropped"] == 1
+    assert acts["monitoring:DescribeAlarms"]["faults"] == 2
+    control(cbor, "/__proxy/config", {"drop_rate": 0.0, "drops_for": None})
+
+
+def test_cbor_gzip_body(cbor, cbor_client):
+    cw = cbor_client(cbor, request_min_compression_size_bytes=1)
+    ns = uniq("Gzip")
+    cw.put_metric_data(Namespace=ns, MetricData=[{"MetricName": "m", "Value": 1.0}])
+    assert cw.sent[-1][1].get("Content-Encoding") == "gzip"
+    assert {"Namespace": ns, "MetricName": "m", "Dimensions": []} in cw.list_metrics(
+        Namespace=ns)["Metrics"]
+
+
+def test_cbor_chain_only_the_last_hop_translates(cbor, cbor_client, moto_url):
+    """SDK -> aws_proxy (faults) -> aws_proxy --cbor-to-json --validate refuse -> moto, as in
+    the Rust tests (with moto_compat between them, which passes CBOR bodies through)."""
+    proc, front = start_proxy(cbor, "--latency-ms", "0", "--validate", "record")
+    try:
+        cw = cbor_client(front)
+        name = uniq("cbor-chain")
+        cw.put_metric_alarm(**alarm_args(name))
+        assert [a["AlarmName"] for a in cw.describe_alarms(AlarmNames=[name])["MetricAlarms"]] \
+            == [name]
+        control(front, "/__proxy/config", {"fault_rate": 1.0, "fault_kinds": ["503"]})
+        with pytest.raises(botocore.exceptions.ClientError) as ei:
+            cw.describe_alarms(AlarmNames=[name])
+        assert ei.value.response["Error"]["Code"] == "ServiceUnavailable"
+        for url in (front, cbor):
+            acts = control(url, "/__proxy/stats")["actions"]
+            assert acts["monitoring:PutMetricAlarm"]["forwarded"] == 1, url
+        assert control(front, "/__proxy/stats")["actions"]["monitoring:DescribeAlarms"][
+            "calls"] == 2
+        assert control(cbor, "/__proxy/stats")["actions"]["monitoring:DescribeAlarms"][
+            "calls"] == 1
+        # the front hop checks CBOR too (record) without translating it
+        assert control(front, "/__proxy/config")["cbor_to_json"] is False
+        assert control(front, "/__proxy/violations")["count"] == 0
+    finally:
+        errors = stop_proxy(proc)
+    assert "Traceback" not in errors, errors
+
+
+def test_cbor_to_json_off_passes_cbor_through(proxy, cbor_client):
+    """The default: rpc-v2-cbor goes to moto unchanged (which answers 404), and it can be turned
+    on at run time."""
+    control(proxy, "/__proxy/config", {"latency_ms": 0})
+    assert control(proxy, "/__proxy/config")["cbor_to_json"] is False
+    status, _, _ = raw_cbor(proxy, "DescribeAlarms", {})
+    assert status == 404
+    assert control(proxy, "/__proxy/config", {"cbor_to_json": True})["cbor_to_json"] is True
+    status, hdrs, body = raw_cbor(proxy, "DescribeAlarms", {})
+    assert status == 200 and "MetricAlarms" in body
+    # the absolute shape id form of {serviceName} is accepted too
+    status, _, body = raw_cbor(proxy, "DescribeAlarms", {},
+                               service="com.amazonaws.cloudwatch." + CW)
+    assert status == 200 and "MetricAlarms" in body
+    acts = control(proxy, "/__proxy/stats")["actions"]
+    assert acts["monitoring:DescribeAlarms"]["calls"] == 3
+    for bad in ({"cbor_to_json": "yes"}, {"cbor_to_json": 1}):
+        req = urllib.request.Request(proxy + "/__proxy/config", data=json.dumps(bad).encode(),
+                                     method="POST")
+        with pytest.raises(urllib.error.HTTPError) as ei:
+            urllib.request.urlopen(req, timeout=5)
+        assert ei.value.code == 400
+
+
+def test_cbor_upstream_down_answers_in_cbor():
+    proc, url = start_proxy("http://127.0.0.1:9", "--latency-ms", "0", "--cbor-to-json",
+                            "--upstream-timeout", "2")
+    try:
+        status, hdrs, body = raw_cbor(url, "DescribeAlarms", {})
+        assert status == 502 and body["__type"] == "ProxyUpstreamError"
+        assert hdrs["smithy-protocol"] == "rpc-v2-cbor"
+    finally:
+        stop_proxy(proc)

@@ -5,6 +5,8 @@ Run: .venv/bin/python -m pytest tests/proxy -q
 
 from __future__ import annotations
 
+import datetime as dt
+import gzip
 import json
 import random
 import sys
@@ -195,6 +197,97 @@ def test_cloudwatch_json_1_0(checker):
 
 
 # ---------------------------------------------------------------------------------------------
+# Smithy RPC v2 CBOR (the Rust aws-sdk-cloudwatch): decoded, then checked like JSON
+# ---------------------------------------------------------------------------------------------
+CBOR_HEADERS = {"smithy-protocol": "rpc-v2-cbor", "Content-Type": "application/cbor",
+                "Accept": "application/cbor"}
+
+
+def cw_cbor(checker, op: str, params, headers=None, raw: bytes | None = None):
+    import cbor2
+    body = raw if raw is not None else cbor2.dumps(params)
+    return checker.check("monitoring", op, "rpcv2", headers or CBOR_HEADERS, body)
+
+
+def test_cloudwatch_rpcv2_cbor_is_checked(checker):
+    import botocore.serialize
+    import botocore.session
+    import cbor2
+    model = botocore.session.get_session().get_service_model("cloudwatch")
+    ser = botocore.serialize.create_serializer("smithy-rpc-v2-cbor")
+    # what an SDK sends (timestamps as tag 1) passes
+    req = ser.serialize_to_request({
+        "MetricDataQueries": [{"Id": "q", "MetricStat": {
+            "Metric": {"Namespace": "AWS/ECS", "MetricName": "CPUUtilization"},
+            "Period": 60, "Stat": "Average"}}],
+        "StartTime": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+        "EndTime": dt.datetime(2026, 1, 1, 0, 10, 0, 250000, tzinfo=dt.timezone.utc)},
+        model.operation_model("GetMetricData"))
+    assert checker.check("monitoring", "GetMetricData", "rpcv2", req["headers"],
+                         req["body"]) == []
+    assert cw_cbor(checker, "DescribeAlarms", {"AlarmNames": ["a"], "MaxRecords": 100}) == []
+    assert cw_cbor(checker, "ListTagsForResource", {
+        "ResourceARN": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:a"}) == []
+    # what AWS refuses
+    found = cw_cbor(checker, "DescribeAlarms", {"StateValue": "NOPE", "MaxRecords": 0,
+                                                "Bogus": 1, "AlarmNames": ["x" * 256]})
+    assert sorted((v.service, v.member, v.rule.split(" [")[0]) for v in found) == [
+        ("cloudwatch", "AlarmNames[0]", "max length 255"),
+        ("cloudwatch", "Bogus", "unknown member"),
+        ("cloudwatch", "MaxRecords", "min value 1"), ("cloudwatch", "StateValue", "enum")]
+    assert found[0].message.startswith("cloudwatch DescribeAlarms: ")
+    # null and undefined count as absent
+    found = cw_cbor(checker, "ListTagsForResource", None, raw=b"\xa1\x6bResourceARN\xf7")
+    assert [(v.member, v.rule) for v in found] == [("ResourceARN", "required")]
+    found = cw_cbor(checker, "ListTagsForResource", {"ResourceARN": None})
+    assert [(v.member, v.rule) for v in found] == [("ResourceARN", "required")]
+
+
+def test_cloudwatch_rpcv2_cbor_types(checker):
+    import cbor2
+    base = {"MetricDataQueries": [{"Id": "q", "Expression": "SUM(METRICS())"}]}
+    ok = cw_cbor(checker, "GetMetricData", {**base, "StartTime": cbor2.CBORTag(1, 1767225600),
+                                            "EndTime": 1767226200.5})  # a bare number passes
+    assert ok == []
+    found = cw_cbor(checker, "GetMetricData", {**base, "StartTime": "2026-01-01T00:00:00Z",
+                                               "EndTime": cbor2.CBORTag(0, "2026-01-01")})
+    assert [(v.member, v.rule) for v in found] == [
+        ("StartTime", "type timestamp (CBOR tag 1 over a number)"),
+        ("EndTime", "type timestamp (CBOR tag 1 over a number)")]
+    # a string where a structure member wants a string is fine; bytes are not
+    found = cw_cbor(checker, "DescribeAlarms", {"AlarmNames": [b"a"], "MaxRecords": "5"})
+    assert [(v.member, v.rule) for v in found] == [("AlarmNames[0]", "type string"),
+                                                   ("MaxRecords", "type integer")]
+    assert "not a byte string" in found[0].message
+    # a double may be any CBOR number
+    metric = {"MetricName": "m", "Timestamp": cbor2.CBORTag(1, 1767225600)}
+    assert cw_cbor(checker, "PutMetricData", {"Namespace": "N", "MetricData": [
+        {**metric, "Value": 2}, {**metric, "Value": 2.5}]}) == []
+    found = cw_cbor(checker, "PutMetricData", {"Namespace": "N", "MetricData": [
+        {**metric, "Value": "NaN"}]})
+    assert [(v.member, v.rule) for v in found] == [("MetricData[0].Value", "type double")]
+
+
+def test_cloudwatch_rpcv2_cbor_unreadable_and_compressed(checker):
+    import cbor2
+    for body in (b"\xa1", b"\xa0\x00", b"\xff"):
+        found = cw_cbor(checker, "DescribeAlarms", None, raw=body)
+        assert [v.rule for v in found] == ["unparseable body"]
+        assert "cannot be parsed as CBOR" in found[0].message
+    found = cw_cbor(checker, "DescribeAlarms", None, raw=b"\x82\x01\x02")
+    assert [(v.member, v.rule) for v in found] == [("(request)", "type structure")]
+    # gzip (requestCompression on PutMetricData): undone before the check
+    body = gzip.compress(cbor2.dumps({"Namespace": "N", "MetricData": [{"MetricName": "m"}],
+                                      "Nope": 1}))
+    found = cw_cbor(checker, "PutMetricData", None, {**CBOR_HEADERS, "Content-Encoding": "gzip"},
+                    raw=body)
+    assert [(v.member, v.rule) for v in found] == [("Nope", "unknown member")]
+    found = cw_cbor(checker, "PutMetricData", None, {**CBOR_HEADERS, "Content-Encoding": "gzip"},
+                    raw=b"\xa0")
+    assert [v.rule for v in found] == ["unparseable body"]
+
+
+# ---------------------------------------------------------------------------------------------
 # Query protocol
 # ---------------------------------------------------------------------------------------------
 SNS_V = "2010-03-31"
@@ -291,13 +384,15 @@ def test_unchecked_protocols_and_services():
     assert c.check("ec2", "RunInstances", "ec2", {},
                    b"Action=RunInstances&Version=2016-11-15&MinCount=x&Bogus=1") == []
     assert c.check("ec2", "RunInstances", "ec2", {}, b"Action=RunInstances") == []
-    assert c.check("monitoring", "PutMetricData", "rpcv2", {}, b"\xa0") == []
     assert c.check("ssm", "GetParameter", "json", {"X-Amz-Target": "AmazonSSM.GetParameter"},
                    b"{}") == []
     assert c.check("ecs", "NoSuchOperation", "json",
                    {"X-Amz-Target": f"{ECS}.NoSuchOperation"}, b"{}") == []
-    assert c.stats()["unchecked"] == {"ec2:RunInstances": 2, "monitoring:PutMetricData": 1,
-                                      "ssm:GetParameter": 1, "ecs:NoSuchOperation": 1}
+    assert c.check("monitoring", "NoSuchOperation", "rpcv2", {}, b"\xa0") == []
+    assert c.check("ecs", "GET /x", "rest", {}, b"") == []
+    assert c.stats()["unchecked"] == {"ec2:RunInstances": 2, "ssm:GetParameter": 1,
+                                      "ecs:NoSuchOperation": 1,
+                                      "monitoring:NoSuchOperation": 1, "ecs:GET /x": 1}
     c.clear()
     assert c.stats()["unchecked"] == {}
 
@@ -320,7 +415,7 @@ def test_garbage_never_raises(checker):
     rnd = random.Random(1)
     calls = [("ecs", "RegisterTaskDefinition", "json"), ("dynamodb", "PutItem", "json"),
              ("sns", "Publish", "query"), ("autoscaling", "SetDesiredCapacity", "query"),
-             ("monitoring", "PutMetricData", "json")]
+             ("monitoring", "PutMetricData", "json"), ("monitoring", "PutMetricData", "rpcv2")]
     samples = [b"", b"[]", b"null", b"1", b'"s"', b"{}", b'{"a":', b"&&&", b"=", b"a.b.c=1",
                b"a..b=1", b"MessageAttributes.entry.x.Name=1", b"Tags.member.0.Key=1",
                b'{"containerDefinitions": [null, 1, "x", {"name": {}}]}',
