@@ -11,12 +11,17 @@
 #                               and keep ECS tasks RUNNING (manual state transitions); sets MOTO_PID
 #   stop_moto [PID]             stop the server that start_moto started, or PID (no-op when none)
 #   moto_answers PORT           exit 0 when a moto server answers on 127.0.0.1:PORT
-#   start_model_proxy UPSTREAM LOG VIOLATIONS
-#                               start tests/proxy/aws_proxy.py in front of UPSTREAM (moto), checking every
-#                               request against AWS's API model (--validate refuse) and appending each
-#                               request AWS would refuse to VIOLATIONS (JSON lines); sets PROXY_PID and
+#   start_aws_proxy UPSTREAM LOG PORT [ARGS...]
+#                               start tests/proxy/aws_proxy.py in front of UPSTREAM (moto) on 127.0.0.1:PORT
+#                               (0: any free port) with the test bed's corrections (--moto-compat: task
+#                               containers' numbers, RunTask's clientToken; --cbor-to-json: CloudWatch's
+#                               protocol) and ARGS; no latency, no throttling. Sets PROXY_PID and
 #                               PROXY_ENDPOINT
-#   stop_model_proxy            stop it (no-op when none)
+#   start_model_proxy UPSTREAM LOG VIOLATIONS
+#                               start_aws_proxy that also checks every request against AWS's API model
+#                               (--validate refuse), appending each request AWS would refuse to VIOLATIONS
+#                               (JSON lines): scripts/test's endpoint
+#   stop_model_proxy            stop the proxy started here (no-op when none)
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export REPO
@@ -167,21 +172,27 @@ PROXY_PID="${PROXY_PID:-}"
 PROXY_ENDPOINT="${PROXY_ENDPOINT:-}"
 
 start_model_proxy() {
-    local upstream="$1" logfile="$2" violations="$3" i addr=""
+    local upstream="$1" logfile="$2" violations="$3"
+    start_aws_proxy "$upstream" "$logfile" 0 --validate refuse --violations-log "$violations"
+}
+
+start_aws_proxy() {
+    local upstream="$1" logfile="$2" port="$3" i addr=""
+    shift 3
     local py="$REPO/.venv/bin/python" out
     mkdir -p "$(dirname "$logfile")"
     out="$logfile.stdout"
     : >"$out"
-    # No latency, no throttling: only the model check (per-test proxies add the rest).
-    setsid "$py" "$REPO/tests/proxy/aws_proxy.py" --upstream "$upstream" --port 0 --latency-ms 0 --no-throttle \
-        --validate refuse --violations-log "$violations" >"$out" 2>"$logfile" </dev/null &
+    # No latency, no throttling: per-test proxies add those where a test wants them.
+    setsid "$py" "$REPO/tests/proxy/aws_proxy.py" --upstream "$upstream" --port "$port" --latency-ms 0 --no-throttle \
+        --moto-compat --cbor-to-json "$@" >"$out" 2>"$logfile" </dev/null &
     PROXY_PID=$!
     export PROXY_PID
     for ((i = 0; i < 150; i++)); do # 30 s: the first start loads botocore
         addr="$(sed -n 's/^listening on //p' "$out" | head -n 1)"
         [[ -n "$addr" ]] && break
         if ! kill -0 "$PROXY_PID" 2>/dev/null; then
-            _log "start_model_proxy: aws_proxy.py exited at start; last lines of $logfile:"
+            _log "start_aws_proxy: aws_proxy.py exited at start; last lines of $logfile:"
             tail -n 20 "$logfile" >&2 || true
             PROXY_PID=""
             return 1
@@ -189,7 +200,7 @@ start_model_proxy() {
         sleep 0.2
     done
     if [[ -z "$addr" ]]; then
-        _log "start_model_proxy: aws_proxy.py did not start within 30 s"
+        _log "start_aws_proxy: aws_proxy.py did not start within 30 s"
         stop_model_proxy
         return 1
     fi

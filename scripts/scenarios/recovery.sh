@@ -10,67 +10,7 @@
 set -euo pipefail
 py=.venv/bin/python
 work=$(mktemp -d)
-proxy_pid=""
-cleanup() {
-    [[ -n "$proxy_pid" ]] && kill "$proxy_pid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# moto 5.2.1 answers a task's containers with "cpu": 0 as a JSON number where ECS sends a string,
-# and the Rust SDK refuses to parse such DescribeTasks/RunTask answers. The functions' ECS calls
-# go through this loopback proxy (AWS_ENDPOINT_URL_ECS), which turns those numbers into strings.
-"$py" - "$AWS_ENDPOINT_URL" "$work/proxy.port" <<'PY' &
-import http.client, http.server, json, sys, urllib.parse
-upstream = urllib.parse.urlparse(sys.argv[1])
-
-def fix(v):
-    if isinstance(v, dict):
-        for k, c in v.items():
-            if k == "containers" and isinstance(c, list):
-                for x in c:
-                    for f in ("cpu", "memory", "memoryReservation"):
-                        if isinstance(x, dict) and isinstance(x.get(f), (int, float)) and not isinstance(x.get(f), bool):
-                            x[f] = str(x[f])
-            fix(c)
-    elif isinstance(v, list):
-        for c in v:
-            fix(c)
-
-class Proxy(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "content-length")}
-        conn.request("POST", self.path, body=body, headers=headers)
-        r = conn.getresponse()
-        data = r.read()
-        try:
-            doc = json.loads(data)
-            fix(doc)
-            data = json.dumps(doc).encode()
-        except ValueError:
-            pass
-        self.send_response(r.status)
-        for k, v in r.getheaders():
-            if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-    do_GET = do_POST
-
-    def log_message(self, *args):
-        pass
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-open(sys.argv[2], "w").write(str(server.server_address[1]))
-server.serve_forever()
-PY
-proxy_pid=$!
-for _ in $(seq 50); do [[ -s "$work/proxy.port" ]] && break; sleep 0.1; done
-[[ -s "$work/proxy.port" ]] || { echo "recovery scenario: the ECS compatibility proxy did not start" >&2; exit 1; }
-export AWS_ENDPOINT_URL_ECS="http://127.0.0.1:$(cat "$work/proxy.port")"
+trap 'rm -rf "$work"' EXIT
 
 story() { "$py" scripts/scenarios/story.py "$@"; }
 

@@ -145,6 +145,7 @@ class Config:
     buckets: dict = field(default_factory=lambda: json.loads(json.dumps(DEFAULT_BUCKETS)))
     validate: str = "off"              # "off" | "record" | "refuse" (see model_check.py)
     cbor_to_json: bool = False         # translate rpc-v2-cbor CloudWatch calls (see rpcv2.py)
+    moto_compat: bool = False          # correct moto's ECS where SDKs cannot parse it (moto_compat.py)
 
     def public(self) -> dict:
         return {
@@ -154,7 +155,7 @@ class Config:
             "drops_for": self.drops_for, "fault_key": self.fault_key,
             "drop_mode": self.drop_mode, "upstream_timeout": self.upstream_timeout,
             "buckets": self.buckets, "validate": self.validate,
-            "cbor_to_json": self.cbor_to_json,
+            "cbor_to_json": self.cbor_to_json, "moto_compat": self.moto_compat,
         }
 
 
@@ -235,6 +236,9 @@ def validate_update(cfg: Config, upd: dict) -> list[str]:
                         errs.append(f"'validate' needs botocore and regex: {e}")
                         continue
                 new.validate = v
+            elif k == "moto_compat":
+                assert isinstance(v, bool)
+                new.moto_compat = v
             elif k == "cbor_to_json":
                 assert isinstance(v, bool)
                 if v:
@@ -473,6 +477,11 @@ class State:
         self.violations_log = violations_log
         self._checker = None
         self._translator = None
+        here = os.path.dirname(os.path.abspath(__file__))
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        import moto_compat
+        self.compat = moto_compat.MotoCompat()
         self.reset()
 
     def reset(self) -> None:
@@ -838,6 +847,18 @@ class ProxyHandler(BaseHTTPRequestHandler):
                     time.sleep(half)
                 return self._send(status, hdrs, ebody)
 
+        # --moto-compat: a RunTask repeating an answered clientToken gets the first answer, as
+        # from ECS, and starts nothing (moto_compat.py).
+        compat_key = None
+        if cfg.moto_compat and info.service == "ecs" and info.action == "RunTask":
+            compat_key = st.compat.run_task_key(info.account, body)
+            cached = st.compat.replay(compat_key)
+            if cached is not None:
+                status, hdrs, data = cached
+                if half:
+                    time.sleep(half)
+                return self._send(status, hdrs, data)
+
         try:
             if jreq is None:
                 status, reason, hdrs, data = self._forward(body)
@@ -852,6 +873,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
             ebody = json.dumps({"__type": "ProxyUpstreamError", "message": msg}).encode()
             return self._send(502, [("Content-Type", "application/json")], ebody)
         st.count(info, "forwarded")
+        if cfg.moto_compat and info.service == "ecs" and info.protocol == "json":
+            data = st.compat.fix_answer(data)
+            st.compat.remember(compat_key, status, hdrs, data)
         if jreq is not None:
             try:
                 status, hdrs, data = st.translator().response(jreq, status, hdrs, data)
@@ -951,6 +975,9 @@ def main(argv=None) -> int:
     p.add_argument("--cbor-to-json", action="store_true",
                    help="forward Smithy RPC v2 CBOR calls to CloudWatch as AWS JSON 1.0 (what "
                         "moto serves) and answer them in CBOR (needs botocore and cbor2)")
+    p.add_argument("--moto-compat", action="store_true",
+                   help="correct moto's ECS answers the SDKs cannot parse (task containers' cpu and "
+                        "memory as strings) and honour RunTask's clientToken as ECS does")
     p.add_argument("--verbose", action="store_true")
     a = p.parse_args(argv)
 
@@ -960,7 +987,7 @@ def main(argv=None) -> int:
                  "fault_kinds": [k for k in a.fault_kinds.split(",") if k],
                  "fault_key": a.fault_key, "drop_mode": a.drop_mode,
                  "upstream_timeout": a.upstream_timeout, "validate": a.validate,
-                 "cbor_to_json": a.cbor_to_json}
+                 "cbor_to_json": a.cbor_to_json, "moto_compat": a.moto_compat}
     if a.seed is not None:
         upd["seed"] = a.seed
     faults_for = [x for x in a.faults_for.split(",") if x] if a.faults_for else None

@@ -134,7 +134,8 @@ def control(url: str, path: str, body: dict | None = None) -> dict:
 DEFAULTS = {"latency_ms": 25, "throttle": True, "fault_rate": 0.0, "drop_rate": 0.0,
             "seed": 7, "faults_for": None, "drops_for": None,
             "fault_kinds": ["throttle", "500", "503"], "fault_key": "sequence",
-            "drop_mode": "close", "buckets": aws_proxy.DEFAULT_BUCKETS, "cbor_to_json": False}
+            "drop_mode": "close", "buckets": aws_proxy.DEFAULT_BUCKETS, "cbor_to_json": False,
+            "moto_compat": False}
 
 
 @pytest.fixture
@@ -934,3 +935,52 @@ def test_cbor_upstream_down_answers_in_cbor():
         assert hdrs["smithy-protocol"] == "rpc-v2-cbor"
     finally:
         stop_proxy(proc)
+
+
+# ---------------------------------------------------------------------------------------------
+# --moto-compat (moto_compat.py)
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def compat_proxy(moto_url):
+    proc, url = start_proxy(moto_url, "--latency-ms", "0", "--no-throttle", "--moto-compat")
+    yield url
+    errors = stop_proxy(proc)
+    assert "Traceback" not in errors, errors
+
+
+def _cluster_with_instance(ecs, name: str) -> None:
+    ecs.create_cluster(clusterName=name)
+    ec2 = boto3.client("ec2", endpoint_url=ecs.meta.endpoint_url, region_name=REGION,
+                       aws_access_key_id="AKIDCOMPAT", aws_secret_access_key="s")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]
+    doc = json.dumps({"instanceId": instance["InstanceId"], "region": REGION,
+                      "availabilityZone": "us-east-1a", "imageId": image})
+    ecs.register_container_instance(cluster=name, instanceIdentityDocument=doc)
+
+
+def test_moto_compat_strings_for_task_container_numbers_and_run_task_idempotency(compat_proxy, moto_url):
+    ecs = client(compat_proxy, key="AKIDCOMPAT")
+    cluster = uniq("compat")
+    _cluster_with_instance(ecs, cluster)
+    ecs.register_task_definition(family=cluster, containerDefinitions=[
+        {"name": "app", "image": "busybox", "memory": 64, "cpu": 10}])
+    first = ecs.run_task(cluster=cluster, taskDefinition=cluster, clientToken="token-1")
+    again = ecs.run_task(cluster=cluster, taskDefinition=cluster, clientToken="token-1")
+    assert first["tasks"][0]["taskArn"] == again["tasks"][0]["taskArn"], "ECS answers a repeated token with the first answer"
+    other = ecs.run_task(cluster=cluster, taskDefinition=cluster, clientToken="token-2")
+    assert other["tasks"][0]["taskArn"] != first["tasks"][0]["taskArn"]
+    direct = client(moto_url, key="AKIDCOMPAT")
+    assert len(direct.list_tasks(cluster=cluster)["taskArns"]) == 2, "the repeat started nothing in moto"
+    # ECS sends the containers' cpu and memory as strings; moto as numbers, which the Rust SDK refuses.
+    body = json.dumps({"cluster": cluster, "tasks": [first["tasks"][0]["taskArn"]]}).encode()
+    raw = {}
+    for name, url in (("moto", moto_url), ("proxy", compat_proxy)):
+        req = urllib.request.Request(url + "/", data=body, method="POST", headers={
+            "X-Amz-Target": "AmazonEC2ContainerServiceV20141113.DescribeTasks",
+            "Content-Type": "application/x-amz-json-1.1",
+            "Authorization": f"AWS4-HMAC-SHA256 Credential=AKIDCOMPAT/20260101/{REGION}/ecs/aws4_request, SignedHeaders=host, Signature=x"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            raw[name] = json.load(r)["tasks"][0]["containers"][0]
+    assert isinstance(raw["moto"]["memory"], int), raw["moto"]
+    assert raw["proxy"]["memory"] == "64" and isinstance(raw["proxy"]["cpu"], str), raw["proxy"]
