@@ -13,6 +13,7 @@
 
 pub mod classify;
 pub mod elb;
+pub mod outcome;
 pub mod plan;
 
 use std::sync::Arc;
