@@ -144,3 +144,59 @@ impl Aws {
         elb::target_group_health(&self.elb, target_group_arn).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_mocks::mock;
+
+    use crate::mock::{ecs_client, elb_client};
+
+    const TASK: &str = "arn:aws:ecs:us-east-1:123456789012:task/stage01/0123abcd";
+
+    #[tokio::test]
+    async fn observed_task_and_service_are_plain_data() {
+        let tasks = mock!(ecs::Client::describe_tasks).then_output(|| {
+            let eni = |subnet: &str| ecs::types::Attachment::builder().r#type("ElasticNetworkInterface").details(ecs::types::KeyValuePair::builder().name("subnetId").value(subnet).build()).build();
+            let task = ecs::types::Task::builder()
+                .task_arn(TASK)
+                .task_definition_arn("arn:aws:ecs:us-east-1:123456789012:task-definition/job:3")
+                .launch_type(ecs::types::LaunchType::Fargate)
+                .capacity_provider_name("FARGATE_SPOT")
+                .attachments(eni("subnet-1"))
+                .attachments(ecs::types::Attachment::builder().r#type("Other").details(ecs::types::KeyValuePair::builder().name("subnetId").value("subnet-x").build()).build())
+                .attachments(eni("subnet-2"))
+                .tags(ecs::types::Tag::builder().key("autopilot:restart").value("on-failure").build())
+                .overrides(ecs::types::TaskOverride::builder().container_overrides(ecs::types::ContainerOverride::builder().name("job").environment(ecs::types::KeyValuePair::builder().name("P").value("s3cr3t").build()).build()).build());
+            ecs::operation::describe_tasks::DescribeTasksOutput::builder().tasks(ecs::types::Task::builder().task_arn("arn:other").build()).tasks(task.build()).build()
+        });
+        let services = mock!(ecs::Client::describe_services).then_output(|| {
+            let svc = ecs::types::Service::builder()
+                .task_definition("arn:aws:ecs:us-east-1:123456789012:task-definition/random:2")
+                .deployment_controller(ecs::types::DeploymentController::builder().r#type(ecs::types::DeploymentControllerType::CodeDeploy).build().unwrap())
+                .tags(ecs::types::Tag::builder().key("autopilot:rollback").value("on").build());
+            ecs::operation::describe_services::DescribeServicesOutput::builder().services(svc.build()).build()
+        });
+        let aws = Aws { ecs: ecs_client(&[&tasks, &services]), elb: elb_client(&[]) };
+
+        let (task, relaunch) = aws.describe_task("stage01", TASK).await.unwrap().expect("described");
+        assert_eq!(
+            task,
+            ObservedTask {
+                tags: [("autopilot:restart".to_string(), "on-failure".to_string())].into_iter().collect(),
+                task_definition: Some("arn:aws:ecs:us-east-1:123456789012:task-definition/job:3".into()),
+                launch_type: Some("FARGATE".into()),
+                eni: true,
+                eni_subnets: vec!["subnet-1".into(), "subnet-2".into()],
+            }
+        );
+        assert_eq!((relaunch.capacity_provider.as_deref(), relaunch.launch_type.as_ref()), (Some("FARGATE_SPOT"), Some(&ecs::types::LaunchType::Fargate)));
+        assert!(relaunch.overrides.0.is_some() && !format!("{relaunch:?}").contains("s3cr3t"), "overrides are carried, never printed");
+        assert_eq!(aws.describe_task("stage01", "arn:aws:ecs:us-east-1:123456789012:task/stage01/gone").await.unwrap().map(|t| t.0), None, "another task's answer is not this one's");
+
+        let svc = aws.describe_service("stage01", "random").await.unwrap().expect("found");
+        assert_eq!(svc.controller.as_deref(), Some("CODE_DEPLOY"));
+        assert_eq!(svc.task_definition.as_deref(), Some("arn:aws:ecs:us-east-1:123456789012:task-definition/random:2"));
+        assert_eq!(svc.tags.get("autopilot:rollback").map(String::as_str), Some("on"));
+    }
+}

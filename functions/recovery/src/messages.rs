@@ -167,3 +167,120 @@ pub fn with_target_health(n: Notification, target_group_arn: &str, health: Optio
     n.description = format!("{}\nTarget health: {summary}", n.description);
     n
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autopilot::events::TaskStateChange;
+    use serde_json::json;
+
+    fn event(group: &str, stop_code: &str, reason: &str, containers: Value) -> TaskStateChange {
+        serde_json::from_value(json!({
+            "clusterArn": "arn:aws:ecs:us-east-1:123456789012:cluster/stage01",
+            "taskArn": "arn:aws:ecs:us-east-1:123456789012:task/stage01/0123abcd",
+            "taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/random:2",
+            "group": group, "lastStatus": "STOPPED", "stopCode": stop_code, "stoppedReason": reason, "containers": containers,
+            "overrides": {"containerOverrides": [{"name": "random", "environment": [{"name": "API_TOKEN", "value": "s3cr3t-override"}]}]}
+        }))
+        .unwrap()
+    }
+
+    fn crash() -> TaskStateChange {
+        event("service:random", "EssentialContainerExited", "Essential container in task exited", json!([{"name": "random", "exitCode": 1}, {"name": "log-router", "exitCode": 0, "reason": "done"}]))
+    }
+
+    /// Subject, event type, description and fields as one text per message.
+    fn text(n: &Notification) -> String {
+        format!("{} | {} | {} | {}", n.subject, n.event_type, n.description, Value::Object(n.fields.clone()))
+    }
+
+    #[test]
+    fn base_says_what_happened_and_why_but_nothing_of_the_environment() {
+        let t = crash();
+        let n = base(&Stopped::new(&t), "recovery.task-failed", "subject".into(), "what was done");
+        assert_eq!(
+            text(&n),
+            "subject | recovery.task-failed | Task 0123abcd (random:2) in stage01 crashed (exit 1).\nStopped reason: Essential container in task exited\nContainer random: exit 1\nContainer log-router: exit 0, done\nAction: what was done | \
+             {\"cluster\":\"stage01\",\"task\":\"arn:aws:ecs:us-east-1:123456789012:task/stage01/0123abcd\",\"revision\":\"random:2\",\"class\":\"crash\",\"action\":\"what was done\",\
+             \"stoppedReason\":\"Essential container in task exited\",\"stopCode\":\"EssentialContainerExited\",\"exitCode\":1,\"container\":\"random\"}"
+        );
+        assert!(!format!("{n:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn restart_messages() {
+        let t = event("family:nightly-report", "EssentialContainerExited", "", json!([{"name": "job", "exitCode": 3}]));
+        let s = Stopped::new(&t);
+        let subject = |n: Option<(String, Notification)>| n.map(|(what, n)| (what, n.subject, n.event_type));
+        let cases = [
+            (RestartDecision::Rerun { lineage: "l".into(), attempt: 2, limit: 3 }, Some(("would re-run it (restart 2 of 3)", "stage01/job: task of random:2 crashed (exit 3), would re-run 2 of 3", "recovery.task-failed"))),
+            (RestartDecision::LimitReached { lineage: "l".into(), limit: 3 }, Some(("would not re-run it: restart limit 3 reached", "stage01/job: task of random:2 crashed (exit 3), restart limit 3 reached", "recovery.task-failed"))),
+            (RestartDecision::NotOptedIn, None),
+        ];
+        for (decision, want) in cases {
+            assert_eq!(subject(restart_dry_run(&s, "stage01/job", &decision)), want.map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())), "{decision:?}");
+        }
+        let (what, n) = restart_limit(&s, "stage01/job", "orig", 2);
+        assert_eq!((what.as_str(), n.subject.as_str(), n.event_type.as_str()), ("not re-run: restart limit reached (2 of 2 used by lineage orig)", "stage01/job: task of random:2 crashed (exit 3), restart limit 2 reached", "recovery.restart-limit"));
+        assert_eq!((n.fields["lineage"].clone(), n.fields["restartLimit"].clone()), (json!("orig"), json!(2)));
+        let n = refused(&s, "stage01/job", "cannot re-run: why");
+        assert_eq!((n.subject.as_str(), n.event_type.as_str(), n.fields["action"].as_str()), ("stage01/job: task of random:2 crashed (exit 3), not re-run", "recovery.restart-refused", Some("cannot re-run: why")));
+        assert_eq!(restarted("arn:aws:ecs:us-east-1:1:task/stage01/feed", 1, 3), "re-run as task feed (restart 1 of 3)");
+        assert_eq!(restarted_short(1, 3), "re-run 1 of 3");
+    }
+
+    #[test]
+    fn service_failure_texts() {
+        let w = |failures| FailureWindow { failures, threshold: 3, window_secs: 600 };
+        let cases = [
+            (w(1), ServiceFailure::Replaced, "ECS replaces the task; 1 failed task(s) of random:2 in the last 10 min (a crash loop is 3)", "replaced by ECS"),
+            (w(3), ServiceFailure::AlreadyRolledBack, "crash loop: 3 failed tasks of random:2 in the last 10 min; the service was already rolled back", "crash loop, not rolled back"),
+            (w(4), ServiceFailure::NotRolledBack("no stable revision".into()), "crash loop: 4 failed tasks of random:2 in the last 10 min; not rolled back: no stable revision", "crash loop, not rolled back"),
+        ];
+        for (w, failure, what, short) in cases {
+            assert_eq!((service_failure("random:2", &w, &failure).as_str(), service_failure_short(&w)), (what, short), "{failure:?}");
+        }
+    }
+
+    #[test]
+    fn rollback_messages() {
+        let t = crash();
+        let s = Stopped::new(&t);
+        let (what, n) = rollback(&s, "random", 3, 600, "random:1", false);
+        assert_eq!(what, "rolled the service back to random:1: 3 failed tasks of random:2 in the last 10 min after its deployment");
+        assert_eq!((n.subject.as_str(), n.event_type.as_str()), ("stage01/random: crash loop of random:2, rolled back to random:1", "recovery.rollback"));
+        let tail: Vec<(&String, &Value)> = n.fields.iter().skip_while(|(k, _)| *k != "service").collect();
+        assert_eq!(format!("{tail:?}"), r#"[("service", String("random")), ("rolledBackFrom", String("random:2")), ("rolledBackTo", String("random:1")), ("failuresInWindow", Number(3))]"#);
+        let (what, n) = rollback(&s, "random", 3, 600, "random:1", true);
+        assert!(what.starts_with("would roll the service back to random:1: "), "{what}");
+        assert_eq!(n.subject, "stage01/random: crash loop of random:2, would roll back to random:1");
+    }
+
+    #[test]
+    fn incident_messages_by_debounce_decision() {
+        let t = event("service:random", "ServiceSchedulerInitiated", "Task failed container health checks", json!([]));
+        let s = Stopped::new(&t);
+        let fields = [("service", json!("random"))];
+        let msg = |emit: Emit| incident(&s, "stage01/random", "replaced by ECS", "what", &emit, &fields).map(|n| (n.subject, n.event_type, n.fields.get("moreTasks").cloned(), n.fields.get("service").cloned()));
+        assert_eq!(msg(Emit::Suppress), None);
+        assert_eq!(msg(Emit::First), Some(("stage01/random: task of random:2 failed container health checks, replaced by ECS".into(), "recovery.task-failed".into(), None, Some(json!("random")))));
+        assert_eq!(msg(Emit::Summary { tasks: 1, since_secs: 601 }).map(|m| m.0), Some("stage01/random: 1 more task of random:2 failed container health checks in the last 11 min".into()));
+        let summary = incident(&s, "stage01/random", "x", "what", &Emit::Summary { tasks: 12, since_secs: 600 }, &fields).unwrap();
+        assert_eq!(summary.subject, "stage01/random: 12 more tasks of random:2 failed container health checks in the last 10 min");
+        assert_eq!(summary.event_type, "recovery.summary");
+        let tail: Vec<&String> = summary.fields.keys().skip_while(|k| *k != "action").collect();
+        assert_eq!(tail, ["action", "stoppedReason", "stopCode", "service", "moreTasks", "sinceSeconds"], "the message's own fields follow the common ones");
+    }
+
+    #[test]
+    fn target_health_when_elb_says() {
+        let t = crash();
+        let n = || base(&Stopped::new(&t), "recovery.task-failed", "s".into(), "w");
+        let health = TargetGroupHealth { name: Some("random".into()), health_check_path: Some("/random/".into()), reason: Some("Target.Timeout: Request timed out".into()), unhealthy: 1, total: 2 };
+        let with = with_target_health(n(), "arn:tg", Some(&health));
+        assert_eq!((with.fields["targetGroup"].clone(), with.fields["targetHealth"].clone(), with.fields["healthCheckPath"].clone()), (json!("arn:tg"), json!("Target.Timeout: Request timed out on /random/"), json!("/random/")));
+        assert!(with.description.ends_with("\nTarget health: Target.Timeout: Request timed out on /random/"), "{}", with.description);
+        let without = with_target_health(n(), "arn:tg", None);
+        assert_eq!((without.fields.get("targetGroup"), without.fields.get("targetHealth"), without.description), (Some(&json!("arn:tg")), None, n().description));
+    }
+}

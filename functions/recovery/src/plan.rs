@@ -290,4 +290,42 @@ mod tests {
         let same = json!({"taskDefinition": "random:2"});
         assert!(not(RollbackInputs { stable: Some(&same), ..base() }).contains("stable revision itself"));
     }
+
+    #[test]
+    fn rollback_inputs_from_the_observed_service() {
+        let deployed = json!({"taskDefinition": "arn:aws:ecs:us-east-1:1:task-definition/random:2", "at": 10_000});
+        let stable = json!({"taskDefinition": "arn:aws:ecs:us-east-1:1:task-definition/random:1", "at": 5_000});
+        let service = |tag: Option<&str>, controller: Option<&str>| ObservedService {
+            task_definition: Some("arn:aws:ecs:us-east-1:1:task-definition/random:2".into()),
+            controller: controller.map(str::to_string),
+            tags: tag.map(|v| [("autopilot:rollback".to_string(), v.to_string())].into_iter().collect()).unwrap_or_default(),
+        };
+        let decide = |svc: &ObservedService| decide_rollback(&RollbackInputs::new("random:2", svc, Some(&deployed), Some(&stable), 10_600));
+        let back = RollbackDecision::RollBack { to: "arn:aws:ecs:us-east-1:1:task-definition/random:1".into() };
+        let only = |d: RollbackDecision, needle: &str| matches!(&d, RollbackDecision::NotifyOnly(why) if why.contains(needle));
+        assert_eq!(decide(&service(Some("on"), None)), back, "no controller reported is ECS's");
+        assert_eq!(decide(&service(Some("on"), Some("ECS"))), back);
+        assert!(only(decide(&service(None, None)), "autopilot:rollback=on"));
+        assert!(only(decide(&service(Some("maybe"), None)), "invalid"));
+        assert!(only(decide(&service(Some("on"), Some("EXTERNAL"))), "EXTERNAL"));
+    }
+
+    #[test]
+    fn crash_loop_window_and_rollback_record() {
+        let w = |failures| FailureWindow { failures, threshold: 3, window_secs: 600 };
+        assert_eq!([w(0), w(2), w(3), w(7)].map(|w| w.crash_loop()), [false, false, true, true]);
+        assert_eq!(
+            rollback_record("arn:td/random:1", "arn:td/random:2", 42).to_string(),
+            r#"{"taskDefinition":"arn:td/random:1","previous":"arn:td/random:2","at":42,"by":"recovery","reason":"rollback"}"#
+        );
+    }
+
+    #[test]
+    fn keys() {
+        assert_eq!(service_scope("stage01", "random"), "stage01/random");
+        assert_eq!(revision_key("stage01", "random", "random:2"), "stage01/random#random:2");
+        assert_eq!(incident_key("stage01/random", &StopClass::ContainerHealthCheck, "random:2"), "stage01/random#container-health-check#random:2");
+        assert_eq!(incident_key("stage01/task", &StopClass::Crash { container: None, exit_code: Some(1) }, "job:1"), "stage01/task#crash#job:1");
+        assert_eq!(rollback_dry_run_key("stage01/random#random:2"), "rollback-dry-run#stage01/random#random:2");
+    }
 }

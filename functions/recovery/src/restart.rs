@@ -218,4 +218,65 @@ mod tests {
         let err = awsvpc(&tags(&[]), &["subnet-1".into()]).unwrap_err();
         assert!(err.contains("autopilot:security-groups=\"sg-1 sg-2\""), "{err}");
     }
+
+    fn tags(pairs: &[(&str, &str)]) -> Tags {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn rerun_network_by_how_the_task_ran() {
+        let sg = [("autopilot:restart", "on-failure"), (TAG_SECURITY_GROUPS, "sg-1")];
+        let task = |launch: Option<&str>, eni: bool, t: &[(&str, &str)]| ObservedTask {
+            tags: tags(t),
+            launch_type: launch.map(str::to_string),
+            eni,
+            eni_subnets: if eni { vec!["subnet-eni".into()] } else { vec![] },
+            ..ObservedTask::default()
+        };
+        let vpc = |subnets: &[&str]| -> Result<Option<AwsVpc>, &str> { Ok(Some(AwsVpc { subnets: subnets.iter().map(|s| s.to_string()).collect(), security_groups: vec!["sg-1".into()], assign_public_ip: false })) };
+        let cases: Vec<(&str, ObservedTask, Result<Option<AwsVpc>, &str>)> = vec![
+            ("bridge on EC2: no network configuration", task(Some("EC2"), false, &[]), Ok(None)),
+            ("no launch type, no ENI", task(None, false, &[]), Ok(None)),
+            ("EXTERNAL", task(Some("EXTERNAL"), false, &[]), Ok(None)),
+            ("awsvpc on EC2: the ENI's subnet", task(Some("EC2"), true, &sg), vpc(&["subnet-eni"])),
+            ("awsvpc without the security-group tag", task(Some("EC2"), true, &[]), Err(TAG_SECURITY_GROUPS)),
+            ("Fargate is always awsvpc, and needs a subnet", task(Some("FARGATE"), false, &sg), Err(TAG_SUBNETS)),
+            ("Fargate with the subnet tag", task(Some("FARGATE"), false, &[(TAG_SECURITY_GROUPS, "sg-1"), (TAG_SUBNETS, "subnet-a")]), vpc(&["subnet-a"])),
+        ];
+        for (what, t, want) in cases {
+            match (rerun_network(&t), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{what}"),
+                (Err(got), Err(needle)) => assert!(got.contains(needle), "{what}: {got}"),
+                (got, want) => panic!("{what}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn rerun_keeps_what_the_task_ran() {
+        let arn = "arn:aws:ecs:us-east-1:1:task/stage01/0123abcd";
+        let task = ObservedTask { tags: tags(&[("team", "a"), ("aws:ecs:cluster", "x")]), task_definition: Some("td:2".into()), ..ObservedTask::default() };
+        let r = rerun(&task, Some("td:1"), arn, "orig", None).unwrap();
+        assert_eq!(r, Rerun { task_definition: "td:2".into(), client_token: "autopilot-0123abcd".into(), tags: tags(&[("team", "a"), (TAG_LINEAGE, "orig")]), network: None });
+        let described_without = ObservedTask { task_definition: None, ..task.clone() };
+        assert_eq!(rerun(&described_without, Some("td:1"), arn, "orig", None).unwrap().task_definition, "td:1", "the event's, when ECS does not say");
+        assert_eq!(rerun(&described_without, None, arn, "orig", None), None);
+    }
+
+    #[test]
+    fn lineage_and_keys() {
+        assert_eq!(lineage_of(&tags(&[]), "t1"), "t1");
+        assert_eq!(lineage_of(&tags(&[(TAG_LINEAGE, " ")]), "t1"), "t1", "a blank lineage tag starts a new chain");
+        assert_eq!(lineage_of(&tags(&[(TAG_LINEAGE, "orig")]), "t1"), "orig");
+        assert_eq!(lineage_key("stage01", "orig"), "stage01/orig");
+        assert_eq!(task_scope("stage01"), "stage01/task");
+        assert_eq!(task_name("stage01", "nightly-report"), "stage01/nightly-report");
+        assert_eq!(refused_key("arn:t"), "refused#arn:t");
+        assert_eq!(restart_limit_key("stage01", "orig"), "restart-limit#stage01/orig");
+        let rerun = RestartDecision::Rerun { lineage: "orig".into(), attempt: 1, limit: 3 };
+        let limit = RestartDecision::LimitReached { lineage: "orig".into(), limit: 3 };
+        assert_eq!(dry_run_restart_key("stage01", "arn:t", &rerun).as_deref(), Some("dry-run-restart#arn:t"));
+        assert_eq!(dry_run_restart_key("stage01", "arn:t", &limit).as_deref(), Some("restart-limit#stage01/orig"));
+        assert_eq!(dry_run_restart_key("stage01", "arn:t", &RestartDecision::NotOptedIn), None);
+    }
 }
