@@ -9,7 +9,7 @@
 //! `moto_compat` papers over two moto 5.2.1 gaps that would otherwise make every ECS-task test
 //! fail for moto's reasons rather than ours:
 //! - task containers' `cpu`/`memory` come back as JSON numbers, which the Rust SDK refuses
-//!   (ECS sends strings): they are turned into strings (the same fix as recovery.rs's proxy);
+//!   (ECS sends strings): they are turned into strings;
 //! - RunTask ignores `clientToken`, which ECS honours: a repeated RunTask with a token already
 //!   answered gets the first answer again and starts nothing. Without this, a RunTask whose
 //!   response is lost (drop) would start a second task in moto where ECS would not.

@@ -9,6 +9,7 @@ use autopilot::config::Config;
 use autopilot::runtime::Function;
 use autopilot_recovery::Recovery;
 use aws_sdk_ecs::types::{ContainerDefinition, ContainerOverride, KeyValuePair, Tag, TaskField, TaskOverride};
+use harness::proxy::moto_compat;
 use harness::{for_world, sample_event, World};
 use serde_json::{json, Value};
 
@@ -20,130 +21,11 @@ fn recovery(world: &World) -> Recovery {
     recovery_with(world, world.config())
 }
 
-/// The function under test, talking to moto through [`compat_proxy`].
+/// The function under test, talking to moto through [`moto_compat`]: moto 5.2.1 answers a task's
+/// containers with numbers where ECS sends strings, which the SDK cannot parse.
 fn recovery_with(world: &World, config: Config) -> Recovery {
-    let sdk = world.sdk.to_builder().endpoint_url(compat_proxy(&world.endpoint)).build();
+    let sdk = world.sdk.to_builder().endpoint_url(moto_compat(&world.endpoint)).build();
     Recovery::new(autopilot::runtime::Env::new(config, sdk))
-}
-
-/// moto 5.2.1 answers a task's containers with `"cpu": 0` (and `"memory": N`) as JSON numbers;
-/// ECS sends strings and the SDK refuses numbers ("expected string"), so DescribeTasks and
-/// RunTask cannot be parsed at all. This loopback proxy turns those numbers into strings and
-/// passes everything else through unchanged (one request per connection).
-fn compat_proxy(upstream: &str) -> String {
-    use std::sync::OnceLock;
-    static PROXY: OnceLock<String> = OnceLock::new();
-    PROXY
-        .get_or_init(|| {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the compat proxy");
-            let addr = listener.local_addr().unwrap();
-            let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
-            std::thread::spawn(move || {
-                for client in listener.incoming().flatten() {
-                    let upstream = upstream.clone();
-                    std::thread::spawn(move || {
-                        let _ = proxy_one(client, &upstream);
-                    });
-                }
-            });
-            format!("http://{addr}")
-        })
-        .clone()
-}
-
-fn read_message(stream: &mut std::net::TcpStream, to_eof: bool) -> std::io::Result<(String, Vec<u8>)> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16384];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed before the head"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let length = head
-        .lines()
-        .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.trim().parse::<usize>().ok()));
-    let mut body = buf[head_end..].to_vec();
-    match length {
-        Some(len) => {
-            while body.len() < len {
-                let n = stream.read(&mut chunk)?;
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        }
-        None if to_eof => {
-            stream.read_to_end(&mut body)?;
-        }
-        None => {}
-    }
-    Ok((head, body))
-}
-
-fn proxy_one(mut client: std::net::TcpStream, upstream: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let (head, body) = read_message(&mut client, false)?;
-    let mut server = std::net::TcpStream::connect(upstream)?;
-    let head: String = head
-        .split("\r\n")
-        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-        .map(|l| if l.is_empty() { String::new() } else { format!("{l}\r\n") })
-        .collect::<String>()
-        + "Connection: close\r\n\r\n";
-    server.write_all(head.as_bytes())?;
-    server.write_all(&body)?;
-    let (rhead, rbody) = read_message(&mut server, true)?;
-    let rbody = match serde_json::from_slice::<Value>(&rbody) {
-        Ok(mut v) => {
-            stringify_container_numbers(&mut v);
-            serde_json::to_vec(&v).unwrap()
-        }
-        Err(_) => rbody,
-    };
-    let mut out = String::new();
-    for line in rhead.split("\r\n").filter(|l| !l.is_empty()) {
-        let lower = line.to_ascii_lowercase();
-        if lower.starts_with("content-length:") || lower.starts_with("connection:") || lower.starts_with("transfer-encoding:") {
-            continue;
-        }
-        out.push_str(line);
-        out.push_str("\r\n");
-    }
-    out.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", rbody.len()));
-    client.write_all(out.as_bytes())?;
-    client.write_all(&rbody)?;
-    client.flush()
-}
-
-fn stringify_container_numbers(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            for (k, child) in map.iter_mut() {
-                if k == "containers" {
-                    if let Value::Array(items) = child {
-                        for c in items.iter_mut().filter_map(Value::as_object_mut) {
-                            for field in ["cpu", "memory", "memoryReservation"] {
-                                if let Some(n) = c.get(field).filter(|x| x.is_number()).map(|x| x.to_string()) {
-                                    c.insert(field.into(), Value::String(n));
-                                }
-                            }
-                        }
-                    }
-                }
-                stringify_container_numbers(child);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(stringify_container_numbers),
-        _ => {}
-    }
 }
 
 /// A clock the test moves by hand.
@@ -194,7 +76,7 @@ fn job_overrides() -> TaskOverride {
 }
 
 fn ecs_via_proxy(world: &World) -> aws_sdk_ecs::Client {
-    aws_sdk_ecs::Client::new(&world.sdk.to_builder().endpoint_url(compat_proxy(&world.endpoint)).build())
+    aws_sdk_ecs::Client::new(&world.sdk.to_builder().endpoint_url(moto_compat(&world.endpoint)).build())
 }
 
 async fn run_job(world: &World, td: &str, tags: &[(&str, &str)]) -> aws_sdk_ecs::types::Task {
@@ -449,7 +331,7 @@ async fn elb_health_check_failure_reports_the_target_group_health() {
     assert_eq!(ctx["targetGroup"], json!(tg));
     assert_eq!(ctx["healthCheckPath"], "/random/");
     // moto's targets are always healthy; the unhealthy reason is covered with mocks in
-    // functions/recovery (elb.rs and the handler test in lib.rs).
+    // functions/recovery (elb.rs and the handler test in incident.rs).
     assert!(ctx["targetHealth"].as_str().unwrap().ends_with("on /random/"), "{ctx}");
     assert!(notes[0].1["content"]["description"].as_str().unwrap().contains("Target health:"), "{}", notes[0].1);
     assert_no_secrets(&world, &notes);
@@ -540,7 +422,7 @@ async fn dry_run_decides_and_notifies_but_changes_nothing() {
     assert_no_secrets(&world, &notes);
 }
 
-// awsvpc re-runs are tested with a mocked ECS in functions/recovery (lib.rs): moto 5.2.1's
+// awsvpc re-runs are tested with a mocked ECS in functions/recovery (standalone.rs): moto 5.2.1's
 // RunTask with a networkConfiguration answers 500 ('NetworkInterface' object has no attribute
 // 'private_dns_name'), so it cannot produce an awsvpc task.
 

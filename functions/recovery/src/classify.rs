@@ -7,7 +7,38 @@
 
 use std::fmt;
 
+use autopilot::config::cluster_name;
 use autopilot::events::TaskStateChange;
+
+use crate::plan;
+
+/// Everything about one stopped task that the decisions, messages and outcomes need: the event,
+/// its class and the names derived from it.
+pub struct Stopped<'a> {
+    pub t: &'a TaskStateChange,
+    pub class: StopClass,
+    pub cluster: String,
+    /// `family:rev`, or `unknown` when the event names no task definition.
+    pub revision: String,
+    pub task_id: String,
+}
+
+impl<'a> Stopped<'a> {
+    pub fn new(t: &'a TaskStateChange) -> Self {
+        Stopped {
+            t,
+            class: classify(t),
+            cluster: cluster_name(&t.cluster_arn).to_string(),
+            revision: t.task_definition_arn.as_deref().map(plan::revision).unwrap_or_else(|| "unknown".into()),
+            task_id: plan::task_id(&t.task_arn).to_string(),
+        }
+    }
+
+    /// The task definition family (`random` of `random:4`).
+    pub fn family(&self) -> &str {
+        self.revision.rsplit_once(':').map_or(self.revision.as_str(), |(f, _)| f)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopClass {

@@ -1,18 +1,16 @@
-//! Pure decisions: the failure window of a service revision, notification debouncing, restart
-//! and rollback eligibility. Inputs are plain values (state records, tags, `now`); the adapter in
-//! lib.rs reads them and executes the result.
+//! Pure decisions about service tasks and incidents: the failure window of a service revision,
+//! notification debouncing, rollback eligibility, and the keys they are recorded under. Inputs are
+//! plain values (state records, what aws.rs observed, `now`); service.rs and incident.rs read them
+//! and execute the result. A standalone task's re-run is decided in restart.rs.
 
 use serde_json::{json, Value};
 
-use autopilot::tags::{RestartPolicy, Tags, TAG_RESTART};
+use autopilot::tags::{parse_rollback, Tags, TAG_ROLLBACK};
 
-/// Tags a launcher writes on an awsvpc task so that a re-run can rebuild its network
-/// configuration (ECS events and DescribeTasks do not carry security groups).
-pub const TAG_SUBNETS: &str = "autopilot:subnets";
-pub const TAG_SECURITY_GROUPS: &str = "autopilot:security-groups";
-pub const TAG_PUBLIC_IP: &str = "autopilot:public-ip";
-/// Id of the first task of a chain of re-runs: the restart counter is per lineage.
-pub const TAG_LINEAGE: &str = "autopilot:lineage";
+use crate::classify::StopClass;
+
+// Where they always were: tests and benches name them `plan::…`.
+pub use crate::restart::{client_token, decide_restart, RestartDecision};
 
 /// A rollback only follows a deployment this recent.
 pub const RECENT_DEPLOYMENT_SECS: u64 = 3600;
@@ -82,86 +80,6 @@ pub fn minutes(secs: u64) -> u64 {
     secs.div_ceil(60).max(1)
 }
 
-// ------------------------------------------------------------------ standalone re-runs
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RestartDecision {
-    /// Not opted in: leave it alone.
-    NotOptedIn,
-    /// Re-run as the `attempt`-th restart of `lineage` (1-based) of at most `limit`.
-    Rerun { lineage: String, attempt: u32, limit: u32 },
-    /// The chain used all its restarts.
-    LimitReached { lineage: String, limit: u32 },
-}
-
-/// `restarts` = restarts already made for the lineage.
-pub fn decide_restart(tags: &Tags, stopped_task_id: &str, restarts: u32) -> Result<RestartDecision, autopilot::tags::TagError> {
-    let Some(value) = tags.get(TAG_RESTART) else { return Ok(RestartDecision::NotOptedIn) };
-    let policy = RestartPolicy::parse(value)?;
-    let lineage = tags.get(TAG_LINEAGE).filter(|l| !l.trim().is_empty()).cloned().unwrap_or_else(|| stopped_task_id.to_string());
-    Ok(if restarts >= policy.max_restarts {
-        RestartDecision::LimitReached { lineage, limit: policy.max_restarts }
-    } else {
-        RestartDecision::Rerun { lineage, attempt: restarts + 1, limit: policy.max_restarts }
-    })
-}
-
-/// The tags of the re-run: the stopped task's (minus the `aws:` ones ECS reserves), plus the lineage.
-pub fn rerun_tags(tags: &Tags, lineage: &str) -> Tags {
-    let mut out: Tags = tags.iter().filter(|(k, _)| !k.starts_with("aws:")).map(|(k, v)| (k.clone(), v.clone())).collect();
-    out.insert(TAG_LINEAGE.into(), lineage.to_string());
-    out
-}
-
-/// RunTask's clientToken (at most 64 characters), the same for every delivery about one task.
-pub fn client_token(stopped_task_arn: &str) -> String {
-    let id: String = task_id(stopped_task_arn).chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(52).collect();
-    format!("autopilot-{id}")
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AwsVpc {
-    pub subnets: Vec<String>,
-    pub security_groups: Vec<String>,
-    pub assign_public_ip: bool,
-}
-
-/// Network configuration of an awsvpc re-run: subnets from `autopilot:subnets` or else the
-/// stopped task's ENI attachment; security groups only from `autopilot:security-groups`
-/// (nothing else records them once the ENI is gone); public IP from `autopilot:public-ip`.
-/// Lists are space-separated: ECS refuses commas in tag values.
-pub fn awsvpc(tags: &Tags, attachment_subnets: &[String]) -> Result<AwsVpc, String> {
-    let subnets = match tags.get(TAG_SUBNETS) {
-        Some(v) => id_list(TAG_SUBNETS, v, "subnet-")?,
-        None => Vec::new(),
-    };
-    let subnets = if subnets.is_empty() { attachment_subnets.to_vec() } else { subnets };
-    let security_groups = match tags.get(TAG_SECURITY_GROUPS) {
-        Some(v) => id_list(TAG_SECURITY_GROUPS, v, "sg-")?,
-        None => Vec::new(),
-    };
-    if subnets.is_empty() {
-        return Err(format!("it uses awsvpc networking and neither the tag {TAG_SUBNETS} nor its network interface names a subnet"));
-    }
-    if security_groups.is_empty() {
-        return Err(format!(
-            "it uses awsvpc networking and has no {TAG_SECURITY_GROUPS} tag: ECS does not report a stopped task's security groups, so tag the task at launch with {TAG_SECURITY_GROUPS}=\"sg-1 sg-2\" (space-separated; optionally {TAG_SUBNETS}=\"subnet-1 subnet-2\" and {TAG_PUBLIC_IP}=ENABLED)"
-        ));
-    }
-    let assign_public_ip = tags.get(TAG_PUBLIC_IP).is_some_and(|v| matches!(v.trim().to_ascii_uppercase().as_str(), "ENABLED" | "TRUE" | "ON"));
-    Ok(AwsVpc { subnets, security_groups, assign_public_ip })
-}
-
-/// Space-separated resource ids (`sg-…`, `subnet-…`) of a network tag.
-fn id_list(tag: &str, value: &str, prefix: &str) -> Result<Vec<String>, String> {
-    let ids: Vec<String> = value.split(|c: char| c.is_whitespace()).filter(|s| !s.is_empty()).map(String::from).collect();
-    let valid = |id: &String| id.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric()));
-    match ids.iter().find(|id| !valid(id)) {
-        Some(bad) => Err(format!("the tag {tag}={value:?} is not valid: expected space-separated ids like {prefix}0123abcd ({bad:?} is not one)")),
-        None => Ok(ids),
-    }
-}
-
 // ------------------------------------------------------------------ rollback of a crash loop
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +102,63 @@ pub struct RollbackInputs<'a> {
     /// CODE_DEPLOY or EXTERNAL controllers are not ours to drive.
     pub controller: Option<&'a str>,
     pub now: u64,
+}
+
+/// A service as DescribeServices shows it, as far as a rollback decision goes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObservedService {
+    /// The service's current task definition (ARN).
+    pub task_definition: Option<String>,
+    /// The deployment controller's type (`ECS`, `CODE_DEPLOY`, `EXTERNAL`).
+    pub controller: Option<String>,
+    pub tags: Tags,
+}
+
+impl<'a> RollbackInputs<'a> {
+    /// The inputs for the failing revision of an observed service, with the state records it has.
+    pub fn new(failing: &'a str, service: &'a ObservedService, deployment: Option<&'a Value>, stable: Option<&'a Value>, now: u64) -> Self {
+        RollbackInputs {
+            failing,
+            service_task_definition: service.task_definition.as_deref(),
+            rollback_tag: parse_rollback(service.tags.get(TAG_ROLLBACK).map(String::as_str)).map_err(|e| e.to_string()),
+            deployment,
+            stable,
+            controller: service.controller.as_deref(),
+            now,
+        }
+    }
+}
+
+/// A service revision's failed tasks in the crash-loop window, against the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureWindow {
+    pub failures: usize,
+    pub threshold: usize,
+    pub window_secs: u64,
+}
+
+impl FailureWindow {
+    /// As many failed tasks of one revision within the window as the threshold: a crash loop.
+    pub fn crash_loop(&self) -> bool {
+        self.failures >= self.threshold
+    }
+}
+
+/// What a failed service task amounts to when this invocation rolls nothing back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceFailure {
+    /// Below the crash-loop threshold: ECS replaces the task.
+    Replaced,
+    /// A crash loop whose revision was rolled back before (by an earlier task of it).
+    AlreadyRolledBack,
+    /// A crash loop that is not rolled back, and why.
+    NotRolledBack(String),
+}
+
+/// The deployment record (keys::deployment) a rollback leaves, in the deployer's shape, so that
+/// the deployer and the next rollback decision see the stable revision as the one deployed.
+pub fn rollback_record(to: &str, previous: &str, now: u64) -> Value {
+    json!({"taskDefinition": to, "previous": previous, "at": now, "by": "recovery", "reason": "rollback"})
 }
 
 pub fn decide_rollback(i: &RollbackInputs) -> RollbackDecision {
@@ -213,6 +188,28 @@ pub fn decide_rollback(i: &RollbackInputs) -> RollbackDecision {
         Some(stable) if revision(&stable) == i.failing => NotifyOnly(format!("{} is the last stable revision itself", i.failing)),
         Some(stable) => RollbackDecision::RollBack { to: stable },
     }
+}
+
+// ------------------------------------------------------------------ keys (see lib.rs for the tables)
+
+/// `CLUSTER/SERVICE`: what a service's incidents are scoped to and its messages call it.
+pub fn service_scope(cluster: &str, service: &str) -> String {
+    format!("{cluster}/{service}")
+}
+
+/// `CLUSTER/SERVICE#FAMILY:REV`: a service revision's failure window, and its rollback claim.
+pub fn revision_key(cluster: &str, service: &str, revision: &str) -> String {
+    format!("{}#{revision}", service_scope(cluster, service))
+}
+
+/// `SCOPE#CLASS#FAMILY:REV`: one incident, debounced as one.
+pub fn incident_key(scope: &str, class: &StopClass, revision: &str) -> String {
+    format!("{scope}#{}#{revision}", class.label())
+}
+
+/// The `notify` key of a dry run's rollback message (one per revision claim key).
+pub fn rollback_dry_run_key(revision_key: &str) -> String {
+    format!("rollback-dry-run#{revision_key}")
 }
 
 #[cfg(test)]
@@ -266,45 +263,6 @@ mod tests {
     }
 
     #[test]
-    fn restart_decisions() {
-        let tags = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Tags>();
-        assert_eq!(decide_restart(&tags(&[]), "t", 0).unwrap(), RestartDecision::NotOptedIn);
-        assert_eq!(
-            decide_restart(&tags(&[("autopilot:restart", "on-failure:2")]), "t", 0).unwrap(),
-            RestartDecision::Rerun { lineage: "t".into(), attempt: 1, limit: 2 }
-        );
-        assert_eq!(
-            decide_restart(&tags(&[("autopilot:restart", "on-failure:2"), (TAG_LINEAGE, "orig")]), "t2", 2).unwrap(),
-            RestartDecision::LimitReached { lineage: "orig".into(), limit: 2 }
-        );
-        assert_eq!(decide_restart(&tags(&[("autopilot:restart", "on-failure")]), "t", 2).unwrap(), RestartDecision::Rerun { lineage: "t".into(), attempt: 3, limit: 3 });
-        assert!(decide_restart(&tags(&[("autopilot:restart", "always")]), "t", 0).is_err());
-        let out = rerun_tags(&tags(&[("aws:ecs:clusterName", "x"), ("team", "a")]), "orig");
-        assert_eq!(out, tags(&[("team", "a"), (TAG_LINEAGE, "orig")]));
-    }
-
-    #[test]
-    fn awsvpc_needs_security_groups() {
-        let tags = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Tags>();
-        let err = awsvpc(&tags(&[]), &["subnet-1".into()]).unwrap_err();
-        assert!(err.contains(TAG_SECURITY_GROUPS), "{err}");
-        assert!(awsvpc(&tags(&[(TAG_SECURITY_GROUPS, "sg-1")]), &[]).unwrap_err().contains("subnet"));
-        let net = awsvpc(&tags(&[(TAG_SECURITY_GROUPS, "sg-1  sg-2"), (TAG_PUBLIC_IP, "ENABLED")]), &["subnet-1".into()]).unwrap();
-        assert_eq!(net, AwsVpc { subnets: vec!["subnet-1".into()], security_groups: vec!["sg-1".into(), "sg-2".into()], assign_public_ip: true });
-        let net = awsvpc(&tags(&[(TAG_SECURITY_GROUPS, "sg-1"), (TAG_SUBNETS, "subnet-a subnet-b")]), &["subnet-1".into()]).unwrap();
-        assert_eq!(net.subnets, vec!["subnet-a", "subnet-b"]);
-        assert!(!net.assign_public_ip);
-        // Commas cannot be set on an ECS task (its tag values refuse them): say what to write.
-        let err = awsvpc(&tags(&[(TAG_SECURITY_GROUPS, "sg-1,sg-2")]), &["subnet-1".into()]).unwrap_err();
-        assert!(err.contains("space-separated ids like sg-") && err.contains("\"sg-1,sg-2\""), "{err}");
-        let err = awsvpc(&tags(&[(TAG_SECURITY_GROUPS, "sg-1"), (TAG_SUBNETS, "subnet-a,subnet-b")]), &["subnet-1".into()]).unwrap_err();
-        assert!(err.contains(TAG_SUBNETS), "{err}");
-        // The message a user copies from is itself one ECS accepts.
-        let err = awsvpc(&tags(&[]), &["subnet-1".into()]).unwrap_err();
-        assert!(err.contains("autopilot:security-groups=\"sg-1 sg-2\""), "{err}");
-    }
-
-    #[test]
     fn rollback_only_for_a_recent_autopilot_deployment_with_the_tag() {
         let deployed = json!({"taskDefinition": "arn:aws:ecs:us-east-1:1:task-definition/random:2", "at": 10_000});
         let stable = json!({"taskDefinition": "arn:aws:ecs:us-east-1:1:task-definition/random:1", "at": 5_000});
@@ -331,5 +289,43 @@ mod tests {
         assert!(not(RollbackInputs { stable: None, ..base() }).contains("no stable"));
         let same = json!({"taskDefinition": "random:2"});
         assert!(not(RollbackInputs { stable: Some(&same), ..base() }).contains("stable revision itself"));
+    }
+
+    #[test]
+    fn rollback_inputs_from_the_observed_service() {
+        let deployed = json!({"taskDefinition": "arn:aws:ecs:us-east-1:1:task-definition/random:2", "at": 10_000});
+        let stable = json!({"taskDefinition": "arn:aws:ecs:us-east-1:1:task-definition/random:1", "at": 5_000});
+        let service = |tag: Option<&str>, controller: Option<&str>| ObservedService {
+            task_definition: Some("arn:aws:ecs:us-east-1:1:task-definition/random:2".into()),
+            controller: controller.map(str::to_string),
+            tags: tag.map(|v| [("autopilot:rollback".to_string(), v.to_string())].into_iter().collect()).unwrap_or_default(),
+        };
+        let decide = |svc: &ObservedService| decide_rollback(&RollbackInputs::new("random:2", svc, Some(&deployed), Some(&stable), 10_600));
+        let back = RollbackDecision::RollBack { to: "arn:aws:ecs:us-east-1:1:task-definition/random:1".into() };
+        let only = |d: RollbackDecision, needle: &str| matches!(&d, RollbackDecision::NotifyOnly(why) if why.contains(needle));
+        assert_eq!(decide(&service(Some("on"), None)), back, "no controller reported is ECS's");
+        assert_eq!(decide(&service(Some("on"), Some("ECS"))), back);
+        assert!(only(decide(&service(None, None)), "autopilot:rollback=on"));
+        assert!(only(decide(&service(Some("maybe"), None)), "invalid"));
+        assert!(only(decide(&service(Some("on"), Some("EXTERNAL"))), "EXTERNAL"));
+    }
+
+    #[test]
+    fn crash_loop_window_and_rollback_record() {
+        let w = |failures| FailureWindow { failures, threshold: 3, window_secs: 600 };
+        assert_eq!([w(0), w(2), w(3), w(7)].map(|w| w.crash_loop()), [false, false, true, true]);
+        assert_eq!(
+            rollback_record("arn:td/random:1", "arn:td/random:2", 42).to_string(),
+            r#"{"taskDefinition":"arn:td/random:1","previous":"arn:td/random:2","at":42,"by":"recovery","reason":"rollback"}"#
+        );
+    }
+
+    #[test]
+    fn keys() {
+        assert_eq!(service_scope("stage01", "random"), "stage01/random");
+        assert_eq!(revision_key("stage01", "random", "random:2"), "stage01/random#random:2");
+        assert_eq!(incident_key("stage01/random", &StopClass::ContainerHealthCheck, "random:2"), "stage01/random#container-health-check#random:2");
+        assert_eq!(incident_key("stage01/task", &StopClass::Crash { container: None, exit_code: Some(1) }, "job:1"), "stage01/task#crash#job:1");
+        assert_eq!(rollback_dry_run_key("stage01/random#random:2"), "rollback-dry-run#stage01/random#random:2");
     }
 }

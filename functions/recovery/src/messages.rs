@@ -1,0 +1,286 @@
+//! What recovery tells people: the subject, description and fields of every notification, and the
+//! one-line account of what was done (`what`), which the outcome's `reason` repeats. Pure: built
+//! from the classified stop and the decision only, never from overrides or container environment.
+
+use autopilot::Notification;
+use serde_json::{Map, Value};
+
+use crate::classify::{StopClass, Stopped};
+use crate::elb::TargetGroupHealth;
+use crate::plan::{self, Emit, FailureWindow, ServiceFailure};
+use crate::restart::RestartDecision;
+
+/// What a service task's message says when its stop was not the revision's fault.
+pub const REPLACED_BY_ECS: &str = "ECS replaces service tasks itself; autopilot did nothing";
+
+/// A notification with what happened and why; `what` says what was done. Built only from chosen
+/// fields (never overrides or container environment).
+pub fn base(s: &Stopped, event_type: &str, subject: String, what: &str) -> Notification {
+    let mut why = Vec::new();
+    if let Some(r) = s.t.stopped_reason.as_deref().filter(|r| !r.is_empty()) {
+        why.push(format!("Stopped reason: {r}"));
+    }
+    for c in &s.t.containers {
+        match (c.exit_code, c.reason.as_deref()) {
+            (Some(code), Some(r)) => why.push(format!("Container {}: exit {code}, {r}", c.name)),
+            (Some(code), None) if code != 0 => why.push(format!("Container {}: exit {code}", c.name)),
+            (None, Some(r)) => why.push(format!("Container {}: {r}", c.name)),
+            _ => {}
+        }
+    }
+    let description = format!("Task {} ({}) in {} {}.\n{}\nAction: {what}", s.task_id, s.revision, s.cluster, s.class, why.join("\n"));
+    let mut context = Map::new();
+    context.insert("cluster".into(), s.cluster.clone().into());
+    context.insert("task".into(), s.t.task_arn.clone().into());
+    context.insert("revision".into(), s.revision.clone().into());
+    context.insert("class".into(), s.class.label().into());
+    context.insert("action".into(), what.into());
+    if let Some(r) = &s.t.stopped_reason {
+        context.insert("stoppedReason".into(), r.clone().into());
+    }
+    if let Some(c) = &s.t.stop_code {
+        context.insert("stopCode".into(), c.clone().into());
+    }
+    if let StopClass::Crash { container, exit_code } = &s.class {
+        if let Some(code) = exit_code {
+            context.insert("exitCode".into(), (*code).into());
+        }
+        if let Some(c) = container {
+            context.insert("container".into(), c.clone().into());
+        }
+    }
+    let mut n = Notification::new(event_type, subject, description);
+    n.fields = context;
+    n
+}
+
+// ------------------------------------------------------------------ standalone re-runs
+
+/// A re-run refused for a reason the task's owner must fix (its tags).
+pub fn refused(s: &Stopped, name: &str, why: &str) -> Notification {
+    base(s, "recovery.restart-refused", format!("{name}: task of {} {}, not re-run", s.revision, s.class), why)
+}
+
+/// A dry run's account of a restart decision and its message; `None` when not opted in.
+pub fn restart_dry_run(s: &Stopped, name: &str, decision: &RestartDecision) -> Option<(String, Notification)> {
+    let (what, short) = match decision {
+        RestartDecision::Rerun { attempt, limit, .. } => (format!("would re-run it (restart {attempt} of {limit})"), format!("would re-run {attempt} of {limit}")),
+        RestartDecision::LimitReached { limit, .. } => (format!("would not re-run it: restart limit {limit} reached"), format!("restart limit {limit} reached")),
+        RestartDecision::NotOptedIn => return None,
+    };
+    let n = base(s, "recovery.task-failed", format!("{name}: task of {} {}, {short}", s.revision, s.class), &what);
+    Some((what, n))
+}
+
+/// A chain of re-runs that used all its restarts: what was (not) done, and its message.
+pub fn restart_limit(s: &Stopped, name: &str, lineage: &str, limit: u32) -> (String, Notification) {
+    let what = format!("not re-run: restart limit reached ({limit} of {limit} used by lineage {lineage})");
+    let n = base(s, "recovery.restart-limit", format!("{name}: task of {} {}, restart limit {limit} reached", s.revision, s.class), &what)
+        .field("lineage", lineage.to_string())
+        .field("restartLimit", limit);
+    (what, n)
+}
+
+/// What a re-run did (the incident message carries it).
+pub fn restarted(new_task: &str, attempt: u32, limit: u32) -> String {
+    format!("re-run as task {} (restart {attempt} of {limit})", plan::task_id(new_task))
+}
+
+/// The end of a re-run's subject.
+pub fn restarted_short(attempt: u32, limit: u32) -> String {
+    format!("re-run {attempt} of {limit}")
+}
+
+// ------------------------------------------------------------------ service tasks
+
+/// What a failed service task amounts to, when no rollback happened in this invocation.
+pub fn service_failure(revision: &str, w: &FailureWindow, failure: &ServiceFailure) -> String {
+    let (count, minutes, threshold) = (w.failures, plan::minutes(w.window_secs), w.threshold);
+    match failure {
+        ServiceFailure::Replaced => format!("ECS replaces the task; {count} failed task(s) of {revision} in the last {minutes} min (a crash loop is {threshold})"),
+        ServiceFailure::AlreadyRolledBack => format!("crash loop: {count} failed tasks of {revision} in the last {minutes} min; the service was already rolled back"),
+        ServiceFailure::NotRolledBack(why) => format!("crash loop: {count} failed tasks of {revision} in the last {minutes} min; not rolled back: {why}"),
+    }
+}
+
+/// The end of a failed service task's subject (said of the window: a crash loop already rolled
+/// back is still "not rolled back" here).
+pub fn service_failure_short(w: &FailureWindow) -> &'static str {
+    if w.crash_loop() {
+        "crash loop, not rolled back"
+    } else {
+        "replaced by ECS"
+    }
+}
+
+/// A crash loop's rollback to `to_rev` (or, in a dry run, the one that would be): what was done,
+/// and its message.
+pub fn rollback(s: &Stopped, service: &str, failures: usize, window_secs: u64, to_rev: &str, dry_run: bool) -> (String, Notification) {
+    let why = format!("{failures} failed tasks of {} in the last {} min after its deployment", s.revision, plan::minutes(window_secs));
+    let (what, verb) = if dry_run {
+        (format!("would roll the service back to {to_rev}: {why}"), "would roll back to")
+    } else {
+        (format!("rolled the service back to {to_rev}: {why}"), "rolled back to")
+    };
+    let subject = format!("{}/{service}: crash loop of {}, {verb} {to_rev}", s.cluster, s.revision);
+    let n = base(s, "recovery.rollback", subject, &what)
+        .field("service", service)
+        .field("rolledBackFrom", s.revision.clone())
+        .field("rolledBackTo", to_rev.to_string())
+        .field("failuresInWindow", failures);
+    (what, n)
+}
+
+// ------------------------------------------------------------------ incidents
+
+/// The message for one more task of an incident, as debouncing decided: the first one, or a
+/// summary of the tasks folded since; `None` when this one is folded too. `name` is what the
+/// subject calls the service or task family; `fields` follow the common ones.
+pub fn incident(s: &Stopped, name: &str, short: &str, what: &str, emit: &Emit, fields: &[(&str, Value)]) -> Option<Notification> {
+    let (subject, event_type) = match emit {
+        Emit::Suppress => return None,
+        Emit::First => (format!("{name}: task of {} {}, {short}", s.revision, s.class), "recovery.task-failed"),
+        Emit::Summary { tasks, since_secs } => {
+            let noun = if *tasks == 1 { "task" } else { "tasks" };
+            (format!("{name}: {tasks} more {noun} of {} {} in the last {} min", s.revision, s.class.verb(), plan::minutes(*since_secs)), "recovery.summary")
+        }
+    };
+    let mut n = base(s, event_type, subject, what);
+    for (key, value) in fields {
+        n = n.field(key, value.clone());
+    }
+    if let Emit::Summary { tasks, since_secs } = emit {
+        n = n.field("moreTasks", *tasks).field("sinceSeconds", *since_secs);
+    }
+    Some(n)
+}
+
+/// An ELB health-check message names the target group and, when it could be read, why its
+/// targets fail their health checks.
+pub fn with_target_health(n: Notification, target_group_arn: &str, health: Option<&TargetGroupHealth>) -> Notification {
+    let Some(h) = health else { return n.field("targetGroup", target_group_arn) };
+    let summary = h.summary();
+    let mut n = n.field("targetGroup", target_group_arn).field("targetHealth", summary.clone());
+    if let Some(path) = &h.health_check_path {
+        n = n.field("healthCheckPath", path.clone());
+    }
+    n.description = format!("{}\nTarget health: {summary}", n.description);
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autopilot::events::TaskStateChange;
+    use serde_json::json;
+
+    fn event(group: &str, stop_code: &str, reason: &str, containers: Value) -> TaskStateChange {
+        serde_json::from_value(json!({
+            "clusterArn": "arn:aws:ecs:us-east-1:123456789012:cluster/stage01",
+            "taskArn": "arn:aws:ecs:us-east-1:123456789012:task/stage01/0123abcd",
+            "taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/random:2",
+            "group": group, "lastStatus": "STOPPED", "stopCode": stop_code, "stoppedReason": reason, "containers": containers,
+            "overrides": {"containerOverrides": [{"name": "random", "environment": [{"name": "API_TOKEN", "value": "s3cr3t-override"}]}]}
+        }))
+        .unwrap()
+    }
+
+    fn crash() -> TaskStateChange {
+        event("service:random", "EssentialContainerExited", "Essential container in task exited", json!([{"name": "random", "exitCode": 1}, {"name": "log-router", "exitCode": 0, "reason": "done"}]))
+    }
+
+    /// Subject, event type, description and fields as one text per message.
+    fn text(n: &Notification) -> String {
+        format!("{} | {} | {} | {}", n.subject, n.event_type, n.description, Value::Object(n.fields.clone()))
+    }
+
+    #[test]
+    fn base_says_what_happened_and_why_but_nothing_of_the_environment() {
+        let t = crash();
+        let n = base(&Stopped::new(&t), "recovery.task-failed", "subject".into(), "what was done");
+        assert_eq!(
+            text(&n),
+            "subject | recovery.task-failed | Task 0123abcd (random:2) in stage01 crashed (exit 1).\nStopped reason: Essential container in task exited\nContainer random: exit 1\nContainer log-router: exit 0, done\nAction: what was done | \
+             {\"cluster\":\"stage01\",\"task\":\"arn:aws:ecs:us-east-1:123456789012:task/stage01/0123abcd\",\"revision\":\"random:2\",\"class\":\"crash\",\"action\":\"what was done\",\
+             \"stoppedReason\":\"Essential container in task exited\",\"stopCode\":\"EssentialContainerExited\",\"exitCode\":1,\"container\":\"random\"}"
+        );
+        assert!(!format!("{n:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn restart_messages() {
+        let t = event("family:nightly-report", "EssentialContainerExited", "", json!([{"name": "job", "exitCode": 3}]));
+        let s = Stopped::new(&t);
+        let subject = |n: Option<(String, Notification)>| n.map(|(what, n)| (what, n.subject, n.event_type));
+        let cases = [
+            (RestartDecision::Rerun { lineage: "l".into(), attempt: 2, limit: 3 }, Some(("would re-run it (restart 2 of 3)", "stage01/job: task of random:2 crashed (exit 3), would re-run 2 of 3", "recovery.task-failed"))),
+            (RestartDecision::LimitReached { lineage: "l".into(), limit: 3 }, Some(("would not re-run it: restart limit 3 reached", "stage01/job: task of random:2 crashed (exit 3), restart limit 3 reached", "recovery.task-failed"))),
+            (RestartDecision::NotOptedIn, None),
+        ];
+        for (decision, want) in cases {
+            assert_eq!(subject(restart_dry_run(&s, "stage01/job", &decision)), want.map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())), "{decision:?}");
+        }
+        let (what, n) = restart_limit(&s, "stage01/job", "orig", 2);
+        assert_eq!((what.as_str(), n.subject.as_str(), n.event_type.as_str()), ("not re-run: restart limit reached (2 of 2 used by lineage orig)", "stage01/job: task of random:2 crashed (exit 3), restart limit 2 reached", "recovery.restart-limit"));
+        assert_eq!((n.fields["lineage"].clone(), n.fields["restartLimit"].clone()), (json!("orig"), json!(2)));
+        let n = refused(&s, "stage01/job", "cannot re-run: why");
+        assert_eq!((n.subject.as_str(), n.event_type.as_str(), n.fields["action"].as_str()), ("stage01/job: task of random:2 crashed (exit 3), not re-run", "recovery.restart-refused", Some("cannot re-run: why")));
+        assert_eq!(restarted("arn:aws:ecs:us-east-1:1:task/stage01/feed", 1, 3), "re-run as task feed (restart 1 of 3)");
+        assert_eq!(restarted_short(1, 3), "re-run 1 of 3");
+    }
+
+    #[test]
+    fn service_failure_texts() {
+        let w = |failures| FailureWindow { failures, threshold: 3, window_secs: 600 };
+        let cases = [
+            (w(1), ServiceFailure::Replaced, "ECS replaces the task; 1 failed task(s) of random:2 in the last 10 min (a crash loop is 3)", "replaced by ECS"),
+            (w(3), ServiceFailure::AlreadyRolledBack, "crash loop: 3 failed tasks of random:2 in the last 10 min; the service was already rolled back", "crash loop, not rolled back"),
+            (w(4), ServiceFailure::NotRolledBack("no stable revision".into()), "crash loop: 4 failed tasks of random:2 in the last 10 min; not rolled back: no stable revision", "crash loop, not rolled back"),
+        ];
+        for (w, failure, what, short) in cases {
+            assert_eq!((service_failure("random:2", &w, &failure).as_str(), service_failure_short(&w)), (what, short), "{failure:?}");
+        }
+    }
+
+    #[test]
+    fn rollback_messages() {
+        let t = crash();
+        let s = Stopped::new(&t);
+        let (what, n) = rollback(&s, "random", 3, 600, "random:1", false);
+        assert_eq!(what, "rolled the service back to random:1: 3 failed tasks of random:2 in the last 10 min after its deployment");
+        assert_eq!((n.subject.as_str(), n.event_type.as_str()), ("stage01/random: crash loop of random:2, rolled back to random:1", "recovery.rollback"));
+        let tail: Vec<(&String, &Value)> = n.fields.iter().skip_while(|(k, _)| *k != "service").collect();
+        assert_eq!(format!("{tail:?}"), r#"[("service", String("random")), ("rolledBackFrom", String("random:2")), ("rolledBackTo", String("random:1")), ("failuresInWindow", Number(3))]"#);
+        let (what, n) = rollback(&s, "random", 3, 600, "random:1", true);
+        assert!(what.starts_with("would roll the service back to random:1: "), "{what}");
+        assert_eq!(n.subject, "stage01/random: crash loop of random:2, would roll back to random:1");
+    }
+
+    #[test]
+    fn incident_messages_by_debounce_decision() {
+        let t = event("service:random", "ServiceSchedulerInitiated", "Task failed container health checks", json!([]));
+        let s = Stopped::new(&t);
+        let fields = [("service", json!("random"))];
+        let msg = |emit: Emit| incident(&s, "stage01/random", "replaced by ECS", "what", &emit, &fields).map(|n| (n.subject, n.event_type, n.fields.get("moreTasks").cloned(), n.fields.get("service").cloned()));
+        assert_eq!(msg(Emit::Suppress), None);
+        assert_eq!(msg(Emit::First), Some(("stage01/random: task of random:2 failed container health checks, replaced by ECS".into(), "recovery.task-failed".into(), None, Some(json!("random")))));
+        assert_eq!(msg(Emit::Summary { tasks: 1, since_secs: 601 }).map(|m| m.0), Some("stage01/random: 1 more task of random:2 failed container health checks in the last 11 min".into()));
+        let summary = incident(&s, "stage01/random", "x", "what", &Emit::Summary { tasks: 12, since_secs: 600 }, &fields).unwrap();
+        assert_eq!(summary.subject, "stage01/random: 12 more tasks of random:2 failed container health checks in the last 10 min");
+        assert_eq!(summary.event_type, "recovery.summary");
+        let tail: Vec<&String> = summary.fields.keys().skip_while(|k| *k != "action").collect();
+        assert_eq!(tail, ["action", "stoppedReason", "stopCode", "service", "moreTasks", "sinceSeconds"], "the message's own fields follow the common ones");
+    }
+
+    #[test]
+    fn target_health_when_elb_says() {
+        let t = crash();
+        let n = || base(&Stopped::new(&t), "recovery.task-failed", "s".into(), "w");
+        let health = TargetGroupHealth { name: Some("random".into()), health_check_path: Some("/random/".into()), reason: Some("Target.Timeout: Request timed out".into()), unhealthy: 1, total: 2 };
+        let with = with_target_health(n(), "arn:tg", Some(&health));
+        assert_eq!((with.fields["targetGroup"].clone(), with.fields["targetHealth"].clone(), with.fields["healthCheckPath"].clone()), (json!("arn:tg"), json!("Target.Timeout: Request timed out on /random/"), json!("/random/")));
+        assert!(with.description.ends_with("\nTarget health: Target.Timeout: Request timed out on /random/"), "{}", with.description);
+        let without = with_target_health(n(), "arn:tg", None);
+        assert_eq!((without.fields.get("targetGroup"), without.fields.get("targetHealth"), without.description), (Some(&json!("arn:tg")), None, n().description));
+    }
+}

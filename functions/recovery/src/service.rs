@@ -1,0 +1,122 @@
+//! Failed tasks of services: count them in their revision's window (the state table), and on a
+//! crash loop observe the service (DescribeServices and the deployer's records), decide the
+//! rollback (plan), act (UpdateService), record (the claim and the deployment record), notify.
+
+use std::time::Duration;
+
+use autopilot::Error;
+use serde_json::json;
+
+use crate::classify::Stopped;
+use crate::outcome::{About, Action, Outcome, Window};
+use crate::plan::{self, FailureWindow, RollbackDecision, RollbackInputs, ServiceFailure};
+use crate::{messages, Recovery, CAS_ATTEMPTS};
+
+const PK_FAILURES: &str = "recovery#failures";
+const PK_ROLLBACK: &str = "recovery#rollback";
+
+const ROLLBACK_MEMORY: Duration = Duration::from_secs(7 * 24 * 3600);
+const DEPLOYMENT_MEMORY: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// Where a crash loop ends up in one invocation.
+enum CrashLoop {
+    /// Rolled back (or, in a dry run, would be): the outcome, whose message was sent.
+    RolledBack(Outcome),
+    Reported(ServiceFailure),
+}
+
+impl Recovery {
+    pub(crate) async fn on_service_task(&self, s: &Stopped<'_>, service: &str) -> Result<Outcome, Error> {
+        let scope = plan::service_scope(&s.cluster, service);
+        if !s.class.is_failure() {
+            // Infrastructure: not the revision's fault, ECS replaces the task; say it once.
+            let what = messages::REPLACED_BY_ECS.to_string();
+            let sent = self.notify_incident(s, &scope, &scope, &what, "replaced by ECS", &[("service", json!(service))]).await?;
+            return Ok(Outcome::handled(s, Action::notified_if(sent, what, About::Service { service: service.into(), window: None })));
+        }
+
+        let window_secs = self.env.config.crash_loop_window.as_secs();
+        let threshold = self.env.config.crash_loop_threshold as usize;
+        let failures = self.record_failure(&plan::revision_key(&s.cluster, service, &s.revision), &s.task_id, window_secs).await?;
+        let window = FailureWindow { failures, threshold, window_secs };
+        let crash_loop = window.crash_loop();
+        tracing::info!(service, revision = %s.revision, failures, threshold, window_secs, crash_loop, "service task failed");
+
+        let failure = if crash_loop {
+            match self.crash_loop(s, service, failures).await? {
+                CrashLoop::RolledBack(outcome) => {
+                    // The rollback message is this incident's message: later tasks fold into it.
+                    self.touch_incident(s, &scope).await?;
+                    return Ok(outcome);
+                }
+                CrashLoop::Reported(failure) => failure,
+            }
+        } else {
+            ServiceFailure::Replaced
+        };
+        let what = messages::service_failure(&s.revision, &window, &failure);
+        let fields = [("service", json!(service)), ("failuresInWindow", json!(failures)), ("crashLoopThreshold", json!(threshold)), ("crashLoop", json!(crash_loop))];
+        let sent = self.notify_incident(s, &scope, &scope, &what, messages::service_failure_short(&window), &fields).await?;
+        let about = About::Service { service: service.into(), window: Some(Window { failures_in_window: failures, crash_loop }) };
+        Ok(Outcome::handled(s, Action::notified_if(sent, what, about)))
+    }
+
+    /// Count one failed task in the revision's sliding window; returns the failures in it.
+    async fn record_failure(&self, key: &str, task: &str, window: u64) -> Result<usize, Error> {
+        let ttl = Duration::from_secs(window * 2 + 60);
+        for _ in 0..CAS_ATTEMPTS {
+            let previous = self.env.state.get(PK_FAILURES, key).await?;
+            let (data, count) = plan::record_failure(previous.as_ref().map(|r| &r.data), task, self.now(), window);
+            match self.env.state.put_if_version(PK_FAILURES, key, &data, ttl, previous.map_or(0, |r| r.version)).await {
+                Ok(_) => return Ok(count),
+                Err(Error::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict(format!("{PK_FAILURES}/{key}")))
+    }
+
+    async fn crash_loop(&self, s: &Stopped<'_>, service: &str, failures: usize) -> Result<CrashLoop, Error> {
+        let claim_key = plan::revision_key(&s.cluster, service, &s.revision);
+        if self.env.state.get(PK_ROLLBACK, &claim_key).await?.is_some() {
+            return Ok(CrashLoop::Reported(ServiceFailure::AlreadyRolledBack));
+        }
+        let Some(svc) = self.aws.describe_service(&s.t.cluster_arn, service).await? else {
+            return Ok(CrashLoop::Reported(ServiceFailure::NotRolledBack(format!("the service {service} is not found"))));
+        };
+        let (dk, dsk) = autopilot::keys::deployment(&s.cluster, service);
+        let (sk, ssk) = autopilot::keys::stable_revision(&s.cluster, service);
+        let deployment = self.env.state.get(&dk, &dsk).await?;
+        let stable = self.env.state.get(&sk, &ssk).await?;
+        let now = self.now();
+        let to = match plan::decide_rollback(&RollbackInputs::new(&s.revision, &svc, deployment.as_ref().map(|r| &r.data), stable.as_ref().map(|r| &r.data), now)) {
+            RollbackDecision::NotifyOnly(why) => {
+                tracing::info!(service, revision = %s.revision, why = %why, "crash loop: no rollback");
+                return Ok(CrashLoop::Reported(ServiceFailure::NotRolledBack(why)));
+            }
+            RollbackDecision::RollBack { to } => to,
+        };
+        let to_rev = plan::revision(&to);
+        let window_secs = self.env.config.crash_loop_window.as_secs();
+
+        if self.env.config.dry_run {
+            let (what, n) = messages::rollback(s, service, failures, window_secs, &to_rev, true);
+            self.env.notifier.publish_once(&self.env.state, &plan::rollback_dry_run_key(&claim_key), self.env.config.notification_window, &n).await?;
+            let about = About::RollbackDryRun { service: service.into(), dry_run: true, rollback_to: to_rev };
+            return Ok(CrashLoop::RolledBack(Outcome::handled(s, Action::Notified { reason: what, about })));
+        }
+        if !self.env.state.create(PK_ROLLBACK, &claim_key, &json!({"to": to, "at": now}), ROLLBACK_MEMORY).await? {
+            return Ok(CrashLoop::Reported(ServiceFailure::AlreadyRolledBack));
+        }
+        if let Err(e) = self.aws.update_service_task_definition(&s.t.cluster_arn, service, &to).await {
+            let _ = self.env.state.delete(PK_ROLLBACK, &claim_key).await;
+            return Err(e);
+        }
+        let previous = s.t.task_definition_arn.as_deref().unwrap_or(&s.revision);
+        self.env.state.put(&dk, &dsk, &plan::rollback_record(&to, previous, now), DEPLOYMENT_MEMORY).await?;
+        tracing::info!(service, from = %s.revision, to = %to_rev, "crash loop: rolled back");
+        let (what, n) = messages::rollback(s, service, failures, window_secs, &to_rev, false);
+        self.env.notifier.publish(&n).await?;
+        Ok(CrashLoop::RolledBack(Outcome::handled(s, Action::RolledBack { reason: what, service: service.into(), rollback_to: to_rev, notified: true })))
+    }
+}
