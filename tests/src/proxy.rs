@@ -3,23 +3,17 @@
 //! `POST /__proxy/config`, stopped on drop.
 //!
 //! ```text
-//! SDK ──▶ aws_proxy.py (faults, drops, throttling, counts) ──▶ moto_compat (Rust, below) ──▶ moto
+//! SDK ──▶ aws_proxy.py (faults, drops, throttling, counts) ──▶ the suite's aws_proxy.py ──▶ moto
 //! ```
 //!
-//! `moto_compat` papers over two moto 5.2.1 gaps that would otherwise make every ECS-task test
-//! fail for moto's reasons rather than ours:
-//! - task containers' `cpu`/`memory` come back as JSON numbers, which the Rust SDK refuses
-//!   (ECS sends strings): they are turned into strings;
-//! - RunTask ignores `clientToken`, which ECS honours: a repeated RunTask with a token already
-//!   answered gets the first answer again and starts nothing. Without this, a RunTask whose
-//!   response is lost (drop) would start a second task in moto where ECS would not.
+//! The suite's proxy (scripts/test: `--validate refuse --moto-compat --cbor-to-json`) is the last
+//! hop: it checks requests against AWS's model and corrects what moto serves differently from AWS
+//! (tests/proxy/moto_compat.py, rpcv2.py), so a per-test proxy adds only what the test asks for.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -45,10 +39,10 @@ pub struct AwsProxy {
 }
 
 impl AwsProxy {
-    /// A proxy in front of moto (through [`moto_compat`]), with no latency, no faults and the
-    /// ECS token buckets on.
+    /// A proxy in front of the suite's endpoint, with no latency, no faults and the ECS token
+    /// buckets on.
     pub fn start() -> AwsProxy {
-        Self::start_with_upstream(&moto_compat(&crate::moto_endpoint()), &["--latency-ms", "0"])
+        Self::start_with_upstream(&crate::moto_endpoint(), &["--latency-ms", "0"])
     }
 
     pub fn start_with_upstream(upstream: &str, extra_args: &[&str]) -> AwsProxy {
@@ -133,140 +127,4 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, body)
-}
-
-// ------------------------------------------------------------------ moto compatibility layer
-
-/// The endpoint of a process-wide compatibility proxy in front of `upstream` (see the module
-/// documentation). One per upstream, started on first use.
-pub fn moto_compat(upstream: &str) -> String {
-    static PROXIES: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
-    let mut map = PROXIES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-    map.entry(upstream.to_string())
-        .or_insert_with(|| {
-            let listener = TcpListener::bind("127.0.0.1:0").expect("bind the moto compat proxy");
-            let addr = listener.local_addr().unwrap();
-            let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
-            let tokens: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
-            std::thread::spawn(move || {
-                for client in listener.incoming().flatten() {
-                    let (upstream, tokens) = (upstream.clone(), tokens.clone());
-                    std::thread::spawn(move || {
-                        let _ = compat_one(client, &upstream, &tokens);
-                    });
-                }
-            });
-            format!("http://{addr}")
-        })
-        .clone()
-}
-
-fn read_message(stream: &mut TcpStream, to_eof: bool) -> std::io::Result<(String, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16384];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed before the head"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let length = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok());
-    let mut body = buf[head_end..].to_vec();
-    match length {
-        Some(len) => {
-            while body.len() < len {
-                let n = stream.read(&mut chunk)?;
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        }
-        None if to_eof => {
-            stream.read_to_end(&mut body)?;
-        }
-        None => {}
-    }
-    Ok((head, body))
-}
-
-fn header(head: &str, name: &str) -> Option<String> {
-    head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
-}
-
-fn compat_one(mut client: TcpStream, upstream: &str, tokens: &Mutex<HashMap<String, Vec<u8>>>) -> std::io::Result<()> {
-    let (head, body) = read_message(&mut client, false)?;
-    let run_task_token = header(&head, "x-amz-target")
-        .filter(|t| t.ends_with(".RunTask"))
-        .and_then(|_| serde_json::from_slice::<Value>(&body).ok())
-        .and_then(|v| v["clientToken"].as_str().map(String::from));
-    if let Some(token) = &run_task_token {
-        if let Some(answer) = tokens.lock().unwrap_or_else(|p| p.into_inner()).get(token).cloned() {
-            client.write_all(&answer)?;
-            return client.flush();
-        }
-    }
-    let mut server = TcpStream::connect(upstream)?;
-    let head: String = head
-        .split("\r\n")
-        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-        .map(|l| if l.is_empty() { String::new() } else { format!("{l}\r\n") })
-        .collect::<String>()
-        + "Connection: close\r\n\r\n";
-    server.write_all(head.as_bytes())?;
-    server.write_all(&body)?;
-    let (rhead, rbody) = read_message(&mut server, true)?;
-    let ok = rhead.split_whitespace().nth(1) == Some("200");
-    let rbody = match serde_json::from_slice::<Value>(&rbody) {
-        Ok(mut v) => {
-            stringify_container_numbers(&mut v);
-            serde_json::to_vec(&v).unwrap()
-        }
-        Err(_) => rbody,
-    };
-    let mut out = String::new();
-    for line in rhead.split("\r\n").filter(|l| !l.is_empty()) {
-        let lower = line.to_ascii_lowercase();
-        if lower.starts_with("content-length:") || lower.starts_with("connection:") || lower.starts_with("transfer-encoding:") {
-            continue;
-        }
-        out.push_str(line);
-        out.push_str("\r\n");
-    }
-    out.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", rbody.len()));
-    let mut answer = out.into_bytes();
-    answer.extend_from_slice(&rbody);
-    if let (Some(token), true) = (run_task_token, ok) {
-        tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(token, answer.clone());
-    }
-    client.write_all(&answer)?;
-    client.flush()
-}
-
-fn stringify_container_numbers(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            for (k, child) in map.iter_mut() {
-                if k == "containers" {
-                    if let Value::Array(items) = child {
-                        for c in items.iter_mut().filter_map(Value::as_object_mut) {
-                            for field in ["cpu", "memory", "memoryReservation"] {
-                                if let Some(n) = c.get(field).filter(|x| x.is_number()).map(|x| x.to_string()) {
-                                    c.insert(field.into(), Value::String(n));
-                                }
-                            }
-                        }
-                    }
-                }
-                stringify_container_numbers(child);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(stringify_container_numbers),
-        _ => {}
-    }
 }

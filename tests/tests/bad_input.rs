@@ -12,7 +12,7 @@ use autopilot_deployer::Deployer;
 use autopilot_recovery::Recovery;
 use autopilot_scaler::Scaler;
 use aws_sdk_ecs::types::{ContainerDefinition, Tag};
-use harness::proxy::{moto_compat, AwsProxy};
+use harness::proxy::AwsProxy;
 use harness::{for_world, sample_event, World};
 use serde_json::{json, Value};
 
@@ -297,7 +297,7 @@ async fn malformed_tags_name_the_resource_and_tag_and_the_rest_proceeds() {
 
     // --- recovery: `autopilot:restart=always` on a task is refused naming task and tag; a
     // correctly tagged task is re-run all the same.
-    let direct = aws_sdk_ecs::Client::new(&w.sdk.to_builder().endpoint_url(moto_compat(&w.endpoint)).build());
+    let direct = w.ecs();
     let job = direct
         .register_task_definition()
         .family("nightly-report")

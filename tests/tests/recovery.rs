@@ -9,7 +9,6 @@ use autopilot::config::Config;
 use autopilot::runtime::Function;
 use autopilot_recovery::Recovery;
 use aws_sdk_ecs::types::{ContainerDefinition, ContainerOverride, KeyValuePair, Tag, TaskField, TaskOverride};
-use harness::proxy::moto_compat;
 use harness::{for_world, sample_event, World};
 use serde_json::{json, Value};
 
@@ -21,11 +20,10 @@ fn recovery(world: &World) -> Recovery {
     recovery_with(world, world.config())
 }
 
-/// The function under test, talking to moto through [`moto_compat`]: moto 5.2.1 answers a task's
-/// containers with numbers where ECS sends strings, which the SDK cannot parse.
+/// The function under test. Its DescribeTasks and RunTask answers parse because the suite's proxy
+/// corrects moto's task containers (tests/proxy/moto_compat.py).
 fn recovery_with(world: &World, config: Config) -> Recovery {
-    let sdk = world.sdk.to_builder().endpoint_url(moto_compat(&world.endpoint)).build();
-    Recovery::new(autopilot::runtime::Env::new(config, sdk))
+    Recovery::new(world.env_with(config))
 }
 
 /// A clock the test moves by hand.
@@ -76,7 +74,7 @@ fn job_overrides() -> TaskOverride {
 }
 
 fn ecs_via_proxy(world: &World) -> aws_sdk_ecs::Client {
-    aws_sdk_ecs::Client::new(&world.sdk.to_builder().endpoint_url(moto_compat(&world.endpoint)).build())
+    world.ecs()
 }
 
 async fn run_job(world: &World, td: &str, tags: &[(&str, &str)]) -> aws_sdk_ecs::types::Task {

@@ -19,7 +19,7 @@ use autopilot_deployer::Deployer;
 use autopilot_recovery::Recovery;
 use autopilot_scaler::Scaler;
 use aws_sdk_ecs::types::{ContainerDefinition, ContainerOverride, KeyValuePair, Tag, TaskOverride};
-use harness::proxy::{moto_compat, AwsProxy};
+use harness::proxy::AwsProxy;
 use harness::{for_world, sample_event, World};
 use serde_json::{json, Value};
 
@@ -45,9 +45,9 @@ fn ecr(w: &World) -> aws_sdk_ecr::Client {
     aws_sdk_ecr::Client::new(&w.sdk)
 }
 
-/// ECS straight to moto through the compat layer (DescribeTasks/RunTask answers parse).
+/// ECS without the faults of the test's own proxy.
 fn ecs_direct(w: &World) -> aws_sdk_ecs::Client {
-    aws_sdk_ecs::Client::new(&w.sdk.to_builder().endpoint_url(moto_compat(&w.endpoint)).build())
+    w.ecs()
 }
 
 fn fake_sha256(seed: &str) -> String {

@@ -14,7 +14,7 @@ use autopilot::config::Config;
 use autopilot::runtime::{Env, Function};
 use aws_sdk_ecs::types::{ContainerDefinition, ContainerOverride, KeyValuePair, Secret, Tag, TaskOverride};
 use harness::lambda::LocalLambda;
-use harness::proxy::{moto_compat, AwsProxy};
+use harness::proxy::AwsProxy;
 use harness::{for_world, sample_event, World};
 use serde_json::{json, Value};
 
@@ -41,7 +41,7 @@ fn secrets(w: &World) -> Vec<String> {
 // ------------------------------------------------------------------ the world's secrets
 
 fn ecs_direct(w: &World) -> aws_sdk_ecs::Client {
-    aws_sdk_ecs::Client::new(&w.sdk.to_builder().endpoint_url(moto_compat(&w.endpoint)).build())
+    w.ecs()
 }
 
 /// auth:2 = auth:1 plus `secrets` (valueFrom ARNs), and the service on it.
@@ -166,9 +166,6 @@ async fn no_secret_reaches_logs_or_notifications() {
     let dir = std::env::temp_dir().join(format!("autopilot-security-{}", w.account));
     std::fs::create_dir_all(&dir).unwrap();
     let mut env = w.lambda_env();
-    // RunTask/DescribeTasks answers need the compat layer to parse (see harness::proxy).
-    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
-    env.push(("AWS_ENDPOINT_URL".into(), moto_compat(&w.endpoint)));
     env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "DEBUG".into()));
 
     let mut logs = String::new();
