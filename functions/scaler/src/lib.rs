@@ -18,6 +18,7 @@
 
 pub mod capacity;
 pub mod cw_compat;
+pub mod outcome;
 pub mod steps;
 
 use std::collections::BTreeMap;
