@@ -18,6 +18,8 @@
 
 pub mod capacity;
 pub mod cw_compat;
+pub mod decide;
+pub mod messages;
 pub mod outcome;
 pub mod steps;
 
@@ -30,13 +32,15 @@ use autopilot::config::cluster_name;
 use autopilot::events::{AlarmStateValue, SERVICE_TASK_PLACEMENT_FAILURE};
 use autopilot::runtime::{run_event, Env, Function};
 use autopilot::state::now_epoch;
-use autopilot::tags::{self, Adjustment, Bounds, ScaleTarget, Steps, TagError, Tags};
+use autopilot::tags::{self, Bounds, Tags};
 use autopilot::{Config, Error, Incoming, Notification};
 use aws_sdk_ecs as ecs;
 use serde_json::{json, Value};
 
 use capacity::{GroupChange, Instance, TaskSize};
 use steps::{Cooldowns, Decision};
+
+pub use decide::{parse_alarm_tags, transition_id, AlarmTags, AlarmView};
 
 /// Claims of handled alarm transitions live as long as EventBridge may redeliver.
 const TRANSITION_MEMORY: Duration = Duration::from_secs(2 * 24 * 3600);
@@ -93,42 +97,6 @@ pub fn cloudwatch_client(sdk: &autopilot::aws_config::SdkConfig) -> cw::Client {
     cw::Client::from_conf(conf.build())
 }
 
-/// One alarm as seen by the scaler, from a state-change event or from DescribeAlarms.
-#[derive(Debug, Clone)]
-pub struct AlarmView {
-    pub name: String,
-    pub arn: Option<String>,
-    pub state: AlarmStateValue,
-    /// The state's timestamp: with the name, the identity of one transition.
-    pub timestamp: String,
-    pub datapoints: Vec<f64>,
-    pub threshold: Option<f64>,
-    pub tags: Option<Tags>,
-}
-
-/// The scaling configuration an alarm's tags give.
-#[derive(Debug, Clone)]
-pub struct AlarmTags {
-    pub target: ScaleTarget,
-    pub steps: Steps,
-    pub cooldown: u64,
-}
-
-pub fn parse_alarm_tags(tags: &Tags) -> Option<Result<AlarmTags, TagError>> {
-    let scale = tags.get(tags::TAG_SCALE)?;
-    Some((|| {
-        let target = ScaleTarget::parse(scale)?;
-        let steps = match tags.get(tags::TAG_STEPS) {
-            Some(s) => Steps::parse(s)?,
-            None => {
-                return Err(TagError::new(tags::TAG_STEPS, "", "step adjustments, e.g. 0:15:+1 15::+2 (the tag is missing)"))
-            }
-        };
-        let cooldown = tags::parse_cooldown(tags.get(tags::TAG_COOLDOWN).map(String::as_str))?;
-        Ok(AlarmTags { target, steps, cooldown })
-    })())
-}
-
 /// Rollout in progress: see the module documentation.
 pub fn rollout_in_progress(service: &ecs::types::Service) -> bool {
     let deployments = service.deployments();
@@ -141,18 +109,6 @@ pub fn rollout_in_progress(service: &ecs::types::Service) -> bool {
             && d.rollout_state() == Some(&ecs::types::DeploymentRolloutState::InProgress)
             && service.running_count() < service.desired_count()
     })
-}
-
-/// One alarm transition's identity: its state timestamp in epoch milliseconds, the same whether
-/// it comes from an event (`2025-11-25T14:35:12.748+0000`) or from DescribeAlarms.
-pub fn transition_id(timestamp: &str) -> String {
-    let parsed = chrono::DateTime::parse_from_rfc3339(timestamp).or_else(|_| chrono::DateTime::parse_from_str(timestamp, "%Y-%m-%dT%H:%M:%S%.f%z"));
-    parsed.map(|t| t.timestamp_millis().to_string()).unwrap_or_else(|_| timestamp.to_string())
-}
-
-fn fmt_num(x: f64) -> String {
-    let r = (x * 100.0).round() / 100.0;
-    format!("{r}")
 }
 
 fn service_arn_parts(arn: &str) -> Option<(String, String)> {
@@ -188,21 +144,7 @@ impl Scaler {
     async fn dispatch(&self, incoming: Incoming) -> Result<Value, Error> {
         match incoming {
             Incoming::AlarmStateChange(e) => {
-                let d = &e.detail;
-                let arn = e.resources.as_ref().and_then(|r| r.first()).cloned().or_else(|| {
-                    let (region, account) = (e.region.clone().unwrap_or_else(|| self.env.region()), e.account.clone()?);
-                    Some(format!("arn:aws:cloudwatch:{region}:{account}:alarm:{}", d.alarm_name))
-                });
-                let rd = d.state.reason_data();
-                let view = AlarmView {
-                    name: d.alarm_name.clone(),
-                    arn,
-                    state: d.state.value.clone(),
-                    timestamp: transition_id(&d.state.timestamp.clone().unwrap_or_else(|| e.time.map(|t| t.to_rfc3339()).unwrap_or_default())),
-                    datapoints: rd.as_ref().map(|r| r.datapoints()).unwrap_or_default(),
-                    threshold: rd.as_ref().and_then(|r| r.threshold),
-                    tags: d.tags.clone(),
-                };
+                let view = AlarmView::from_event(&e, &self.env.region());
                 self.on_alarm_transition(view).await
             }
             Incoming::Scheduled(e) => {
@@ -272,21 +214,6 @@ impl Scaler {
         result
     }
 
-    /// Describe what the alarm measured, for notifications.
-    fn why(view: &AlarmView, step: Option<Adjustment>) -> String {
-        let mean = if view.datapoints.is_empty() { None } else { Some(view.datapoints.iter().sum::<f64>() / view.datapoints.len() as f64) };
-        let mut s = format!("alarm {}", view.name);
-        if let (Some(m), Some(t)) = (mean, view.threshold) {
-            let op = if m >= t { ">" } else { "<" };
-            let n = view.datapoints.len();
-            s += &format!(": {} {op} {} for {n} datapoint{}", fmt_num(m), fmt_num(t), if n == 1 { "" } else { "s" });
-        }
-        if let Some(a) = step {
-            s += &format!("; step {a}");
-        }
-        s
-    }
-
     /// One alarm → one decision for one service (the alarm path and the re-evaluation path).
     async fn evaluate(&self, view: &AlarmView, tags: &Tags, origin: &str) -> Result<Value, Error> {
         let alarm = &view.name;
@@ -323,7 +250,7 @@ impl Scaler {
                 Some(s) => s,
                 None => {
                     tracing::info!(alarm = %alarm, breach, "breach matches no step");
-                    return Ok(json!({"action": "none", "alarm": alarm, "service": service, "reason": format!("breach {} matches no step", fmt_num(breach))}));
+                    return Ok(json!({"action": "none", "alarm": alarm, "service": service, "reason": format!("breach {} matches no step", messages::fmt_num(breach))}));
                 }
             }
         };
@@ -359,7 +286,7 @@ impl Scaler {
             now,
             rollout_in_progress: rollout_in_progress(&svc),
         };
-        let why = Self::why(view, Some(step.adjustment));
+        let why = messages::why(view, Some(step.adjustment));
         match steps::decide(&input) {
             Decision::Nothing { reason } => {
                 tracing::info!(alarm = %alarm, service, reason, "no change");
@@ -913,18 +840,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn alarm_tags_parse_or_name_the_tag() {
-        let t = |pairs: &[(&str, &str)]| -> Tags { pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
-        assert!(parse_alarm_tags(&t(&[("team", "x")])).is_none());
-        let ok = parse_alarm_tags(&t(&[("autopilot:scale", "stage01/random"), ("autopilot:steps", "0:15:+1,15::+2")])).unwrap().unwrap();
-        assert_eq!((ok.target.service.as_str(), ok.cooldown), ("random", 300));
-        let e = parse_alarm_tags(&t(&[("autopilot:scale", "stage01/random")])).unwrap().unwrap_err();
-        assert_eq!(e.tag, tags::TAG_STEPS);
-        let e = parse_alarm_tags(&t(&[("autopilot:scale", "stage01/random"), ("autopilot:steps", "+1"), ("autopilot:cooldown", "soon")])).unwrap().unwrap_err();
-        assert_eq!(e.tag, tags::TAG_COOLDOWN);
-    }
-
-    #[test]
     fn rollout_detection() {
         use ecs::types::{Deployment, DeploymentRolloutState as R, Service};
         let dep = |status: &str, state: R| Deployment::builder().status(status).rollout_state(state).build();
@@ -949,10 +864,5 @@ mod tests {
         assert_eq!(task_size(&td), TaskSize { cpu: 384, memory: 576 });
         let td = TaskDefinition::builder().cpu("1024").memory("2048").container_definitions(c(0, Some(10), None)).build();
         assert_eq!(task_size(&td), TaskSize { cpu: 1024, memory: 2048 });
-        assert_eq!(fmt_num(87.5), "87.5");
-        assert_eq!(transition_id("2025-11-25T14:35:12.748+0000"), transition_id("2025-11-25T14:35:12.748Z"));
-        assert_eq!(transition_id("2025-11-25T14:35:12.748+0000"), "1764081312748");
-        assert_eq!(transition_id("t1"), "t1");
-        assert_eq!(fmt_num(70.0), "70");
     }
 }
