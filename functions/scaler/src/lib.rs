@@ -16,6 +16,7 @@
 //! IN_PROGRESS while the service runs fewer tasks than it wants. moto keeps one PRIMARY
 //! IN_PROGRESS deployment forever, so rolloutState alone cannot be the signal.
 
+pub mod aws;
 pub mod capacity;
 pub mod cw_compat;
 pub mod decide;
@@ -40,7 +41,10 @@ use serde_json::{json, Value};
 use capacity::{GroupChange, Instance, TaskSize};
 use steps::{Cooldowns, Decision};
 
+pub use aws::cloudwatch_client;
 pub use decide::{parse_alarm_tags, transition_id, AlarmTags, AlarmView};
+
+use aws::Aws;
 
 /// Claims of handled alarm transitions live as long as EventBridge may redeliver.
 const TRANSITION_MEMORY: Duration = Duration::from_secs(2 * 24 * 3600);
@@ -49,17 +53,15 @@ const COOLDOWN_MEMORY: Duration = Duration::from_secs(3 * 24 * 3600);
 
 pub struct Scaler {
     pub env: Env,
-    ecs: ecs::Client,
-    cw: cw::Client,
-    asg: asg::Client,
+    aws: Aws,
 }
 
 impl Function for Scaler {
     const NAME: &'static str = "scaler";
 
     fn new(env: Env) -> Self {
-        let (ecs, cw, asg) = (ecs::Client::new(&env.sdk), cloudwatch_client(&env.sdk), asg::Client::new(&env.sdk));
-        Scaler { env, ecs, cw, asg }
+        let aws = Aws::new(&env.sdk);
+        Scaler { env, aws }
     }
 
     async fn handle(&self, event: Value) -> Result<Value, Error> {
@@ -85,16 +87,6 @@ impl Function for Scaler {
             other => Some(json!({"action": "ignored", "reason": format!("{} is not handled by scaler", other.detail_type())})),
         }
     }
-}
-
-/// A CloudWatch client; with a custom endpoint (moto) it speaks AWS JSON 1.0 instead of RPC v2
-/// CBOR (see `cw_compat`).
-pub fn cloudwatch_client(sdk: &autopilot::aws_config::SdkConfig) -> cw::Client {
-    let mut conf = cw::config::Builder::from(sdk);
-    if sdk.endpoint_url().is_some() {
-        conf = conf.interceptor(cw_compat::JsonInsteadOfCbor);
-    }
-    cw::Client::from_conf(conf.build())
 }
 
 /// Rollout in progress: see the module documentation.
@@ -138,7 +130,7 @@ impl Scaler {
     /// A scaler with given clients (adapter tests with aws-smithy-mocks).
     #[doc(hidden)]
     pub fn with_clients(env: Env, ecs: ecs::Client, cw: cw::Client, asg: asg::Client) -> Self {
-        Scaler { env, ecs, cw, asg }
+        Scaler { env, aws: Aws { ecs, cw, asg } }
     }
 
     async fn dispatch(&self, incoming: Incoming) -> Result<Value, Error> {
@@ -187,7 +179,7 @@ impl Scaler {
         let Some(arn) = view.arn.clone() else {
             return Err(Error::Refused(format!("alarm {}: the event names no alarm ARN (resources) or account to read its tags", view.name)));
         };
-        let out = self.cw.list_tags_for_resource().resource_arn(&arn).send().await.map_err(|e| Error::aws("cloudwatch", "ListTagsForResource", e))?;
+        let out = self.aws.cw.list_tags_for_resource().resource_arn(&arn).send().await.map_err(|e| Error::aws("cloudwatch", "ListTagsForResource", e))?;
         Ok(out.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect())
     }
 
@@ -311,7 +303,7 @@ impl Scaler {
                 let dry = self.env.config.dry_run;
                 if !dry {
                     let new_version = self.env.state.put_if_version("scale", &sk, &serde_json::to_value(&next).unwrap_or_default(), COOLDOWN_MEMORY, version).await?;
-                    if let Err(e) = self.ecs.update_service().cluster(&cluster).service(&service).desired_count(to as i32).send().await {
+                    if let Err(e) = self.aws.ecs.update_service().cluster(&cluster).service(&service).desired_count(to as i32).send().await {
                         // The error may be a lost answer to an update that landed: then the
                         // cooldown record must stay, or the redelivery would scale again.
                         let landed = matches!(self.describe_service(&cluster, &service).await, Ok(Some(now)) if now.desired_count() == to as i32);
@@ -367,6 +359,7 @@ impl Scaler {
 
     async fn describe_service(&self, cluster: &str, service: &str) -> Result<Option<ecs::types::Service>, Error> {
         let out = self
+            .aws
             .ecs
             .describe_services()
             .cluster(cluster)
@@ -387,6 +380,7 @@ impl Scaler {
         loop {
             // A CloudWatch failure must not stop the capacity work below: collect it.
             let out = match self
+                .aws
                 .cw
                 .describe_alarms()
                 .state_value(cw::types::StateValue::Alarm)
@@ -463,7 +457,7 @@ impl Scaler {
         let mut names = Vec::new();
         let mut token = None;
         loop {
-            let out = self.ecs.list_clusters().set_next_token(token).send().await.map_err(|e| Error::aws("ecs", "ListClusters", e))?;
+            let out = self.aws.ecs.list_clusters().set_next_token(token).send().await.map_err(|e| Error::aws("ecs", "ListClusters", e))?;
             names.extend(out.cluster_arns().iter().map(|a| cluster_name(a).to_string()));
             token = out.next_token().map(String::from);
             if token.is_none() {
@@ -478,6 +472,7 @@ impl Scaler {
     /// owns it (then ECS scales the group and we must not fight it).
     async fn cluster_group(&self, cluster: &str) -> Result<Option<String>, Error> {
         let out = self
+            .aws
             .ecs
             .describe_clusters()
             .clusters(cluster)
@@ -490,6 +485,7 @@ impl Scaler {
         let group = tags::parse_asg(raw).map_err(|e| Error::tag(format!("cluster {cluster}"), e))?;
         if !c.capacity_providers().is_empty() {
             let cps = self
+                .aws
                 .ecs
                 .describe_capacity_providers()
                 .set_capacity_providers(Some(c.capacity_providers().to_vec()))
@@ -514,6 +510,7 @@ impl Scaler {
         let mut token = None;
         loop {
             let out = self
+                .aws
                 .ecs
                 .list_container_instances()
                 .cluster(cluster)
@@ -530,6 +527,7 @@ impl Scaler {
         let mut instances = Vec::new();
         for chunk in arns.chunks(100) {
             let out = self
+                .aws
                 .ecs
                 .describe_container_instances()
                 .cluster(cluster)
@@ -554,6 +552,7 @@ impl Scaler {
 
     async fn group(&self, name: &str) -> Result<Option<asg::types::AutoScalingGroup>, Error> {
         let out = self
+            .aws
             .asg
             .describe_auto_scaling_groups()
             .auto_scaling_group_names(name)
@@ -565,6 +564,7 @@ impl Scaler {
 
     async fn size_of(&self, task_definition: &str) -> Result<TaskSize, Error> {
         let out = self
+            .aws
             .ecs
             .describe_task_definition()
             .task_definition(task_definition)
@@ -593,7 +593,7 @@ impl Scaler {
             GroupChange::None => ("none", String::new()),
             GroupChange::Grow { from, to, wanted, capped } => {
                 if !dry {
-                    self.asg
+                    self.aws.asg
                         .set_desired_capacity()
                         .auto_scaling_group_name(&group_name)
                         .desired_capacity(to as i32)
@@ -674,7 +674,7 @@ impl Scaler {
         let dry = self.env.config.dry_run;
         if !dry {
             if victim.status != "DRAINING" {
-                self.ecs
+                self.aws.ecs
                     .update_container_instances_state()
                     .cluster(cluster)
                     .container_instances(&victim.arn)
@@ -683,7 +683,7 @@ impl Scaler {
                     .await
                     .map_err(|e| Error::aws("ecs", "UpdateContainerInstancesState", e))?;
             }
-            self.asg
+            self.aws.asg
                 .terminate_instance_in_auto_scaling_group()
                 .instance_id(&ec2_id)
                 .should_decrement_desired_capacity(true)
@@ -705,7 +705,7 @@ impl Scaler {
         let mut arns = Vec::new();
         let mut token = None;
         loop {
-            let out = self.ecs.list_services().cluster(cluster).set_next_token(token).send().await.map_err(|e| Error::aws("ecs", "ListServices", e))?;
+            let out = self.aws.ecs.list_services().cluster(cluster).set_next_token(token).send().await.map_err(|e| Error::aws("ecs", "ListServices", e))?;
             arns.extend(out.service_arns().iter().cloned());
             token = out.next_token().map(String::from);
             if token.is_none() {
@@ -715,6 +715,7 @@ impl Scaler {
         let (mut unplaced, mut size): (i64, Option<TaskSize>) = (0, None);
         for chunk in arns.chunks(10) {
             let out = self
+                .aws
                 .ecs
                 .describe_services()
                 .cluster(cluster)
