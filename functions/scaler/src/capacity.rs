@@ -1,12 +1,95 @@
-//! Cluster capacity arithmetic for EC2-backed clusters, as pure functions: how many tasks of one
-//! size fit on the registered container instances, how many instances are missing, and which
-//! idle instance (if any) may go.
+//! Cluster capacity arithmetic for EC2-backed clusters, as pure functions: which Auto Scaling
+//! group backs a cluster, how big a task is, how many tasks of one size fit on the registered
+//! container instances, how many instances are missing, and which idle instance (if any) may go.
+
+use std::collections::BTreeMap;
+
+use autopilot::tags::{self, TagError, Tags};
+use serde::Serialize;
+
+use crate::outcome::{CapacityCheck, GroupAction};
+
+/// What DescribeClusters says of a cluster.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObservedCluster {
+    /// Only tags that have a value: a tag without one names no group.
+    pub tags: Tags,
+    pub capacity_providers: Vec<String>,
+}
+
+/// An Auto Scaling group provider, from DescribeCapacityProviders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsgProvider {
+    pub group_arn: String,
+    pub managed_scaling: bool,
+}
+
+/// The group `autopilot:asg` names, if the cluster has the tag.
+pub fn tagged_group(cluster: &ObservedCluster) -> Result<Option<String>, TagError> {
+    cluster.tags.get(tags::TAG_ASG).map(|raw| tags::parse_asg(raw)).transpose()
+}
+
+/// Whether a capacity provider with managed scaling owns `group` (then ECS scales the group and
+/// we must not fight it).
+pub fn managed_by_provider(group: &str, providers: &[AsgProvider]) -> bool {
+    providers.iter().any(|p| p.managed_scaling && (p.group_arn == group || p.group_arn.ends_with(&format!("autoScalingGroupName/{group}"))))
+}
+
+/// What DescribeAutoScalingGroups says of a group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObservedGroup {
+    pub desired: i64,
+    pub min: i64,
+    pub max: i64,
+    /// EC2 instance id → protected from scale-in.
+    pub members: BTreeMap<String, bool>,
+}
+
+impl ObservedGroup {
+    /// Instances outside the group, or protected from scale-in, are never touched.
+    pub fn protected(&self, ec2_id: &str) -> bool {
+        self.members.get(ec2_id).copied().unwrap_or(true)
+    }
+}
+
+/// The sizes a task definition declares (nothing else of it: no environment, no secrets).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskDefSizes {
+    /// Task-level `cpu` and `memory`, as strings (ECS's shape).
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+    pub containers: Vec<ContainerSize>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ContainerSize {
+    pub cpu: i32,
+    pub memory: Option<i32>,
+    pub memory_reservation: Option<i32>,
+}
 
 /// CPU units and MiB of one task (task-level values, else the sum over its containers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskSize {
     pub cpu: i64,
     pub memory: i64,
+}
+
+impl TaskSize {
+    /// The larger of each dimension.
+    pub fn max(self, other: TaskSize) -> TaskSize {
+        TaskSize { cpu: self.cpu.max(other.cpu), memory: self.memory.max(other.memory) }
+    }
+}
+
+pub fn task_size(td: &TaskDefSizes) -> TaskSize {
+    let num = |s: Option<&str>| s.and_then(|v| v.trim().parse::<i64>().ok());
+    let containers = &td.containers;
+    let cpu = num(td.cpu.as_deref()).unwrap_or_else(|| containers.iter().map(|c| c.cpu as i64).sum());
+    let memory = num(td.memory.as_deref()).unwrap_or_else(|| {
+        containers.iter().map(|c| c.memory.or(c.memory_reservation).unwrap_or(0) as i64).sum()
+    });
+    TaskSize { cpu, memory }
 }
 
 /// What DescribeContainerInstances says of one instance.
@@ -44,7 +127,8 @@ pub fn fits(cpu: i64, memory: i64, size: TaskSize) -> i64 {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Growth {
     /// Tasks of this size the ACTIVE instances can still take.
     pub fit_now: i64,
@@ -95,6 +179,18 @@ pub fn grow_group(desired: i64, max: i64, missing: i64) -> GroupChange {
     }
     let to = wanted.min(max);
     GroupChange::Grow { from: desired, to, wanted, capped: to < wanted }
+}
+
+/// The capacity check of `group` (desired and max capacity as given) for `to_place` more tasks
+/// of `size`: what is missing, and whether the group grows, is at its max, or has room.
+pub fn check(group: String, instances: &[Instance], size: TaskSize, to_place: i64, desired: i64, max: i64) -> CapacityCheck {
+    let growth = plan_growth(instances, size, to_place, desired);
+    let (action, to) = match grow_group(desired, max, growth.missing) {
+        GroupChange::None => (GroupAction::None, None),
+        GroupChange::Grow { to, .. } => (GroupAction::Grown, Some(to)),
+        GroupChange::AtMax { .. } => (GroupAction::AtMax, None),
+    };
+    CapacityCheck { group, to_place, growth, action, desired, max, to }
 }
 
 /// An idle instance the group can lose: ACTIVE or DRAINING, running and pending no task, not
@@ -195,6 +291,66 @@ mod tests {
         assert_eq!(grow_group(5, 6, 3), GroupChange::Grow { from: 5, to: 6, wanted: 8, capped: true });
         assert_eq!(grow_group(6, 6, 1), GroupChange::AtMax { desired: 6, max: 6, wanted: 7 });
         assert_eq!(grow_group(2, 6, 0), GroupChange::None);
+    }
+
+    #[test]
+    fn task_sizes() {
+        let c = |cpu, memory: Option<i32>, memory_reservation: Option<i32>| ContainerSize { cpu, memory, memory_reservation };
+        // (task cpu, task memory, containers, size)
+        let cases: [(Option<&str>, Option<&str>, Vec<ContainerSize>, TaskSize); 4] = [
+            (None, None, vec![c(256, Some(512), None), c(128, None, Some(64))], TaskSize { cpu: 384, memory: 576 }),
+            (Some("1024"), Some("2048"), vec![c(0, Some(10), None)], TaskSize { cpu: 1024, memory: 2048 }),
+            (Some(" 512 "), Some("1GB"), vec![c(0, None, Some(300)), c(0, None, None)], TaskSize { cpu: 512, memory: 300 }),
+            (None, None, vec![], TaskSize { cpu: 0, memory: 0 }),
+        ];
+        for (cpu, memory, containers, want) in cases {
+            let td = TaskDefSizes { cpu: cpu.map(String::from), memory: memory.map(String::from), containers };
+            assert_eq!(task_size(&td), want, "{td:?}");
+        }
+        assert_eq!(TaskSize { cpu: 512, memory: 128 }.max(TaskSize { cpu: 256, memory: 1024 }), TaskSize { cpu: 512, memory: 1024 });
+    }
+
+    #[test]
+    fn the_group_behind_a_cluster() {
+        let cluster = |tags: &[(&str, &str)]| ObservedCluster {
+            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            capacity_providers: vec![],
+        };
+        assert_eq!(tagged_group(&cluster(&[])), Ok(None));
+        assert_eq!(tagged_group(&cluster(&[("autopilot:asg", " stage01-asg ")])), Ok(Some("stage01-asg".into())));
+        assert_eq!(tagged_group(&cluster(&[("autopilot:asg", "")])).unwrap_err().tag, tags::TAG_ASG);
+        let arn = "arn:aws:autoscaling:us-east-1:1:autoScalingGroup:uuid:autoScalingGroupName/stage01-asg";
+        let p = |group_arn: &str, managed_scaling| AsgProvider { group_arn: group_arn.into(), managed_scaling };
+        // (providers, owned by ECS)
+        for (providers, owned) in [
+            (vec![p(arn, true)], true),
+            (vec![p("stage01-asg", true)], true),
+            (vec![p(arn, false)], false),
+            (vec![p("arn:aws:autoscaling:us-east-1:1:autoScalingGroup:uuid:autoScalingGroupName/other", true)], false),
+            (vec![], false),
+        ] {
+            assert_eq!(managed_by_provider("stage01-asg", &providers), owned, "{providers:?}");
+        }
+        let g = ObservedGroup { members: [("i-a".to_string(), false), ("i-b".to_string(), true)].into(), ..Default::default() };
+        assert_eq!((g.protected("i-a"), g.protected("i-b"), g.protected("i-elsewhere")), (false, true, true));
+    }
+
+    #[test]
+    fn capacity_checks() {
+        let full = [inst("a", 0, 6970, 2), inst("b", 0, 6970, 2)];
+        // (to place, desired, max, action, to)
+        for (to_place, desired, max, action, to) in [
+            (2, 2, 6, GroupAction::Grown, Some(3)),
+            (20, 2, 3, GroupAction::Grown, Some(3)), // wants 3 more, capped at max 3
+            (20, 5, 6, GroupAction::None, None),     // the 3 instances launching cover it
+            (2, 2, 2, GroupAction::AtMax, None),
+            (0, 2, 6, GroupAction::None, None),
+        ] {
+            let c = check("g".into(), &full, RANDOM, to_place, desired, max);
+            assert_eq!((c.action, c.to, c.desired, c.max, c.to_place), (action, to, desired, max, to_place), "{to_place} {desired} {max}");
+            assert_eq!(c.growth, plan_growth(&full, RANDOM, to_place, desired));
+            assert_eq!(c.change(), grow_group(desired, max, c.growth.missing));
+        }
     }
 
     #[test]

@@ -1,0 +1,173 @@
+//! One alarm → one decision for one service, from an alarm transition or from the re-evaluation
+//! schedule: observe (the alarm's tags, the service, its cooldown record), decide (`decide.rs`,
+//! `steps.rs`), act (UpdateService, then the cluster's capacity), record, notify.
+
+use std::time::Duration;
+
+use autopilot::runtime::Env;
+use autopilot::state::now_epoch;
+use autopilot::tags::{self, Bounds, Tags};
+use autopilot::Error;
+use serde_json::json;
+
+use crate::aws::Aws;
+use crate::cluster;
+use crate::decide::{self, AlarmView, NoStep};
+use crate::messages::{self, Scaling};
+use crate::outcome::{Capacity, Origin, Outcome, Scaled};
+use crate::steps::{self, Cooldowns, Decision};
+
+/// Claims of handled alarm transitions live as long as EventBridge may redeliver.
+const TRANSITION_MEMORY: Duration = Duration::from_secs(2 * 24 * 3600);
+/// The cooldown record outlives any cooldown (at most 86400 s).
+const COOLDOWN_MEMORY: Duration = Duration::from_secs(3 * 24 * 3600);
+
+/// An alarm's state-change event, in ALARM or OK (`screen` settles the other states).
+pub async fn on_transition(env: &Env, aws: &Aws, view: AlarmView) -> Result<Outcome, Error> {
+    let tags = alarm_tags(aws, &view).await?;
+    if !tags.contains_key(tags::TAG_SCALE) {
+        tracing::info!(alarm = %view.name, "alarm has no autopilot:scale tag: ignored");
+        return Ok(Outcome::ignored_alarm(&view.name, "no autopilot:scale tag"));
+    }
+    // Replays of one transition (EventBridge redelivery under a new id) never scale twice.
+    let key = view.transition_key();
+    if !env.state.create("scale-transition", &key, &json!({"at": now_epoch()}), TRANSITION_MEMORY).await? {
+        tracing::info!(alarm = %view.name, transition = %view.timestamp, "alarm transition already handled");
+        return Ok(Outcome::Replay { alarm: view.name.clone(), transition: view.timestamp.clone() });
+    }
+    let result = evaluate(env, aws, &view, &tags, Origin::Alarm).await;
+    if result.is_err() {
+        let _ = env.state.delete("scale-transition", &key).await;
+    }
+    result
+}
+
+/// The alarm's tags: from the event when it carries them, else ListTagsForResource.
+pub async fn alarm_tags(aws: &Aws, view: &AlarmView) -> Result<Tags, Error> {
+    if let Some(t) = &view.tags {
+        return Ok(t.clone());
+    }
+    let Some(arn) = view.arn.clone() else {
+        return Err(Error::Refused(format!("alarm {}: the event names no alarm ARN (resources) or account to read its tags", view.name)));
+    };
+    aws.list_tags_for_resource(&arn).await
+}
+
+/// One alarm → one decision for one service (the alarm path and the re-evaluation path).
+pub async fn evaluate(env: &Env, aws: &Aws, view: &AlarmView, tags: &Tags, origin: Origin) -> Result<Outcome, Error> {
+    let alarm = &view.name;
+    let cfg = match decide::parse_alarm_tags(tags) {
+        None => return Ok(Outcome::ignored_alarm(alarm, "no autopilot:scale tag")),
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            let (key, n) = messages::invalid_alarm_tag(alarm, &e);
+            env.notifier.publish_once(&env.state, &key, env.config.notification_window, &n).await?;
+            return Err(Error::tag(format!("alarm {alarm}"), e));
+        }
+    };
+    let (cluster, service) = (cfg.target.cluster.clone(), cfg.target.service.clone());
+    if !env.config.manages_cluster(&cluster) {
+        tracing::info!(alarm = %alarm, cluster, "cluster is not managed (AUTOPILOT_CLUSTERS): ignored");
+        return Ok(Outcome::ignored_alarm(alarm, format!("cluster {cluster} is not managed")));
+    }
+    let step = match decide::alarm_step(view, &cfg.steps) {
+        Ok(s) => s,
+        Err(NoStep::NoDatapoints) => {
+            tracing::warn!(alarm = %alarm, "the alarm state carries no datapoints (composite or metric-math alarm): cannot measure the breach; only a single open step like +2 can apply");
+            return Ok(Outcome::skipped(Some(alarm), "no datapoints in the alarm's reasonData to measure the breach"));
+        }
+        Err(NoStep::NoThreshold) => {
+            tracing::warn!(alarm = %alarm, "the alarm state has datapoints but no threshold");
+            return Ok(Outcome::skipped(Some(alarm), "no threshold in the alarm's reasonData"));
+        }
+        Err(NoStep::NoMatch { breach }) => {
+            tracing::info!(alarm = %alarm, breach, "breach matches no step");
+            return Ok(Outcome::unchanged(alarm, &service, format!("breach {} matches no step", messages::fmt_num(breach))));
+        }
+    };
+
+    let Some(svc) = aws.describe_service(&cluster, &service).await? else {
+        tracing::warn!(alarm = %alarm, cluster, service, "service named by autopilot:scale does not exist");
+        return Ok(Outcome::skipped(Some(alarm), format!("service {cluster}/{service} not found")));
+    };
+    let bounds = match Bounds::from_tags(&svc.tags) {
+        Ok(b) => b,
+        Err(e) => {
+            let (key, n) = messages::invalid_service_tag(&cluster, &service, &e);
+            env.notifier.publish_once(&env.state, &key, env.config.notification_window, &n).await?;
+            return Err(Error::tag(format!("service {cluster}/{service}"), e));
+        }
+    };
+    let current = svc.current();
+    if decide::ok_keeps_capacity(&view.state, current, step.adjustment) {
+        return Ok(Outcome::unchanged(alarm, &service, "alarm is OK and its step does not lower capacity"));
+    }
+
+    let (sk, now) = (format!("{cluster}/{service}"), now_epoch() as i64);
+    let record = env.state.get("scale", &sk).await?;
+    let state: Cooldowns = record.as_ref().and_then(|r| serde_json::from_value(r.data.clone()).ok()).unwrap_or_default();
+    let version = record.as_ref().map_or(0, |r| r.version);
+    let input = steps::Input {
+        current,
+        bounds,
+        adjustment: step.adjustment,
+        cooldown: cfg.cooldown,
+        state,
+        now,
+        rollout_in_progress: decide::rollout_in_progress(&svc),
+    };
+    let say = Scaling { view, cluster: &cluster, service: &service, step: step.adjustment };
+    match steps::decide(&input) {
+        Decision::Nothing { reason } => {
+            tracing::info!(alarm = %alarm, service, reason, "no change");
+            Ok(Outcome::Unchanged { alarm: alarm.clone(), service, desired: Some(current), reason, origin: Some(origin) })
+        }
+        Decision::Refused { from, wanted, refusal, detail } => {
+            let (key, n) = say.refused(from, wanted, refusal, &detail);
+            env.notifier.publish_once(&env.state, &key, COOLDOWN_MEMORY, &n).await?;
+            tracing::info!(alarm = %alarm, service, refusal = refusal.as_str(), detail, "scaling refused");
+            Ok(Outcome::Refused { alarm: alarm.clone(), service, from, wanted, refusal, reason: detail, origin })
+        }
+        Decision::Scale { from, to, next, clamped } => {
+            let dry = env.config.dry_run;
+            if !dry {
+                let new_version = env.state.put_if_version("scale", &sk, &serde_json::to_value(&next).unwrap_or_default(), COOLDOWN_MEMORY, version).await?;
+                if let Err(e) = aws.update_desired_count(&cluster, &service, to).await {
+                    // The error may be a lost answer to an update that landed: then the
+                    // cooldown record must stay, or the redelivery would scale again.
+                    let landed = matches!(aws.describe_service(&cluster, &service).await, Ok(Some(now)) if now.desired_count == to as i32);
+                    if !landed {
+                        let old = record.as_ref().map(|r| r.data.clone()).unwrap_or(json!({}));
+                        let _ = env.state.put_if_version("scale", &sk, &old, COOLDOWN_MEMORY, new_version).await;
+                        return Err(e);
+                    }
+                    tracing::warn!(service, to, error = %e, "UpdateService reported an error but the service is at the new count");
+                }
+            }
+            let mut capacity = None;
+            if to > from {
+                match cluster::ensure_capacity(env, aws, &cluster, &svc.task_definition, svc.to_place_after_scale_out(from, to)).await {
+                    Ok(checked) => capacity = checked,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "capacity check failed after scaling out");
+                        capacity = Some(Capacity::Unchecked { error: e.to_string() });
+                    }
+                }
+            }
+            let n = say.scaled(from, to, bounds, clamped, capacity.as_ref());
+            env.notifier.publish(&n).await?;
+            tracing::info!(alarm = %alarm, service, from, to, dry_run = dry, "scaled");
+            Ok(Outcome::Scaled(Scaled {
+                alarm: alarm.clone(),
+                cluster,
+                service,
+                from,
+                to,
+                step: step.adjustment.to_string(),
+                dry_run: dry,
+                capacity,
+                origin,
+            }))
+        }
+    }
+}

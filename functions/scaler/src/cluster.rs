@@ -1,0 +1,118 @@
+//! The EC2 Auto Scaling group behind a cluster (`autopilot:asg`): grow it when tasks no longer
+//! fit (a placement failure, or after a scale-out), shrink it by one idle instance per
+//! re-evaluation. Observe (`aws.rs`), decide (`capacity.rs`), act, notify (`messages.rs`).
+
+use autopilot::runtime::Env;
+use autopilot::Error;
+
+use crate::aws::Aws;
+use crate::capacity::{self, GroupChange, Instance, TaskSize};
+use crate::decide::PlacementFailure;
+use crate::messages;
+use crate::outcome::{Capacity, ClusterChange, Outcome};
+
+/// "ECS Service Action" SERVICE_TASK_PLACEMENT_FAILURE: grow the group if the tasks do not fit.
+pub async fn on_placement_failure(env: &Env, aws: &Aws, failure: PlacementFailure) -> Result<Outcome, Error> {
+    let PlacementFailure { cluster, service, reasons } = failure;
+    if !env.config.manages_cluster(&cluster) {
+        return Ok(Outcome::ignored(format!("cluster {cluster} is not managed")));
+    }
+    let Some(svc) = aws.describe_service(&cluster, &service).await? else {
+        return Ok(Outcome::skipped(None, format!("service {cluster}/{service} not found")));
+    };
+    let Some(capacity) = ensure_capacity(env, aws, &cluster, &svc.task_definition, svc.to_place_after_placement_failure()).await? else {
+        return Ok(Outcome::Ignored { alarm: None, service: Some(service), reason: format!("cluster {cluster} has no autopilot:asg group to grow") });
+    };
+    match messages::placement_failure(&cluster, &service, &reasons, &capacity) {
+        Some(n) => env.notifier.publish(&n).await?,
+        None => tracing::info!(cluster, service, ?reasons, "placement failed but the instances have CPU and memory for the tasks: not a capacity problem"),
+    }
+    Ok(Outcome::PlacementFailure { cluster, service, capacity, dry_run: env.config.dry_run })
+}
+
+/// Grow the cluster's group when `to_place` tasks of `task_definition` do not fit.
+/// `None`: the cluster has no group to manage.
+pub async fn ensure_capacity(env: &Env, aws: &Aws, cluster: &str, task_definition: &str, to_place: i64) -> Result<Option<Capacity>, Error> {
+    let Some(group_name) = cluster_group(aws, cluster).await? else { return Ok(None) };
+    let size = size_of(aws, task_definition).await?;
+    let instances = instances(aws, cluster).await?;
+    let Some(group) = aws.describe_auto_scaling_group(&group_name).await? else {
+        tracing::warn!(cluster, group = %group_name, "autopilot:asg names a group that does not exist");
+        return Ok(Some(Capacity::group_not_found(group_name)));
+    };
+    let check = capacity::check(group_name, &instances, size, to_place, group.desired, group.max);
+    if let GroupChange::Grow { to, .. } = check.change() {
+        if !env.config.dry_run {
+            aws.set_desired_capacity(&check.group, to).await?;
+        }
+    }
+    Ok(Some(Capacity::Checked(check)))
+}
+
+/// Remove at most one idle instance per run (see `capacity::pick_idle`): set it DRAINING,
+/// then terminate it in its group with the desired capacity decremented.
+pub async fn shrink(env: &Env, aws: &Aws, cluster: &str) -> Result<Option<ClusterChange>, Error> {
+    let Some(group_name) = cluster_group(aws, cluster).await? else { return Ok(None) };
+    let instances = instances(aws, cluster).await?;
+    if !instances.iter().any(|i| i.is_idle()) {
+        return Ok(None);
+    }
+    let Some(group) = aws.describe_auto_scaling_group(&group_name).await? else { return Ok(None) };
+    let (unplaced, size) = unplaced(aws, cluster).await?;
+    let Some(victim) = capacity::pick_idle(&instances, &|id: &str| group.protected(id), group.desired, group.min, unplaced, size) else {
+        return Ok(None);
+    };
+    let ec2_id = victim.ec2_id.clone().unwrap_or_default();
+    let dry = env.config.dry_run;
+    if !dry {
+        // An instance an earlier run drained is only terminated.
+        if victim.status != "DRAINING" {
+            aws.drain_container_instance(cluster, &victim.arn).await?;
+        }
+        aws.terminate_instance_in_auto_scaling_group(&ec2_id).await?;
+    }
+    env.notifier.publish(&messages::shrunk(cluster, &group_name, &ec2_id, group.desired)).await?;
+    Ok(Some(ClusterChange::Shrunk { cluster: cluster.to_string(), group: group_name, instance: ec2_id, from: group.desired, to: group.desired - 1, dry_run: dry }))
+}
+
+/// The Auto Scaling group behind a cluster, unless a capacity provider with managed scaling
+/// owns it (then ECS scales the group and we must not fight it).
+async fn cluster_group(aws: &Aws, cluster: &str) -> Result<Option<String>, Error> {
+    let Some(c) = aws.describe_cluster(cluster).await? else { return Ok(None) };
+    let Some(group) = capacity::tagged_group(&c).map_err(|e| Error::tag(format!("cluster {cluster}"), e))? else { return Ok(None) };
+    if !c.capacity_providers.is_empty() {
+        let providers = aws.describe_capacity_providers(&c.capacity_providers).await?;
+        if capacity::managed_by_provider(&group, &providers) {
+            tracing::info!(cluster, group, "a capacity provider with managed scaling owns the group: left to ECS");
+            return Ok(None);
+        }
+    }
+    Ok(Some(group))
+}
+
+async fn instances(aws: &Aws, cluster: &str) -> Result<Vec<Instance>, Error> {
+    let arns = aws.list_container_instances(cluster).await?;
+    aws.describe_container_instances(cluster, &arns).await
+}
+
+async fn size_of(aws: &Aws, task_definition: &str) -> Result<TaskSize, Error> {
+    Ok(aws.describe_task_definition(task_definition).await?.map(|td| capacity::task_size(&td)).unwrap_or(TaskSize { cpu: 0, memory: 0 }))
+}
+
+/// Tasks the cluster's services still owe (desired − running − pending) and the largest task
+/// size among those services.
+async fn unplaced(aws: &Aws, cluster: &str) -> Result<(i64, Option<TaskSize>), Error> {
+    let arns = aws.list_services(cluster).await?;
+    let (mut unplaced, mut size): (i64, Option<TaskSize>) = (0, None);
+    for chunk in arns.chunks(10) {
+        for s in aws.describe_services(cluster, chunk).await? {
+            let owed = s.owed();
+            if owed > 0 {
+                unplaced += owed;
+                let t = size_of(aws, &s.task_definition).await?;
+                size = Some(size.map_or(t, |z| z.max(t)));
+            }
+        }
+    }
+    Ok((unplaced, size))
+}
