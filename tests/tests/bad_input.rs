@@ -340,7 +340,7 @@ async fn malformed_tags_name_the_resource_and_tag_and_the_rest_proceeds() {
 
     // --- scaler: `autopilot:steps=abc` on an alarm in CloudWatch; re-evaluation still scales
     // the well-tagged alarm and fails the invocation naming the bad one.
-    let cw = autopilot_scaler::cloudwatch_client(&w.sdk);
+    let cw = aws_sdk_cloudwatch::Client::new(&w.sdk);
     let reason_data = json!({"version": "1.0", "statistic": "Average", "period": 60, "recentDatapoints": [85.0, 90.0], "threshold": 70.0}).to_string();
     cw.put_metric_alarm()
         .alarm_name("random-cpu-bad-steps")

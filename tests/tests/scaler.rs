@@ -135,8 +135,8 @@ async fn a_replayed_transition_does_nothing() {
 #[tokio::test]
 async fn reevaluation_scales_again_after_the_cooldown_not_before() {
     let world = World::seed().await;
-    // moto serves CloudWatch's JSON protocol, not the SDK's CBOR one: see cw_compat.
-    let cw = autopilot_scaler::cloudwatch_client(&world.sdk);
+    // The SDK speaks RPC v2 CBOR; the suite's proxy translates it for moto (tests/proxy/rpcv2.py).
+    let cw = aws_sdk_cloudwatch::Client::new(&world.sdk);
     let reason_data = json!({"version": "1.0", "statistic": "Average", "period": 60, "recentDatapoints": [85.0, 90.0], "threshold": 70.0}).to_string();
     cw.set_alarm_state().alarm_name("random-cpu-high").state_value(aws_sdk_cloudwatch::types::StateValue::Alarm).state_reason("test").state_reason_data(reason_data).send().await.unwrap();
     let out = run(&world, reevaluate_event(&world)).await;

@@ -10,18 +10,7 @@ use autopilot::Error;
 use aws_sdk_ecs as ecs;
 
 use crate::capacity::{AsgProvider, ContainerSize, Instance, ObservedCluster, ObservedGroup, TaskDefSizes};
-use crate::cw_compat;
 use crate::decide::{AlarmView, ObservedDeployment, ObservedService};
-
-/// A CloudWatch client; with a custom endpoint (moto) it speaks AWS JSON 1.0 instead of RPC v2
-/// CBOR (see `cw_compat`).
-pub fn cloudwatch_client(sdk: &autopilot::aws_config::SdkConfig) -> cw::Client {
-    let mut conf = cw::config::Builder::from(sdk);
-    if sdk.endpoint_url().is_some() {
-        conf = conf.interceptor(cw_compat::JsonInsteadOfCbor);
-    }
-    cw::Client::from_conf(conf.build())
-}
 
 pub struct Aws {
     pub ecs: ecs::Client,
@@ -37,7 +26,7 @@ pub struct AlarmPage {
 
 impl Aws {
     pub fn new(sdk: &autopilot::aws_config::SdkConfig) -> Self {
-        Aws { ecs: ecs::Client::new(sdk), cw: cloudwatch_client(sdk), asg: asg::Client::new(sdk) }
+        Aws { ecs: ecs::Client::new(sdk), cw: cw::Client::new(sdk), asg: asg::Client::new(sdk) }
     }
 
     // ------------------------------------------------------------------ CloudWatch

@@ -23,7 +23,6 @@ pub mod alarm;
 pub mod aws;
 pub mod capacity;
 pub mod cluster;
-pub mod cw_compat;
 pub mod decide;
 pub mod messages;
 pub mod outcome;
@@ -37,7 +36,6 @@ use autopilot::{Config, Error, Incoming};
 use aws_sdk_ecs as ecs;
 use serde_json::Value;
 
-pub use aws::cloudwatch_client;
 pub use decide::{parse_alarm_tags, rollout_in_progress, transition_id, AlarmTags, AlarmView};
 pub use outcome::Outcome;
 
