@@ -142,15 +142,37 @@ where
 }
 
 /// One Lambda function: built once per container from the environment, then handed each event.
+///
+/// Every function has the same shape (docs/architecture.md): `screen` settles from the event alone
+/// what needs no AWS, `dispatch` handles the rest, both answer with the function's own typed
+/// `Outcome`, and `handle` (written once, here) serialises it around the idempotency claim.
 pub trait Function: Sized + Send + Sync + 'static {
     /// The binary's name, also the idempotency namespace in the state table.
     const NAME: &'static str;
+    /// What the function answers for an event: invocation result, log line and metric source.
+    type Outcome: serde::Serialize + Send;
     fn new(env: Env) -> Self;
+    fn env(&self) -> &Env;
     /// See [`Screen`]; the default settles nothing.
-    fn screen(_incoming: &Incoming, _config: &Config) -> Option<Value> {
+    fn screen(_incoming: &Incoming, _config: &Config) -> Option<Self::Outcome> {
         None
     }
-    fn handle(&self, event: Value) -> impl Future<Output = Result<Value, Error>> + Send;
+    /// An event `screen` did not settle, past the idempotency claim.
+    fn dispatch(&self, incoming: Incoming) -> impl Future<Output = Result<Self::Outcome, Error>> + Send;
+    /// The invocation: [`run_event`] around `screen` and `dispatch`.
+    fn handle(&self, event: Value) -> impl Future<Output = Result<Value, Error>> + Send {
+        async move { run_event(self.env(), Self::NAME, event, screen_json::<Self>, |incoming| async move { self.dispatch(incoming).await.map(|o| to_json(&o)) }).await }
+    }
+}
+
+/// An outcome as JSON. Outcomes are plain data (strings, numbers, lists): serialising one cannot
+/// fail, and if it ever did the answer says so instead of panicking.
+pub fn to_json<T: serde::Serialize>(outcome: &T) -> Value {
+    serde_json::to_value(outcome).unwrap_or_else(|e| json!({"status": "unserialisable", "error": e.to_string()}))
+}
+
+fn screen_json<F: Function>(incoming: &Incoming, config: &Config) -> Option<Value> {
+    F::screen(incoming, config).map(|o| to_json(&o))
 }
 
 /// The whole `main` of a function: validate configuration, then serve the Runtime API.
@@ -164,7 +186,7 @@ pub async fn serve<F: Function>() -> Result<(), lambda_runtime::Error> {
     let function: tokio::sync::OnceCell<F> = tokio::sync::OnceCell::new();
     let (function, config) = (&function, &config);
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| async move {
-        if let Some(answer) = answer_without_aws(F::NAME, config, &event.payload, F::screen) {
+        if let Some(answer) = answer_without_aws(F::NAME, config, &event.payload, screen_json::<F>) {
             return Ok(answer);
         }
         let f = function.get_or_init(|| async { F::new(Env::load(config.clone()).await) }).await;

@@ -74,37 +74,11 @@ impl Aws {
         if !configured.is_empty() {
             return Ok(configured.to_vec());
         }
-        let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self.ecs.list_clusters().set_next_token(token).max_results(100).send().await.map_err(|e| Error::aws("ecs", "ListClusters", e))?;
-            out.extend(page.cluster_arns().iter().cloned());
-            token = page.next_token().map(String::from);
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
+        autopilot::aws::ecs::cluster_arns(&self.ecs).await
     }
 
     pub async fn list_services(&self, cluster: &str) -> Result<Vec<String>, Error> {
-        let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .ecs
-                .list_services()
-                .cluster(cluster)
-                .max_results(100)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| Error::aws("ecs", "ListServices", e))?;
-            out.extend(page.service_arns().iter().cloned());
-            token = page.next_token().map(String::from);
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
+        autopilot::aws::ecs::service_arns(&self.ecs, cluster).await
     }
 
     /// DescribeServices with tags, 10 at a time (the API's limit), up to 10 pages in flight (its

@@ -23,9 +23,8 @@ pub mod reconcile;
 pub mod rollout;
 pub mod taskdef;
 
-use autopilot::runtime::{run_event, Env, Function};
+use autopilot::runtime::{Env, Function};
 use autopilot::{Config, Error, Incoming};
-use serde_json::Value;
 
 use crate::aws::Aws;
 use crate::outcome::{Ignored, Outcome};
@@ -39,19 +38,20 @@ pub struct Deployer {
 
 impl Function for Deployer {
     const NAME: &'static str = "deployer";
+    type Outcome = Outcome;
 
     fn new(env: Env) -> Self {
         let aws = Aws::new(&env.sdk);
         Deployer { env, aws }
     }
 
-    async fn handle(&self, event: Value) -> Result<Value, Error> {
-        run_event(&self.env, Self::NAME, event, Self::screen, |incoming| async move { self.dispatch(incoming).await.map(|o| o.to_value()) }).await
+    fn env(&self) -> &Env {
+        &self.env
     }
 
     /// Pushes that cannot deploy anything (failed, untagged, artifacts, malformed) and schedules
     /// that are not ours, from the event alone.
-    fn screen(incoming: &Incoming, _config: &Config) -> Option<Value> {
+    fn screen(incoming: &Incoming, _config: &Config) -> Option<Outcome> {
         let reason = match incoming {
             Incoming::EcrImageAction(ev) => push::push_target(ev).err()?,
             Incoming::DeploymentStateChange(_) => return None,
@@ -59,11 +59,9 @@ impl Function for Deployer {
             Incoming::Scheduled(ev) => reconcile::not_ours(ev),
             other => format!("{} is not handled by deployer", other.detail_type()),
         };
-        Some(Outcome::Ignored(Ignored::new(reason)).to_value())
+        Some(Outcome::Ignored(Ignored::new(reason)))
     }
-}
 
-impl Deployer {
     async fn dispatch(&self, incoming: Incoming) -> Result<Outcome, Error> {
         match incoming {
             Incoming::EcrImageAction(ev) => push::handle(&self.env, &self.aws, ev).await,

@@ -27,8 +27,8 @@ impl Outcome {
         Outcome::Ignored(Ignored::new(reason))
     }
 
-    pub fn to_value(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_else(|e| serde_json::json!({"status": "unserialisable", "error": e.to_string()}))
+    pub fn to_json(&self) -> Value {
+        autopilot::runtime::to_json(self)
     }
 }
 
@@ -38,7 +38,7 @@ pub fn conclude(outcome: Outcome, deployed: usize, failures: Vec<(String, Error)
     if failures.is_empty() {
         return Ok(outcome);
     }
-    tracing::error!(outcome = %outcome.to_value(), "some services were not deployed");
+    tracing::error!(outcome = %outcome.to_json(), "some services were not deployed");
     Err(Error::Partial {
         failed: failures.len(),
         total: deployed + failures.len(),
@@ -271,8 +271,8 @@ mod tests {
     /// The JSON every caller reads (tests, logs, metrics): pinned field by field.
     #[test]
     fn each_outcome_serialises_as_callers_read_it() {
-        assert_eq!(Outcome::Ignored(Ignored::new("why".into())).to_value(), json!({"status": "ignored", "reason": "why"}));
-        let push = Outcome::Push(push_report(PushStatus::NothingToDo)).to_value();
+        assert_eq!(Outcome::Ignored(Ignored::new("why".into())).to_json(), json!({"status": "ignored", "reason": "why"}));
+        let push = Outcome::Push(push_report(PushStatus::NothingToDo)).to_json();
         assert_eq!(
             push,
             json!({
@@ -287,17 +287,17 @@ mod tests {
             })
         );
         for (status, text) in [(PushStatus::DryRun, "dry-run"), (PushStatus::Failed, "failed"), (PushStatus::Deployed, "deployed")] {
-            assert_eq!(Outcome::Push(push_report(status)).to_value()["status"], text);
+            assert_eq!(Outcome::Push(push_report(status)).to_json()["status"], text);
         }
-        let reconcile = Outcome::Reconcile(ReconcileReport::new(vec![push_report(PushStatus::Deployed)], false)).to_value();
+        let reconcile = Outcome::Reconcile(ReconcileReport::new(vec![push_report(PushStatus::Deployed)], false)).to_json();
         assert_eq!(reconcile["status"], "deployed");
         assert_eq!(reconcile["deployed"], json!([serde_json::to_value(deployed()).unwrap()]));
         assert_eq!(reconcile["images"][0]["status"], "deployed");
-        assert_eq!(Outcome::Reconcile(ReconcileReport::new(vec![], false)).to_value(), json!({"status": "in-sync", "deployed": [], "images": []}));
-        assert_eq!(Outcome::Reconcile(ReconcileReport::new(vec![push_report(PushStatus::DryRun)], true)).to_value()["status"], "dry-run");
+        assert_eq!(Outcome::Reconcile(ReconcileReport::new(vec![], false)).to_json(), json!({"status": "in-sync", "deployed": [], "images": []}));
+        assert_eq!(Outcome::Reconcile(ReconcileReport::new(vec![push_report(PushStatus::DryRun)], true)).to_json()["status"], "dry-run");
         let rollout = RolloutReport { status: RolloutStatus::RollingBack, cluster: "stage01".into(), service: "random".into(), task_definition: "random:1".into(), notified: true };
         assert_eq!(
-            Outcome::Rollout(rollout).to_value(),
+            Outcome::Rollout(rollout).to_json(),
             json!({"status": "rolling-back", "cluster": "stage01", "service": "random", "taskDefinition": "random:1", "notified": true})
         );
     }
@@ -305,11 +305,11 @@ mod tests {
     /// A deploy counts once per deployed service in the metrics, and a dry run not at all.
     #[test]
     fn metrics_count_deployed_services() {
-        let report = Outcome::Push(push_report(PushStatus::Deployed)).to_value();
+        let report = Outcome::Push(push_report(PushStatus::Deployed)).to_json();
         assert_eq!(autopilot::metrics::count_actions(&report), 1);
-        let dry = Outcome::Push(push_report(PushStatus::DryRun)).to_value();
+        let dry = Outcome::Push(push_report(PushStatus::DryRun)).to_json();
         assert_eq!(autopilot::metrics::count_actions(&dry), 0);
-        let reconcile = Outcome::Reconcile(ReconcileReport::new(vec![push_report(PushStatus::Deployed)], false)).to_value();
+        let reconcile = Outcome::Reconcile(ReconcileReport::new(vec![push_report(PushStatus::Deployed)], false)).to_json();
         assert_eq!(autopilot::metrics::count_actions(&reconcile), 1);
     }
 }

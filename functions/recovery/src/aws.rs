@@ -117,16 +117,8 @@ impl Aws {
 
     /// DescribeServices of one service, with its tags. `None` when ECS does not find it.
     pub async fn describe_service(&self, cluster: &str, service: &str) -> Result<Option<ObservedService>, Error> {
-        let described = self
-            .ecs
-            .describe_services()
-            .cluster(cluster)
-            .services(service)
-            .include(ecs::types::ServiceField::Tags)
-            .send()
-            .await
-            .map_err(|e| Error::aws("ecs", "DescribeServices", e))?;
-        Ok(described.services().first().map(|svc| ObservedService {
+        let described = autopilot::aws::ecs::service(&self.ecs, cluster, service).await?;
+        Ok(described.first().map(|svc| ObservedService {
             task_definition: svc.task_definition().map(str::to_string),
             controller: svc.deployment_controller().map(|c| c.r#type().as_str().to_string()),
             tags: ecs_tags(svc.tags()),

@@ -37,9 +37,8 @@ use autopilot::aws_sdk_ecs as ecs;
 use autopilot::aws_sdk_elasticloadbalancingv2 as elbv2;
 use autopilot::config::cluster_name;
 use autopilot::events::TaskStateChange;
-use autopilot::runtime::{run_event, Env, Function};
+use autopilot::runtime::{Env, Function};
 use autopilot::{Config, Error, Incoming};
-use serde_json::Value;
 
 use aws::Aws;
 use classify::{StopClass, Stopped};
@@ -59,24 +58,34 @@ pub struct Recovery {
 
 impl Function for Recovery {
     const NAME: &'static str = "recovery";
+    type Outcome = Outcome;
 
     fn new(env: Env) -> Self {
         let aws = Aws::new(&env.sdk);
         Recovery { env, aws, clock: Arc::new(autopilot::state::now_epoch) }
     }
 
-    async fn handle(&self, event: Value) -> Result<Value, Error> {
-        run_event(&self.env, Self::NAME, event, Self::screen, |incoming| async move { self.dispatch(incoming).await.map(|o| o.to_json()) }).await
+    fn env(&self) -> &Env {
+        &self.env
     }
 
     /// Most stopped tasks need nothing: tasks that are not STOPPED yet, clusters not managed, and
     /// normal stops (scale-in, deployment replacement, exit 0, user stops), decided from the event.
-    fn screen(incoming: &Incoming, config: &Config) -> Option<Value> {
-        let outcome = match incoming {
-            Incoming::TaskStateChange(event) => screen_task(&event.detail, config)?,
-            other => Outcome::ignored(format!("{} is not handled by recovery", other.detail_type())),
-        };
-        Some(outcome.to_json())
+    fn screen(incoming: &Incoming, config: &Config) -> Option<Outcome> {
+        match incoming {
+            Incoming::TaskStateChange(event) => screen_task(&event.detail, config),
+            other => Some(Outcome::ignored(format!("{} is not handled by recovery", other.detail_type()))),
+        }
+    }
+
+    async fn dispatch(&self, incoming: Incoming) -> Result<Outcome, Error> {
+        match incoming {
+            Incoming::TaskStateChange(event) => self.on_task(&event.detail).await,
+            other => {
+                tracing::info!(detail_type = other.detail_type(), "not handled by recovery");
+                Ok(Outcome::ignored(format!("{} is not handled by recovery", other.detail_type())))
+            }
+        }
     }
 }
 
@@ -129,16 +138,6 @@ impl Recovery {
 
     fn now(&self) -> u64 {
         (self.clock)()
-    }
-
-    async fn dispatch(&self, incoming: Incoming) -> Result<Outcome, Error> {
-        match incoming {
-            Incoming::TaskStateChange(event) => self.on_task(&event.detail).await,
-            other => {
-                tracing::info!(detail_type = other.detail_type(), "not handled by recovery");
-                Ok(Outcome::ignored(format!("{} is not handled by recovery", other.detail_type())))
-            }
-        }
     }
 
     async fn on_task(&self, t: &TaskStateChange) -> Result<Outcome, Error> {

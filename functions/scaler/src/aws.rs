@@ -54,16 +54,7 @@ impl Aws {
     // ------------------------------------------------------------------ ECS
 
     pub async fn list_clusters(&self) -> Result<Vec<String>, Error> {
-        let mut arns = Vec::new();
-        let mut token = None;
-        loop {
-            let out = self.ecs.list_clusters().set_next_token(token).send().await.map_err(|e| Error::aws("ecs", "ListClusters", e))?;
-            arns.extend(out.cluster_arns().iter().cloned());
-            token = out.next_token().map(String::from);
-            if token.is_none() {
-                return Ok(arns);
-            }
-        }
+        autopilot::aws::ecs::cluster_arns(&self.ecs).await
     }
 
     /// The first cluster DescribeClusters answers (with its tags).
@@ -103,30 +94,13 @@ impl Aws {
     }
 
     pub async fn list_services(&self, cluster: &str) -> Result<Vec<String>, Error> {
-        let mut arns = Vec::new();
-        let mut token = None;
-        loop {
-            let out = self.ecs.list_services().cluster(cluster).set_next_token(token).send().await.map_err(|e| Error::aws("ecs", "ListServices", e))?;
-            arns.extend(out.service_arns().iter().cloned());
-            token = out.next_token().map(String::from);
-            if token.is_none() {
-                return Ok(arns);
-            }
-        }
+        autopilot::aws::ecs::service_arns(&self.ecs, cluster).await
     }
 
     /// One service with its tags; `None` when it does not exist (INACTIVE: deleted).
     pub async fn describe_service(&self, cluster: &str, service: &str) -> Result<Option<ObservedService>, Error> {
-        let out = self
-            .ecs
-            .describe_services()
-            .cluster(cluster)
-            .services(service)
-            .include(ecs::types::ServiceField::Tags)
-            .send()
-            .await
-            .map_err(|e| Error::aws("ecs", "DescribeServices", e))?;
-        Ok(out.services().iter().find(|s| s.status() != Some("INACTIVE")).map(observed_service))
+        let described = autopilot::aws::ecs::service(&self.ecs, cluster, service).await?;
+        Ok(described.iter().find(|s| s.status() != Some("INACTIVE")).map(observed_service))
     }
 
     /// Up to 10 services (the API's limit), without tags, as DescribeServices lists them.

@@ -31,10 +31,9 @@ pub mod steps;
 
 use autopilot::aws_sdk_autoscaling as asg;
 use autopilot::aws_sdk_cloudwatch as cw;
-use autopilot::runtime::{run_event, Env, Function};
+use autopilot::runtime::{Env, Function};
 use autopilot::{Config, Error, Incoming};
 use aws_sdk_ecs as ecs;
-use serde_json::Value;
 
 pub use decide::{parse_alarm_tags, rollout_in_progress, transition_id, AlarmTags, AlarmView};
 pub use outcome::Outcome;
@@ -48,28 +47,21 @@ pub struct Scaler {
 
 impl Function for Scaler {
     const NAME: &'static str = "scaler";
+    type Outcome = Outcome;
 
     fn new(env: Env) -> Self {
         let aws = Aws::new(&env.sdk);
         Scaler { env, aws }
     }
 
-    async fn handle(&self, event: Value) -> Result<Value, Error> {
-        run_event(&self.env, Self::NAME, event, Self::screen, |incoming| async move { self.dispatch(incoming).await.map(|o| o.to_json()) }).await
+    fn env(&self) -> &Env {
+        &self.env
     }
 
     /// What needs no AWS call: alarms in INSUFFICIENT_DATA, other schedules and service actions,
     /// other event types (`decide::screen`).
-    fn screen(incoming: &Incoming, _config: &Config) -> Option<Value> {
-        decide::screen(incoming).map(|o| o.to_json())
-    }
-}
-
-impl Scaler {
-    /// A scaler with given clients (adapter tests with aws-smithy-mocks).
-    #[doc(hidden)]
-    pub fn with_clients(env: Env, ecs: ecs::Client, cw: cw::Client, asg: asg::Client) -> Self {
-        Scaler { env, aws: Aws { ecs, cw, asg } }
+    fn screen(incoming: &Incoming, _config: &Config) -> Option<Outcome> {
+        decide::screen(incoming)
     }
 
     async fn dispatch(&self, incoming: Incoming) -> Result<Outcome, Error> {
@@ -84,6 +76,14 @@ impl Scaler {
             Incoming::ServiceAction(e) => cluster::on_placement_failure(&self.env, &self.aws, decide::placement_failure(&e)?).await,
             other => Ok(decide::not_handled(&other)),
         }
+    }
+}
+
+impl Scaler {
+    /// A scaler with given clients (adapter tests with aws-smithy-mocks).
+    #[doc(hidden)]
+    pub fn with_clients(env: Env, ecs: ecs::Client, cw: cw::Client, asg: asg::Client) -> Self {
+        Scaler { env, aws: Aws { ecs, cw, asg } }
     }
 }
 
