@@ -10,6 +10,7 @@ outlives no call.
 from __future__ import annotations
 
 import copy
+import re
 import functools
 import shutil
 from pathlib import Path
@@ -39,6 +40,12 @@ SHARED_MODULES_USED_BY: dict[str, frozenset[str]] = {
     "shared/src/notify.rs": ALL_FUNCTIONS,
 }
 
+# Shared helpers that functions call by name (`autopilot::aws::ecs::service_arns(...)`): their
+# calls count for exactly the functions whose code calls the helper (shared_helper_calls below).
+SHARED_HELPER_MODULES: dict[str, str] = {
+    "shared/src/aws.rs": "autopilot::aws::ecs",
+}
+
 # The client receivers each crate uses, as the scanner resolves them (name -> aws_sdk_ module).
 # Written out so that the mapping from receiver to service is visible and reviewed: a renamed or
 # new client field fails test_receivers_resolve_as_reviewed until it is added here.
@@ -47,7 +54,7 @@ EXPECTED_RECEIVERS: dict[str, dict[str, str]] = {
     # self.elb is handed to elb::target_group_health(client: &elbv2::Client, ...)
     "functions/recovery": {"ecs": "ecs", "client": "elasticloadbalancingv2"},
     "functions/scaler": {"ecs": "ecs", "cw": "cloudwatch", "asg": "autoscaling"},
-    "shared": {"client": "dynamodb"},
+    "shared": {"client": "dynamodb", "ecs": "ecs"},
 }
 
 # Permissions that no SDK call names but AWS checks when one is made: action -> (the calls that
@@ -123,11 +130,35 @@ def shared_scan(root: Path = REPO) -> Scan:
     return crate_scan("shared", root)
 
 
+def shared_helper_calls(root: Path = REPO) -> dict[str, list]:
+    """`module::helper` -> the SDK calls in its body, for the helpers of SHARED_HELPER_MODULES."""
+    out: dict[str, list] = {}
+    for file, module in SHARED_HELPER_MODULES.items():
+        code = code_of(root / file).splitlines()
+        starts = [(n, m.group(1)) for n, line in enumerate(code, 1) if (m := re.search(r"\bpub\s+(?:async\s+)?fn\s+(\w+)", line))]
+        for c in shared_scan(root).calls:
+            if str(c.file) != file:
+                continue
+            name = max((s for s in starts if s[0] <= c.line), default=(0, None))[1]
+            assert name, f"{c.where()} is in no pub fn of {file}"
+            out.setdefault(f"{module}::{name}", []).append(c)
+    return out
+
+
+def helpers_called(function_id: str, root: Path = REPO) -> set[str]:
+    """The shared helpers (`autopilot::aws::ecs::service_arns`) a function's code calls."""
+    crate = root / FUNCTION_CRATES[function_id]
+    text = "\n".join(code_of(f) for f in rust_files(crate))
+    return {h for h in shared_helper_calls(root) if re.search(rf"\b{re.escape(h)}\s*\(", text)}
+
+
 def used_actions(function_id: str, root: Path = REPO) -> dict[str, list[str]]:
     """IAM action -> where the code makes the call (file:line), for one function."""
     out: dict[str, list[str]] = {}
     calls = list(crate_scan(FUNCTION_CRATES[function_id], root).calls)
     calls += [c for c in shared_scan(root).calls if function_id in SHARED_MODULES_USED_BY.get(str(c.file), ())]
+    helpers = shared_helper_calls(root)
+    calls += [c for h in helpers_called(function_id, root) for c in helpers[h]]
     for c in calls:
         assert c.action
         for action in AUTHORIZED_AS.get(c.action, (frozenset({c.action}), ""))[0]:
@@ -197,18 +228,32 @@ def test_error_labels_name_the_calls_found(crate) -> None:
 
 def test_every_shared_module_with_calls_is_assigned() -> None:
     with_calls = {str(c.file) for c in shared_scan().calls}
-    assert with_calls == set(SHARED_MODULES_USED_BY), (
+    assert with_calls == set(SHARED_MODULES_USED_BY) | set(SHARED_HELPER_MODULES), (
         f"shared modules that call AWS: {sorted(with_calls)}; SHARED_MODULES_USED_BY lists "
-        f"{sorted(SHARED_MODULES_USED_BY)}"
+        f"{sorted(SHARED_MODULES_USED_BY)}, SHARED_HELPER_MODULES {sorted(SHARED_HELPER_MODULES)}"
     )
 
 
+def test_shared_helpers_are_seen_where_they_are_called() -> None:
+    """The helper scan finds what the code calls (the deployer lists clusters and services, recovery
+    describes one service): a scan that finds nothing would pass the policy test for nothing."""
+    assert {"autopilot::aws::ecs::cluster_arns", "autopilot::aws::ecs::service_arns", "autopilot::aws::ecs::service"} <= set(shared_helper_calls())
+    assert "autopilot::aws::ecs::service_arns" in helpers_called("DeployerFunction")
+    assert "autopilot::aws::ecs::service" in helpers_called("RecoveryFunction")
+    assert "autopilot::aws::ecs::cluster_arns" not in helpers_called("RecoveryFunction")
+
+
 def test_every_function_runs_the_shared_state_and_notifier() -> None:
+    """run_event (the event claim in the state table) runs for every event of every function: it
+    is Function::handle's body, which no function overrides."""
     runtime = code_of(REPO / "shared/src/runtime.rs")
     assert "StateStore::dynamo(" in runtime and "Notifier::new(" in runtime
+    handle = runtime[runtime.index("fn handle(&self, event: Value)"):]
+    assert "run_event(" in handle[: handle.index("\n    }\n")], "Function::handle no longer runs run_event"
     for crate in FUNCTION_CRATES.values():
         lib = code_of(REPO / crate / "src/lib.rs")
-        assert "run_event" in lib, f"{crate} does not go through autopilot::runtime::run_event"
+        assert "impl Function for" in lib, f"{crate} does not implement autopilot::runtime::Function"
+        assert not re.search(r"\bfn\s+handle\s*\(", lib), f"{crate} overrides Function::handle (and so run_event)"
 
 
 # ------------------------------------------------------------------ code vs template

@@ -53,7 +53,7 @@ impl Aws {
 
     // ------------------------------------------------------------------ ECS
 
-    pub async fn list_clusters(&self) -> Result<Vec<String>, Error> {
+    pub async fn cluster_arns(&self) -> Result<Vec<String>, Error> {
         autopilot::aws::ecs::cluster_arns(&self.ecs).await
     }
 

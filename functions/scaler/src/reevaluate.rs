@@ -70,5 +70,5 @@ async fn managed_clusters(env: &Env, aws: &Aws) -> Result<Vec<String>, Error> {
     if !env.config.clusters.is_empty() {
         return Ok(env.config.clusters.iter().map(|c| cluster_name(c).to_string()).collect());
     }
-    Ok(aws.list_clusters().await?.iter().map(|a| cluster_name(a).to_string()).collect())
+    Ok(aws.cluster_arns().await?.iter().map(|a| cluster_name(a).to_string()).collect())
 }
