@@ -3,11 +3,8 @@
 # revision pinned to the pushed digest and rolls auth onto it (random runs another repository and
 # stays); EventBridge delivers the event again; ECS reports the rollout completed.
 set -euo pipefail
-py=.venv/bin/python
-story() { "$py" scripts/scenarios/story.py "$@"; }
-account=$("$py" -c 'import boto3; print(boto3.client("sts").get_caller_identity()["Account"])')
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# shellcheck source=scripts/scenarios/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 story inbox --quiet # start from an empty inbox
 story chapter "deployer: a CI pipeline pushes auth:v2"
@@ -23,11 +20,7 @@ r = boto3.client("ecr").put_image(repositoryName="auth", imageManifest=json.dump
 print(r["image"]["imageId"]["imageDigest"])
 PY
 )
-sed "s/123456789012/$account/g" events/ecr-push-tagged.json | "$py" -c '
-import json, sys, uuid
-e = json.load(sys.stdin); e["id"] = str(uuid.uuid4())
-e["detail"]["image-digest"] = sys.argv[1]; e["detail"]["image-tag"] = "v2"
-print(json.dumps(e))' "$digest" >"$work/push.json"
+event ecr-push-tagged.json "image-digest=\"$digest\"" 'image-tag="v2"' >"$work/push.json"
 story say "auth is tagged autopilot:deploy=semver, random autopilot:deploy=any; both run their own repository"
 story step deployer "$work/push.json"
 story world services
@@ -36,20 +29,10 @@ story chapter "deployer: EventBridge delivers the same push again"
 story step deployer "$work/push.json"
 
 story chapter "deployer: cosign signs the image (a signature is pushed as a tag of its own)"
-sed "s/123456789012/$account/g" events/ecr-push-cosign-signature.json | "$py" -c '
-import json, sys, uuid
-e = json.load(sys.stdin); e["id"] = str(uuid.uuid4())
-e["detail"]["image-tag"] = "sha256-" + sys.argv[1].split(":")[1] + ".sig"
-print(json.dumps(e))' "$digest" >"$work/sig.json"
+event ecr-push-cosign-signature.json "image-tag=\"sha256-${digest#sha256:}.sig\"" >"$work/sig.json"
 story step deployer "$work/sig.json"
 
 story chapter "deployer: ECS reports auth's rollout COMPLETED"
-"$py" - "$account" >"$work/done.json" <<'PY'
-import boto3, json, sys, uuid
-s = boto3.client("ecs").describe_services(cluster="stage01", services=["auth"])["services"][0]
-e = json.load(open("events/ecs-deployment-completed.json"))
-e = json.loads(json.dumps(e).replace("123456789012", sys.argv[1]))
-e["id"] = str(uuid.uuid4()); e["detail"]["deploymentId"] = s["deployments"][0]["id"]
-print(json.dumps(e))
-PY
+deployment=$("$py" -c 'import boto3; print(boto3.client("ecs").describe_services(cluster="stage01", services=["auth"])["services"][0]["deployments"][0]["id"])')
+event ecs-deployment-completed.json "deploymentId=\"$deployment\"" >"$work/done.json"
 story step deployer "$work/done.json"

@@ -8,29 +8,8 @@
 #   4. a scale-in stop: silent.
 # Each step shows the event, what recovery decided and did, and the notification as chat shows it.
 set -euo pipefail
-py=.venv/bin/python
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-story() { "$py" scripts/scenarios/story.py "$@"; }
-
-# event FILE KEY=JSON...: a sample event with a fresh id and the given detail fields.
-event() {
-    local file=$1
-    shift
-    "$py" - "events/$file" "$@" <<'PY'
-import json, sys, uuid, boto3
-account = boto3.client("sts").get_caller_identity()["Account"]
-e = json.loads(open(sys.argv[1]).read().replace("123456789012", account))
-e["id"] = str(uuid.uuid4())
-for kv in sys.argv[2:]:
-    k, v = kv.split("=", 1)
-    e["detail"][k] = json.loads(v)
-if "taskArn" in e["detail"]:
-    e["resources"] = [e["detail"]["taskArn"]]
-print(json.dumps(e))
-PY
-}
+# shellcheck source=scripts/scenarios/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 show_service() {
     "$py" - <<'PY'

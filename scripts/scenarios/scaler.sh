@@ -3,11 +3,8 @@
 # (85, 90 > 70): random 4 → 6 (step +2) and stage01-asg 2 → 3 because the new tasks no longer fit;
 # the same transition delivered again changes nothing; then the alarm returns to OK.
 set -euo pipefail
-py=.venv/bin/python
-story() { "$py" scripts/scenarios/story.py "$@"; }
-account=$("$py" -c 'import boto3; print(boto3.client("sts").get_caller_identity()["Account"])')
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# shellcheck source=scripts/scenarios/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 story inbox --quiet # start from an empty inbox
 story chapter "scaler: random's CPU alarm fires while stage01's instances are full"
@@ -23,22 +20,16 @@ PY
 )
 story say "standalone 'filler' tasks take the instances' CPU; random-cpu-high is tagged $tags"
 story world scaling
-sed "s/123456789012/$account/g" events/cloudwatch-alarm-ok-to-alarm.json | "$py" -c '
-import json, sys, uuid
-e = json.load(sys.stdin); e["id"] = str(uuid.uuid4()); print(json.dumps(e))' >"$work/alarm.json"
+event cloudwatch-alarm-ok-to-alarm.json >"$work/alarm.json"
 story step scaler "$work/alarm.json"
 story world scaling
 
 story chapter "scaler: the same transition delivered again under a new event id"
-"$py" -c '
-import json, sys, uuid
-e = json.load(open(sys.argv[1])); e["id"] = str(uuid.uuid4()); print(json.dumps(e))' "$work/alarm.json" >"$work/again.json"
+event cloudwatch-alarm-ok-to-alarm.json >"$work/again.json" # the same transition, another id
 story step scaler "$work/again.json"
 story world scaling
 
 story chapter "scaler: the alarm returns to OK"
-sed "s/123456789012/$account/g" events/cloudwatch-alarm-alarm-to-ok.json | "$py" -c '
-import json, sys, uuid
-e = json.load(sys.stdin); e["id"] = str(uuid.uuid4()); print(json.dumps(e))' >"$work/ok.json"
+event cloudwatch-alarm-alarm-to-ok.json >"$work/ok.json"
 story step scaler "$work/ok.json"
 story world scaling

@@ -162,35 +162,40 @@ class Config:
 FAULT_KINDS = {"throttle", "500", "503"}
 VALIDATE_MODES = ("off", "record", "refuse")
 
-_model_check = None
-_rpcv2 = None
+_loaded: dict = {}  # module name -> the module, once its dependencies were found
 
 
-def _import_here(name: str):
-    here = os.path.dirname(os.path.abspath(__file__))
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    return __import__(name)
+def _load_here(name: str, ensure_available):
+    """Imports module ``name`` (next to this file) once, and has ``ensure_available(module)``
+    import what it needs (raising ImportError) before it is handed out."""
+    if name not in _loaded:
+        here = os.path.dirname(os.path.abspath(__file__))
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        mod = __import__(name)
+        ensure_available(mod)
+        _loaded[name] = mod
+    return _loaded[name]
 
 
 def load_rpcv2():
     """Imports rpcv2 (next to this file), botocore and cbor2; raises ImportError."""
-    global _rpcv2
-    if _rpcv2 is None:
-        mod = _import_here("rpcv2")
-        mod.Translator().ensure_available()
-        _rpcv2 = mod
-    return _rpcv2
+    return _load_here("rpcv2", lambda mod: mod.Translator().ensure_available())
 
 
 def load_model_check():
     """Imports model_check (next to this file) and botocore/regex; raises ImportError."""
-    global _model_check
-    if _model_check is None:
-        model_check = _import_here("model_check")
-        model_check.ModelChecker().ensure_available()
-        _model_check = model_check
-    return _model_check
+    return _load_here("model_check", lambda mod: mod.ModelChecker().ensure_available())
+
+
+def _missing(load, needs: str) -> str | None:
+    """None when ``load()`` finds the modules a setting needs, else what is missing: "needs
+    NEEDS: the ImportError"."""
+    try:
+        load()
+    except ImportError as e:
+        return f"needs {needs}: {e}"
+    return None
 
 
 def validate_update(cfg: Config, upd: dict) -> list[str]:
@@ -229,24 +234,18 @@ def validate_update(cfg: Config, upd: dict) -> list[str]:
                 assert new.upstream_timeout > 0
             elif k == "validate":
                 assert v in VALIDATE_MODES
-                if v != "off":
-                    try:
-                        load_model_check()
-                    except ImportError as e:
-                        errs.append(f"'validate' needs botocore and regex: {e}")
-                        continue
+                if v != "off" and (missing := _missing(load_model_check, "botocore and regex")):
+                    errs.append(f"'validate' {missing}")
+                    continue
                 new.validate = v
             elif k == "moto_compat":
                 assert isinstance(v, bool)
                 new.moto_compat = v
             elif k == "cbor_to_json":
                 assert isinstance(v, bool)
-                if v:
-                    try:
-                        load_rpcv2()
-                    except ImportError as e:
-                        errs.append(f"'cbor_to_json' needs botocore and cbor2: {e}")
-                        continue
+                if v and (missing := _missing(load_rpcv2, "botocore and cbor2")):
+                    errs.append(f"'cbor_to_json' {missing}")
+                    continue
                 new.cbor_to_json = v
             elif k == "buckets":
                 assert isinstance(v, dict)
@@ -392,6 +391,27 @@ def _rpcv2_error(code: str, message: str, rid: str, extra: list | None = None):
     return hdrs, _cbor_map({"__type": code, "message": message})
 
 
+def _json_error(headers, code: str, message: str, rid: str):
+    """An AWS JSON protocol error answer: the request's JSON content type (``application/json``
+    when it had none of JSON's), ``__type`` and ``message`` in the body, the code in
+    X-Amzn-ErrorType. (headers, body)"""
+    ctype = _header(headers, "Content-Type") or "application/x-amz-json-1.1"
+    if "json" not in ctype:
+        ctype = "application/json"
+    body = json.dumps({"__type": code, "message": message}, separators=(",", ":")).encode()
+    return [("Content-Type", ctype), ("x-amzn-RequestId", rid), ("x-amzn-ErrorType", code)], body
+
+
+def _query_error(service: str, qtype: str, code: str, message_xml: str, rid: str):
+    """An AWS Query protocol error answer (``<ErrorResponse>``); ``message_xml`` is already
+    escaped for XML. (headers, body)"""
+    body = (f'<ErrorResponse xmlns="https://{service}.amazonaws.com/doc/">'
+            f"<Error><Type>{qtype}</Type><Code>{code}</Code>"
+            f"<Message>{message_xml}</Message></Error>"
+            f"<RequestId>{rid}</RequestId></ErrorResponse>").encode()
+    return [("Content-Type", "text/xml"), ("x-amzn-RequestId", rid)], body
+
+
 # Services with the awsQueryCompatible trait: their JSON/CBOR errors also carry
 # "x-amzn-query-error: <Query code>;<Sender|Receiver>", from which the SDKs take the code.
 QUERY_COMPATIBLE = {"monitoring"}
@@ -412,13 +432,7 @@ def error_response(kind: str, info: CallInfo, headers) -> tuple[int, list, bytes
     status, json_code, query_code, message, qtype = ERRORS[kind]
     rid = str(uuid.uuid4())
     if info.protocol in ("json", "rest", "control"):
-        ctype = _header(headers, "Content-Type") or "application/x-amz-json-1.1"
-        if "json" not in ctype:
-            ctype = "application/json"
-        body = json.dumps({"__type": json_code, "message": message},
-                          separators=(",", ":")).encode()
-        hdrs = [("Content-Type", ctype), ("x-amzn-RequestId", rid),
-                ("x-amzn-ErrorType", json_code)]
+        hdrs, body = _json_error(headers, json_code, message, rid)
     elif info.protocol == "rpcv2":
         hdrs, body = _rpcv2_error(json_code, message, rid)
     elif info.protocol == "ec2":
@@ -428,11 +442,7 @@ def error_response(kind: str, info: CallInfo, headers) -> tuple[int, list, bytes
                 f"<RequestID>{rid}</RequestID></Response>").encode()
         hdrs = [("Content-Type", "text/xml;charset=UTF-8")]
     else:  # query
-        body = (f'<ErrorResponse xmlns="https://{info.service}.amazonaws.com/doc/">'
-                f"<Error><Type>{qtype}</Type><Code>{query_code}</Code>"
-                f"<Message>{message}</Message></Error>"
-                f"<RequestId>{rid}</RequestId></ErrorResponse>").encode()
-        hdrs = [("Content-Type", "text/xml"), ("x-amzn-RequestId", rid)]
+        hdrs, body = _query_error(info.service, qtype, query_code, message, rid)
     return status, hdrs, body
 
 
@@ -445,19 +455,9 @@ def validation_response(info: CallInfo, headers, message: str) -> tuple[int, lis
                  if info.service in QUERY_COMPATIBLE else [])
         hdrs, body = _rpcv2_error("ValidationException", message, rid, extra)
     elif info.protocol == "json":
-        ctype = _header(headers, "Content-Type") or "application/x-amz-json-1.1"
-        if "json" not in ctype:
-            ctype = "application/json"
-        body = json.dumps({"__type": "ValidationException", "message": message},
-                          separators=(",", ":")).encode()
-        hdrs = [("Content-Type", ctype), ("x-amzn-RequestId", rid),
-                ("x-amzn-ErrorType", "ValidationException")]
+        hdrs, body = _json_error(headers, "ValidationException", message, rid)
     else:  # query
-        body = (f'<ErrorResponse xmlns="https://{info.service}.amazonaws.com/doc/">'
-                f"<Error><Type>Sender</Type><Code>ValidationError</Code>"
-                f"<Message>{xml_escape(message)}</Message></Error>"
-                f"<RequestId>{rid}</RequestId></ErrorResponse>").encode()
-        hdrs = [("Content-Type", "text/xml"), ("x-amzn-RequestId", rid)]
+        hdrs, body = _query_error(info.service, "Sender", "ValidationError", xml_escape(message), rid)
     return 400, hdrs, body
 
 
@@ -526,19 +526,19 @@ class State:
             self.buckets.clear()
 
     # -- API model checks ------------------------------------------------------------------
-    def checker(self):
-        if self._checker is None:
+    def _once(self, attr: str, make):
+        """``self.<attr>``, made by ``make()`` on first use: once, however many threads ask."""
+        if getattr(self, attr) is None:
             with self.vlock:
-                if self._checker is None:
-                    self._checker = load_model_check().ModelChecker()
-        return self._checker
+                if getattr(self, attr) is None:
+                    setattr(self, attr, make())
+        return getattr(self, attr)
+
+    def checker(self):
+        return self._once("_checker", lambda: load_model_check().ModelChecker())
 
     def translator(self):
-        if self._translator is None:
-            with self.vlock:
-                if self._translator is None:
-                    self._translator = load_rpcv2().Translator()
-        return self._translator
+        return self._once("_translator", lambda: load_rpcv2().Translator())
 
     def check_request(self, info: CallInfo, headers, body: bytes, path: str) -> list:
         query = urllib.parse.urlsplit(path).query

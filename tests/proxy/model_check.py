@@ -592,13 +592,8 @@ class ModelChecker:
         if t == "string":
             if not isinstance(v, str):
                 return self._type(v, "string", path, ctx)
-            n = len(v)
-            if node.min is not None and n < node.min:
-                ctx.add(path, v, f"min length {node.min}",
-                        f"is shorter than {node.min} characters ({n})")
-            if node.max is not None and n > node.max:
-                ctx.add(path, v, f"max length {node.max}",
-                        f"is longer than {node.max} characters ({n})")
+            self._bounds(len(v), v, node, path, ctx, "{} length {}",
+                         "is shorter than {} characters ({})", "is longer than {} characters ({})")
             if node.enum is not None and v not in node.enum:
                 shown = sorted(node.enum)
                 listing = ", ".join(shown[:12]) + (", ..." if len(shown) > 12 else "")
@@ -691,12 +686,8 @@ class ModelChecker:
                 except (binascii.Error, ValueError):
                     return ctx.add(path, v, "type blob",
                                    "is not base64 (a blob is sent as base64)")
-            if node.min is not None and n < node.min:
-                ctx.add(path, v, f"min size {node.min} bytes",
-                        f"is smaller than {node.min} bytes ({n})")
-            if node.max is not None and n > node.max:
-                ctx.add(path, v, f"max size {node.max} bytes",
-                        f"is larger than {node.max} bytes ({n})")
+            self._bounds(n, v, node, path, ctx, "{} size {} bytes",
+                         "is smaller than {} bytes ({})", "is larger than {} bytes ({})")
 
     @staticmethod
     def _type(v, expected: str, path: str, ctx: _Ctx) -> None:
@@ -704,19 +695,23 @@ class ModelChecker:
         ctx.add(path or "(request)", v, f"type {expected}", f"should be a {expected}, not a {got}")
 
     @staticmethod
-    def _count(v, node: _Node, path: str, ctx: _Ctx) -> None:
-        n = len(v)
+    def _bounds(n, v, node: _Node, path: str, ctx: _Ctx, rule: str, below: str, above: str) -> None:
+        """Reports ``n`` (``v``'s length, size, count or ``v`` itself) outside ``node``'s min and
+        max. ``rule`` names the rule from "min"/"max" and the bound ("{} length {}"); ``below``
+        and ``above`` say what is wrong from the bound and ``n``."""
         if node.min is not None and n < node.min:
-            ctx.add(path, v, f"min items {node.min}", f"has fewer than {node.min} items ({n})")
+            ctx.add(path, v, rule.format("min", node.min), below.format(node.min, n))
         if node.max is not None and n > node.max:
-            ctx.add(path, v, f"max items {node.max}", f"has more than {node.max} items ({n})")
+            ctx.add(path, v, rule.format("max", node.max), above.format(node.max, n))
 
-    @staticmethod
-    def _range(v, node: _Node, path: str, ctx: _Ctx) -> None:
-        if node.min is not None and v < node.min:
-            ctx.add(path, v, f"min value {node.min}", f"is less than {node.min}")
-        if node.max is not None and v > node.max:
-            ctx.add(path, v, f"max value {node.max}", f"is more than {node.max}")
+    @classmethod
+    def _count(cls, v, node: _Node, path: str, ctx: _Ctx) -> None:
+        cls._bounds(len(v), v, node, path, ctx, "{} items {}",
+                    "has fewer than {} items ({})", "has more than {} items ({})")
+
+    @classmethod
+    def _range(cls, v, node: _Node, path: str, ctx: _Ctx) -> None:
+        cls._bounds(v, v, node, path, ctx, "{} value {}", "is less than {}", "is more than {}")
 
     @staticmethod
     def _ecs_tags(tags: list, node: _Node, path: str, ctx: _Ctx) -> None:

@@ -118,6 +118,7 @@ class F32(float):
 
 
 _SKIP = object()  # a null (or undefined) value: left out of the output
+_SCALAR = object()  # not a container: _containers/_generic_containers leave it to their caller
 
 _cbor2 = None
 
@@ -225,19 +226,55 @@ def _json_float(x: float):
     return x
 
 
-def _generic_to_json(v):
-    """A CBOR value without a shape -> JSON (bytes as base64, tags unwrapped)."""
+def _generic_containers(v, convert):
+    """The part both shapeless conversions share: a null is left out, an object and an array are
+    converted item by item with ``convert`` (a left-out array item stays as a null, keys become
+    strings); any other value is ``_SCALAR``, for the caller."""
     if v is None:
         return _SKIP
     if isinstance(v, dict):
-        out = {}
-        for k, x in v.items():
-            y = _generic_to_json(x)
-            if y is not _SKIP:
-                out[str(k)] = y
-        return out
+        return {str(k): y for k, x in v.items() if (y := convert(x)) is not _SKIP}
     if isinstance(v, list):
-        return [None if (y := _generic_to_json(x)) is _SKIP else y for x in v]
+        return [None if (y := convert(x)) is _SKIP else y for x in v]
+    return _SCALAR
+
+
+def _containers(v, shape, convert, generic):
+    """The part both shape-directed conversions share: a null is left out, a value without a
+    shape (or of the wrong type for its shape, or a document) goes to ``generic``, a structure,
+    list or map is converted member by member with ``convert`` (a left-out item of a sparse list
+    or map stays as a null, of any other is dropped). A value of any other shape is ``_SCALAR``,
+    for the caller."""
+    if v is None:
+        return _SKIP
+    if shape is None:
+        return generic(v)
+    t = shape.type_name
+    if t == "structure":
+        if not isinstance(v, dict) or shape.metadata.get("document"):
+            return generic(v)
+        members = shape.members
+        return {str(k): y for k, x in v.items() if (y := convert(x, members.get(k))) is not _SKIP}
+    if t == "list":
+        if not isinstance(v, list):
+            return generic(v)
+        sparse = _sparse(shape)
+        items = [convert(x, shape.member) for x in v]
+        return [None if y is _SKIP else y for y in items if y is not _SKIP or sparse]
+    if t == "map":
+        if not isinstance(v, dict):
+            return generic(v)
+        sparse = _sparse(shape)
+        items = [(str(k), convert(x, shape.value)) for k, x in v.items()]
+        return {k: None if y is _SKIP else y for k, y in items if y is not _SKIP or sparse}
+    return _SCALAR
+
+
+def _generic_to_json(v):
+    """A CBOR value without a shape -> JSON (bytes as base64, tags unwrapped)."""
+    out = _generic_containers(v, _generic_to_json)
+    if out is not _SCALAR:
+        return out
     if isinstance(v, (bytes, bytearray)):
         return base64.b64encode(bytes(v)).decode()
     if isinstance(v, cbor2_module().CBORTag):
@@ -255,45 +292,10 @@ def request_to_json(v, shape):
     """A decoded CBOR request value -> its AWS JSON 1.0 form, following ``shape``. Nulls are
     left out; a value of the wrong CBOR type is passed on as it is (moto or the model check
     will say what is wrong with it)."""
-    if v is None:
-        return _SKIP
-    if shape is None:
-        return _generic_to_json(v)
+    out = _containers(v, shape, request_to_json, _generic_to_json)
+    if out is not _SCALAR:
+        return out
     t = shape.type_name
-    if t == "structure":
-        if not isinstance(v, dict) or shape.metadata.get("document"):
-            return _generic_to_json(v)
-        members = shape.members
-        out = {}
-        for k, x in v.items():
-            y = request_to_json(x, members.get(k))
-            if y is not _SKIP:
-                out[str(k)] = y
-        return out
-    if t == "list":
-        if not isinstance(v, list):
-            return _generic_to_json(v)
-        out = []
-        for x in v:
-            y = request_to_json(x, shape.member)
-            if y is _SKIP:
-                if _sparse(shape):
-                    out.append(None)
-                continue
-            out.append(y)
-        return out
-    if t == "map":
-        if not isinstance(v, dict):
-            return _generic_to_json(v)
-        out = {}
-        for k, x in v.items():
-            y = request_to_json(x, shape.value)
-            if y is _SKIP:
-                if _sparse(shape):
-                    out[str(k)] = None
-                continue
-            out[str(k)] = y
-        return out
     if t == "timestamp":
         if isinstance(v, cbor2_module().CBORTag) and v.tag == 1:
             v = v.value
@@ -319,18 +321,8 @@ def _sparse(shape) -> bool:
 
 
 def _generic_to_cbor(v):
-    if v is None:
-        return _SKIP
-    if isinstance(v, dict):
-        out = {}
-        for k, x in v.items():
-            y = _generic_to_cbor(x)
-            if y is not _SKIP:
-                out[k] = y
-        return out
-    if isinstance(v, list):
-        return [None if (y := _generic_to_cbor(x)) is _SKIP else y for x in v]
-    return v
+    out = _generic_containers(v, _generic_to_cbor)
+    return v if out is _SCALAR else out
 
 
 def response_to_cbor(v, shape):
@@ -338,45 +330,10 @@ def response_to_cbor(v, shape):
     as tag 1, blobs as byte strings, doubles as floats, integers as integers, nulls left out.
     Raises ValueError for a value that cannot be converted (a timestamp that is no date, a blob
     that is not base64)."""
-    if v is None:
-        return _SKIP
-    if shape is None:
-        return _generic_to_cbor(v)
+    out = _containers(v, shape, response_to_cbor, _generic_to_cbor)
+    if out is not _SCALAR:
+        return out
     t = shape.type_name
-    if t == "structure":
-        if not isinstance(v, dict) or shape.metadata.get("document"):
-            return _generic_to_cbor(v)
-        members = shape.members
-        out = {}
-        for k, x in v.items():
-            y = response_to_cbor(x, members.get(k))
-            if y is not _SKIP:
-                out[k] = y
-        return out
-    if t == "list":
-        if not isinstance(v, list):
-            return _generic_to_cbor(v)
-        out = []
-        for x in v:
-            y = response_to_cbor(x, shape.member)
-            if y is _SKIP:
-                if _sparse(shape):
-                    out.append(None)
-                continue
-            out.append(y)
-        return out
-    if t == "map":
-        if not isinstance(v, dict):
-            return _generic_to_cbor(v)
-        out = {}
-        for k, x in v.items():
-            y = response_to_cbor(x, shape.value)
-            if y is _SKIP:
-                if _sparse(shape):
-                    out[k] = None
-                continue
-            out[k] = y
-        return out
     if t == "timestamp":
         return cbor2_module().CBORTag(1, _epoch(v))
     if t == "blob":

@@ -10,6 +10,11 @@
 //! records it under the caller's access key. Each [`World`] checks, when it is dropped, that no
 //! request signed with its key was refused that way, so the test that sent it fails, naming the
 //! operation, member and value (`AUTOPILOT_TEST_VALIDATING=1` turns the check on).
+//!
+//! What several test files set up or read the same way lives here once: [`ecr`] (pushing
+//! images, push events), [`ecs`] (the standalone job and its STOPPED events, service revisions,
+//! tags and state), [`cloudwatch`] (alarm transitions), [`proxy`] (a test's own fault-injecting
+//! proxy) and [`lambda`] (a function binary under a local Runtime API).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -23,6 +28,9 @@ use serde_json::Value;
 
 pub use autopilot;
 
+pub mod cloudwatch;
+pub mod ecr;
+pub mod ecs;
 pub mod lambda;
 pub mod proxy;
 
@@ -58,9 +66,10 @@ pub fn model_violations(access_key_id: &str) -> Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("/__proxy/violations is not JSON ({e}): {body}"))
 }
 
-/// The virtualenv's python (with boto3); a relative path is taken from the repository root,
-/// since cargo runs each test binary in its own package directory.
-fn python() -> PathBuf {
+/// The virtualenv's python (with boto3): `AUTOPILOT_TEST_PYTHON`, else `.venv/bin/python`. A
+/// relative path is taken from the repository root, since cargo runs each test binary in its
+/// own package directory.
+pub fn python() -> PathBuf {
     match std::env::var("AUTOPILOT_TEST_PYTHON") {
         Ok(p) if p.contains('/') => repo_root().join(p),
         Ok(p) => PathBuf::from(p),
@@ -170,6 +179,20 @@ impl World {
 
     pub fn env_with(&self, config: Config) -> Env {
         Env::new(config, self.sdk.clone())
+    }
+
+    /// The functions' environment with `config` and every AWS call (state table and SNS
+    /// included) through a test's own `proxy`, so that its faults hit exactly what the
+    /// functions do.
+    pub fn env_via(&self, proxy: &proxy::AwsProxy, config: Config) -> Env {
+        Env::new(config, proxy.sdk(&self.sdk))
+    }
+
+    /// The secret-looking values seed_world.py put in the world's task definitions: no log
+    /// line, outcome or notification may contain one.
+    pub fn secret_values(&self) -> Vec<String> {
+        let values = self.raw["secret_values"].as_array().unwrap_or_else(|| panic!("seed world has no secret_values: {}", self.raw));
+        values.iter().map(|v| v.as_str().expect("a secret value is a string").to_string()).collect()
     }
 
     pub fn ecs(&self) -> aws_sdk_ecs::Client {

@@ -12,22 +12,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use serde_json::{json, Value};
 
-use crate::repo_root;
-
-fn python() -> PathBuf {
-    match std::env::var("AUTOPILOT_TEST_PYTHON") {
-        Ok(p) if p.contains('/') => repo_root().join(p),
-        Ok(p) => PathBuf::from(p),
-        Err(_) => repo_root().join(".venv/bin/python"),
-    }
-}
+use crate::{python, repo_root};
 
 /// One `aws_proxy.py` process. Killed on drop.
 pub struct AwsProxy {

@@ -7,11 +7,13 @@
 
 use std::sync::Arc;
 
-use autopilot::runtime::{Env, Function};
+use autopilot::runtime::Function;
 use autopilot_deployer::Deployer;
 use autopilot_recovery::Recovery;
 use autopilot_scaler::Scaler;
-use aws_sdk_ecs::types::{ContainerDefinition, Tag};
+use harness::cloudwatch::alarm_reason_data;
+use harness::ecr::{push_event, push_image};
+use harness::ecs::{crashed_job, create_service, register_job, service, service_td};
 use harness::proxy::AwsProxy;
 use harness::{for_world, sample_event, World};
 use serde_json::{json, Value};
@@ -139,7 +141,7 @@ fn rows(w: &World) -> Vec<Row> {
 }
 
 fn functions(w: &World, proxy: &AwsProxy) -> (Arc<Deployer>, Arc<Scaler>, Arc<Recovery>) {
-    let env = || Env::new(w.config(), proxy.sdk(&w.sdk));
+    let env = || w.env_via(proxy, w.config());
     (Arc::new(Deployer::new(env())), Arc::new(Scaler::new(env())), Arc::new(Recovery::new(env())))
 }
 
@@ -257,78 +259,27 @@ fn every_binary_refuses_to_start_on_bad_configuration_naming_the_variable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_tags_name_the_resource_and_tag_and_the_rest_proceeds() {
     let w = World::seed().await;
-    let ecs = w.ecs();
     let proxy = AwsProxy::start();
-    let env = || Env::new(w.config(), proxy.sdk(&w.sdk));
+    let env = || w.env_via(&proxy, w.config());
 
     // --- deployer: `autopilot:deploy=` (empty) on a second auth service; auth still deploys.
-    let auth_td = ecs.describe_services().cluster("stage01").services("auth").send().await.unwrap().services()[0].task_definition().unwrap().to_string();
-    ecs.create_service()
-        .cluster("stage01")
-        .service_name("auth-empty-tag")
-        .task_definition(&auth_td)
-        .desired_count(1)
-        .tags(Tag::builder().key("autopilot:deploy").value("").build())
-        .send()
-        .await
-        .unwrap();
-    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": DIGEST},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1, "digest": "sha256:1111111111111111111111111111111111111111111111111111111111111111"}]});
-    let pushed = aws_sdk_ecr::Client::new(&w.sdk)
-        .put_image()
-        .repository_name("auth")
-        .image_manifest(manifest.to_string())
-        .image_manifest_media_type("application/vnd.docker.distribution.manifest.v2+json")
-        .image_tag("v2")
-        .send()
-        .await
-        .unwrap();
-    let digest = pushed.image().unwrap().image_id().unwrap().image_digest().unwrap().to_string();
-    let mut push = for_world(sample_event("ecr-push-tagged.json"), &w);
-    push["detail"]["image-digest"] = json!(digest);
+    let auth_td = service_td(&w, "auth").await;
+    create_service(&w, "auth-empty-tag", &auth_td, &[("autopilot:deploy", "")], None).await;
+    let digest = push_image(&w, "auth", "v2", "a").await;
+    let push = push_event(&w, "auth", Some("v2"), &digest);
     let out = Deployer::new(env()).handle(push).await.expect("the deploy proceeds");
     assert_eq!(out["deployed"].as_array().unwrap().len(), 1, "{out:#}");
     assert_eq!(out["deployed"][0]["service"], "auth", "{out:#}");
     let skip = out["skipped"].as_array().unwrap().iter().find(|s| s["service"] == "auth-empty-tag").unwrap_or_else(|| panic!("auth-empty-tag skipped: {out:#}"));
     assert!(skip["reason"].as_str().unwrap().contains("autopilot:deploy"), "{skip}");
-    let still = ecs.describe_services().cluster("stage01").services("auth-empty-tag").send().await.unwrap();
-    assert_eq!(still.services()[0].task_definition(), Some(auth_td.as_str()), "the mis-tagged service is untouched");
+    assert_eq!(service_td(&w, "auth-empty-tag").await, auth_td, "the mis-tagged service is untouched");
 
     // --- recovery: `autopilot:restart=always` on a task is refused naming task and tag; a
     // correctly tagged task is re-run all the same.
-    let direct = w.ecs();
-    let job = direct
-        .register_task_definition()
-        .family("nightly-report")
-        .container_definitions(ContainerDefinition::builder().name("nightly-report").image(w.str("/images/random")).memory(128).essential(true).build())
-        .send()
-        .await
-        .unwrap()
-        .task_definition()
-        .unwrap()
-        .task_definition_arn()
-        .unwrap()
-        .to_string();
+    let job = register_job(&w).await;
     let mut crashed = Vec::new();
     for policy in ["always", "on-failure"] {
-        let t = direct
-            .run_task()
-            .cluster("stage01")
-            .task_definition(&job)
-            .launch_type(aws_sdk_ecs::types::LaunchType::Ec2)
-            .tags(Tag::builder().key("autopilot:restart").value(policy).build())
-            .send()
-            .await
-            .unwrap();
-        let arn = t.tasks()[0].task_arn().unwrap().to_string();
-        direct.stop_task().cluster("stage01").task(&arn).send().await.unwrap();
-        let mut e = for_world(sample_event("ecs-task-stopped-crash.json"), &w);
-        e["detail"]["taskArn"] = json!(arn);
-        e["detail"]["taskDefinitionArn"] = json!(job);
-        e["detail"]["attachments"] = json!([]);
-        e["detail"]["containers"] = json!([{"name": "nightly-report", "exitCode": 1}]);
-        crashed.push(e);
+        crashed.push(crashed_job(&w, &job, policy).await);
     }
     let f = Recovery::new(env());
     let err = f.handle(crashed[0].clone()).await.expect_err("a malformed restart policy fails the invocation");
@@ -341,7 +292,7 @@ async fn malformed_tags_name_the_resource_and_tag_and_the_rest_proceeds() {
     // --- scaler: `autopilot:steps=abc` on an alarm in CloudWatch; re-evaluation still scales
     // the well-tagged alarm and fails the invocation naming the bad one.
     let cw = aws_sdk_cloudwatch::Client::new(&w.sdk);
-    let reason_data = json!({"version": "1.0", "statistic": "Average", "period": 60, "recentDatapoints": [85.0, 90.0], "threshold": 70.0}).to_string();
+    let reason_data = alarm_reason_data(&[85.0, 90.0], 70.0);
     cw.put_metric_alarm()
         .alarm_name("random-cpu-bad-steps")
         .metric_name("CPUUtilization")
@@ -369,8 +320,7 @@ async fn malformed_tags_name_the_resource_and_tag_and_the_rest_proceeds() {
     let err = Scaler::new(env()).handle(for_world(sample_event("schedule-reevaluate.json"), &w)).await.expect_err("the bad alarm fails the invocation");
     let text = err.to_string();
     assert!(text.contains("random-cpu-bad-steps") && text.contains("autopilot:steps") && text.contains("abc"), "{text}");
-    let random = ecs.describe_services().cluster("stage01").services("random").send().await.unwrap();
-    assert_eq!(random.services()[0].desired_count(), 6, "the well-tagged alarm scaled random all the same");
+    assert_eq!(service(&w, "random").await.desired_count(), 6, "the well-tagged alarm scaled random all the same");
     let notes = w.notifications().await;
     assert!(notes.iter().any(|(s, _)| s.contains("random-cpu-bad-steps") && s.contains("autopilot:steps")), "{notes:?}");
 }

@@ -4,70 +4,16 @@
 use autopilot::runtime::Function;
 use autopilot::Config;
 use autopilot_deployer::Deployer;
-use aws_sdk_ecs::types::{DeploymentController, DeploymentControllerType, ServiceField, Tag, TaskDefinitionField};
+use aws_sdk_ecs::types::{DeploymentControllerType, ServiceField, Tag, TaskDefinitionField};
+use harness::ecr::{fake_sha256, push_event, push_image, put_manifest};
+use harness::ecs::{create_service, service_td, tag_service};
 use harness::{for_world, sample_event, World};
 use serde_json::{json, Value};
 
 // ------------------------------------------------------------------ helpers (local to this file)
 
-fn ecr(w: &World) -> aws_sdk_ecr::Client {
-    aws_sdk_ecr::Client::new(&w.sdk)
-}
-
-/// Push an image to moto's ECR; `salt` changes the manifest bytes, hence the digest.
-async fn push_image(w: &World, repo: &str, tag: &str, salt: &str) -> String {
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023, "digest": format!("sha256:{:0>64}", format!("{:x}", salt.len() * 7919 + tag.len()))},
-        // moto derives the digest from the layer digests only.
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1024, "digest": fake_sha256(&format!("{repo}:{tag}:{salt}"))}],
-        "annotations": {"salt": format!("{repo}:{tag}:{salt}")}
-    });
-    let out = ecr(w)
-        .put_image()
-        .repository_name(repo)
-        .image_manifest(manifest.to_string())
-        .image_manifest_media_type("application/vnd.docker.distribution.manifest.v2+json")
-        .image_tag(tag)
-        .send()
-        .await
-        .expect("put_image");
-    out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).expect("digest").to_string()
-}
-
-fn fake_sha256(seed: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let hex: String = (0..4u8)
-        .map(|i| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            (seed, i).hash(&mut h);
-            format!("{:016x}", h.finish())
-        })
-        .collect();
-    format!("sha256:{hex}")
-}
-
-fn push_event(w: &World, repo: &str, tag: Option<&str>, digest: &str) -> Value {
-    let mut e = for_world(sample_event("ecr-push-tagged.json"), w);
-    e["detail"]["repository-name"] = json!(repo);
-    e["detail"]["image-digest"] = json!(digest);
-    match tag {
-        Some(t) => e["detail"]["image-tag"] = json!(t),
-        None => {
-            e["detail"].as_object_mut().unwrap().remove("image-tag");
-        }
-    }
-    e
-}
-
 fn uri(w: &World, repo: &str) -> String {
     w.str(&format!("/repositories/{repo}/uri"))
-}
-
-async fn service_td(w: &World, service: &str) -> String {
-    let out = w.ecs().describe_services().cluster("stage01").services(service).send().await.expect("describe_services");
-    out.services()[0].task_definition().unwrap().to_string()
 }
 
 async fn images_of(w: &World, td: &str) -> Vec<(String, String)> {
@@ -90,9 +36,6 @@ async fn deploy(w: &World, config: Config, event: Value) -> Result<Value, autopi
 
 /// Run Python/boto3 against the world (for set-ups the typed SDK makes long-winded).
 async fn boto(w: &World, script: &str) -> Value {
-    let python = std::env::var("AUTOPILOT_TEST_PYTHON").unwrap_or_else(|_| ".venv/bin/python".into());
-    // Relative paths are the repository's (cargo runs tests from tests/).
-    let python = if python.contains('/') && !python.starts_with('/') { harness::repo_root().join(python).display().to_string() } else { python };
     let prelude = format!(
         "import boto3, json, sys\ns = boto3.session.Session(aws_access_key_id={:?}, aws_secret_access_key={:?}, region_name={:?})\necs = s.client('ecs', endpoint_url={:?})\n",
         w.str("/access_key_id"),
@@ -100,26 +43,24 @@ async fn boto(w: &World, script: &str) -> Value {
         w.region,
         w.endpoint
     );
-    let out = tokio::process::Command::new(python).arg("-c").arg(format!("{prelude}{script}")).output().await.expect("python");
+    let out = tokio::process::Command::new(harness::python()).arg("-c").arg(format!("{prelude}{script}")).output().await.expect("python");
     assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
-/// An extra opted-in service in stage01 on an existing task definition.
-async fn create_service(w: &World, name: &str, td: &str, tags: &[(&str, &str)], controller: Option<DeploymentControllerType>) {
-    let mut req = w.ecs().create_service().cluster("stage01").service_name(name).task_definition(td).desired_count(1);
-    for (k, v) in tags {
-        req = req.tags(Tag::builder().key(*k).value(*v).build());
-    }
-    if let Some(c) = controller {
-        req = req.deployment_controller(DeploymentController::builder().r#type(c).build().unwrap());
-    }
-    req.send().await.expect("create_service");
+/// The seed world with one more service in stage01, `name`, running auth's task definition
+/// (so it shares auth's family and repository) and tagged `autopilot:deploy=<rule>`; the world
+/// and that task definition's ARN.
+async fn seed_with_auth_twin(name: &str, rule: &str) -> (World, String) {
+    let w = World::seed().await;
+    let td = service_td(&w, "auth").await;
+    create_service(&w, name, &td, &[("autopilot:deploy", rule)], None).await;
+    (w, td)
 }
 
 fn assert_no_secrets(w: &World, what: &str, text: &str) {
-    for v in w.raw["secret_values"].as_array().unwrap() {
-        assert!(!text.contains(v.as_str().unwrap()), "{what} leaks a secret value");
+    for v in w.secret_values() {
+        assert!(!text.contains(&v), "{what} leaks a secret value");
     }
 }
 
@@ -194,9 +135,7 @@ async fn replays_register_nothing() {
 
 #[tokio::test]
 async fn two_services_sharing_a_family_get_one_revision() {
-    let w = World::seed().await;
-    let td = service_td(&w, "auth").await;
-    create_service(&w, "auth-b", &td, &[("autopilot:deploy", "semver")], None).await;
+    let (w, _) = seed_with_auth_twin("auth-b", "semver").await;
     let digest = push_image(&w, "auth", "v2", "a").await;
     let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &digest)).await.expect("deployer");
     assert_eq!(out["deployed"].as_array().unwrap().len(), 2, "{out:#}");
@@ -493,13 +432,7 @@ async fn skips_touch_nothing() {
 #[tokio::test]
 async fn pin_tag_deploys_the_tag_and_follows_a_moved_tag() {
     let w = World::seed().await;
-    w.ecs()
-        .tag_resource()
-        .resource_arn(w.str("/services/auth"))
-        .tags(Tag::builder().key("autopilot:pin").value("tag").build())
-        .send()
-        .await
-        .unwrap();
+    tag_service(&w, "auth", "autopilot:pin", "tag").await;
     let first = push_image(&w, "auth", "v2", "a").await;
     deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &first)).await.expect("first");
     let td = service_td(&w, "auth").await;
@@ -561,9 +494,7 @@ async fn semver_deploys_newer_releases_only() {
 
 #[tokio::test]
 async fn prefix_deploys_matching_tags_and_not_main() {
-    let w = World::seed().await;
-    let td = service_td(&w, "auth").await;
-    create_service(&w, "auth-release", &td, &[("autopilot:deploy", "prefix:release-")], None).await;
+    let (w, td) = seed_with_auth_twin("auth-release", "prefix:release-").await;
     let (digest, out) = push_and_deploy(&w, "auth", "release-42", "a").await;
     assert_eq!(deployed_services(&out), ["auth-release"], "{out:#}");
     assert!(skip_reason(&out, "auth").contains("does not match autopilot:deploy=\"semver\""), "{out:#}");
@@ -578,9 +509,7 @@ async fn prefix_deploys_matching_tags_and_not_main() {
 
 #[tokio::test]
 async fn a_literal_tag_redeploys_a_repush_with_a_new_digest() {
-    let w = World::seed().await;
-    let td = service_td(&w, "auth").await;
-    create_service(&w, "auth-edge", &td, &[("autopilot:deploy", "latest")], None).await;
+    let (w, _) = seed_with_auth_twin("auth-edge", "latest").await;
     let (first, out) = push_and_deploy(&w, "auth", "latest", "a").await;
     assert_eq!(deployed_services(&out), ["auth-edge"], "{out:#}");
     let (second, out) = push_and_deploy(&w, "auth", "latest", "rebuilt").await;
@@ -602,23 +531,12 @@ async fn push_artifact(w: &World, repo: &str, tag: Option<&str>) -> String {
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 233, "digest": fake_sha256(&format!("{seed}:config"))},
         "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "size": 250, "digest": fake_sha256(&format!("{repo}:{seed}:sig"))}],
     });
-    let out = ecr(w)
-        .put_image()
-        .repository_name(repo)
-        .image_manifest(manifest.to_string())
-        .image_manifest_media_type("application/vnd.oci.image.manifest.v1+json")
-        .set_image_tag(tag.map(String::from))
-        .send()
-        .await
-        .expect("put_image (artifact)");
-    out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).expect("digest").to_string()
+    put_manifest(w, repo, tag, &manifest).await
 }
 
 #[tokio::test]
 async fn any_deploys_a_new_tag_but_never_an_artifact() {
-    let w = World::seed().await;
-    let td = service_td(&w, "auth").await;
-    create_service(&w, "auth-any", &td, &[("autopilot:deploy", "any")], None).await;
+    let (w, _) = seed_with_auth_twin("auth-any", "any").await;
     let (feature, out) = push_and_deploy(&w, "auth", "feature-x", "a").await;
     assert_eq!(deployed_services(&out), ["auth-any"], "{out:#}");
     let on_feature = service_td(&w, "auth-any").await;

@@ -3,18 +3,16 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use autopilot::config::Config;
 use autopilot::runtime::Function;
 use autopilot_recovery::Recovery;
-use aws_sdk_ecs::types::{ContainerDefinition, ContainerOverride, KeyValuePair, Tag, TaskField, TaskOverride};
+use aws_sdk_ecs::types::TaskField;
+use harness::ecs::{
+    deploy_random_v2, job_tasks, register_job, run_job, service, service_task_arn, stop_task, stopped_event, tag_service, JOB_ENV_SECRET, OVERRIDE_SECRET,
+};
 use harness::{for_world, sample_event, World};
 use serde_json::{json, Value};
-
-const JOB: &str = "nightly-report";
-const OVERRIDE_SECRET: &str = "s3cr3t-override-7d1f0a";
-const JOB_ENV_SECRET: &str = "s3cr3t-job-env-b2c4e6";
 
 fn recovery(world: &World) -> Recovery {
     recovery_with(world, world.config())
@@ -33,105 +31,13 @@ fn manual_clock(start: u64) -> (Arc<AtomicU64>, autopilot_recovery::Clock) {
     (now, Arc::new(move || reader.load(Ordering::SeqCst)))
 }
 
-fn now_epoch() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-}
-
-/// Register the standalone job's task definition (each container with its own memory, or
-/// moto's RunTask answers 500).
-async fn register_job(world: &World) -> String {
-    let out = world
-        .ecs()
-        .register_task_definition()
-        .family(JOB)
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name(JOB)
-                .image(world.str("/images/random"))
-                .memory(128)
-                .essential(true)
-                .environment(KeyValuePair::builder().name("REPORT_DB_PASSWORD").value(JOB_ENV_SECRET).build())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("register the job");
-    out.task_definition().unwrap().task_definition_arn().unwrap().to_string()
-}
-
-fn job_overrides() -> TaskOverride {
-    TaskOverride::builder()
-        .container_overrides(
-            ContainerOverride::builder()
-                .name(JOB)
-                .command("php")
-                .command("/var/www/bin/report.php")
-                .command("--nightly")
-                .environment(KeyValuePair::builder().name("REPORT_TOKEN").value(OVERRIDE_SECRET).build())
-                .build(),
-        )
-        .build()
-}
-
-fn ecs_via_proxy(world: &World) -> aws_sdk_ecs::Client {
-    world.ecs()
-}
-
-async fn run_job(world: &World, td: &str, tags: &[(&str, &str)]) -> aws_sdk_ecs::types::Task {
-    let mut req = ecs_via_proxy(world)
-        .run_task()
-        .cluster("stage01")
-        .task_definition(td)
-        .launch_type(aws_sdk_ecs::types::LaunchType::Ec2)
-        .group("batch:reports")
-        .started_by("events-rule/nightly")
-        .overrides(job_overrides());
-    for (k, v) in tags {
-        req = req.tags(Tag::builder().key(*k).value(*v).build());
-    }
-    let out = req.send().await.expect("run the job");
-    out.tasks().first().expect("a task started").clone()
-}
-
 async fn describe_task(world: &World, arn: &str) -> aws_sdk_ecs::types::Task {
-    let out = ecs_via_proxy(world).describe_tasks().cluster("stage01").tasks(arn).include(TaskField::Tags).send().await.expect("describe task");
+    let out = world.ecs().describe_tasks().cluster("stage01").tasks(arn).include(TaskField::Tags).send().await.expect("describe task");
     out.tasks().first().expect("task described").clone()
 }
 
-async fn stop(world: &World, arn: &str) {
-    ecs_via_proxy(world).stop_task().cluster("stage01").task(arn).reason("Essential container in task exited").send().await.expect("stop task");
-}
-
-/// Tasks of the job's family in the cluster (moto lists STOPPED ones too).
-async fn job_tasks(world: &World) -> usize {
-    ecs_via_proxy(world).list_tasks().cluster("stage01").family(JOB).send().await.expect("list tasks").task_arns().len()
-}
-
-/// A STOPPED event for a task, shaped like the sample crash (with the overrides the task ran
-/// with, environment values included, as ECS sends them).
-fn stopped_event(world: &World, sample: &str, task_arn: &str, td: &str, group: &str, exit_code: Option<i64>) -> Value {
-    let mut e = for_world(sample_event(sample), world);
-    let d = &mut e["detail"];
-    d["taskArn"] = json!(task_arn);
-    d["clusterArn"] = json!(world.cluster_arn());
-    d["taskDefinitionArn"] = json!(td);
-    d["group"] = json!(group);
-    d["attachments"] = json!([]);
-    let container = td.rsplit('/').next().unwrap().split(':').next().unwrap().to_string();
-    if let Some(code) = exit_code {
-        d["containers"] = json!([{"name": container, "exitCode": code, "lastStatus": "STOPPED", "taskArn": task_arn}]);
-    }
-    d["overrides"] = json!({"containerOverrides": [{"name": container, "environment": [{"name": "REPORT_TOKEN", "value": OVERRIDE_SECRET}]}]});
-    e["resources"] = json!([task_arn]);
-    e
-}
-
-fn service_task_arn(world: &World, n: usize) -> String {
-    format!("arn:aws:ecs:{}:{}:task/stage01/{:032x}", world.region, world.account, 0xfeed_0000_u64 + n as u64)
-}
-
 fn assert_no_secrets(world: &World, notes: &[(String, Value)]) {
-    let mut secrets: Vec<String> = world.raw["secret_values"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let mut secrets = world.secret_values();
     secrets.extend([OVERRIDE_SECRET.to_string(), JOB_ENV_SECRET.to_string()]);
     for (subject, body) in notes {
         let text = format!("{subject}\n{body}");
@@ -154,7 +60,7 @@ async fn crashed_standalone_task_is_rerun_once_with_its_overrides_and_tags() {
     let td = register_job(&world).await;
     let original = run_job(&world, &td, &[("autopilot:restart", "on-failure:2"), ("team", "data")]).await;
     let original_arn = original.task_arn().unwrap().to_string();
-    stop(&world, &original_arn).await;
+    stop_task(&world, &original_arn).await;
     let event = stopped_event(&world, "ecs-task-stopped-crash.json", &original_arn, &td, "batch:reports", Some(1));
 
     let f = recovery(&world);
@@ -196,7 +102,7 @@ async fn crashed_standalone_task_is_rerun_once_with_its_overrides_and_tags() {
     // Not tagged: left alone, silently.
     let untagged = run_job(&world, &td, &[("team", "data")]).await;
     let arn = untagged.task_arn().unwrap().to_string();
-    stop(&world, &arn).await;
+    stop_task(&world, &arn).await;
     let out = f.handle(stopped_event(&world, "ecs-task-stopped-crash.json", &arn, &td, "batch:reports", Some(2))).await.unwrap();
     assert_eq!(out["action"], "none", "{out}");
     assert_eq!(job_tasks(&world).await, 3);
@@ -211,7 +117,7 @@ async fn restart_limit_holds_across_a_chain_of_reruns() {
     let mut arn = run_job(&world, &td, &[("autopilot:restart", "on-failure:2")]).await.task_arn().unwrap().to_string();
     let mut outcomes = Vec::new();
     for _ in 0..3 {
-        stop(&world, &arn).await;
+        stop_task(&world, &arn).await;
         let out = f.handle(stopped_event(&world, "ecs-task-stopped-crash.json", &arn, &td, "batch:reports", Some(1))).await.expect("handled");
         if let Some(next) = out["newTask"].as_str() {
             arn = next.to_string();
@@ -230,41 +136,6 @@ async fn restart_limit_holds_across_a_chain_of_reruns() {
     assert_no_secrets(&world, &notes);
 }
 
-/// Register random:2 and roll the service onto it, writing the records the deployer writes.
-async fn deploy_random_v2(world: &World, env: &autopilot::runtime::Env) -> (String, String) {
-    let ecs = world.ecs();
-    let v1 = world.str("/task_definitions/random");
-    let base = ecs.describe_task_definition().task_definition(&v1).send().await.unwrap();
-    let base = base.task_definition().unwrap();
-    let mut container = base.container_definitions()[0].clone();
-    container.image = Some(format!("{}:v2", world.str("/repositories/random/uri")));
-    let v2 = ecs
-        .register_task_definition()
-        .family("random")
-        .container_definitions(container)
-        .set_requires_compatibilities(Some(base.requires_compatibilities().to_vec()))
-        .send()
-        .await
-        .unwrap()
-        .task_definition()
-        .unwrap()
-        .task_definition_arn()
-        .unwrap()
-        .to_string();
-    assert!(v2.ends_with("random:2"), "{v2}");
-    ecs.update_service().cluster("stage01").service("random").task_definition(&v2).send().await.unwrap();
-    let now = now_epoch();
-    let (pk, sk) = autopilot::keys::deployment("stage01", "random");
-    env.state.put(&pk, &sk, &json!({"taskDefinition": v2, "previous": v1, "at": now - 120}), Duration::from_secs(86400)).await.unwrap();
-    let (pk, sk) = autopilot::keys::stable_revision("stage01", "random");
-    env.state.put(&pk, &sk, &json!({"taskDefinition": v1, "at": now - 86000}), Duration::from_secs(86400)).await.unwrap();
-    (v1, v2)
-}
-
-async fn random_service(world: &World) -> aws_sdk_ecs::types::Service {
-    world.ecs().describe_services().cluster("stage01").services("random").send().await.unwrap().services()[0].clone()
-}
-
 #[tokio::test]
 async fn crash_loop_after_a_deploy_rolls_back_only_with_the_rollback_tag() {
     let world = World::seed().await;
@@ -279,20 +150,13 @@ async fn crash_loop_after_a_deploy_rolls_back_only_with_the_rollback_tag() {
     }
     assert_eq!(last["crashLoop"], true, "{last}");
     assert!(last["reason"].as_str().unwrap().contains("autopilot:rollback=on"), "{last}");
-    assert!(random_service(&world).await.task_definition().unwrap().ends_with("random:2"));
+    assert!(service(&world, "random").await.task_definition().unwrap().ends_with("random:2"));
 
-    world
-        .ecs()
-        .tag_resource()
-        .resource_arn(world.str("/services/random"))
-        .tags(Tag::builder().key("autopilot:rollback").value("on").build())
-        .send()
-        .await
-        .unwrap();
+    tag_service(&world, "random", "autopilot:rollback", "on").await;
     let out = f.handle(crash(3)).await.expect("handled");
     assert_eq!(out["action"], "rolled-back", "{out}");
     assert_eq!(out["rollbackTo"], "random:1");
-    let svc = random_service(&world).await;
+    let svc = service(&world, "random").await;
     assert_eq!(svc.task_definition(), Some(v1.as_str()));
     assert_eq!(svc.desired_count(), 4, "desiredCount untouched");
     let (pk, sk) = autopilot::keys::deployment("stage01", "random");
@@ -303,7 +167,7 @@ async fn crash_loop_after_a_deploy_rolls_back_only_with_the_rollback_tag() {
     // More tasks of the bad revision: rolled back once only.
     let out = f.handle(crash(4)).await.expect("handled");
     assert_ne!(out["action"], "rolled-back", "{out}");
-    assert_eq!(random_service(&world).await.task_definition(), Some(v1.as_str()));
+    assert_eq!(service(&world, "random").await.task_definition(), Some(v1.as_str()));
 
     let notes = world.notifications().await;
     let rollbacks: Vec<_> = notes.iter().filter(|(s, _)| s.contains("rolled back to random:1")).collect();
@@ -338,7 +202,7 @@ async fn elb_health_check_failure_reports_the_target_group_health() {
 #[tokio::test]
 async fn a_burst_of_failed_tasks_is_one_notification_and_one_summary() {
     let world = World::seed().await;
-    let start = now_epoch();
+    let start = autopilot::state::now_epoch();
     let (clock, reader) = manual_clock(start);
     let f = recovery(&world).with_clock(reader);
     let td = world.str("/task_definitions/random");
@@ -361,7 +225,7 @@ async fn a_burst_of_failed_tasks_is_one_notification_and_one_summary() {
     assert_eq!(notes[0].1["metadata"]["eventType"], "recovery.summary");
     assert_eq!(notes[0].1["metadata"]["additionalContext"]["crashLoop"], true);
     assert_no_secrets(&world, &notes);
-    assert_eq!(random_service(&world).await.task_definition(), Some(td.as_str()), "no rollback without the tag");
+    assert_eq!(service(&world, "random").await.task_definition(), Some(td.as_str()), "no rollback without the tag");
 }
 
 #[tokio::test]
@@ -391,27 +255,20 @@ async fn dry_run_decides_and_notifies_but_changes_nothing() {
 
     let td = register_job(&world).await;
     let arn = run_job(&world, &td, &[("autopilot:restart", "on-failure")]).await.task_arn().unwrap().to_string();
-    stop(&world, &arn).await;
+    stop_task(&world, &arn).await;
     let out = f.handle(stopped_event(&world, "ecs-task-stopped-crash.json", &arn, &td, "batch:reports", Some(1))).await.unwrap();
     assert_eq!(out["dryRun"], true, "{out}");
     assert!(out["reason"].as_str().unwrap().contains("would re-run"), "{out}");
     assert_eq!(job_tasks(&world).await, 1, "no RunTask in dry run");
 
     let (v1, v2) = deploy_random_v2(&world, &f.env).await;
-    world
-        .ecs()
-        .tag_resource()
-        .resource_arn(world.str("/services/random"))
-        .tags(Tag::builder().key("autopilot:rollback").value("on").build())
-        .send()
-        .await
-        .unwrap();
+    tag_service(&world, "random", "autopilot:rollback", "on").await;
     let mut last = Value::Null;
     for n in 0..3 {
         last = f.handle(stopped_event(&world, "ecs-task-stopped-crash.json", &service_task_arn(&world, n), &v2, "service:random", Some(1))).await.unwrap();
     }
     assert!(last["reason"].as_str().unwrap().contains("would roll the service back to random:1"), "{last}");
-    assert_eq!(random_service(&world).await.task_definition(), Some(v2.as_str()), "no UpdateService in dry run");
+    assert_eq!(service(&world, "random").await.task_definition(), Some(v2.as_str()), "no UpdateService in dry run");
     assert_ne!(v1, v2);
 
     let notes = world.notifications().await;
@@ -431,14 +288,7 @@ async fn crash_loop_rollback_under_the_runtime_api() {
     let world = World::seed().await;
     let env = world.env();
     let (v1, v2) = deploy_random_v2(&world, &env).await;
-    world
-        .ecs()
-        .tag_resource()
-        .resource_arn(world.str("/services/random"))
-        .tags(Tag::builder().key("autopilot:rollback").value("on").build())
-        .send()
-        .await
-        .unwrap();
+    tag_service(&world, "random", "autopilot:rollback", "on").await;
     let lambda = harness::lambda::LocalLambda::start("recovery", &world.lambda_env());
     let mut last = Value::Null;
     for n in 0..3 {
@@ -446,7 +296,7 @@ async fn crash_loop_rollback_under_the_runtime_api() {
         last = lambda.invoke(&event).unwrap_or_else(|e| panic!("invocation {n} failed: {e}"));
     }
     assert_eq!(last["action"], "rolled-back", "{last}");
-    assert_eq!(random_service(&world).await.task_definition(), Some(v1.as_str()));
+    assert_eq!(service(&world, "random").await.task_definition(), Some(v1.as_str()));
     let notes = world.notifications().await;
     assert!(notes.iter().any(|(s, _)| s == "stage01/random: crash loop of random:2, rolled back to random:1"), "{notes:?}");
     assert_no_secrets(&world, &notes);

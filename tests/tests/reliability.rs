@@ -14,19 +14,19 @@
 use std::time::Instant;
 
 use autopilot::config::Config;
-use autopilot::runtime::{Env, Function};
+use autopilot::runtime::Function;
 use autopilot_deployer::Deployer;
 use autopilot_recovery::Recovery;
 use autopilot_scaler::Scaler;
-use aws_sdk_ecs::types::{ContainerDefinition, ContainerOverride, KeyValuePair, Tag, TaskOverride};
+use harness::cloudwatch::random_cpu_high;
+use harness::ecr::{push_event, push_image};
+use harness::ecs::{crashed_job, job_tasks, register_job};
 use harness::proxy::AwsProxy;
-use harness::{for_world, sample_event, World};
+use harness::World;
 use serde_json::{json, Value};
 
 /// EventBridge's redeliveries we allow before calling a scenario failed.
 const ATTEMPTS: usize = 5;
-const JOB: &str = "nightly-report";
-const ALARM_TIME: &str = "2025-11-25T14:35:12.748+0000";
 
 // ------------------------------------------------------------------ the scenarios
 
@@ -41,120 +41,24 @@ struct Scenario {
     stopped: Value,
 }
 
-fn ecr(w: &World) -> aws_sdk_ecr::Client {
-    aws_sdk_ecr::Client::new(&w.sdk)
-}
-
-/// ECS without the faults of the test's own proxy.
-fn ecs_direct(w: &World) -> aws_sdk_ecs::Client {
-    w.ecs()
-}
-
-fn fake_sha256(seed: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let hex: String = (0..4u8)
-        .map(|i| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            (seed, i).hash(&mut h);
-            format!("{:016x}", h.finish())
-        })
-        .collect();
-    format!("sha256:{hex}")
-}
-
-async fn push_image(w: &World, repo: &str, tag: &str) -> String {
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023, "digest": fake_sha256(&format!("config:{repo}:{tag}"))},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1024, "digest": fake_sha256(&format!("{repo}:{tag}"))}],
-    });
-    let out = ecr(w)
-        .put_image()
-        .repository_name(repo)
-        .image_manifest(manifest.to_string())
-        .image_manifest_media_type("application/vnd.docker.distribution.manifest.v2+json")
-        .image_tag(tag)
-        .send()
-        .await
-        .expect("put_image");
-    out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).expect("digest").to_string()
-}
-
-fn push_event(w: &World, repo: &str, tag: &str, digest: &str) -> Value {
-    let mut e = for_world(sample_event("ecr-push-tagged.json"), w);
-    e["detail"]["repository-name"] = json!(repo);
-    e["detail"]["image-digest"] = json!(digest);
-    e["detail"]["image-tag"] = json!(tag);
-    e
-}
-
-fn alarm_event(w: &World) -> Value {
-    let mut e = sample_event("cloudwatch-alarm-ok-to-alarm.json");
-    e["detail"]["state"]["timestamp"] = json!(ALARM_TIME);
-    e["detail"]["state"]["reasonData"] =
-        json!(json!({"version": "1.0", "statistic": "Average", "period": 60, "recentDatapoints": [85.0, 90.0], "threshold": 70.0}).to_string());
-    for_world(e, w)
-}
-
-/// A standalone job tagged `autopilot:restart=on-failure:2`, run and crashed; its STOPPED event.
-async fn crashed_job(w: &World) -> Value {
-    let ecs = ecs_direct(w);
-    let td = ecs
-        .register_task_definition()
-        .family(JOB)
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name(JOB)
-                .image(w.str("/images/random"))
-                .memory(128)
-                .essential(true)
-                .environment(KeyValuePair::builder().name("REPORT_DB_PASSWORD").value("s3cr3t-job-env-b2c4e6").build())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("register the job")
-        .task_definition()
-        .unwrap()
-        .task_definition_arn()
-        .unwrap()
-        .to_string();
-    let overrides = TaskOverride::builder()
-        .container_overrides(ContainerOverride::builder().name(JOB).environment(KeyValuePair::builder().name("REPORT_TOKEN").value("s3cr3t-override-7d1f0a").build()).build())
-        .build();
-    let task = ecs
-        .run_task()
-        .cluster("stage01")
-        .task_definition(&td)
-        .launch_type(aws_sdk_ecs::types::LaunchType::Ec2)
-        .group("batch:reports")
-        .overrides(overrides)
-        .tags(Tag::builder().key("autopilot:restart").value("on-failure:2").build())
-        .send()
-        .await
-        .expect("run the job");
-    let arn = task.tasks()[0].task_arn().unwrap().to_string();
-    ecs.stop_task().cluster("stage01").task(&arn).reason("Essential container in task exited").send().await.expect("stop the job");
-    let mut e = for_world(sample_event("ecs-task-stopped-crash.json"), w);
-    let d = &mut e["detail"];
-    d["taskArn"] = json!(arn);
-    d["clusterArn"] = json!(w.cluster_arn());
-    d["taskDefinitionArn"] = json!(td);
-    d["group"] = json!("batch:reports");
-    d["attachments"] = json!([]);
-    d["containers"] = json!([{"name": JOB, "exitCode": 1, "lastStatus": "STOPPED", "taskArn": arn}]);
-    e["resources"] = json!([arn]);
-    e
-}
-
 async fn scenario() -> Scenario {
     let world = World::seed().await;
     let proxy = AwsProxy::start();
-    let v2 = push_image(&world, "auth", "v2").await;
-    let v3 = push_image(&world, "auth", "v3").await;
-    let stopped = crashed_job(&world).await;
-    Scenario { push_v2: push_event(&world, "auth", "v2", &v2), push_v3: push_event(&world, "auth", "v3", &v3), alarm: alarm_event(&world), stopped, v2, v3, world, proxy }
+    let v2 = push_image(&world, "auth", "v2", "").await;
+    let v3 = push_image(&world, "auth", "v3", "").await;
+    // A standalone job tagged `autopilot:restart=on-failure:2`, run and crashed.
+    let job = register_job(&world).await;
+    let stopped = crashed_job(&world, &job, "on-failure:2").await;
+    Scenario {
+        push_v2: push_event(&world, "auth", Some("v2"), &v2),
+        push_v3: push_event(&world, "auth", Some("v3"), &v3),
+        alarm: random_cpu_high(&world),
+        stopped,
+        v2,
+        v3,
+        world,
+        proxy,
+    }
 }
 
 struct Functions {
@@ -170,7 +74,7 @@ impl Scenario {
     }
 
     fn functions_with(&self, config: Config) -> Functions {
-        let env = || Env::new(config.clone(), self.proxy.sdk(&self.world.sdk));
+        let env = || self.world.env_via(&self.proxy, config.clone());
         Functions { deployer: Deployer::new(env()), scaler: Scaler::new(env()), recovery: Recovery::new(env()) }
     }
 }
@@ -214,7 +118,12 @@ async fn deliver<F: Function>(f: &F, event: &Value, max: usize) -> Delivery {
 
 /// The three scenarios, each delivered until it succeeds.
 async fn run_all(s: &Scenario, f: &Functions) -> [Delivery; 3] {
-    [deliver(&f.deployer, &s.push_v2, ATTEMPTS).await, deliver(&f.scaler, &s.alarm, ATTEMPTS).await, deliver(&f.recovery, &s.stopped, ATTEMPTS).await]
+    deliver_all(s, f, ATTEMPTS).await
+}
+
+/// The three scenarios, each delivered until it succeeds or `max` times.
+async fn deliver_all(s: &Scenario, f: &Functions, max: usize) -> [Delivery; 3] {
+    [deliver(&f.deployer, &s.push_v2, max).await, deliver(&f.scaler, &s.alarm, max).await, deliver(&f.recovery, &s.stopped, max).await]
 }
 
 // ------------------------------------------------------------------ the observed state
@@ -258,7 +167,7 @@ async fn snapshot(w: &World) -> Snapshot {
         auth_revisions.push(image_of(arn).await);
     }
     let random_revisions = ecs.list_task_definitions().family_prefix("random").send().await.unwrap().task_definition_arns().len();
-    let job_tasks = ecs.list_tasks().cluster("stage01").family(JOB).send().await.expect("list tasks").task_arns().len();
+    let job_tasks = job_tasks(w).await;
     let mut notifications: Vec<String> = w.notifications().await.into_iter().map(|(s, _)| s).collect();
     notifications.sort();
     Snapshot {
@@ -328,6 +237,43 @@ fn assert_converged(case: &str, deliveries: &[Delivery]) {
 
 // ------------------------------------------------------------------ the matrix
 
+/// Run the three scenarios with the proxy's faults set to `faults`, report them as `case`, then
+/// calm the proxy (counters kept) so that reading the outcome suffers no fault.
+async fn run_under(s: &Scenario, case: &str, faults: Value) -> [Delivery; 3] {
+    s.proxy.configure(faults);
+    let started = Instant::now();
+    let d = run_all(s, &s.functions()).await;
+    report(case, &d, started, &s.proxy);
+    s.proxy.calm();
+    d
+}
+
+/// The scenarios on a fresh world with half the answers of `drops_for` lost (seeded by `seed`):
+/// at least one answer of `action` was lost, and the scenarios still reach the fault-free state.
+async fn lost_answers_converge(case: &str, seed: u64, drops_for: &str, action: &str) {
+    let s = scenario().await;
+    let d = run_under(&s, case, json!({"drop_rate": 0.5, "seed": seed, "drops_for": [drops_for]})).await;
+    assert!(s.proxy.count(action, "dropped") >= 1, "drops happened: {}", s.proxy.stats()["actions"]);
+    assert_reaches_the_baseline(&s, case, &d).await;
+}
+
+/// Once AWS has recovered (the proxy calmed), EventBridge's redelivery of each scenario until it
+/// succeeds, reported as `case`; they must converge, and the state they leave is returned.
+async fn redeliver(s: &Scenario, f: &Functions, case: &str) -> Snapshot {
+    s.proxy.calm();
+    let started = Instant::now();
+    let again = run_all(s, f).await;
+    report(case, &again, started, &s.proxy);
+    assert_converged("redelivery", &again);
+    snapshot(&s.world).await
+}
+
+/// Every scenario converged with retryable failures only, to the fault-free run's state.
+async fn assert_reaches_the_baseline(s: &Scenario, case: &str, deliveries: &[Delivery]) {
+    assert_converged(case, deliveries);
+    assert_eq!(snapshot(&s.world).await, expected(s));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_free_run_is_the_baseline() {
     let s = scenario().await;
@@ -346,14 +292,9 @@ async fn fault_free_run_is_the_baseline() {
 async fn throttling_and_5xx_on_20_percent_of_calls_converge_to_the_fault_free_state() {
     let s = scenario().await;
     // Every call the functions make (ECS, ECR, CloudWatch, Auto Scaling, DynamoDB, SNS).
-    s.proxy.configure(json!({"fault_rate": 0.2, "seed": 20, "fault_kinds": ["throttle", "500", "503"]}));
-    let started = Instant::now();
-    let d = run_all(&s, &s.functions()).await;
-    report("faults 20%", &d, started, &s.proxy);
-    s.proxy.calm();
+    let d = run_under(&s, "faults 20%", json!({"fault_rate": 0.2, "seed": 20, "fault_kinds": ["throttle", "500", "503"]})).await;
     assert!(s.proxy.stats()["totals"]["faults"].as_u64().unwrap() >= 5, "the faults happened: {}", s.proxy.stats()["totals"]);
-    assert_converged("faults 20%", &d);
-    assert_eq!(snapshot(&s.world).await, expected(&s));
+    assert_reaches_the_baseline(&s, "faults 20%", &d).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,56 +303,30 @@ async fn lost_responses_of_service_updates_and_run_task_converge_to_the_fault_fr
     // The change reaches moto, the answer is lost; the SDK retries the same request. Seed 14
     // drops the first answer of the deployer's and of the scaler's UpdateService and of
     // recovery's RunTask (each retry gets through).
-    s.proxy.configure(json!({"drop_rate": 0.5, "seed": 14, "drops_for": ["ecs:UpdateService", "ecs:RunTask", "@mutating:autoscaling"]}));
-    let started = Instant::now();
-    let d = run_all(&s, &s.functions()).await;
-    report("drops UpdateService/RunTask", &d, started, &s.proxy);
-    s.proxy.calm();
+    let d = run_under(&s, "drops UpdateService/RunTask", json!({"drop_rate": 0.5, "seed": 14, "drops_for": ["ecs:UpdateService", "ecs:RunTask", "@mutating:autoscaling"]})).await;
     assert_eq!((s.proxy.count("ecs:UpdateService", "dropped"), s.proxy.count("ecs:RunTask", "dropped")), (2, 1), "{}", s.proxy.stats()["actions"]);
-    assert_converged("drops UpdateService/RunTask", &d);
-    assert_eq!(snapshot(&s.world).await, expected(&s));
+    assert_reaches_the_baseline(&s, "drops UpdateService/RunTask", &d).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_response_of_register_task_definition_registers_one_revision() {
     let s = scenario().await;
     // Seed 1: the first RegisterTaskDefinition answer is lost, the SDK's retry gets through.
-    s.proxy.configure(json!({"drop_rate": 0.5, "seed": 1, "drops_for": ["ecs:RegisterTaskDefinition"]}));
-    let started = Instant::now();
-    let d = run_all(&s, &s.functions()).await;
-    report("drops RegisterTaskDefinition", &d, started, &s.proxy);
-    s.proxy.calm();
+    let d = run_under(&s, "drops RegisterTaskDefinition", json!({"drop_rate": 0.5, "seed": 1, "drops_for": ["ecs:RegisterTaskDefinition"]})).await;
     assert_eq!(s.proxy.count("ecs:RegisterTaskDefinition", "dropped"), 1, "{}", s.proxy.stats()["actions"]);
-    assert_converged("drops RegisterTaskDefinition", &d);
-    assert_eq!(snapshot(&s.world).await, expected(&s));
+    assert_reaches_the_baseline(&s, "drops RegisterTaskDefinition", &d).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_responses_of_state_table_writes_converge_to_the_fault_free_state() {
-    let s = scenario().await;
     // Seed 5: the first state-table write (the deployer's event claim) loses its answer.
-    s.proxy.configure(json!({"drop_rate": 0.5, "seed": 5, "drops_for": ["@mutating:dynamodb"]}));
-    let started = Instant::now();
-    let d = run_all(&s, &s.functions()).await;
-    report("drops dynamodb", &d, started, &s.proxy);
-    s.proxy.calm();
-    assert!(s.proxy.count("dynamodb:PutItem", "dropped") >= 1, "drops happened: {}", s.proxy.stats()["actions"]);
-    assert_converged("drops dynamodb", &d);
-    assert_eq!(snapshot(&s.world).await, expected(&s));
+    lost_answers_converge("drops dynamodb", 5, "@mutating:dynamodb", "dynamodb:PutItem").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_responses_of_notifications_send_each_notification_once() {
-    let s = scenario().await;
     // Seed 3: the first Publish answer (the deployer's) is lost, the SDK's retry gets through.
-    s.proxy.configure(json!({"drop_rate": 0.5, "seed": 3, "drops_for": ["sns:Publish"]}));
-    let started = Instant::now();
-    let d = run_all(&s, &s.functions()).await;
-    report("drops sns", &d, started, &s.proxy);
-    s.proxy.calm();
-    assert!(s.proxy.count("sns:Publish", "dropped") >= 1, "drops happened: {}", s.proxy.stats()["actions"]);
-    assert_converged("drops sns", &d);
-    assert_eq!(snapshot(&s.world).await, expected(&s));
+    lost_answers_converge("drops sns", 3, "sns:Publish", "sns:Publish").await;
 }
 
 /// Every attempt of every ECS / Auto Scaling change fails: the invocation fails loudly and
@@ -422,7 +337,7 @@ async fn exhausted_retries_fail_loudly_and_a_later_delivery_converges() {
     let s = scenario().await;
     let f = s.functions();
     s.proxy.configure(json!({"fault_rate": 1.0, "seed": 1, "faults_for": ["@mutating:ecs", "@mutating:autoscaling"]}));
-    let first = [deliver(&f.deployer, &s.push_v2, 1).await, deliver(&f.scaler, &s.alarm, 1).await, deliver(&f.recovery, &s.stopped, 1).await];
+    let first = deliver_all(&s, &f, 1).await;
     for (name, d) in ["deployer", "scaler", "recovery"].iter().zip(&first) {
         match &d.attempts[0] {
             Ok(v) => panic!("{name} succeeded although every change failed: {v}"),
@@ -433,12 +348,7 @@ async fn exhausted_retries_fail_loudly_and_a_later_delivery_converges() {
     assert_eq!(s.proxy.count("ecs:RegisterTaskDefinition", "faults"), 6);
     assert_eq!(s.proxy.count("ecs:RunTask", "faults"), 6);
     assert_eq!(s.proxy.count("ecs:UpdateService", "faults"), 6);
-    s.proxy.calm();
-    let started = Instant::now();
-    let again = run_all(&s, &f).await;
-    report("exhausted faults, then redelivery", &again, started, &s.proxy);
-    assert_converged("redelivery", &again);
-    let got = snapshot(&s.world).await;
+    let got = redeliver(&s, &f, "exhausted faults, then redelivery").await;
     // A retryable failure is not announced: the redelivery may undo it, and the DLQ alarm
     // reports the deliveries that never succeed.
     assert!(!got.notifications.iter().any(|n| n.contains("deploy failed")), "{:?}", got.notifications);
@@ -452,19 +362,14 @@ async fn exhausted_lost_responses_then_redelivery_apply_each_change_once() {
     let s = scenario().await;
     let f = s.functions();
     s.proxy.configure(json!({"drop_rate": 1.0, "seed": 1, "drops_for": ["ecs:RegisterTaskDefinition", "ecs:UpdateService", "ecs:RunTask"]}));
-    let first = [deliver(&f.deployer, &s.push_v2, 1).await, deliver(&f.scaler, &s.alarm, 1).await, deliver(&f.recovery, &s.stopped, 1).await];
+    let first = deliver_all(&s, &f, 1).await;
     for (name, d) in ["deployer", "scaler", "recovery"].iter().zip(&first) {
         // The scaler re-reads the service after a failed UpdateService and finds the new count:
         // the change landed, so it may rightly report success.
         let ok_scaled = *name == "scaler" && matches!(&d.attempts[0], Ok(v) if v["action"] == "scaled");
         assert!(ok_scaled || matches!(&d.attempts[0], Err((_, true))), "{name}: {}", d.summary());
     }
-    s.proxy.calm();
-    let started = Instant::now();
-    let again = run_all(&s, &f).await;
-    report("exhausted drops, then redelivery", &again, started, &s.proxy);
-    assert_converged("redelivery", &again);
-    let got = snapshot(&s.world).await;
+    let got = redeliver(&s, &f, "exhausted drops, then redelivery").await;
     let want = expected(&s);
     assert_eq!((got.auth_service.1.clone(), got.auth_revisions.iter().filter(|i| **i == s.v2).count()), (s.v2.clone(), 1), "one revision per digest: {got:?}");
     assert_eq!(got.random_desired, 6, "no double scaling: {got:?}");

@@ -3,7 +3,7 @@
 //! as the SAM template configures it, talking to moto over HTTP.
 
 use harness::lambda::LocalLambda;
-use harness::{for_world, World};
+use harness::{for_world, sample_event, World};
 use serde_json::json;
 
 fn schedule_event(world: &World, rule: &str) -> serde_json::Value {
@@ -15,11 +15,6 @@ fn schedule_event(world: &World, rule: &str) -> serde_json::Value {
         }),
         world,
     )
-}
-
-fn sample(world: &World, name: &str) -> serde_json::Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
-    for_world(serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap(), world)
 }
 
 /// `work` is an event the function must look at AWS for (so it claims the event id).
@@ -34,7 +29,7 @@ async fn replay_and_reject(function: &str, work: &str) {
     assert_eq!(first, again, "{function}: a screened event is answered the same way twice");
     assert!(first["status"] == "ignored" || first["action"] == "ignored", "{function}: {first}");
 
-    let event = sample(&world, work);
+    let event = for_world(sample_event(work), &world);
     let first = lambda.invoke(&event).unwrap_or_else(|e| panic!("{function}: {e}"));
     assert_ne!(first["status"], "replay", "{function}: first delivery is not a replay: {first}");
     // Same EventBridge id again: the state table in moto's DynamoDB remembers it.

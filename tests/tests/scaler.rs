@@ -3,31 +3,17 @@
 
 use autopilot::runtime::Function;
 use autopilot_scaler::Scaler;
+use harness::cloudwatch::{alarm_event, alarm_reason_data, random_cpu_high};
+use harness::ecs::service;
 use harness::{for_world, sample_event, World};
 use serde_json::{json, Value};
-
-fn alarm_event(world: &World, alarm: &str, state: &str, datapoints: &[f64], threshold: f64, timestamp: &str, tags: Option<Value>) -> Value {
-    let mut e = sample_event("cloudwatch-alarm-ok-to-alarm.json");
-    e["resources"] = json!([format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm}")]);
-    e["detail"]["alarmName"] = json!(alarm);
-    e["detail"]["state"]["value"] = json!(state);
-    e["detail"]["state"]["timestamp"] = json!(timestamp);
-    e["detail"]["state"]["reasonData"] =
-        json!(json!({"version": "1.0", "statistic": "Average", "period": 60, "recentDatapoints": datapoints, "threshold": threshold}).to_string());
-    // Without tags in the event the scaler reads them with ListTagsForResource.
-    if let Some(t) = tags {
-        e["detail"]["tags"] = t;
-    }
-    for_world(e, world)
-}
 
 async fn run(world: &World, event: Value) -> Value {
     Scaler::new(world.env()).handle(event).await.expect("scaler handles the event")
 }
 
-async fn desired(world: &World, service: &str) -> i32 {
-    let out = world.ecs().describe_services().cluster("stage01").services(service).send().await.unwrap();
-    out.services()[0].desired_count()
+async fn desired(world: &World, name: &str) -> i32 {
+    service(world, name).await.desired_count()
 }
 
 fn asg(world: &World) -> aws_sdk_autoscaling::Client {
@@ -38,21 +24,10 @@ async fn group(world: &World) -> aws_sdk_autoscaling::types::AutoScalingGroup {
     asg(world).describe_auto_scaling_groups().auto_scaling_group_names("stage01-asg").send().await.unwrap().auto_scaling_groups()[0].clone()
 }
 
-/// Take every CPU unit of both container instances with standalone tasks (moto never starts
-/// service tasks, so this is how "the tasks no longer fit" happens).
+/// Take every CPU unit of both container instances with standalone tasks
+/// ([`harness::ecs::fill_instances`]), and check on the instances that they did.
 async fn fill_instances(world: &World) {
-    let ecs = world.ecs();
-    ecs.register_task_definition()
-        .family("filler")
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder().name("filler").image("busybox").cpu(2048).memory(256).essential(true).build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    // moto answers launchType "" for these tasks, which the SDK cannot decode: the call itself
-    // succeeds, so check the instances instead.
-    let _ = ecs.run_task().cluster("stage01").task_definition("filler").count(4).send().await;
+    harness::ecs::fill_instances(world).await;
     for ci in container_instances(world).await {
         let cpu = ci.remaining_resources().iter().find(|r| r.name() == Some("CPU")).map(|r| r.integer_value());
         assert_eq!(cpu, Some(0), "filler tasks took every CPU unit");
@@ -77,7 +52,7 @@ fn reevaluate_event(world: &World) -> Value {
 async fn cpu_alarm_scales_random_and_grows_the_group_when_tasks_no_longer_fit() {
     let world = World::seed().await;
     fill_instances(&world).await;
-    let out = run(&world, alarm_event(&world, "random-cpu-high", "ALARM", &[85.0, 90.0], 70.0, "2025-11-25T14:35:12.748+0000", None)).await;
+    let out = run(&world, random_cpu_high(&world)).await;
     assert_eq!(out["action"], "scaled", "{out}");
     assert_eq!((out["from"].as_u64(), out["to"].as_u64()), (Some(4), Some(6)), "{out}");
     assert_eq!(desired(&world, "random").await, 6);
@@ -122,8 +97,8 @@ async fn bounds_hold() {
 #[tokio::test]
 async fn a_replayed_transition_does_nothing() {
     let world = World::seed().await;
-    let first = alarm_event(&world, "random-cpu-high", "ALARM", &[85.0, 90.0], 70.0, "2025-11-25T14:35:12.748+0000", None);
-    let replay = alarm_event(&world, "random-cpu-high", "ALARM", &[85.0, 90.0], 70.0, "2025-11-25T14:35:12.748+0000", None);
+    let first = random_cpu_high(&world);
+    let replay = random_cpu_high(&world);
     assert_ne!(first["id"], replay["id"]);
     assert_eq!(run(&world, first.clone()).await["action"], "scaled");
     assert_eq!(run(&world, first).await["status"], "replay", "same event id");
@@ -137,7 +112,7 @@ async fn reevaluation_scales_again_after_the_cooldown_not_before() {
     let world = World::seed().await;
     // The SDK speaks RPC v2 CBOR; the suite's proxy translates it for moto (tests/proxy/rpcv2.py).
     let cw = aws_sdk_cloudwatch::Client::new(&world.sdk);
-    let reason_data = json!({"version": "1.0", "statistic": "Average", "period": 60, "recentDatapoints": [85.0, 90.0], "threshold": 70.0}).to_string();
+    let reason_data = alarm_reason_data(&[85.0, 90.0], 70.0);
     cw.set_alarm_state().alarm_name("random-cpu-high").state_value(aws_sdk_cloudwatch::types::StateValue::Alarm).state_reason("test").state_reason_data(reason_data).send().await.unwrap();
     let out = run(&world, reevaluate_event(&world)).await;
     assert_eq!(out["alarms"][0]["action"], "scaled", "{out}");
