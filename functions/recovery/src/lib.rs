@@ -3,7 +3,8 @@
 //! `autopilot:rollback=on`), and tell people once per incident.
 //!
 //! State-table records (pk / sk):
-//! - `recovery#restart` / stopped task ARN: the claim that re-runs a task at most once.
+//! - `recovery#restart` / stopped task ARN: the claim that re-runs a task at most once, with the
+//!   RunTask attempt its clientToken names (`restart::read_claim`).
 //! - `recovery#lineage` / `CLUSTER/LINEAGE`: restarts made for a chain of re-runs.
 //! - `recovery#failures` / `CLUSTER/SERVICE#FAMILY:REV`: failed tasks in the sliding window.
 //! - `recovery#rollback` / `CLUSTER/SERVICE#FAMILY:REV`: the claim that rolls a revision back once.
