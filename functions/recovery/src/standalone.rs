@@ -21,6 +21,14 @@ const RESTART_MEMORY: Duration = Duration::from_secs(30 * 24 * 3600);
 
 const NOT_OPTED_IN: &str = "not tagged autopilot:restart";
 
+/// What a delivery finds when it claims a stopped task's re-run.
+enum Claimed {
+    /// The claim is this delivery's: run RunTask attempt `n` (its clientToken).
+    Run(u32),
+    /// Handled before (the re-run, if any) or being handled now by another delivery.
+    Handled(Option<String>),
+}
+
 impl Recovery {
     pub(crate) async fn on_standalone_task(&self, s: &Stopped<'_>) -> Result<Outcome, Error> {
         let Some((task, relaunch)) = self.aws.describe_task(&s.t.cluster_arn, &s.t.task_arn).await? else {
@@ -57,8 +65,8 @@ impl Recovery {
         // A replayed or repeated event about this task re-runs nothing: the restart claim holds
         // the RunTask attempt (its clientToken), released for the next delivery when it failed.
         let run_attempt = match self.claim_restart(s).await? {
-            Ok(run_attempt) => run_attempt,
-            Err(new_task) => {
+            Claimed::Run(run_attempt) => run_attempt,
+            Claimed::Handled(new_task) => {
                 let reason = "already handled: this stopped task was re-run or refused before".to_string();
                 return Ok(Outcome::handled(s, Action::None { reason, about: About::AlreadyHandled { new_task } }));
             }
@@ -127,24 +135,23 @@ impl Recovery {
         Ok(Outcome::handled(s, Action::Restarted { reason: what, new_task, restart: attempt, restart_limit: limit, lineage, notified: sent, not_carried: rerun.not_carried }))
     }
 
-    /// Take the stopped task's restart claim: `Ok(run_attempt)` to run RunTask attempt
-    /// `run_attempt` (a first delivery, or one after a delivery that failed and released it), or
-    /// `Err(new_task)` when it was handled before or is being handled now.
-    async fn claim_restart(&self, s: &Stopped<'_>) -> Result<Result<u32, Option<String>>, Error> {
+    /// Take the stopped task's restart claim (a first delivery, or one after a delivery that
+    /// failed and released it), or find it handled before or being handled now.
+    async fn claim_restart(&self, s: &Stopped<'_>) -> Result<Claimed, Error> {
         for _ in 0..CAS_ATTEMPTS {
             if self.env.state.create(PK_RESTART, &s.t.task_arn, &restart::claim_starting(1), RESTART_MEMORY).await? {
-                return Ok(Ok(1));
+                return Ok(Claimed::Run(1));
             }
             let Some(previous) = self.env.state.get(PK_RESTART, &s.t.task_arn).await? else { continue };
             match restart::read_claim(&previous.data) {
-                RestartClaim::Held { new_task } => return Ok(Err(new_task)),
+                RestartClaim::Held { new_task } => return Ok(Claimed::Handled(new_task)),
                 RestartClaim::Retry { run_attempt } => match self.env.state.put_if_version(PK_RESTART, &s.t.task_arn, &restart::claim_starting(run_attempt), RESTART_MEMORY, previous.version).await {
                     Ok(_) => {
                         tracing::info!(task = %s.task_id, run_attempt, "an earlier delivery's re-run failed: trying again");
-                        return Ok(Ok(run_attempt));
+                        return Ok(Claimed::Run(run_attempt));
                     }
                     // Another delivery took it over first: it is being handled.
-                    Err(Error::Conflict(_)) => return Ok(Err(None)),
+                    Err(Error::Conflict(_)) => return Ok(Claimed::Handled(None)),
                     Err(e) => return Err(e),
                 },
             }
