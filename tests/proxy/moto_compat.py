@@ -8,7 +8,10 @@ SDKs or changes what a test shows, corrected on the way through aws_proxy.py (--
 * RunTask ignores ``clientToken``; ECS honours it ("Ensuring idempotency" in the ECS API
   reference: a repeated request with a token already answered gets the first answer and starts
   nothing). Without this, a RunTask whose answer is lost starts a second task in moto where ECS
-  would not. The first successful answer per (access key, token) is kept and replayed.
+  would not. The first successful answer (HTTP 200) per (access key, token) is kept and
+  replayed, one that started nothing (``tasks`` empty, ``failures``) included: ECS documents the
+  replay for requests that succeeded and is silent on those, and replaying them is the case a
+  caller retrying with the same token could not get past.
 
 Python 3.11 standard library only.
 """

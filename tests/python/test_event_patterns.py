@@ -54,6 +54,7 @@ EXPECTED: dict[str, set[str]] = {
     "ecs-task-stopped-scale-in.json": {RECOVERY_STOPPED},
     "ecs-task-stopped-deployment-replaced.json": {RECOVERY_STOPPED},
     "ecs-task-stopped-exit0.json": {RECOVERY_STOPPED},
+    "ecs-task-stopped-sidecar-killed.json": {RECOVERY_STOPPED},
     "ecs-task-stopped-instance-gone.json": {RECOVERY_STOPPED},
     "ecs-task-running.json": set(),
     # ECS deployment state change: all of them go to the deployer

@@ -57,6 +57,18 @@ pub async fn register_job_with(w: &World, container: ContainerDefinition) -> Str
     register(w.ecs().register_task_definition().family(JOB).container_definitions(container)).await
 }
 
+/// A log-router sidecar (FireLens-style) for the job or a service: `essential` as its task
+/// definition says (`None`: not set, which ECS reads as essential). ECS stops it (143, or 137
+/// after the stop timeout) once the essential container has exited.
+pub fn log_router(w: &World, essential: Option<bool>) -> ContainerDefinition {
+    ContainerDefinition::builder().name("log-router").image(w.str("/images/random")).memory(64).set_essential(essential).build()
+}
+
+/// Register the job's task definition with [`job_container`] and a [`log_router`] sidecar; its ARN.
+pub async fn register_job_with_sidecar(w: &World, essential: Option<bool>) -> String {
+    register(w.ecs().register_task_definition().family(JOB).container_definitions(job_container(w).build()).container_definitions(log_router(w, essential))).await
+}
+
 /// The overrides the job runs with, as its EventBridge rule sends them: a command, and
 /// [`OVERRIDE_SECRET`] in `REPORT_TOKEN`.
 pub fn job_overrides() -> TaskOverride {
@@ -217,4 +229,15 @@ pub async fn fill_instances(w: &World) {
         .await
         .expect("register filler");
     let _ = ecs.run_task().cluster("stage01").task_definition("filler").count(4).send().await;
+}
+
+/// Stop the `filler` tasks of [`fill_instances`]: the instances have room again. (moto's
+/// StopTask answers with the task's launchType "", which the SDK cannot decode: the stop
+/// happens, its answer is dropped.)
+pub async fn free_instances(w: &World) {
+    let ecs = w.ecs();
+    let fillers = ecs.list_tasks().cluster("stage01").family("filler").send().await.expect("list the fillers");
+    for arn in fillers.task_arns() {
+        let _ = ecs.stop_task().cluster("stage01").task(arn).reason("room for the re-run").send().await;
+    }
 }

@@ -6,13 +6,13 @@
 //! A longer fuzz run: `PROPTEST_CASES=100000 cargo test --workspace --test properties`
 //! (proptest reads PROPTEST_CASES; a failure prints the minimal input and its seed).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use autopilot::events::{TaskContainer, TaskStateChange};
 use autopilot::image::ImageRef;
 use autopilot::tags::{self, Adjustment, Bounds, DeployRules, RestartPolicy, ScaleTarget, Steps};
 use autopilot::Incoming;
-use autopilot_recovery::classify::{classify, target_group_arn};
+use autopilot_recovery::classify::{all_containers, classify, target_group_arn};
 use autopilot_scaler::steps::{self, Cooldowns, Decision, Input};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -156,7 +156,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 fn exercise(incoming: &Incoming) {
     match incoming {
         Incoming::TaskStateChange(e) => {
-            let class = classify(&e.detail);
+            let class = classify(&e.detail, None).unwrap_or_else(|| classify(&e.detail, Some(&all_containers(&e.detail))).expect("a task definition settles every stop"));
             let _ = (class.to_string(), class.label(), class.is_failure(), e.detail.service_name());
             let _ = autopilot_recovery::plan::task_id(&e.detail.task_arn);
             if let Some(td) = &e.detail.task_definition_arn {
@@ -577,6 +577,14 @@ fn container() -> impl Strategy<Value = TaskContainer> {
     })
 }
 
+/// A container as a stopped task's event shows it: a few names, the exit codes that matter.
+fn exited_container() -> impl Strategy<Value = TaskContainer> {
+    let name = prop::sample::select(vec!["app", "log-router", "xray", "app"]).prop_map(String::from);
+    let exit_code = prop::option::of(prop::sample::select(vec![0i64, 1, 2, 137, 143]));
+    let reason = prop::option::of(prop::sample::select(vec!["OutOfMemoryError: Container killed due to memory usage", "done"]).prop_map(String::from));
+    (name, exit_code, reason).prop_map(|(name, exit_code, reason)| TaskContainer { name, exit_code, reason, ..TaskContainer::default() })
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -600,8 +608,9 @@ proptest! {
             last_status: "STOPPED".into(),
             ..TaskStateChange::default()
         };
-        let class = classify(&t);
+        let class = classify(&t, Some(&all_containers(&t))).expect("with the task definition's essential containers, every stop has a class");
         let _ = (class.to_string(), class.label(), class.verb(), class.is_failure(), class.is_normal(), class.is_infrastructure());
+        let _ = classify(&t, None);
         if let Some(r) = &reason {
             if let Some(arn) = target_group_arn(r) {
                 prop_assert!(arn.contains(":targetgroup/"));
@@ -609,11 +618,39 @@ proptest! {
         }
     }
 
+    /// What the screen settles from the event alone (no AWS call) is what the handler would
+    /// decide with the task definition, whichever of the task's containers it marks essential:
+    /// the screen never settles a stop whose class depends on a sidecar (issue 14 item 6).
+    #[test]
+    fn the_event_alone_agrees_with_every_task_definition(
+        reason in prop::option::of(prop::sample::select(vec!["Essential container in task exited", "Task stopped by user", "Scaling activity initiated by (deployment ecs-svc/1)", "", "OutOfMemoryError: x"]).prop_map(String::from)),
+        stop_code in prop::option::of(prop::sample::select(vec!["EssentialContainerExited", "TaskFailedToStart", "UserInitiated", "ServiceSchedulerInitiated"]).prop_map(String::from)),
+        containers in prop::collection::vec(exited_container(), 0..4),
+        essential_mask in any::<u8>(),
+    ) {
+        let t = TaskStateChange {
+            cluster_arn: "arn:aws:ecs:us-east-1:123456789012:cluster/stage01".into(),
+            task_arn: "arn:aws:ecs:us-east-1:123456789012:task/stage01/abc".into(),
+            stopped_reason: reason,
+            stop_code,
+            containers,
+            last_status: "STOPPED".into(),
+            ..TaskStateChange::default()
+        };
+        let essential: BTreeSet<String> = t.containers.iter().enumerate().filter(|(i, _)| essential_mask & (1 << i) != 0).map(|(_, c)| c.name.clone()).collect();
+        if let Some(from_event) = classify(&t, None) {
+            prop_assert_eq!(Some(from_event), classify(&t, Some(&essential)));
+        }
+    }
+
     #[test]
     fn recovery_plan_helpers_never_panic(s in ".{0,120}", n in any::<u32>(), now in any::<u32>(), window in 2u64..=86_400) {
         let _ = autopilot_recovery::plan::revision(&s);
         let _ = autopilot_recovery::plan::task_id(&s);
-        let _ = autopilot_recovery::plan::client_token(&s);
+        for n in [0, 1, 2, n] {
+            let token = autopilot_recovery::plan::client_token(&s, n);
+            prop_assert!(token.len() <= 64 && token.bytes().all(|b| (33..=126).contains(&b)), "{}", token);
+        }
         let _ = autopilot_recovery::plan::minutes(window);
         let mut t = BTreeMap::new();
         t.insert(tags::TAG_RESTART.to_string(), s.clone());

@@ -1,6 +1,8 @@
 //! The AWS calls recovery makes, one function per operation: SDK types become the plain observed
 //! structs of plan.rs, errors are classified with `Error::aws`. (ELB's health reading is elb.rs.)
 
+use std::collections::BTreeSet;
+
 use autopilot::aws_sdk_ecs as ecs;
 use autopilot::aws_sdk_elasticloadbalancingv2 as elbv2;
 use autopilot::events::Sensitive;
@@ -17,17 +19,33 @@ pub struct Aws {
 }
 
 /// What a stopped task ran with that its re-run is given again, as DescribeTasks reported it. No
-/// decision reads it: it goes back to RunTask as it came.
+/// decision reads it: it goes back to RunTask as it came. (What RunTask was given and DescribeTasks
+/// cannot show is in docs/functions.md; what it shows and RunTask cannot take back is
+/// `restart::not_carried`.)
 #[derive(Debug, Clone, Default)]
 pub struct Relaunch {
     pub group: Option<String>,
     pub started_by: Option<String>,
+    /// The version the task ran on (`1.4.0` when it was run with `LATEST`): the re-run keeps it.
     pub platform_version: Option<String>,
     pub enable_execute_command: bool,
+    /// The capacity provider the task ran on: the only part of a capacity provider strategy
+    /// DescribeTasks reports ("The capacity provider that's associated with the task").
     pub capacity_provider: Option<String>,
     pub launch_type: Option<ecs::types::LaunchType>,
-    /// Container overrides hold environment values: carried, never printed.
+    /// The task's overrides (containers', and the task's cpu, memory, ephemeralStorage,
+    /// taskRoleArn, executionRoleArn). Container overrides hold environment values: carried,
+    /// never printed.
     pub overrides: Sensitive<Option<ecs::types::TaskOverride>>,
+}
+
+/// What ECS answered a RunTask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunTaskAnswer {
+    /// The task ECS started for this clientToken (now, or on an earlier request with it).
+    Started(String),
+    /// ECS answered and started nothing: its `failures` (`RESOURCE:MEMORY: …`), maybe none.
+    NotPlaced(Vec<String>),
 }
 
 impl Aws {
@@ -49,12 +67,21 @@ impl Aws {
             .map_err(|e| Error::aws("ecs", "DescribeTasks", e))?;
         let Some(task) = described.tasks().iter().find(|x| x.task_arn() == Some(task_arn)) else { return Ok(None) };
         let enis = || task.attachments().iter().filter(|a| a.r#type() == Some("ElasticNetworkInterface"));
+        let detail = |a: &ecs::types::Attachment, name: &str| a.details().iter().find(|d| d.name() == Some(name)).and_then(|d| d.value()).map(str::to_string);
         let observed = ObservedTask {
             tags: ecs_tags(task.tags()),
             task_definition: task.task_definition_arn().map(str::to_string),
             launch_type: task.launch_type().map(|l| l.as_str().to_string()),
             eni: enis().next().is_some(),
             eni_subnets: enis().flat_map(|a| a.details().iter().filter(|d| d.name() == Some("subnetId")).filter_map(|d| d.value().map(str::to_string))).collect(),
+            // Amazon EBS volumes configured at launch: DescribeTasks shows an attachment with
+            // "roleArn, deleteOnTermination, volumeName, volumeId" (ECS `Attachment.details`).
+            ebs_volumes: task
+                .attachments()
+                .iter()
+                .filter(|a| a.r#type() == Some("AmazonElasticBlockStorage"))
+                .map(|a| detail(a, "volumeName").unwrap_or_else(|| "unnamed".into()))
+                .collect(),
         };
         let relaunch = Relaunch {
             group: task.group().map(str::to_string),
@@ -68,9 +95,26 @@ impl Aws {
         Ok(Some((observed, relaunch)))
     }
 
-    /// RunTask: one task as the stopped one ran (`relaunch`), as the re-run plan says. Returns the
-    /// new task's ARN.
-    pub async fn run_task(&self, cluster: &str, relaunch: &Relaunch, rerun: &Rerun) -> Result<String, Error> {
+    /// The names of the containers a task definition marks essential (DescribeTaskDefinition
+    /// `containerDefinitions[].essential`: "If this parameter is omitted, a container is assumed
+    /// to be essential", ECS API reference). `None` when ECS does not describe it (ClientException
+    /// "Unable to describe task definition.").
+    pub async fn essential_containers(&self, task_definition: &str) -> Result<Option<BTreeSet<String>>, Error> {
+        let described = match self.ecs.describe_task_definition().task_definition(task_definition).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_client_exception()) => return Ok(None),
+            Err(e) => return Err(Error::aws("ecs", "DescribeTaskDefinition", e)),
+        };
+        let Some(td) = described.task_definition() else { return Ok(None) };
+        // Only the names and flags leave this function: the definition's environment values never do.
+        Ok(Some(td.container_definitions().iter().filter(|c| c.essential().unwrap_or(true)).filter_map(|c| c.name().map(str::to_string)).collect()))
+    }
+
+    /// RunTask: one task as the stopped one ran (`relaunch`), as the re-run plan says.
+    ///
+    /// A ConflictException names the tasks already started with this clientToken under other
+    /// parameters (its `resourceIds`, ECS RunTask API reference): that task is the re-run.
+    pub async fn run_task(&self, cluster: &str, relaunch: &Relaunch, rerun: &Rerun) -> Result<RunTaskAnswer, Error> {
         let mut req = self
             .ecs
             .run_task()
@@ -86,6 +130,11 @@ impl Aws {
         if relaunch.enable_execute_command {
             req = req.enable_execute_command(true);
         }
+        if rerun.enable_ecs_managed_tags {
+            req = req.enable_ecs_managed_tags(true);
+        }
+        // "If a capacityProviderStrategy is specified, the launchType parameter must be omitted"
+        // (RunTask API reference).
         req = match (&relaunch.capacity_provider, &relaunch.launch_type) {
             (Some(cp), _) => req.capacity_provider_strategy(ecs::types::CapacityProviderStrategyItem::builder().capacity_provider(cp).weight(1).build().map_err(|e| Error::Refused(e.to_string()))?),
             (None, Some(lt)) => req.launch_type(lt.clone()),
@@ -100,19 +149,29 @@ impl Aws {
                 .map_err(|e| Error::Refused(e.to_string()))?;
             req = req.network_configuration(ecs::types::NetworkConfiguration::builder().awsvpc_configuration(vpc).build());
         }
-        let out = req.send().await.map_err(|e| Error::aws("ecs", "RunTask", e))?;
+        let out = match req.send().await {
+            Ok(out) => out,
+            Err(e) => {
+                if let Some(ecs::operation::run_task::RunTaskError::ConflictException(c)) = e.as_service_error() {
+                    if let Some(arn) = c.resource_ids().first() {
+                        return Ok(RunTaskAnswer::Started(arn.clone()));
+                    }
+                }
+                return Err(Error::aws("ecs", "RunTask", e));
+            }
+        };
         if let Some(arn) = out.tasks().first().and_then(|t| t.task_arn()) {
-            return Ok(arn.to_string());
+            return Ok(RunTaskAnswer::Started(arn.to_string()));
         }
-        let failures: Vec<String> = out.failures().iter().map(|f| format!("{}: {}", f.reason().unwrap_or("?"), f.detail().unwrap_or(""))).collect();
-        Err(Error::Aws {
-            service: "ecs",
-            operation: "RunTask",
-            code: "NoTaskStarted".into(),
-            message: if failures.is_empty() { "no task was placed".into() } else { failures.join("; ") },
-            // Capacity comes and goes: EventBridge's retry may find room.
-            retryable: true,
-        })
+        Ok(RunTaskAnswer::NotPlaced(
+            out.failures()
+                .iter()
+                .map(|f| match (f.reason().unwrap_or("?"), f.detail().filter(|d| !d.is_empty())) {
+                    (reason, Some(detail)) => format!("{reason}: {detail}"),
+                    (reason, None) => reason.to_string(),
+                })
+                .collect(),
+        ))
     }
 
     /// DescribeServices of one service, with its tags. `None` when ECS does not find it.
@@ -180,6 +239,7 @@ mod tests {
                 launch_type: Some("FARGATE".into()),
                 eni: true,
                 eni_subnets: vec!["subnet-1".into(), "subnet-2".into()],
+                ebs_volumes: vec![],
             }
         );
         assert_eq!((relaunch.capacity_provider.as_deref(), relaunch.launch_type.as_ref()), (Some("FARGATE_SPOT"), Some(&ecs::types::LaunchType::Fargate)));

@@ -1,14 +1,24 @@
-//! Why did a task stop? A pure function of the "ECS Task State Change" detail.
+//! Why did a task stop? A pure function of the "ECS Task State Change" detail and, where it
+//! matters, of which containers the task definition marks essential.
 //!
 //! The order of the checks matters: a specific cause in a container's reason or in the task's
 //! stoppedReason (out of memory, a failed health check, an image that cannot be pulled) wins over
 //! the generic stopCode, since ECS reports e.g. an OOM kill as `EssentialContainerExited` and an
 //! ELB health-check failure as `ServiceSchedulerInitiated`.
+//!
+//! Essential containers: neither the event nor DescribeTasks says which containers are essential
+//! (ECS's `Container` shape has no such member; the flag is `ContainerDefinition.essential` of the
+//! task definition, "If this parameter is omitted, a container is assumed to be essential", ECS
+//! API reference). A task whose essential containers all exited 0 did not fail, whatever its
+//! sidecars exited with (a FireLens or agent sidecar is killed with 137 or 143 once the app has
+//! exited). So [`classify`] takes the essential containers' names; without them (the screen, which
+//! calls no AWS) it settles only what no task definition could change, and says when it cannot.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use autopilot::config::cluster_name;
-use autopilot::events::TaskStateChange;
+use autopilot::events::{TaskContainer, TaskStateChange};
 
 use crate::plan;
 
@@ -24,20 +34,33 @@ pub struct Stopped<'a> {
 }
 
 impl<'a> Stopped<'a> {
-    pub fn new(t: &'a TaskStateChange) -> Self {
+    /// The stopped task `t`, classified as `class` (see [`classify`]).
+    pub fn new(t: &'a TaskStateChange, class: StopClass) -> Self {
         Stopped {
             t,
-            class: classify(t),
+            class,
             cluster: cluster_name(&t.cluster_arn).to_string(),
             revision: t.task_definition_arn.as_deref().map(plan::revision).unwrap_or_else(|| "unknown".into()),
             task_id: plan::task_id(&t.task_arn).to_string(),
         }
     }
 
+    /// The stopped task classified with every one of its containers counted as essential: what
+    /// is left when the task definition cannot be read.
+    pub fn every_container_essential(t: &'a TaskStateChange) -> Self {
+        Self::new(t, classify(t, Some(&all_containers(t))).unwrap_or(StopClass::Unknown))
+    }
+
     /// The task definition family (`random` of `random:4`).
     pub fn family(&self) -> &str {
         self.revision.rsplit_once(':').map_or(self.revision.as_str(), |(f, _)| f)
     }
+}
+
+/// The names of every container of the event: the essential set when the task definition cannot
+/// be read (each container then counts, as ECS's default `essential: true` would have it).
+pub fn all_containers(task: &TaskStateChange) -> BTreeSet<String> {
+    task.containers.iter().map(|c| c.name.clone()).collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,71 +181,109 @@ impl fmt::Display for StopClass {
     }
 }
 
-pub fn classify(task: &TaskStateChange) -> StopClass {
+/// Why the task stopped. `essential`: the names of the containers its task definition marks
+/// essential; a container the task definition does not name (one ECS added) is not, and when the
+/// set names none of the event's containers every container counts. `None` (the event alone):
+/// the class when no task definition could change it, else `None`: a container's exit code or
+/// out-of-memory reason decides, and whether that container is essential is not in the event.
+pub fn classify(task: &TaskStateChange, essential: Option<&BTreeSet<String>>) -> Option<StopClass> {
     let reason = task.stopped_reason.as_deref().unwrap_or("").trim();
     let lower = reason.to_ascii_lowercase();
     let stop_code = task.stop_code.as_deref().unwrap_or("");
     let container_reasons = || task.containers.iter().filter_map(|c| c.reason.as_deref().map(|r| (c, r)));
+    // Which of the event's containers are essential, when the task definition said.
+    let counted = essential.map(|names| {
+        let named: Vec<_> = task.containers.iter().filter(|c| names.contains(&c.name)).collect();
+        if named.is_empty() {
+            task.containers.iter().collect()
+        } else {
+            named
+        }
+    });
 
-    if let Some((c, _)) = container_reasons().find(|(_, r)| r.starts_with("OutOfMemoryError")) {
-        return StopClass::OutOfMemory { container: Some(c.name.clone()) };
+    // A container killed for its memory: the task's failure only if that container is essential
+    // (a sidecar's OOM kill does not stop the task).
+    let oom = |c: &TaskContainer| c.reason.as_deref().is_some_and(|r| r.starts_with("OutOfMemoryError"));
+    match &counted {
+        Some(counted) => {
+            if let Some(c) = counted.iter().find(|c| oom(c)) {
+                return Some(StopClass::OutOfMemory { container: Some(c.name.clone()) });
+            }
+        }
+        None if task.containers.iter().any(oom) => return None,
+        None => {}
     }
     if lower.starts_with("outofmemoryerror") {
-        return StopClass::OutOfMemory { container: None };
+        return Some(StopClass::OutOfMemory { container: None });
     }
     if lower.contains("failed elb health checks") {
-        return StopClass::ElbHealthCheck { target_group_arn: target_group_arn(reason) };
+        return Some(StopClass::ElbHealthCheck { target_group_arn: target_group_arn(reason) });
     }
     if lower.contains("failed container health checks") {
-        return StopClass::ContainerHealthCheck;
+        return Some(StopClass::ContainerHealthCheck);
     }
     if let Some(kind) = start_failure(reason).or_else(|| container_reasons().find_map(|(_, r)| start_failure(r))) {
-        return StopClass::FailedToStart { kind };
+        return Some(StopClass::FailedToStart { kind });
     }
     if stop_code == "SpotInterruption" || lower.contains("spot task was interrupted") {
-        return StopClass::Infrastructure { kind: InfraKind::Spot };
+        return Some(StopClass::Infrastructure { kind: InfraKind::Spot });
     }
     if stop_code == "TerminationNotice" {
-        return StopClass::Infrastructure { kind: InfraKind::Termination };
+        return Some(StopClass::Infrastructure { kind: InfraKind::Termination });
     }
     if lower.starts_with("host ec2") && (lower.contains("terminated") || lower.contains("stopped"))
         || lower.contains("container instance deregistration")
         || lower.contains("instance is being stopped")
     {
-        return StopClass::Infrastructure { kind: InfraKind::InstanceGone };
+        return Some(StopClass::Infrastructure { kind: InfraKind::InstanceGone });
     }
     if lower.contains("deployment") && (lower.contains("replaced") || lower.contains("replacement")) {
-        return StopClass::DeploymentReplacement;
+        return Some(StopClass::DeploymentReplacement);
     }
     if reason.starts_with("Scaling activity initiated by") {
         // ECS writes this text both when a service scales in and when a rollout scales the old
         // deployment's tasks down; the event cannot tell them apart and both are normal stops.
-        return StopClass::ScaleIn;
+        return Some(StopClass::ScaleIn);
     }
     if stop_code == "TaskFailedToStart" {
-        return StopClass::FailedToStart { kind: StartFailure::Other };
+        return Some(StopClass::FailedToStart { kind: StartFailure::Other });
     }
     if stop_code == "UserInitiated" || lower.starts_with("task stopped by user") {
-        return StopClass::UserStop;
+        return Some(StopClass::UserStop);
     }
 
-    // Exit codes: essential containers only, when the event says which are essential.
-    let essential: Vec<_> = task.containers.iter().filter(|c| c.essential != Some(false)).collect();
-    if let Some(c) = essential.iter().find(|c| c.exit_code.is_some_and(|code| code != 0)) {
-        return StopClass::Crash { container: Some(c.name.clone()), exit_code: c.exit_code };
+    // Exit codes: essential containers only.
+    let essential_exited = lower.contains("essential container in task exited") || stop_code == "EssentialContainerExited";
+    match &counted {
+        Some(essential) => {
+            if let Some(c) = essential.iter().find(|c| c.exit_code.is_some_and(|code| code != 0)) {
+                return Some(StopClass::Crash { container: Some(c.name.clone()), exit_code: c.exit_code });
+            }
+            let exited = essential.iter().filter(|c| c.exit_code.is_some()).count();
+            if exited > 0 && (essential_exited || exited == essential.len()) {
+                // Every essential container that reported an exit code reported 0.
+                return Some(StopClass::NormalExit);
+            }
+        }
+        None => {
+            let exited = task.containers.iter().filter(|c| c.exit_code.is_some()).count();
+            if exited > 0 && task.containers.iter().all(|c| c.exit_code == Some(0)) {
+                // Every container exited 0: whichever are essential, they all did.
+                return Some(StopClass::NormalExit);
+            }
+            if exited > 0 {
+                // A non-zero exit, or some containers without one: it depends on which are essential.
+                return None;
+            }
+        }
     }
-    let exited = essential.iter().filter(|c| c.exit_code.is_some()).count();
-    if exited > 0 && (stop_code == "EssentialContainerExited" || lower.contains("essential container in task exited") || exited == essential.len()) {
-        // Every essential container that reported an exit code reported 0.
-        return StopClass::NormalExit;
-    }
-    if stop_code == "EssentialContainerExited" || lower.contains("essential container in task exited") {
-        return StopClass::Crash { container: None, exit_code: None };
+    if essential_exited {
+        return Some(StopClass::Crash { container: None, exit_code: None });
     }
     if stop_code == "ServiceSchedulerInitiated" {
-        return StopClass::ScaleIn;
+        return Some(StopClass::ScaleIn);
     }
-    StopClass::Unknown
+    Some(StopClass::Unknown)
 }
 
 fn start_failure(text: &str) -> Option<StartFailure> {
@@ -291,12 +352,6 @@ mod tests {
             (
                 "EssentialContainerExited",
                 "Essential container in task exited",
-                json!([{"name": "app", "exitCode": 0}, {"name": "log-router", "exitCode": 2, "essential": false}]),
-                StopClass::NormalExit,
-            ),
-            (
-                "EssentialContainerExited",
-                "Essential container in task exited",
                 json!([{"name": "app", "exitCode": 0}, {"name": "sidecar", "exitCode": 3}]),
                 StopClass::Crash { container: Some("sidecar".into()), exit_code: Some(3) },
             ),
@@ -347,13 +402,20 @@ mod tests {
             ("SomethingNew", "A reason from the future", none.clone(), StopClass::Unknown),
         ];
         for (code, reason, containers, want) in cases {
-            assert_eq!(classify(&task(code, reason, containers)), want, "{code} / {reason}");
+            // Task definitions that mark every container essential (ECS's default).
+            let t = task(code, reason, containers);
+            assert_eq!(classify(&t, Some(&all_containers(&t))), Some(want.clone()), "{code} / {reason}");
+            // What the event alone settles is what the task definition would say.
+            if let Some(from_event) = classify(&t, None) {
+                assert_eq!(from_event, want, "event alone: {code} / {reason}");
+            }
         }
     }
 
     #[test]
     fn exit_137_without_oom_reason_is_a_crash_and_classes_group() {
-        let c = classify(&task("EssentialContainerExited", "Essential container in task exited", json!([{"name": "a", "exitCode": 137}])));
+        let t = task("EssentialContainerExited", "Essential container in task exited", json!([{"name": "a", "exitCode": 137}]));
+        let c = classify(&t, Some(&all_containers(&t))).unwrap();
         assert!(c.is_failure() && !c.is_normal());
         assert_eq!(c.to_string(), "crashed (exit 137)");
         assert!(StopClass::ScaleIn.is_normal() && StopClass::UserStop.is_normal() && StopClass::NormalExit.is_normal());
@@ -374,6 +436,7 @@ mod tests {
             ("ecs-task-stopped-instance-gone.json", "infrastructure"),
             ("ecs-task-stopped-oom.json", "out-of-memory"),
             ("ecs-task-stopped-scale-in.json", "scale-in"),
+            ("ecs-task-stopped-sidecar-killed.json", "normal-exit"),
             ("ecs-task-stopped-spot.json", "infrastructure"),
             ("ecs-task-stopped-user.json", "user-stop"),
         ];
@@ -381,15 +444,98 @@ mod tests {
             let Ok(text) = std::fs::read_to_string(dir.join(file)) else { continue };
             let event: serde_json::Value = serde_json::from_str(&text).unwrap();
             let task: TaskStateChange = serde_json::from_value(event["detail"].clone()).unwrap();
-            assert_eq!(classify(&task).label(), label, "{file}");
+            // The samples' task definitions mark their one container essential; the sidecar
+            // sample's marks its log router `essential: false`.
+            let essential: BTreeSet<String> = all_containers(&task).into_iter().filter(|n| n != "log-router").collect();
+            assert_eq!(classify(&task, Some(&essential)).map(|c| c.label()), Some(label), "{file}");
         }
     }
 
     #[test]
     fn garbage_never_panics() {
         for reason in ["(", "Scaling activity initiated by", "Task failed ELB health checks in (target-group arn:aws", "é", "arn:aws:"] {
-            let _ = classify(&task("", reason, json!([{"name": "x", "exitCode": -1, "reason": "\u{0}"}])));
+            let t = task("", reason, json!([{"name": "x", "exitCode": -1, "reason": "\u{0}"}]));
+            let _ = (classify(&t, None), classify(&t, Some(&all_containers(&t))), classify(&t, Some(&BTreeSet::new())));
         }
         assert_eq!(target_group_arn("Task failed ELB health checks in (target-group arn:aws:"), None);
+    }
+
+    fn names(n: &[&str]) -> BTreeSet<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Issue 14 item 6: a sidecar's exit is not the task's failure. ECS's events carry no
+    /// `essential` flag (ECS "Task state change events" sample; the `Container` shape of
+    /// DescribeTasks), so every container used to count: an app that exited 0 and a FireLens
+    /// sidecar killed with 137 made a crash (and a re-run, and a crash-loop count).
+    #[test]
+    fn essential_containers_come_from_the_task_definition() {
+        let eec = |containers| task("EssentialContainerExited", "Essential container in task exited", containers);
+        let app_and_router = |app: i64, router: Option<i64>| json!([{"name": "app", "exitCode": app}, {"name": "log-router", "exitCode": router}]);
+        let cases: Vec<(&str, TaskStateChange, BTreeSet<String>, StopClass)> = vec![
+            ("sidecar killed after the app exited 0", eec(app_and_router(0, Some(137))), names(&["app"]), StopClass::NormalExit),
+            ("sidecar stopped with 143", eec(app_and_router(0, Some(143))), names(&["app"]), StopClass::NormalExit),
+            ("sidecar without an exit code", eec(app_and_router(0, None)), names(&["app"]), StopClass::NormalExit),
+            ("the app failed, the sidecar too", eec(app_and_router(2, Some(137))), names(&["app"]), StopClass::Crash { container: Some("app".into()), exit_code: Some(2) }),
+            (
+                "an essential sidecar (the flag absent in the task definition: essential)",
+                eec(app_and_router(0, Some(137))),
+                names(&["app", "log-router"]),
+                StopClass::Crash { container: Some("log-router".into()), exit_code: Some(137) },
+            ),
+            (
+                "a sidecar killed for its memory while the app exited 0",
+                eec(json!([{"name": "app", "exitCode": 0}, {"name": "log-router", "exitCode": 137, "reason": "OutOfMemoryError: Container killed due to memory usage"}])),
+                names(&["app"]),
+                StopClass::NormalExit,
+            ),
+            (
+                "the app killed for its memory",
+                eec(json!([{"name": "app", "exitCode": 137, "reason": "OutOfMemoryError: Container killed due to memory usage"}, {"name": "log-router", "exitCode": 0}])),
+                names(&["app"]),
+                StopClass::OutOfMemory { container: Some("app".into()) },
+            ),
+            (
+                "a container ECS added (not in the task definition) is not essential",
+                eec(json!([{"name": "app", "exitCode": 0}, {"name": "ecs-service-connect-agent", "exitCode": 137}])),
+                names(&["app", "log-router"]),
+                StopClass::NormalExit,
+            ),
+            ("a task definition that names none of them: every container counts", eec(app_and_router(0, Some(137))), names(&["other"]), StopClass::Crash { container: Some("log-router".into()), exit_code: Some(137) }),
+            // The event-level `essential` field (which ECS never sends) decides nothing.
+            (
+                "an `essential: false` in the event is not the task definition",
+                eec(json!([{"name": "app", "exitCode": 0}, {"name": "log-router", "exitCode": 2, "essential": false}])),
+                names(&["app", "log-router"]),
+                StopClass::Crash { container: Some("log-router".into()), exit_code: Some(2) },
+            ),
+        ];
+        for (what, t, essential, want) in cases {
+            assert_eq!(classify(&t, Some(&essential)), Some(want), "{what}");
+        }
+    }
+
+    /// The screen classifies from the event alone: it settles only what no task definition could
+    /// change, and leaves to the handler (which reads the task definition) what it cannot know.
+    #[test]
+    fn the_event_alone_settles_only_what_no_task_definition_changes() {
+        let eec = |containers| task("EssentialContainerExited", "Essential container in task exited", containers);
+        let cases: Vec<(&str, TaskStateChange, Option<StopClass>)> = vec![
+            ("every container exited 0", eec(json!([{"name": "app", "exitCode": 0}, {"name": "log-router", "exitCode": 0}])), Some(StopClass::NormalExit)),
+            ("a non-zero exit: whose?", eec(json!([{"name": "app", "exitCode": 0}, {"name": "log-router", "exitCode": 137}])), None),
+            ("the only container exited 1: still, is it essential?", eec(json!([{"name": "app", "exitCode": 1}])), None),
+            ("a container without an exit code", eec(json!([{"name": "app", "exitCode": 0}, {"name": "log-router"}])), None),
+            ("a container killed for its memory", eec(json!([{"name": "app", "exitCode": 137, "reason": "OutOfMemoryError: Container killed due to memory usage"}])), None),
+            ("no exit codes at all", eec(json!([{"name": "app"}])), Some(StopClass::Crash { container: None, exit_code: None })),
+            ("scale-in, whatever the exits", task("ServiceSchedulerInitiated", "Scaling activity initiated by (deployment ecs-svc/1)", json!([{"name": "app", "exitCode": 137}])), Some(StopClass::ScaleIn)),
+            ("user stop, whatever the exits", task("UserInitiated", "Task stopped by user", json!([{"name": "app", "exitCode": 143}])), Some(StopClass::UserStop)),
+            ("deployment replacement", task("ServiceSchedulerInitiated", "Task replaced by a newer deployment", json!([{"name": "app", "exitCode": 143}])), Some(StopClass::DeploymentReplacement)),
+            ("ELB health checks", task("ServiceSchedulerInitiated", "Task failed ELB health checks in (target-group x)", json!([{"name": "app", "exitCode": 143}])), Some(StopClass::ElbHealthCheck { target_group_arn: None })),
+            ("spot", task("SpotInterruption", "Your Spot Task was interrupted.", json!([{"name": "app", "exitCode": 143}])), Some(StopClass::Infrastructure { kind: InfraKind::Spot })),
+            ("nothing recognisable", task("", "", json!([])), Some(StopClass::Unknown)),
+        ];
+        for (what, t, want) in cases {
+            assert_eq!(classify(&t, None), want, "{what}");
+        }
     }
 }

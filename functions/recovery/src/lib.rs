@@ -3,7 +3,8 @@
 //! `autopilot:rollback=on`), and tell people once per incident.
 //!
 //! State-table records (pk / sk):
-//! - `recovery#restart` / stopped task ARN: the claim that re-runs a task at most once.
+//! - `recovery#restart` / stopped task ARN: the claim that re-runs a task at most once, with the
+//!   RunTask attempt its clientToken names (`restart::read_claim`).
 //! - `recovery#lineage` / `CLUSTER/LINEAGE`: restarts made for a chain of re-runs.
 //! - `recovery#failures` / `CLUSTER/SERVICE#FAMILY:REV`: failed tasks in the sliding window.
 //! - `recovery#rollback` / `CLUSTER/SERVICE#FAMILY:REV`: the claim that rolls a revision back once.
@@ -11,6 +12,9 @@
 //! - `notify` / `restart-limit#…`, `refused#…`, `dry-run-restart#…`, `rollback-dry-run#…`: one-off
 //!   notifications.
 //! - reads `stable` and `deployed` (autopilot::keys), writes `deployed` after a rollback.
+//!
+//! In memory, for the life of the Lambda container (a revision's container definitions never
+//! change): the essential containers of each task-definition revision it had to read.
 //!
 //! Laid out as the deployer is: `classify`, `plan` and `restart` decide from observed data without
 //! I/O, `messages` words the notifications, `outcome` is what an event answers, `aws` (and `elb`)
@@ -31,7 +35,8 @@ pub mod restart;
 mod service;
 mod standalone;
 
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use autopilot::aws_sdk_ecs as ecs;
 use autopilot::aws_sdk_elasticloadbalancingv2 as elbv2;
@@ -50,10 +55,17 @@ const CAS_ATTEMPTS: usize = 20;
 /// Seconds since the epoch; replaceable so tests can move time.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
+/// Task-definition revisions whose essential containers are kept in memory at most; past it the
+/// cache starts again (a container that sees more revisions than this is unusual).
+const ESSENTIALS_CACHED: usize = 512;
+
 pub struct Recovery {
     pub env: Env,
     aws: Aws,
     clock: Clock,
+    /// Essential container names per task-definition ARN, read once per revision for the life of
+    /// the Lambda container (`serve` builds one `Recovery` per container).
+    essentials: Mutex<HashMap<String, Arc<BTreeSet<String>>>>,
 }
 
 impl Function for Recovery {
@@ -62,7 +74,7 @@ impl Function for Recovery {
 
     fn new(env: Env) -> Self {
         let aws = Aws::new(&env.sdk);
-        Recovery { env, aws, clock: Arc::new(autopilot::state::now_epoch) }
+        Recovery { env, aws, clock: Arc::new(autopilot::state::now_epoch), essentials: Mutex::default() }
     }
 
     fn env(&self) -> &Env {
@@ -70,7 +82,9 @@ impl Function for Recovery {
     }
 
     /// Most stopped tasks need nothing: tasks that are not STOPPED yet, clusters not managed, and
-    /// normal stops (scale-in, deployment replacement, exit 0, user stops), decided from the event.
+    /// normal stops (scale-in, deployment replacement, user stops, every container exited 0),
+    /// decided from the event. A stop whose class depends on which containers are essential (a
+    /// non-zero exit) is left to `dispatch`, which reads the task definition.
     fn screen(incoming: &Incoming, config: &Config) -> Option<Outcome> {
         match incoming {
             Incoming::TaskStateChange(event) => screen_task(&event.detail, config),
@@ -98,15 +112,21 @@ fn screen_task(t: &TaskStateChange, config: &Config) -> Option<Outcome> {
         tracing::info!(cluster = %t.cluster_arn, "cluster not managed (AUTOPILOT_CLUSTERS)");
         return Some(Outcome::ignored(format!("cluster {} is not managed", cluster_name(&t.cluster_arn))));
     }
-    let s = Stopped::new(t);
+    // Only what the event alone settles: whose exit decides is the task definition's to say.
+    let class = classify::classify(t, None)?;
+    settle(&Stopped::new(t, class))
+}
+
+/// The answer for a classified stop that needs nothing done: a normal stop, or one not recognised.
+fn settle(s: &Stopped) -> Option<Outcome> {
     if s.class.is_normal() {
-        log_stop(&s);
-        return Some(Outcome::handled(&s, Action::none("a normal stop")));
+        log_stop(s);
+        return Some(Outcome::handled(s, Action::none("a normal stop")));
     }
     if s.class == StopClass::Unknown {
-        log_stop(&s);
+        log_stop(s);
         tracing::warn!(task = %s.task_id, "stop reason not recognised: no action");
-        return Some(Outcome::handled(&s, Action::none("stop reason not recognised")));
+        return Some(Outcome::handled(s, Action::none("stop reason not recognised")));
     }
     None
 }
@@ -144,11 +164,45 @@ impl Recovery {
         if let Some(answer) = screen_task(t, &self.env.config) {
             return Ok(answer);
         }
-        let s = Stopped::new(t);
+        let class = match classify::classify(t, None) {
+            Some(class) => class,
+            None => {
+                let essential = self.essential_containers(t).await?;
+                classify::classify(t, Some(&essential)).unwrap_or(StopClass::Unknown)
+            }
+        };
+        let s = Stopped::new(t, class);
+        if let Some(answer) = settle(&s) {
+            return Ok(answer);
+        }
         log_stop(&s);
         match t.service_name() {
             Some(service) => self.on_service_task(&s, service).await,
             None => self.on_standalone_task(&s).await,
         }
+    }
+
+    /// The containers the stopped task's definition marks essential (DescribeTaskDefinition, once
+    /// per revision for the life of this container). Every container of the event when the event
+    /// names no task definition or ECS no longer describes it.
+    async fn essential_containers(&self, t: &TaskStateChange) -> Result<Arc<BTreeSet<String>>, Error> {
+        let Some(td) = t.task_definition_arn.as_deref() else {
+            tracing::warn!(task = %t.task_arn, "the event names no task definition: every container counts as essential");
+            return Ok(Arc::new(classify::all_containers(t)));
+        };
+        if let Some(known) = self.essentials.lock().unwrap_or_else(|p| p.into_inner()).get(td) {
+            return Ok(known.clone());
+        }
+        let Some(essential) = self.aws.essential_containers(td).await? else {
+            tracing::warn!(task_definition = td, "ECS does not describe the task definition: every container counts as essential");
+            return Ok(Arc::new(classify::all_containers(t)));
+        };
+        let essential = Arc::new(essential);
+        let mut cache = self.essentials.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= ESSENTIALS_CACHED {
+            cache.clear();
+        }
+        cache.insert(td.to_string(), essential.clone());
+        Ok(essential)
     }
 }

@@ -81,9 +81,14 @@ pub fn restart_limit(s: &Stopped, name: &str, lineage: &str, limit: u32) -> (Str
     (what, n)
 }
 
-/// What a re-run did (the incident message carries it).
-pub fn restarted(new_task: &str, attempt: u32, limit: u32) -> String {
-    format!("re-run as task {} (restart {attempt} of {limit})", plan::task_id(new_task))
+/// What a re-run did (the incident message carries it), naming what the stopped task ran with
+/// that the re-run could not be given (`restart::not_carried`).
+pub fn restarted(new_task: &str, attempt: u32, limit: u32, not_carried: &[String]) -> String {
+    let what = format!("re-run as task {} (restart {attempt} of {limit})", plan::task_id(new_task));
+    if not_carried.is_empty() {
+        return what;
+    }
+    format!("{what}; not carried over (ECS does not report it for a stopped task): {}", not_carried.join(", "))
 }
 
 /// The end of a re-run's subject.
@@ -197,7 +202,7 @@ mod tests {
     #[test]
     fn base_says_what_happened_and_why_but_nothing_of_the_environment() {
         let t = crash();
-        let n = base(&Stopped::new(&t), "recovery.task-failed", "subject".into(), "what was done");
+        let n = base(&Stopped::every_container_essential(&t), "recovery.task-failed", "subject".into(), "what was done");
         assert_eq!(
             text(&n),
             "subject | recovery.task-failed | Task 0123abcd (random:2) in stage01 crashed (exit 1).\nStopped reason: Essential container in task exited\nContainer random: exit 1\nContainer log-router: exit 0, done\nAction: what was done | \
@@ -210,7 +215,7 @@ mod tests {
     #[test]
     fn restart_messages() {
         let t = event("family:nightly-report", "EssentialContainerExited", "", json!([{"name": "job", "exitCode": 3}]));
-        let s = Stopped::new(&t);
+        let s = Stopped::every_container_essential(&t);
         let subject = |n: Option<(String, Notification)>| n.map(|(what, n)| (what, n.subject, n.event_type));
         let cases = [
             (RestartDecision::Rerun { lineage: "l".into(), attempt: 2, limit: 3 }, Some(("would re-run it (restart 2 of 3)", "stage01/job: task of random:2 crashed (exit 3), would re-run 2 of 3", "recovery.task-failed"))),
@@ -225,7 +230,11 @@ mod tests {
         assert_eq!((n.fields["lineage"].clone(), n.fields["restartLimit"].clone()), (json!("orig"), json!(2)));
         let n = refused(&s, "stage01/job", "cannot re-run: why");
         assert_eq!((n.subject.as_str(), n.event_type.as_str(), n.fields["action"].as_str()), ("stage01/job: task of random:2 crashed (exit 3), not re-run", "recovery.restart-refused", Some("cannot re-run: why")));
-        assert_eq!(restarted("arn:aws:ecs:us-east-1:1:task/stage01/feed", 1, 3), "re-run as task feed (restart 1 of 3)");
+        assert_eq!(restarted("arn:aws:ecs:us-east-1:1:task/stage01/feed", 1, 3, &[]), "re-run as task feed (restart 1 of 3)");
+        assert_eq!(
+            restarted("arn:aws:ecs:us-east-1:1:task/stage01/feed", 1, 3, &["volumeConfigurations (EBS volume data)".into()]),
+            "re-run as task feed (restart 1 of 3); not carried over (ECS does not report it for a stopped task): volumeConfigurations (EBS volume data)"
+        );
         assert_eq!(restarted_short(1, 3), "re-run 1 of 3");
     }
 
@@ -245,7 +254,7 @@ mod tests {
     #[test]
     fn rollback_messages() {
         let t = crash();
-        let s = Stopped::new(&t);
+        let s = Stopped::every_container_essential(&t);
         let (what, n) = rollback(&s, "random", 3, 600, "random:1", false);
         assert_eq!(what, "rolled the service back to random:1: 3 failed tasks of random:2 in the last 10 min after its deployment");
         assert_eq!((n.subject.as_str(), n.event_type.as_str()), ("stage01/random: crash loop of random:2, rolled back to random:1", "recovery.rollback"));
@@ -259,7 +268,7 @@ mod tests {
     #[test]
     fn incident_messages_by_debounce_decision() {
         let t = event("service:random", "ServiceSchedulerInitiated", "Task failed container health checks", json!([]));
-        let s = Stopped::new(&t);
+        let s = Stopped::every_container_essential(&t);
         let fields = [("service", json!("random"))];
         let msg = |emit: Emit| incident(&s, "stage01/random", "replaced by ECS", "what", &emit, &fields).map(|n| (n.subject, n.event_type, n.fields.get("moreTasks").cloned(), n.fields.get("service").cloned()));
         assert_eq!(msg(Emit::Suppress), None);
@@ -275,7 +284,7 @@ mod tests {
     #[test]
     fn target_health_when_elb_says() {
         let t = crash();
-        let n = || base(&Stopped::new(&t), "recovery.task-failed", "s".into(), "w");
+        let n = || base(&Stopped::every_container_essential(&t), "recovery.task-failed", "s".into(), "w");
         let health = TargetGroupHealth { name: Some("random".into()), health_check_path: Some("/random/".into()), reason: Some("Target.Timeout: Request timed out".into()), unhealthy: 1, total: 2 };
         let with = with_target_health(n(), "arn:tg", Some(&health));
         assert_eq!((with.fields["targetGroup"].clone(), with.fields["targetHealth"].clone(), with.fields["healthCheckPath"].clone()), (json!("arn:tg"), json!("Target.Timeout: Request timed out on /random/"), json!("/random/")));

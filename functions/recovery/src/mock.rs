@@ -51,3 +51,9 @@ pub fn ecs_client(rules: &[&Rule]) -> ecs::Client {
         .build();
     ecs::Client::from_conf(conf)
 }
+
+/// The same, without the SDK's retries: each rule's answer is what the handler sees.
+pub fn ecs_client_without_retries(rules: &[&Rule]) -> ecs::Client {
+    let conf = ecs_client(rules).config().to_builder().retry_config(ecs::config::retry::RetryConfig::disabled()).build();
+    ecs::Client::from_conf(conf)
+}

@@ -49,9 +49,20 @@ pub enum Action {
         #[serde(flatten)]
         about: About,
     },
-    /// A standalone task re-run; `notified` is whether its incident's message went out.
+    /// A standalone task re-run; `notified` is whether its incident's message went out;
+    /// `notCarried` (absent when empty) names what the stopped task ran with that the re-run
+    /// could not be given.
     #[serde(rename_all = "camelCase")]
-    Restarted { reason: String, new_task: String, restart: u32, restart_limit: u32, lineage: String, notified: bool },
+    Restarted {
+        reason: String,
+        new_task: String,
+        restart: u32,
+        restart_limit: u32,
+        lineage: String,
+        notified: bool,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        not_carried: Vec<String>,
+    },
     /// A service rolled back to its last stable revision (always announced).
     #[serde(rename_all = "camelCase")]
     RolledBack { reason: String, service: String, rollback_to: String, notified: bool },
@@ -151,7 +162,7 @@ mod tests {
 
     fn handled(action: Action) -> (String, u64) {
         let t = crashed();
-        text(Outcome::handled(&Stopped::new(&t), action))
+        text(Outcome::handled(&Stopped::every_container_essential(&t), action))
     }
 
     #[test]
@@ -187,8 +198,11 @@ mod tests {
 
     #[test]
     fn restarted() {
-        let (json, n) = handled(Action::Restarted { reason: "re-run".into(), new_task: "arn:new".into(), restart: 1, restart_limit: 2, lineage: "abc".into(), notified: false });
+        let (json, n) = handled(Action::Restarted { reason: "re-run".into(), new_task: "arn:new".into(), restart: 1, restart_limit: 2, lineage: "abc".into(), notified: false, not_carried: vec![] });
         assert_eq!((json, n), (format!(r#"{{{HEAD},"action":"restarted","reason":"re-run","newTask":"arn:new","restart":1,"restartLimit":2,"lineage":"abc","notified":false}}"#), 1));
+        let not_carried = vec!["volumeConfigurations (EBS volume data)".to_string()];
+        let (json, _) = handled(Action::Restarted { reason: "re-run".into(), new_task: "arn:new".into(), restart: 1, restart_limit: 2, lineage: "abc".into(), notified: true, not_carried });
+        assert!(json.ends_with(r#""notified":true,"notCarried":["volumeConfigurations (EBS volume data)"]}"#), "{json}");
     }
 
     #[test]

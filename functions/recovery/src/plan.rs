@@ -221,9 +221,9 @@ mod tests {
         assert_eq!(revision("arn:aws:ecs:us-east-1:1:task-definition/random:2"), "random:2");
         assert_eq!(revision("random:2"), "random:2");
         assert_eq!(task_id("arn:aws:ecs:us-east-1:1:task/stage01/abc"), "abc");
-        let t = client_token("arn:aws:ecs:us-east-1:1:task/stage01/0123456789abcdef0123456789abcdef");
+        let t = client_token("arn:aws:ecs:us-east-1:1:task/stage01/0123456789abcdef0123456789abcdef", 1);
         assert_eq!(t, "autopilot-0123456789abcdef0123456789abcdef");
-        assert!(client_token(&format!("arn:x:task/c/{}", "a".repeat(200))).len() <= 64);
+        assert!(client_token(&format!("arn:x:task/c/{}", "a".repeat(200)), 1).len() <= 64);
     }
 
     #[test]

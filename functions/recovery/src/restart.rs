@@ -1,9 +1,11 @@
 //! Pure decisions for re-running a failed standalone task (`autopilot:restart`): restart
 //! eligibility against the lineage's counter, the re-run's tags, clientToken and network
-//! configuration, and the keys they are recorded under. Inputs are plain values (tags, what
-//! aws.rs observed, the counter); standalone.rs reads them and executes the result.
+//! configuration, what it cannot carry over, the restart claim's states, and the keys they are
+//! recorded under. Inputs are plain values (tags, what aws.rs observed, the counter, the claim);
+//! standalone.rs reads them and executes the result.
 
 use autopilot::tags::{RestartPolicy, Tags, TAG_RESTART};
+use serde_json::{json, Value};
 
 use crate::plan::task_id;
 
@@ -49,10 +51,60 @@ pub fn rerun_tags(tags: &Tags, lineage: &str) -> Tags {
     out
 }
 
-/// RunTask's clientToken (at most 64 characters), the same for every delivery about one task.
-pub fn client_token(stopped_task_arn: &str) -> String {
-    let id: String = task_id(stopped_task_arn).chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(52).collect();
-    format!("autopilot-{id}")
+/// RunTask's clientToken for RunTask attempt `run_attempt` (1-based) of a stopped task: at most
+/// 64 characters ("Up to 64 characters are allowed", ECS RunTask API reference).
+///
+/// ECS remembers a token for 24 hours and answers a repeated request with the first answer
+/// ("Ensuring idempotency", ECS API reference), so the token is the same for every delivery about
+/// one attempt: a retry after a lost answer starts no second task. Whether a `failures` answer
+/// (nothing started) is replayed too is not documented, so an attempt that ECS answered that way
+/// is followed by the next attempt, with its own token ([`claim_after`]). Attempt 1 keeps the
+/// token this function has always given.
+pub fn client_token(stopped_task_arn: &str, run_attempt: u32) -> String {
+    let suffix = if run_attempt <= 1 { String::new() } else { format!("-{run_attempt}") };
+    let room = 64 - "autopilot-".len() - suffix.len();
+    let id: String = task_id(stopped_task_arn).chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(room.min(52)).collect();
+    format!("autopilot-{id}{suffix}")
+}
+
+// ------------------------------------------------------------------ the restart claim
+
+/// The restart claim of a stopped task (`recovery#restart` / its ARN) as a delivery finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestartClaim {
+    /// An earlier delivery ran RunTask attempt `run_attempt - 1` and failed (ECS started nothing,
+    /// or its answer never came): take the claim over and run `run_attempt`.
+    Retry { run_attempt: u32 },
+    /// Re-run, refused or at its limit before, or being handled right now by another delivery.
+    Held { new_task: Option<String> },
+}
+
+/// The claim a delivery holds while it runs RunTask attempt `run_attempt`.
+pub fn claim_starting(run_attempt: u32) -> Value {
+    json!({"status": "starting", "runAttempt": run_attempt})
+}
+
+/// The claim once ECS started `new_task`.
+pub fn claim_started(new_task: &str, run_attempt: u32) -> Value {
+    json!({"status": "started", "newTask": new_task, "runAttempt": run_attempt})
+}
+
+/// The claim after RunTask attempt `run_attempt` failed, released for the next delivery. ECS
+/// answered and started nothing (`not_placed`): the next delivery runs a new attempt, with a new
+/// token, so that an answer ECS may replay for the old one cannot stop it. Anything else (an
+/// error, a lost answer, a failure before RunTask): the same attempt again, with the same token,
+/// so that a task ECS did start is answered back instead of started twice.
+pub fn claim_after(run_attempt: u32, not_placed: bool) -> Value {
+    json!({"status": "retry", "runAttempt": if not_placed { run_attempt.saturating_add(1) } else { run_attempt }})
+}
+
+/// What a stored claim says to a delivery that did not create it.
+pub fn read_claim(data: &Value) -> RestartClaim {
+    let run_attempt = data.get("runAttempt").and_then(Value::as_u64).map_or(1, |n| n.clamp(1, u32::MAX as u64) as u32);
+    match data.get("status").and_then(Value::as_str) {
+        Some("retry") => RestartClaim::Retry { run_attempt },
+        _ => RestartClaim::Held { new_task: data.get("newTask").and_then(Value::as_str).map(str::to_string) },
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +152,10 @@ pub struct ObservedTask {
     pub eni: bool,
     /// …and these are the subnets its attachments name.
     pub eni_subnets: Vec<String>,
+    /// The names of the Amazon EBS volumes ECS configured for it at launch (RunTask's
+    /// `volumeConfigurations`), of which DescribeTasks shows only the name, role and
+    /// deleteOnTermination.
+    pub ebs_volumes: Vec<String>,
 }
 
 /// The network configuration of a re-run: none for bridge and host tasks; for awsvpc ones (an ENI
@@ -119,14 +175,36 @@ pub struct Rerun {
     pub client_token: String,
     pub tags: Tags,
     pub network: Option<AwsVpc>,
+    /// The stopped task carried ECS managed tags (`aws:ecs:…`, which only ECS sets, and only when
+    /// RunTask had `enableECSManagedTags`): the re-run asks for them again, as it cannot copy them.
+    pub enable_ecs_managed_tags: bool,
+    /// What the stopped task ran with that RunTask cannot be given back ([`not_carried`]).
+    pub not_carried: Vec<String>,
 }
 
 /// The re-run of a stopped task: the task definition it ran (DescribeTasks', else the event's),
-/// the same clientToken for every delivery about it, its tags with the chain's lineage. `None`
+/// the clientToken of RunTask attempt `run_attempt`, its tags with the chain's lineage. `None`
 /// when neither names a task definition.
-pub fn rerun(task: &ObservedTask, event_task_definition: Option<&str>, stopped_task_arn: &str, lineage: &str, network: Option<AwsVpc>) -> Option<Rerun> {
+pub fn rerun(task: &ObservedTask, event_task_definition: Option<&str>, stopped_task_arn: &str, run_attempt: u32, lineage: &str, network: Option<AwsVpc>) -> Option<Rerun> {
     let task_definition = task.task_definition.as_deref().or(event_task_definition)?;
-    Some(Rerun { task_definition: task_definition.to_string(), client_token: client_token(stopped_task_arn), tags: rerun_tags(&task.tags, lineage), network })
+    Some(Rerun {
+        task_definition: task_definition.to_string(),
+        client_token: client_token(stopped_task_arn, run_attempt),
+        tags: rerun_tags(&task.tags, lineage),
+        network,
+        enable_ecs_managed_tags: task.tags.keys().any(|k| k.starts_with("aws:ecs:")),
+        not_carried: not_carried(task),
+    })
+}
+
+/// What DescribeTasks shows was set for the stopped task but RunTask cannot be given back, named
+/// so that the notification and the outcome say it rather than drop it silently: the Amazon EBS
+/// volumes configured at launch (`volumeConfigurations`: their size, type, IOPS, snapshot and
+/// encryption are not reported). What RunTask was given and DescribeTasks does not show at all
+/// (placementConstraints, placementStrategy, propagateTags, a strategy's other providers) cannot
+/// be named: docs/functions.md lists it.
+pub fn not_carried(task: &ObservedTask) -> Vec<String> {
+    task.ebs_volumes.iter().map(|v| format!("volumeConfigurations (EBS volume {v})")).collect()
 }
 
 /// Space-separated resource ids (`sg-…`, `subnet-…`) of a network tag.
@@ -256,11 +334,21 @@ mod tests {
     fn rerun_keeps_what_the_task_ran() {
         let arn = "arn:aws:ecs:us-east-1:1:task/stage01/0123abcd";
         let task = ObservedTask { tags: tags(&[("team", "a"), ("aws:ecs:cluster", "x")]), task_definition: Some("td:2".into()), ..ObservedTask::default() };
-        let r = rerun(&task, Some("td:1"), arn, "orig", None).unwrap();
-        assert_eq!(r, Rerun { task_definition: "td:2".into(), client_token: "autopilot-0123abcd".into(), tags: tags(&[("team", "a"), (TAG_LINEAGE, "orig")]), network: None });
+        let r = rerun(&task, Some("td:1"), arn, 1, "orig", None).unwrap();
+        assert_eq!(
+            r,
+            Rerun {
+                task_definition: "td:2".into(),
+                client_token: "autopilot-0123abcd".into(),
+                tags: tags(&[("team", "a"), (TAG_LINEAGE, "orig")]),
+                network: None,
+                enable_ecs_managed_tags: true,
+                not_carried: vec![],
+            }
+        );
         let described_without = ObservedTask { task_definition: None, ..task.clone() };
-        assert_eq!(rerun(&described_without, Some("td:1"), arn, "orig", None).unwrap().task_definition, "td:1", "the event's, when ECS does not say");
-        assert_eq!(rerun(&described_without, None, arn, "orig", None), None);
+        assert_eq!(rerun(&described_without, Some("td:1"), arn, 1, "orig", None).unwrap().task_definition, "td:1", "the event's, when ECS does not say");
+        assert_eq!(rerun(&described_without, None, arn, 1, "orig", None), None);
     }
 
     #[test]
@@ -278,5 +366,47 @@ mod tests {
         assert_eq!(dry_run_restart_key("stage01", "arn:t", &rerun).as_deref(), Some("dry-run-restart#arn:t"));
         assert_eq!(dry_run_restart_key("stage01", "arn:t", &limit).as_deref(), Some("restart-limit#stage01/orig"));
         assert_eq!(dry_run_restart_key("stage01", "arn:t", &RestartDecision::NotOptedIn), None);
+    }
+
+    /// Issue 14 item 8: what the stopped task shows was set and RunTask cannot take back is named;
+    /// ECS managed tags, which cannot be copied (`aws:` is reserved), are asked for again.
+    #[test]
+    fn what_a_rerun_cannot_carry_is_named() {
+        let arn = "arn:aws:ecs:us-east-1:1:task/stage01/0123abcd";
+        let plain = ObservedTask { tags: tags(&[("team", "a")]), task_definition: Some("td:2".into()), ..ObservedTask::default() };
+        let r = rerun(&plain, None, arn, 1, "orig", None).unwrap();
+        assert_eq!((r.enable_ecs_managed_tags, r.not_carried.as_slice()), (false, &[] as &[String]));
+        let with_ebs = ObservedTask { ebs_volumes: vec!["data".into(), "scratch".into()], tags: tags(&[("aws:ecs:clusterName", "stage01")]), ..plain.clone() };
+        let r = rerun(&with_ebs, None, arn, 1, "orig", None).unwrap();
+        assert_eq!(r.not_carried, ["volumeConfigurations (EBS volume data)", "volumeConfigurations (EBS volume scratch)"]);
+        assert!(r.enable_ecs_managed_tags);
+        assert!(!r.tags.contains_key("aws:ecs:clusterName"), "aws: tags are ECS's own");
+        let other_aws = ObservedTask { tags: tags(&[("aws:cloudformation:stack-name", "x")]), ..plain };
+        assert!(!rerun(&other_aws, None, arn, 1, "orig", None).unwrap().enable_ecs_managed_tags, "only ECS's managed tags say enableECSManagedTags");
+    }
+
+    /// Issue 14 item 7: one token per RunTask attempt, a new attempt only after ECS answered and
+    /// started nothing.
+    #[test]
+    fn client_tokens_and_the_restart_claim() {
+        let arn = "arn:aws:ecs:us-east-1:1:task/stage01/0123456789abcdef0123456789abcdef";
+        assert_eq!(client_token(arn, 1), "autopilot-0123456789abcdef0123456789abcdef", "attempt 1: the token re-runs always had");
+        assert_eq!(client_token(arn, 0), client_token(arn, 1));
+        assert_eq!(client_token(arn, 2), "autopilot-0123456789abcdef0123456789abcdef-2");
+        let long = format!("arn:x:task/c/{}", "a".repeat(200));
+        for n in [1, 2, 99, u32::MAX] {
+            let t = client_token(&long, n);
+            assert!(t.len() <= 64 && t.bytes().all(|b| (33..=126).contains(&b)), "{t}");
+        }
+        assert_ne!(client_token(&long, 2), client_token(&long, 3), "a long id still gets distinct tokens");
+
+        assert_eq!(read_claim(&claim_starting(1)), RestartClaim::Held { new_task: None }, "another delivery is running it");
+        assert_eq!(read_claim(&claim_started("arn:new", 2)), RestartClaim::Held { new_task: Some("arn:new".into()) });
+        assert_eq!(read_claim(&claim_after(1, true)), RestartClaim::Retry { run_attempt: 2 }, "ECS started nothing: a new token");
+        assert_eq!(read_claim(&claim_after(2, false)), RestartClaim::Retry { run_attempt: 2 }, "a lost answer: the same token");
+        assert_eq!(read_claim(&json!({"status": "limit"})), RestartClaim::Held { new_task: None });
+        assert_eq!(read_claim(&json!({"status": "retry"})), RestartClaim::Retry { run_attempt: 1 }, "a claim without its attempt is attempt 1");
+        assert_eq!(read_claim(&json!({"status": "retry", "runAttempt": 0})), RestartClaim::Retry { run_attempt: 1 });
+        assert_eq!(read_claim(&json!("garbage")), RestartClaim::Held { new_task: None });
     }
 }
