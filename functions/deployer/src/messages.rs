@@ -118,7 +118,7 @@ mod tests {
     #[test]
     fn one_started_message_per_push_names_every_service_and_revision() {
         let push = Push {
-            registry: "123456789012.dkr.ecr.us-east-1.amazonaws.com".into(),
+            registry: autopilot::image::EcrRegistry::new("123456789012", "us-east-1"),
             repository: "web".into(),
             tag: "v2".into(),
             digest: format!("sha256:{}", "a".repeat(64)),

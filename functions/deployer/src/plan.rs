@@ -4,14 +4,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use autopilot::image::ImageRef;
+use autopilot::image::{EcrRegistry, ImageRef};
 use autopilot::tags::{semver_tag, DeployRules, PinMode, Tags, TAG_DEPLOY, TAG_PIN};
 use serde::Serialize;
 
 /// The image an "ECR Image Action" (or the reconcile schedule) offers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Push {
-    pub registry: String,
+    /// The push's account and region: a container pulling through any of its hosts (IPv4, FIPS,
+    /// dual-stack) runs this repository.
+    pub registry: EcrRegistry,
     pub repository: String,
     /// Untagged pushes never deploy: the `autopilot:deploy` rules are about tags.
     pub tag: String,
@@ -180,12 +182,10 @@ pub fn new_image(current: &ImageRef, push: &Push, pin: PinMode) -> String {
     }
 }
 
-/// Containers of `td` that run the pushed repository (normalised comparison).
-pub fn matching_containers<'a>(td: &'a ObservedTaskDef, registry: &str, repository: &str) -> Vec<(&'a ContainerImage, ImageRef)> {
-    td.containers
-        .iter()
-        .filter_map(|c| ImageRef::parse(&c.image).ok().filter(|r| r.same_repository(registry, repository)).map(|r| (c, r)))
-        .collect()
+/// Containers of `td` that run the pushed repository (normalised comparison; any host form of
+/// the registry: [`EcrRegistry::is_host`]). Their new image keeps their own host.
+pub fn matching_containers<'a>(td: &'a ObservedTaskDef, registry: &EcrRegistry, repository: &str) -> Vec<(&'a ContainerImage, ImageRef)> {
+    td.containers.iter().filter_map(|c| ImageRef::parse(&c.image).ok().filter(|r| r.in_ecr(registry, repository)).map(|r| (c, r))).collect()
 }
 
 /// Why a service is (or is not) an opted-in deploy target at all.

@@ -27,7 +27,7 @@ fn td(family: &str, rev: i64, containers: &[(&str, &str)]) -> ObservedTaskDef {
 }
 
 fn push(tag: &str, digest: &str) -> Push {
-    Push { registry: REG.into(), repository: "auth".into(), tag: tag.into(), digest: digest.into(), pushed_at: Some(2_000), fresh: true }
+    Push { registry: EcrRegistry::new("111122223333", "us-east-1"), repository: "auth".into(), tag: tag.into(), digest: digest.into(), pushed_at: Some(2_000), fresh: true }
 }
 
 fn world() -> Observed {
@@ -242,4 +242,34 @@ fn running_digest_trusts_the_reference_then_records_then_ecr() {
     assert_eq!(running_digest(&tagged, Some(&d('3')), Some(&d('2')), &p), Some(d('3')));
     let pinned = ImageRef::parse(&format!("{REG}/auth@{}", d('4'))).unwrap();
     assert_eq!(running_digest(&pinned, None, None, &p), Some(d('4')));
+}
+
+/// A container pulling the pushed repository through another host of the same registry (FIPS,
+/// dual-stack, dual-stack FIPS: the ECR endpoints page of the AWS General Reference) runs it, and
+/// keeps its host in the new image; a look-alike host is another registry.
+#[test]
+fn every_host_of_the_registry_deploys_and_keeps_its_host() {
+    let hosts = [
+        "111122223333.dkr.ecr-fips.us-east-1.amazonaws.com",
+        "111122223333.dkr-ecr.us-east-1.on.aws",
+        "111122223333.dkr-ecr-fips.us-east-1.on.aws",
+    ];
+    for host in hosts {
+        let fips = td("auth", 1, &[("auth", &format!("{host}/auth:v1"))]);
+        let mut o = world();
+        o.services.truncate(1);
+        o.services[0].task_definition = fips.arn.clone();
+        o.task_defs.insert(fips.arn.clone(), fips);
+        o.running.insert(format!("{host}/auth:v1"), RunningImage { digest: Some(d('1')), tags: vec!["v1".into()], pushed_at: Some(1_000) });
+        let plan = plan_push(&push("v2", &d('2')), &o);
+        assert_eq!(plan.families.len(), 1, "{host}: {plan}");
+        assert_eq!(plan.families[0].changes[0].to, format!("{host}/auth@{}", d('2')), "{host}");
+    }
+    let look_alike = td("auth", 1, &[("auth", "111122223333.dkr.ecr.us-east-1.amazonaws.com.evil.example/auth:v1")]);
+    let mut o = world();
+    o.services.truncate(1);
+    o.services[0].task_definition = look_alike.arn.clone();
+    o.task_defs.insert(look_alike.arn.clone(), look_alike);
+    let plan = plan_push(&push("v2", &d('2')), &o);
+    assert!(plan.families.is_empty() && plan.skipped.is_empty() && plan.unrelated == 1, "{plan}");
 }
