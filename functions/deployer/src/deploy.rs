@@ -357,6 +357,10 @@ async fn revision_for(
         if !unknown.is_empty() {
             tracing::info!(family = %fam.family, fields = ?unknown, "carrying task-definition fields newer than this build through unchanged");
         }
+        let reserved = base.reserved_tags();
+        if !reserved.is_empty() {
+            tracing::info!(family = %fam.family, tags = ?reserved, "not copying tags AWS reserves (aws: prefix): RegisterTaskDefinition refuses them");
+        }
         let images: Vec<(String, String)> = fam.changes.iter().map(|c| (c.container.clone(), c.to.clone())).collect();
         let request = base.register_request(&images).map_err(|e| Error::Refused(format!("{}: {e}", revision_name(&fam.base))))?;
         pacer.acquire().await;
