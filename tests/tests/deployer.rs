@@ -763,3 +763,74 @@ async fn a_repeated_push_finds_the_move_too() {
     assert_eq!(reconcile(&w).await["status"], "in-sync");
     assert!(w.notifications().await.is_empty(), "and not again by the reconcile pass");
 }
+
+// ------------------------------------------------------------------ task definitions AWS accepts, registry hosts
+
+/// Register a task definition of family `family` with auth's container pulling `image`, and a
+/// service of the same name running it, tagged `autopilot:deploy=semver`; its ARN.
+async fn service_pulling(w: &World, family: &str, image: &str) -> String {
+    let base = w.ecs().describe_task_definition().task_definition(service_td(w, "auth").await).send().await.expect("describe auth");
+    let base = base.task_definition().expect("auth's task definition");
+    let mut container = base.container_definitions()[0].clone();
+    container.image = Some(image.to_string());
+    let td = harness::ecs::register(
+        w.ecs().register_task_definition().family(family).container_definitions(container).set_requires_compatibilities(Some(base.requires_compatibilities().to_vec())),
+    )
+    .await;
+    create_service(w, family, &td, &[("autopilot:deploy", "semver")], None).await;
+    td
+}
+
+/// Guards item "ECR hosts": on main only `<account>.dkr.ecr.<region>.amazonaws.com` was the
+/// pushed registry, so services pulling through the FIPS or dual-stack endpoints (the ECR
+/// endpoints page of the AWS General Reference) never deployed. Each keeps its own host; a
+/// look-alike host is not ECR and is left alone.
+#[tokio::test]
+async fn services_pulling_through_fips_and_dual_stack_hosts_deploy() {
+    let w = World::seed().await;
+    let (a, r) = (w.account.clone(), w.region.clone());
+    let hosts = [("auth-fips", format!("{a}.dkr.ecr-fips.{r}.amazonaws.com")), ("auth-dual", format!("{a}.dkr-ecr.{r}.on.aws")), ("auth-dual-fips", format!("{a}.dkr-ecr-fips.{r}.on.aws"))];
+    for (name, host) in &hosts {
+        service_pulling(&w, name, &format!("{host}/auth:v1")).await;
+    }
+    let fake = service_pulling(&w, "auth-fake", &format!("{a}.dkr.ecr.{r}.amazonaws.com.evil.example/auth:v1")).await;
+
+    let (v2, out) = push_and_deploy(&w, "auth", "v2", "a").await;
+    let mut deployed = deployed_services(&out);
+    deployed.sort();
+    assert_eq!(deployed, ["auth", "auth-dual", "auth-dual-fips", "auth-fips"], "{out:#}");
+    for (name, host) in &hosts {
+        assert_eq!(images_of(&w, &service_td(&w, name).await).await[0].1, format!("{host}/auth@{v2}"), "{name} keeps its host");
+    }
+    assert_eq!(service_td(&w, "auth-fake").await, fake, "a look-alike host is another registry");
+    // The reconcile pass sees them the same way: all in sync.
+    assert_eq!(reconcile(&w).await["status"], "in-sync");
+}
+
+/// Guards item "copied task definitions are ones AWS accepts": a task definition carrying a tag
+/// AWS set itself (`aws:cloudformation:stack-name`; RegisterTaskDefinition refuses `aws:` keys,
+/// ECS's tag restrictions). On main the copy carried it and the validating proxy (as AWS) refused
+/// the registration. The tag can only be put into moto past that proxy: AWS sets such tags, a
+/// person cannot.
+#[tokio::test]
+async fn a_copy_leaves_the_tags_aws_reserves_behind() {
+    let w = World::seed().await;
+    let raw = aws_sdk_ecs::Client::new(&w.raw_moto_sdk());
+    let base = w.ecs().describe_task_definition().task_definition(service_td(&w, "auth").await).send().await.expect("describe auth");
+    let container = base.task_definition().unwrap().container_definitions()[0].clone();
+    let td = harness::ecs::register(
+        raw.register_task_definition()
+            .family("auth-cfn")
+            .container_definitions(container)
+            .tags(Tag::builder().key("aws:cloudformation:stack-name").value("web").build())
+            .tags(Tag::builder().key("team").value("platform").build()),
+    )
+    .await;
+    create_service(&w, "auth-cfn", &td, &[("autopilot:deploy", "semver")], None).await;
+
+    let (_, out) = push_and_deploy(&w, "auth", "v2", "a").await;
+    assert!(deployed_services(&out).contains(&"auth-cfn".to_string()), "{out:#}");
+    let copy = w.ecs().describe_task_definition().task_definition(service_td(&w, "auth-cfn").await).include(TaskDefinitionField::Tags).send().await.unwrap();
+    let tags: Vec<(&str, &str)> = copy.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
+    assert_eq!(tags, [("team", "platform")]);
+}
