@@ -89,6 +89,12 @@ impl ImageRef {
         self.registry.as_deref() == Some(&registry.to_ascii_lowercase()) && self.repository == repository
     }
 
+    /// A repository of this private ECR registry, whichever of its hosts the reference uses
+    /// ([`EcrRegistry::is_host`]).
+    pub fn in_ecr(&self, registry: &EcrRegistry, repository: &str) -> bool {
+        self.registry.as_deref().is_some_and(|h| registry.is_host(h)) && self.repository == repository
+    }
+
     /// `registry/repository`
     pub fn name(&self) -> String {
         match &self.registry {
@@ -203,10 +209,93 @@ pub fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The private ECR registry host of an account and region.
+/// The private ECR registry host of an account and region, in its first documented form
+/// (`<account>.dkr.ecr.<region>.<partition's DNS suffix>`): what messages show. Which hosts name
+/// the same registry is [`EcrRegistry::is_host`]'s question.
 pub fn ecr_registry(account: &str, region: &str) -> String {
-    let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
-    format!("{account}.dkr.ecr.{region}.{suffix}")
+    format!("{account}.dkr.ecr.{region}.{}", partition_of(region).suffixes[0])
+}
+
+/// One AWS partition as far as ECR registry hosts go: its regions' prefix and the domains its
+/// registry hosts end with (the first is the partition's DNS suffix).
+struct Partition {
+    /// `None`: the commercial partition, every region no other prefix claims.
+    region_prefix: Option<&'static str>,
+    suffixes: &'static [&'static str],
+}
+
+/// The partitions of botocore's `endpoints.json` (`regionRegex`, `dnsSuffix`), with the
+/// dual-stack registry domains of AWS's ECR credential helper (awslabs/amazon-ecr-credential-helper,
+/// `ecr-login/api/client.go`): `on.aws` for the commercial and GovCloud partitions (ECR endpoints
+/// page of the General Reference: `dkr-ecr.<region>.on.aws`), `on.amazonwebservices.com.cn` for
+/// China.
+const PARTITIONS: &[Partition] = &[
+    Partition { region_prefix: Some("cn-"), suffixes: &["amazonaws.com.cn", "on.amazonwebservices.com.cn"] },
+    Partition { region_prefix: Some("us-gov-"), suffixes: &["amazonaws.com", "on.aws"] },
+    Partition { region_prefix: Some("us-isob-"), suffixes: &["sc2s.sgov.gov"] },
+    Partition { region_prefix: Some("us-isof-"), suffixes: &["csp.hci.ic.gov"] },
+    Partition { region_prefix: Some("us-iso-"), suffixes: &["c2s.ic.gov"] },
+    Partition { region_prefix: Some("eu-isoe-"), suffixes: &["cloud.adc-e.uk"] },
+    Partition { region_prefix: Some("eusc-"), suffixes: &["amazonaws.eu"] },
+    Partition { region_prefix: None, suffixes: &["amazonaws.com", "on.aws"] },
+];
+
+fn partition_of(region: &str) -> &'static Partition {
+    PARTITIONS.iter().find(|p| p.region_prefix.is_none_or(|prefix| region.starts_with(prefix))).expect("the last partition takes every region")
+}
+
+/// The registry (account, region) a host names, when it is a private ECR registry host in any of
+/// the forms ECR answers to, else `None`:
+/// `<account>.dkr.ecr.<region>.<suffix>` (IPv4), `<account>.dkr.ecr-fips.<region>.<suffix>` (FIPS),
+/// `<account>.dkr-ecr.<region>.on.aws` (dual-stack), `<account>.dkr-ecr-fips.<region>.on.aws`
+/// (dual-stack FIPS), in every partition (China, GovCloud, the ISO partitions, the European
+/// Sovereign Cloud). Sources: the Amazon ECR endpoints page of the AWS General Reference
+/// (https://docs.aws.amazon.com/general/latest/gr/ecr.html) for the commercial forms; AWS's ECR
+/// credential helper, which accepts `dkr.ecr` and `dkr-ecr` (each optionally `-fips`) before any
+/// partition's registry domain, for the others (China dual-stack is spelled both ways there).
+/// The domain must be the region's own partition's, so a look-alike (`….amazonaws.com.evil.example`)
+/// or a host with a port is not ECR. Hosts are compared lower-cased, as [`ImageRef`] keeps them.
+pub fn ecr_host(host: &str) -> Option<(&str, &str)> {
+    let (account, rest) = host.split_once('.')?;
+    if !is_account_id(account) {
+        return None;
+    }
+    let rest = ["dkr.ecr-fips.", "dkr.ecr.", "dkr-ecr-fips.", "dkr-ecr."].iter().find_map(|s| rest.strip_prefix(s))?;
+    let (region, domain) = rest.split_once('.')?;
+    // A region is lowercase words joined by single hyphens, ending in a number (`us-east-1`).
+    let region_ok = region.split('-').count() >= 3
+        && region.split('-').all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && region.rsplit('-').next().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+    (region_ok && partition_of(region).suffixes.contains(&domain)).then_some((account, region))
+}
+
+/// A private ECR registry: one account's registry in one region, whichever host names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrRegistry {
+    pub account: String,
+    pub region: String,
+}
+
+impl EcrRegistry {
+    pub fn new(account: impl Into<String>, region: impl Into<String>) -> Self {
+        EcrRegistry { account: account.into(), region: region.into() }
+    }
+
+    /// The host messages name ([`ecr_registry`]).
+    pub fn host(&self) -> String {
+        ecr_registry(&self.account, &self.region)
+    }
+
+    /// Whether `host` is this registry in any of its forms (IPv4, FIPS, dual-stack: [`ecr_host`]).
+    pub fn is_host(&self, host: &str) -> bool {
+        ecr_host(&host.to_ascii_lowercase()).is_some_and(|(account, region)| account == self.account && region == self.region)
+    }
+}
+
+impl fmt::Display for EcrRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.host())
+    }
 }
 
 #[cfg(test)]
@@ -259,6 +348,72 @@ mod tests {
         assert!(!nested.same_repository(&reg, "auth"));
         assert!(nested.same_repository(&reg, "team/auth"));
         assert_eq!(ecr_registry("1", "cn-north-1"), "1.dkr.ecr.cn-north-1.amazonaws.com.cn");
+    }
+
+    /// Every form of a private ECR registry host names the push's registry (same account, same
+    /// region), and nothing else does: the table of the AWS General Reference's ECR endpoints
+    /// page (IPv4, FIPS, dual-stack, dual-stack FIPS) and of AWS's ECR credential helper (China,
+    /// GovCloud, ISO partitions, European Sovereign Cloud), against look-alikes.
+    #[test]
+    fn every_ecr_host_form_is_the_same_registry_and_look_alikes_are_not() {
+        let a = "123456789012";
+        let same: &[(&str, &str)] = &[
+            ("us-east-1", "123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+            ("us-east-2", "123456789012.dkr.ecr-fips.us-east-2.amazonaws.com"),
+            ("us-east-2", "123456789012.dkr-ecr.us-east-2.on.aws"),
+            ("us-east-2", "123456789012.dkr-ecr-fips.us-east-2.on.aws"),
+            ("eu-west-1", "123456789012.DKR.ECR.EU-WEST-1.AMAZONAWS.COM"),
+            ("cn-north-1", "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"),
+            ("cn-north-1", "123456789012.dkr.ecr.cn-north-1.on.amazonwebservices.com.cn"),
+            ("cn-northwest-1", "123456789012.dkr-ecr.cn-northwest-1.on.amazonwebservices.com.cn"),
+            ("us-gov-west-1", "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com"),
+            ("us-gov-west-1", "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com"),
+            ("us-gov-east-1", "123456789012.dkr-ecr.us-gov-east-1.on.aws"),
+            ("us-gov-east-1", "123456789012.dkr-ecr-fips.us-gov-east-1.on.aws"),
+            ("us-iso-east-1", "123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov"),
+            ("us-isob-east-1", "123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov"),
+            ("eu-isoe-west-1", "123456789012.dkr.ecr.eu-isoe-west-1.cloud.adc-e.uk"),
+            ("us-isof-east-1", "123456789012.dkr.ecr.us-isof-east-1.csp.hci.ic.gov"),
+            ("eusc-de-east-1", "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu"),
+        ];
+        for (region, host) in same {
+            assert!(EcrRegistry::new(a, *region).is_host(host), "{host} is {a} in {region}");
+            let image = ImageRef::parse(&format!("{host}/team/auth:v1")).unwrap();
+            assert!(image.in_ecr(&EcrRegistry::new(a, *region), "team/auth"), "{host}");
+            assert!(!image.in_ecr(&EcrRegistry::new(a, *region), "auth"), "{host}: another repository");
+        }
+        let reg = EcrRegistry::new(a, "us-east-1");
+        let not: &[&str] = &[
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.example",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com.cn",
+            "123456789012.dkr.ecr.us-east-1.on.aws.evil.example",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.co",
+            "evil.example.123456789012.dkr.ecr.us-east-1.amazonaws.com",
+            "x123456789012.dkr.ecr.us-east-1.amazonaws.com",
+            "210987654321.dkr.ecr.us-east-1.amazonaws.com",
+            "123456789012.dkr.ecr.us-west-2.amazonaws.com",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com:443",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com:5000",
+            "123456789012.ecr.us-east-1.amazonaws.com",
+            "123456789012.dkr.ecr-fips.us-east-1.api.aws",
+            "api.ecr.us-east-1.amazonaws.com",
+            "dkr.ecr.us-east-1.amazonaws.com",
+            "123456789012.dkr.ecr..amazonaws.com",
+            "123456789012.dkr.ecr.us-east-x.amazonaws.com",
+            "123456789012.dkr.ecr.us-east-1.c2s.ic.gov",
+            "public.ecr.aws",
+            "123456789012",
+            "",
+        ];
+        for host in not {
+            assert!(!reg.is_host(host), "{host:?} is not 123456789012's registry in us-east-1");
+        }
+        assert!(!EcrRegistry::new(a, "cn-north-1").is_host("123456789012.dkr-ecr.cn-north-1.on.aws.com.cn"), "the credential helper's own look-alike");
+        assert!(!EcrRegistry::new(a, "cn-north-1").is_host("123456789012.dkr.ecr.cn-north-1.amazonaws.com"), "China's registries are under .com.cn");
+        assert_eq!(ecr_host("123456789012.dkr-ecr-fips.us-east-2.on.aws"), Some(("123456789012", "us-east-2")));
+        assert_eq!(reg.to_string(), "123456789012.dkr.ecr.us-east-1.amazonaws.com");
+        assert_eq!(ecr_registry(a, "us-iso-east-1"), "123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov");
+        assert_eq!(ecr_registry(a, "us-gov-west-1"), "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com");
     }
 
     #[test]

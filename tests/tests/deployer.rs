@@ -599,3 +599,238 @@ async fn an_old_glob_value_leaves_the_service_alone_and_says_what_to_write() {
     push_and_deploy(&w, "auth", "v3", "a").await;
     assert!(w.notifications().await.is_empty());
 }
+
+// ------------------------------------------------------------------ a rollback is a verdict on a digest
+// DESIGN.md: once ECS's circuit breaker, a crash-loop rollback or a person has moved a service off
+// a revision autopilot deployed, neither a replayed push nor the reconcile pass may put that
+// digest back on that service; only a newer push can.
+
+async fn reconcile(w: &World) -> Value {
+    deploy(w, w.config(), for_world(sample_event("schedule-reconcile.json"), w)).await.expect("reconcile")
+}
+
+/// An "ECS Deployment State Change" sample (events/) about the seed world's `service`.
+fn deployment_event(w: &World, sample: &str, service: &str) -> Value {
+    let mut event = for_world(sample_event(sample), w);
+    event["resources"] = json!([w.str(&format!("/services/{service}"))]);
+    event
+}
+
+/// The verdict recorded on `digest` for a service of stage01, if any.
+async fn verdict_on(w: &World, service: &str, digest: &str) -> Option<Value> {
+    let (pk, sk) = autopilot::keys::rolled_back("stage01", service, digest);
+    w.env().state.get(&pk, &sk).await.expect("read the verdict").map(|r| r.data)
+}
+
+/// Move auth onto `td` the way ECS's rollback or a person's UpdateService does.
+async fn move_auth(w: &World, td: &str) {
+    w.ecs().update_service().cluster("stage01").service("auth").task_definition(td).send().await.expect("update_service auth");
+}
+
+/// After a verdict on v2 for auth (which runs `v1_td` again): the reconcile pass holds v2 back and
+/// says so once, a repeated v2 push (another event id) deploys nothing and says nothing more, and
+/// a newer push, v3, deploys. `why` is what the message says moved auth off v2.
+async fn v2_is_held_back_until_v3(w: &World, v1_td: &str, v2: &str, why: &str) {
+    w.notifications().await;
+    let out = reconcile(w).await;
+    assert_eq!(out["status"], "in-sync", "{out:#}");
+    let skipped = &out["images"][0]["skipped"][0];
+    assert_eq!((skipped["service"].as_str(), out["images"][0]["image"]["digest"].as_str()), (Some("auth"), Some(v2)), "{out:#}");
+    assert!(skipped["reason"].as_str().unwrap().starts_with("held back:"), "{out:#}");
+    assert_eq!(service_td(w, "auth").await, v1_td, "v2 is not put back");
+    let notes = w.notifications().await;
+    assert_eq!(notes.len(), 1, "one message: {notes:?}");
+    assert!(notes[0].0.starts_with("auth: v2, sha256:") && notes[0].0.ends_with("held back, it was rolled back"), "{}", notes[0].0);
+    assert_eq!(notes[0].1["metadata"]["eventType"], "deploy.held-back");
+    assert_eq!(notes[0].1["metadata"]["additionalContext"]["digest"], json!(v2));
+    let description = notes[0].1["content"]["description"].as_str().unwrap();
+    assert!(description.contains(why), "{description}");
+    assert_no_secrets(w, "notification", &notes[0].1.to_string());
+
+    // Every 10 minutes the pass holds it back again, silently.
+    let out = reconcile(w).await;
+    assert_eq!(out["status"], "in-sync", "{out:#}");
+    // The same push again (EventBridge delivers at least once; or the tag re-pushed).
+    let out = deploy(w, w.config(), push_event(w, "auth", Some("v2"), v2)).await.expect("v2 again");
+    assert_eq!(out["status"], "nothing-to-do", "{out:#}");
+    assert!(skip_reason(&out, "auth").starts_with("held back:"), "{out:#}");
+    assert_eq!(service_td(w, "auth").await, v1_td);
+    assert!(w.notifications().await.is_empty(), "held back once per service and digest");
+
+    let (v3, out) = push_and_deploy(w, "auth", "v3", "a").await;
+    assert_eq!(deployed_services(&out), ["auth"], "a newer push deploys: {out:#}");
+    assert_eq!(images_of(w, &service_td(w, "auth").await).await[0].1, format!("{}@{v3}", uri(w, "auth")));
+}
+
+/// Guards the circuit-breaker loop: on main, after ECS rolled v2 back, the reconcile pass put v2
+/// back every 10 minutes (deploy, fail, roll back, redeploy). The rollout of v2 fails
+/// (SERVICE_DEPLOYMENT_FAILED while auth still runs auth:2, events/ecs-deployment-failed.json),
+/// ECS rolls back to auth:1 (moto's service moved as ECS moves it) and says so
+/// (events/ecs-deployment-rollback.json).
+#[tokio::test]
+async fn a_circuit_breaker_rollback_is_a_verdict_on_the_digest() {
+    let w = World::seed().await;
+    let v1_td = service_td(&w, "auth").await;
+    let (v2, _) = push_and_deploy(&w, "auth", "v2", "a").await;
+    let v2_td = service_td(&w, "auth").await;
+    assert_ne!(v2_td, v1_td);
+
+    let out = deploy(&w, w.config(), deployment_event(&w, "ecs-deployment-failed.json", "auth")).await.expect("failed");
+    assert_eq!(out["status"], "failed", "{out:#}");
+    let verdict = verdict_on(&w, "auth", &v2).await.expect("the failed rollout is a verdict on v2");
+    assert_eq!((verdict["by"].as_str(), verdict["taskDefinition"].as_str()), (Some("circuit-breaker"), Some(v2_td.as_str())), "{verdict}");
+    move_auth(&w, &v1_td).await;
+    let out = deploy(&w, w.config(), deployment_event(&w, "ecs-deployment-rollback.json", "auth")).await.expect("rollback");
+    assert_eq!(out["status"], "rolling-back", "{out:#}");
+    let notes = w.notifications().await;
+    let failed = notes.iter().find(|(s, _)| s.starts_with("auth: rollout failed")).expect("the failure is reported");
+    assert_eq!(failed.1["metadata"]["additionalContext"]["heldBack"], json!(v2), "{failed:?}");
+
+    v2_is_held_back_until_v3(&w, &v1_td, &v2, "ECS's deployment circuit breaker failed or rolled back").await;
+}
+
+/// The same when only the rollback's event arrives (the FAILED one lost, or ECS already on auth:1
+/// when it is read): rolling back to another revision than ours is the verdict.
+#[tokio::test]
+async fn a_circuit_breaker_rollback_event_alone_is_a_verdict() {
+    let w = World::seed().await;
+    let v1_td = service_td(&w, "auth").await;
+    let (v2, _) = push_and_deploy(&w, "auth", "v2", "a").await;
+    move_auth(&w, &v1_td).await;
+    deploy(&w, w.config(), deployment_event(&w, "ecs-deployment-rollback.json", "auth")).await.expect("rollback");
+    let verdict = verdict_on(&w, "auth", &v2).await.expect("the rollback is a verdict on v2");
+    assert_eq!((verdict["by"].as_str(), verdict["to"].as_str()), (Some("circuit-breaker"), Some(v1_td.as_str())), "{verdict}");
+    v2_is_held_back_until_v3(&w, &v1_td, &v2, "ECS's deployment circuit breaker failed or rolled back").await;
+}
+
+/// Guards the crash-loop case: on main, after recovery rolled v2 back (auth is tagged
+/// `autopilot:rollback=on`), the reconcile pass put v2 back and the second rollback was refused,
+/// leaving auth crash-looping. auth:1 is stable (its rollout completed), v2 is deployed as auth:2,
+/// three of its tasks crash within the window, recovery rolls back to auth:1.
+#[tokio::test]
+async fn a_crash_loop_rollback_is_a_verdict_on_the_digest() {
+    let w = World::seed().await;
+    let v1_td = service_td(&w, "auth").await;
+    let out = deploy(&w, w.config(), deployment_event(&w, "ecs-deployment-completed.json", "auth")).await.expect("completed");
+    assert_eq!(out["status"], "stable", "{out:#}");
+    let (v2, _) = push_and_deploy(&w, "auth", "v2", "a").await;
+    let v2_td = service_td(&w, "auth").await;
+
+    let recovery = autopilot_recovery::Recovery::new(w.env());
+    let mut last = Value::Null;
+    for n in 0..3 {
+        let crash = harness::ecs::stopped_event(&w, "ecs-task-stopped-crash.json", &harness::ecs::service_task_arn(&w, n), &v2_td, "service:auth", Some(1));
+        last = recovery.handle(crash).await.expect("recovery");
+    }
+    assert_eq!(last["action"], "rolled-back", "{last}");
+    assert_eq!(service_td(&w, "auth").await, v1_td);
+    let verdict = verdict_on(&w, "auth", &v2).await.expect("recovery's rollback is a verdict on v2");
+    assert_eq!((verdict["by"].as_str(), verdict["taskDefinition"].as_str(), verdict["to"].as_str()), (Some("recovery"), Some(v2_td.as_str()), Some(v1_td.as_str())), "{verdict}");
+
+    v2_is_held_back_until_v3(&w, &v1_td, &v2, "recovery rolled auth:2 back after a crash loop").await;
+}
+
+/// Guards the manual case: a person moved auth off the v2 we deployed (back to auth:1, with
+/// UpdateService); on main the reconcile pass put v2 back 10 minutes later. The deployer's own
+/// record says it put auth:2 (v2) there: the pass finds the move and records the verdict.
+#[tokio::test]
+async fn a_person_moving_the_service_off_our_revision_is_a_verdict_on_the_digest() {
+    let w = World::seed().await;
+    let v1_td = service_td(&w, "auth").await;
+    let (v2, _) = push_and_deploy(&w, "auth", "v2", "a").await;
+    let v2_td = service_td(&w, "auth").await;
+    move_auth(&w, &v1_td).await;
+    assert!(verdict_on(&w, "auth", &v2).await.is_none(), "nothing told the deployer yet");
+
+    v2_is_held_back_until_v3(&w, &v1_td, &v2, "the service was moved off auth:2 to auth:1").await;
+    let verdict = verdict_on(&w, "auth", &v2).await.expect("the move is recorded as a verdict on v2");
+    assert_eq!((verdict["by"].as_str(), verdict["taskDefinition"].as_str()), (Some("moved"), Some(v2_td.as_str())), "{verdict}");
+}
+
+/// A person's move found by a repeated push first (before any reconcile pass) holds v2 back too.
+#[tokio::test]
+async fn a_repeated_push_finds_the_move_too() {
+    let w = World::seed().await;
+    let v1_td = service_td(&w, "auth").await;
+    let (v2, _) = push_and_deploy(&w, "auth", "v2", "a").await;
+    move_auth(&w, &v1_td).await;
+    w.notifications().await;
+    let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &v2)).await.expect("v2 again");
+    assert_eq!(out["status"], "nothing-to-do", "{out:#}");
+    assert!(skip_reason(&out, "auth").contains("moved to auth:1 off auth:2"), "{out:#}");
+    assert_eq!(service_td(&w, "auth").await, v1_td);
+    assert_eq!(w.notifications().await.len(), 1, "told once");
+    assert_eq!(reconcile(&w).await["status"], "in-sync");
+    assert!(w.notifications().await.is_empty(), "and not again by the reconcile pass");
+}
+
+// ------------------------------------------------------------------ task definitions AWS accepts, registry hosts
+
+/// Register a task definition of family `family` with auth's container pulling `image`, and a
+/// service of the same name running it, tagged `autopilot:deploy=semver`; its ARN.
+async fn service_pulling(w: &World, family: &str, image: &str) -> String {
+    let base = w.ecs().describe_task_definition().task_definition(service_td(w, "auth").await).send().await.expect("describe auth");
+    let base = base.task_definition().expect("auth's task definition");
+    let mut container = base.container_definitions()[0].clone();
+    container.image = Some(image.to_string());
+    let td = harness::ecs::register(
+        w.ecs().register_task_definition().family(family).container_definitions(container).set_requires_compatibilities(Some(base.requires_compatibilities().to_vec())),
+    )
+    .await;
+    create_service(w, family, &td, &[("autopilot:deploy", "semver")], None).await;
+    td
+}
+
+/// Guards item "ECR hosts": on main only `<account>.dkr.ecr.<region>.amazonaws.com` was the
+/// pushed registry, so services pulling through the FIPS or dual-stack endpoints (the ECR
+/// endpoints page of the AWS General Reference) never deployed. Each keeps its own host; a
+/// look-alike host is not ECR and is left alone.
+#[tokio::test]
+async fn services_pulling_through_fips_and_dual_stack_hosts_deploy() {
+    let w = World::seed().await;
+    let (a, r) = (w.account.clone(), w.region.clone());
+    let hosts = [("auth-fips", format!("{a}.dkr.ecr-fips.{r}.amazonaws.com")), ("auth-dual", format!("{a}.dkr-ecr.{r}.on.aws")), ("auth-dual-fips", format!("{a}.dkr-ecr-fips.{r}.on.aws"))];
+    for (name, host) in &hosts {
+        service_pulling(&w, name, &format!("{host}/auth:v1")).await;
+    }
+    let fake = service_pulling(&w, "auth-fake", &format!("{a}.dkr.ecr.{r}.amazonaws.com.evil.example/auth:v1")).await;
+
+    let (v2, out) = push_and_deploy(&w, "auth", "v2", "a").await;
+    let mut deployed = deployed_services(&out);
+    deployed.sort();
+    assert_eq!(deployed, ["auth", "auth-dual", "auth-dual-fips", "auth-fips"], "{out:#}");
+    for (name, host) in &hosts {
+        assert_eq!(images_of(&w, &service_td(&w, name).await).await[0].1, format!("{host}/auth@{v2}"), "{name} keeps its host");
+    }
+    assert_eq!(service_td(&w, "auth-fake").await, fake, "a look-alike host is another registry");
+    // The reconcile pass sees them the same way: all in sync.
+    assert_eq!(reconcile(&w).await["status"], "in-sync");
+}
+
+/// Guards item "copied task definitions are ones AWS accepts": a task definition carrying a tag
+/// AWS set itself (`aws:cloudformation:stack-name`; RegisterTaskDefinition refuses `aws:` keys,
+/// ECS's tag restrictions). On main the copy carried it and the validating proxy (as AWS) refused
+/// the registration. The tag can only be put into moto past that proxy: AWS sets such tags, a
+/// person cannot.
+#[tokio::test]
+async fn a_copy_leaves_the_tags_aws_reserves_behind() {
+    let w = World::seed().await;
+    let raw = aws_sdk_ecs::Client::new(&w.raw_moto_sdk());
+    let base = w.ecs().describe_task_definition().task_definition(service_td(&w, "auth").await).send().await.expect("describe auth");
+    let container = base.task_definition().unwrap().container_definitions()[0].clone();
+    let td = harness::ecs::register(
+        raw.register_task_definition()
+            .family("auth-cfn")
+            .container_definitions(container)
+            .tags(Tag::builder().key("aws:cloudformation:stack-name").value("web").build())
+            .tags(Tag::builder().key("team").value("platform").build()),
+    )
+    .await;
+    create_service(&w, "auth-cfn", &td, &[("autopilot:deploy", "semver")], None).await;
+
+    let (_, out) = push_and_deploy(&w, "auth", "v2", "a").await;
+    assert!(deployed_services(&out).contains(&"auth-cfn".to_string()), "{out:#}");
+    let copy = w.ecs().describe_task_definition().task_definition(service_td(&w, "auth-cfn").await).include(TaskDefinitionField::Tags).send().await.unwrap();
+    let tags: Vec<(&str, &str)> = copy.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
+    assert_eq!(tags, [("team", "platform")]);
+}

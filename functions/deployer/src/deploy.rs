@@ -14,12 +14,12 @@ use autopilot::{keys, Error, Notification};
 use serde_json::{json, Value};
 
 use crate::aws::{digest_id, tag_id, Aws};
-use crate::messages::{family_notification, misconfigured_notification, push_notification};
+use crate::messages::{family_notification, held_back_notification, misconfigured_notification, push_notification};
 use crate::outcome::{Deployed, PlannedFamily};
 use crate::pacer::{Pacer, Pacers};
 use crate::plan::{
-    claim_key, eligibility, matching_containers, plan_push, revision_name, running_digest, ContainerImage, Eligibility, FamilyPlan,
-    ObservedService, ObservedTaskDef, Observed, Plan, Push, RunningImage, Skip,
+    claim_key, eligibility, matching_containers, plan_push, revision_name, running_digest, same_revision, ContainerImage, Eligibility, FamilyPlan,
+    History, ObservedService, ObservedTaskDef, Observed, OurDeploy, Plan, Push, RunningImage, Skip, Verdict,
 };
 use autopilot::tags::PinMode;
 use crate::taskdef::RawTaskDef;
@@ -121,11 +121,12 @@ pub async fn deploy_push(env: &Env, aws: &Aws, account: &str, push: &Push, disc:
     let mut observed = Observed { task_defs: disc.task_defs.clone(), ..Observed::default() };
     let mut kept = Vec::new();
     // Every state record the loop below needs, in one batched read: the deployment record of each
-    // candidate service and the registration claim of each family.
+    // candidate service, its verdict on the pushed digest, and the registration claim of each family.
     let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
     for s in &services {
         let Some((pin, td, _)) = candidate(s, disc, push) else { continue };
         wanted.insert(keys::deployment(&s.cluster, &s.name));
+        wanted.insert(keys::rolled_back(&s.cluster, &s.name, &push.digest));
         wanted.insert((PK_REGISTER.to_string(), claim_key(&td.family, &push.digest, pin, &push.tag)));
     }
     let records = if wanted.is_empty() { Ok(HashMap::new()) } else { env.state.get_many(&wanted).await };
@@ -143,6 +144,21 @@ pub async fn deploy_push(env: &Env, aws: &Aws, account: &str, push: &Push, disc:
             }
         };
         let record = records.get(&keys::deployment(&s.cluster, &s.name)).cloned();
+        let verdict = records.get(&keys::rolled_back(&s.cluster, &s.name, &push.digest)).map(|r| Verdict::from_record(&r.data));
+        let mut history = History { deployed: record.as_ref().and_then(|r| OurDeploy::from_record(&r.data)), verdict, reread: None };
+        // Our record puts the pushed digest on another revision than discovery saw: moved off it,
+        // or our own deploy landed between discovery and the read. A second look tells (`plan::hold`).
+        if history.verdict.is_none() && history.deployed.as_ref().is_some_and(|d| d.digest == push.digest && !same_revision(&d.task_definition, &s.task_definition)) {
+            match aws.describe_services(&s.cluster, std::slice::from_ref(&s.name)).await {
+                Ok(found) => history.reread = Some(found.into_iter().find(|i| i.observed.name == s.name && i.status != "INACTIVE").map(|i| i.observed.task_definition).unwrap_or_default()),
+                Err(e) => {
+                    tracing::error!(service = %who(&s.cluster, &s.name), error = %e, "cannot read the service again: not deployed");
+                    out.failed.push((who(&s.cluster, &s.name), e));
+                    continue;
+                }
+            }
+        }
+        observed.history.insert(s.arn.clone(), history);
         match observe_running(aws, account, push, record, &s.task_definition, &matching, &mut observed).await {
             Ok(()) => {}
             Err(e) => {
@@ -163,6 +179,10 @@ pub async fn deploy_push(env: &Env, aws: &Aws, account: &str, push: &Push, disc:
     out.skipped = plan.skipped.clone();
     for s in plan.skipped.iter().filter(|s| s.misconfigured) {
         notify_misconfigured(env, s).await;
+    }
+    record_verdicts(env, &plan.skipped).await;
+    for s in plan.skipped.iter().filter(|s| s.held_back.is_some()) {
+        notify_held_back(env, push, s).await;
     }
     out.planned = plan.families.iter().map(PlannedFamily::of).collect();
     if env.config.dry_run {
@@ -311,6 +331,36 @@ async fn notify_misconfigured(env: &Env, s: &Skip) {
     }
 }
 
+/// The verdicts the plan found (a service moved off the digest we put there), recorded so that
+/// they outlive our deployment record. A lost write is found again by the next pass.
+async fn record_verdicts(env: &Env, skipped: &[Skip]) {
+    let at = now_epoch();
+    let found: BTreeMap<(String, String), Value> = skipped
+        .iter()
+        .filter_map(|s| s.held_back.as_ref().filter(|h| h.new).map(|h| (s, h)))
+        .map(|(s, h)| (keys::rolled_back(&s.cluster, &s.service, &h.digest), keys::verdict_record(&h.digest, &h.verdict.task_definition, &h.verdict.by, h.verdict.to.as_deref(), at)))
+        .collect();
+    if found.is_empty() {
+        return;
+    }
+    for (_, sk) in found.keys() {
+        tracing::info!(verdict = %sk, "a service was moved off the digest deployed to it: it is not deployed there again");
+    }
+    if let Err(e) = env.state.create_many(&found, keys::VERDICT_TTL).await {
+        tracing::warn!(error = %e, "could not record the verdicts; the next pass finds them again");
+    }
+}
+
+/// One message per service and held-back digest, for as long as the verdict lasts: the reconcile
+/// pass holds it back every 10 minutes, a person needs to hear it once.
+async fn notify_held_back(env: &Env, push: &Push, s: &Skip) {
+    let Some(h) = &s.held_back else { return };
+    let key = format!("held-back#{}#{}", who(&s.cluster, &s.service), h.digest);
+    if let Err(e) = env.notifier.publish_once(&env.state, &key, keys::VERDICT_TTL, &held_back_notification(s, push)).await {
+        tracing::warn!(service = %who(&s.cluster, &s.service), error = %e, "held-back notification not sent");
+    }
+}
+
 fn services_key(fam: &FamilyPlan) -> String {
     fam.services.iter().map(|t| who(&t.cluster, &t.service)).collect::<Vec<_>>().join(",")
 }
@@ -356,6 +406,10 @@ async fn revision_for(
         let unknown = base.unknown_fields();
         if !unknown.is_empty() {
             tracing::info!(family = %fam.family, fields = ?unknown, "carrying task-definition fields newer than this build through unchanged");
+        }
+        let reserved = base.reserved_tags();
+        if !reserved.is_empty() {
+            tracing::info!(family = %fam.family, tags = ?reserved, "not copying tags AWS reserves (aws: prefix): RegisterTaskDefinition refuses them");
         }
         let images: Vec<(String, String)> = fam.changes.iter().map(|c| (c.container.clone(), c.to.clone())).collect();
         let request = base.register_request(&images).map_err(|e| Error::Refused(format!("{}: {e}", revision_name(&fam.base))))?;

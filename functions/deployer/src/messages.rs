@@ -91,6 +91,37 @@ pub fn misconfigured_notification(s: &Skip) -> Notification {
     n
 }
 
+/// A service the pushed digest is held back from (DESIGN.md: a rollback is a verdict on a digest):
+/// who moved it off, and that only a newer push deploys there.
+pub fn held_back_notification(s: &Skip, push: &Push) -> Notification {
+    let Some(h) = &s.held_back else {
+        return Notification::new("deploy.held-back", format!("{}: not deployed", s.service), s.reason.clone());
+    };
+    let from = revision_name(&h.verdict.task_definition);
+    let why = match h.verdict.by.as_str() {
+        autopilot::keys::BY_CIRCUIT_BREAKER => format!("ECS's deployment circuit breaker failed or rolled back {from}"),
+        autopilot::keys::BY_RECOVERY => format!("recovery rolled {from} back after a crash loop"),
+        _ => format!("the service was moved off {from}{}", h.verdict.to.as_deref().map(|t| format!(" to {}", revision_name(t))).unwrap_or_default()),
+    };
+    let subject = format!("{}: {} held back, it was rolled back", s.service, push.label());
+    let (pk, sk) = autopilot::keys::rolled_back(&s.cluster, &s.service, &h.digest);
+    let description = format!(
+        "{} is not deployed {}/{} {} again: {why}. A rollback is a verdict on a digest: neither the reconcile pass nor a repeated push puts it back; a newer push deploys. To allow it again, delete the state-table item pk `{pk}`, sk `{sk}`.",
+        who(&s.cluster, &s.service),
+        push.registry,
+        push.repository,
+        push.label(),
+    );
+    Notification::new("deploy.held-back", subject, description)
+        .field("cluster", cluster_name(&s.cluster).to_string())
+        .field("service", s.service.clone())
+        .field("repository", push.repository.clone())
+        .field("imageTag", push.tag.clone())
+        .field("digest", h.digest.clone())
+        .field("rolledBackBy", h.verdict.by.clone())
+        .field("revision", from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,9 +147,46 @@ mod tests {
     }
 
     #[test]
+    fn a_held_back_digest_is_told_with_who_rolled_it_back() {
+        use crate::plan::{HeldBack, Verdict};
+        let push = Push {
+            registry: autopilot::image::EcrRegistry::new("123456789012", "us-east-1"),
+            repository: "auth".into(),
+            tag: "v2".into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            pushed_at: None,
+            fresh: false,
+        };
+        let td = |r: &str| format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{r}");
+        for (by, to, says) in [
+            ("circuit-breaker", None, "ECS's deployment circuit breaker failed or rolled back auth:2"),
+            ("recovery", Some(td("auth:1")), "recovery rolled auth:2 back after a crash loop"),
+            ("moved", Some(td("auth:1")), "the service was moved off auth:2 to auth:1"),
+        ] {
+            let held = HeldBack { digest: push.digest.clone(), verdict: Verdict { by: by.into(), task_definition: td("auth:2"), to }, new: false };
+            let skip = Skip {
+                cluster: "arn:aws:ecs:us-east-1:123456789012:cluster/stage01".into(),
+                service: "auth".into(),
+                reason: crate::plan::held_back_reason(&held),
+                misconfigured: false,
+                fix: None,
+                held_back: Some(held),
+            };
+            let n = held_back_notification(&skip, &push);
+            assert_eq!(n.event_type, "deploy.held-back");
+            assert!(n.subject.starts_with("auth: v2, sha256:aaaa") && n.subject.ends_with("held back, it was rolled back") && n.subject.len() < 100, "{}", n.subject);
+            assert!(n.description.contains(says), "{by}: {}", n.description);
+            assert!(n.description.contains(&format!("sk `stage01/auth@{}`", push.digest)), "{}", n.description);
+            let body = n.chatbot_body(false);
+            assert_eq!(body["metadata"]["additionalContext"]["rolledBackBy"], by);
+            assert_eq!(body["metadata"]["additionalContext"]["digest"], push.digest);
+        }
+    }
+
+    #[test]
     fn one_started_message_per_push_names_every_service_and_revision() {
         let push = Push {
-            registry: "123456789012.dkr.ecr.us-east-1.amazonaws.com".into(),
+            registry: autopilot::image::EcrRegistry::new("123456789012", "us-east-1"),
             repository: "web".into(),
             tag: "v2".into(),
             digest: format!("sha256:{}", "a".repeat(64)),

@@ -4,14 +4,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use autopilot::image::ImageRef;
+use autopilot::image::{EcrRegistry, ImageRef};
 use autopilot::tags::{semver_tag, DeployRules, PinMode, Tags, TAG_DEPLOY, TAG_PIN};
 use serde::Serialize;
 
 /// The image an "ECR Image Action" (or the reconcile schedule) offers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Push {
-    pub registry: String,
+    /// The push's account and region: a container pulling through any of its hosts (IPv4, FIPS,
+    /// dual-stack) runs this repository.
+    pub registry: EcrRegistry,
     pub repository: String,
     /// Untagged pushes never deploy: the `autopilot:deploy` rules are about tags.
     pub tag: String,
@@ -78,6 +80,55 @@ pub struct RunningImage {
     pub pushed_at: Option<i64>,
 }
 
+/// The deployer's own deployment record of a service (`keys::deployment`): it put
+/// `task_definition`, running `digest`, on the service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OurDeploy {
+    pub task_definition: String,
+    pub digest: String,
+}
+
+impl OurDeploy {
+    /// The record's facts, when the deployer wrote it (a rollback's record names no digest).
+    pub fn from_record(record: &serde_json::Value) -> Option<OurDeploy> {
+        let s = |k: &str| record.get(k).and_then(serde_json::Value::as_str).filter(|v| !v.is_empty()).map(String::from);
+        Some(OurDeploy { task_definition: s("taskDefinition")?, digest: s("digest")? })
+    }
+}
+
+/// A verdict on a digest for one service (`keys::rolled_back`): who moved the service off the
+/// revision that ran it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// `keys::BY_CIRCUIT_BREAKER`, `keys::BY_RECOVERY` or `keys::BY_MOVED`.
+    pub by: String,
+    /// The revision that ran the digest.
+    pub task_definition: String,
+    /// The revision the service was moved to, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+impl Verdict {
+    pub fn from_record(record: &serde_json::Value) -> Verdict {
+        let s = |k: &str| record.get(k).and_then(serde_json::Value::as_str).map(String::from);
+        Verdict { by: s("by").unwrap_or_else(|| autopilot::keys::BY_MOVED.into()), task_definition: s("taskDefinition").unwrap_or_default(), to: s("to") }
+    }
+}
+
+/// What the state table (and a second look at the service) says about one service, for the
+/// pushed digest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// The deployer's last deployment record of the service.
+    pub deployed: Option<OurDeploy>,
+    /// A verdict on the pushed digest for this service.
+    pub verdict: Option<Verdict>,
+    /// The service's revision, read again after the records (only when the deployment record
+    /// names the pushed digest on another revision than discovery saw).
+    pub reread: Option<String>,
+}
+
 #[derive(Debug, Default)]
 pub struct Observed {
     pub services: Vec<ObservedService>,
@@ -87,6 +138,8 @@ pub struct Observed {
     pub running: HashMap<String, RunningImage>,
     /// Claim key → revision ARN already registered for it.
     pub registered: HashMap<String, String>,
+    /// By service ARN: its deployment record and verdict on the pushed digest.
+    pub history: HashMap<String, History>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -130,6 +183,19 @@ pub struct Skip {
     /// The command that fixes a misconfigured tag, when the right value is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// Held back by a verdict on the pushed digest: a person is told, once per service and digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<HeldBack>,
+}
+
+/// A service the pushed digest is not deployed to because it was rolled back there (DESIGN.md:
+/// a rollback is a verdict on a digest).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldBack {
+    pub digest: String,
+    pub verdict: Verdict,
+    /// Found now (the service moved off our revision): the adapter records the verdict.
+    pub new: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -180,12 +246,10 @@ pub fn new_image(current: &ImageRef, push: &Push, pin: PinMode) -> String {
     }
 }
 
-/// Containers of `td` that run the pushed repository (normalised comparison).
-pub fn matching_containers<'a>(td: &'a ObservedTaskDef, registry: &str, repository: &str) -> Vec<(&'a ContainerImage, ImageRef)> {
-    td.containers
-        .iter()
-        .filter_map(|c| ImageRef::parse(&c.image).ok().filter(|r| r.same_repository(registry, repository)).map(|r| (c, r)))
-        .collect()
+/// Containers of `td` that run the pushed repository (normalised comparison; any host form of
+/// the registry: [`EcrRegistry::is_host`]). Their new image keeps their own host.
+pub fn matching_containers<'a>(td: &'a ObservedTaskDef, registry: &EcrRegistry, repository: &str) -> Vec<(&'a ContainerImage, ImageRef)> {
+    td.containers.iter().filter_map(|c| ImageRef::parse(&c.image).ok().filter(|r| r.in_ecr(registry, repository)).map(|r| (c, r))).collect()
 }
 
 /// Why a service is (or is not) an opted-in deploy target at all.
@@ -263,7 +327,7 @@ pub fn plan_push(push: &Push, observed: &Observed) -> Plan {
     let mut groups: BTreeMap<(String, String), FamilyPlan> = BTreeMap::new();
     let mut pins: HashMap<(String, String), PinMode> = HashMap::new();
     for s in &observed.services {
-        let skip = |reason: String| Skip { cluster: s.cluster.clone(), service: s.name.clone(), reason, misconfigured: false, fix: None };
+        let skip = |reason: String| Skip { cluster: s.cluster.clone(), service: s.name.clone(), reason, misconfigured: false, fix: None, held_back: None };
         let (rules, pin) = match eligibility(s) {
             Eligibility::NotOptedIn => continue,
             Eligibility::Skip(reason) => {
@@ -317,6 +381,18 @@ pub fn plan_push(push: &Push, observed: &Observed) -> Plan {
             }
             Order::Deploy => {}
         }
+        let known_digests = matching.iter().all(|(c, _)| observed.running.get(&c.image).is_some_and(|r| r.digest.is_some()));
+        match hold(push, s, observed.history.get(&s.arn), known_digests) {
+            None => {}
+            Some(Hold::Unsettled(reason)) => {
+                plan.skipped.push(skip(reason));
+                continue;
+            }
+            Some(Hold::Back(held)) => {
+                plan.skipped.push(Skip { held_back: Some(held.clone()), ..skip(held_back_reason(&held)) });
+                continue;
+            }
+        }
         let claim = claim_key(&td.family, &push.digest, pin, &push.tag);
         let existing = observed.registered.get(&claim).cloned();
         if let Some(arn) = &existing {
@@ -354,6 +430,62 @@ pub fn plan_push(push: &Push, observed: &Observed) -> Plan {
         plan.families.push(group);
     }
     plan
+}
+
+/// Why a service that would deploy the pushed digest does not.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Hold {
+    /// A verdict on the digest for this service, known or found now.
+    Back(HeldBack),
+    /// The service changed while it was observed: the next delivery or pass decides.
+    Unsettled(String),
+}
+
+/// A rollback is a verdict on a digest (DESIGN.md). The pushed digest, which the never-downgrade
+/// order would deploy to `s`, is held back when a verdict on it for this service is recorded,
+/// or when the deployer's own record says it put the digest on the service with a revision the
+/// service no longer runs: someone (a person, ECS, another tool) moved it off, and moved it to
+/// something not newer (a newer deploy of ours makes the digest older, so the order never gets
+/// here). That second case needs the running images known (`known_digests`) and a second look
+/// at the service (`History::reread`) that agrees with discovery: a record written between the
+/// two reads is our own deploy in flight, not a move.
+pub fn hold(push: &Push, s: &ObservedService, history: Option<&History>, known_digests: bool) -> Option<Hold> {
+    let history = history?;
+    if let Some(verdict) = &history.verdict {
+        return Some(Hold::Back(HeldBack { digest: push.digest.clone(), verdict: verdict.clone(), new: false }));
+    }
+    let ours = history.deployed.as_ref().filter(|d| d.digest == push.digest)?;
+    let now = history.reread.as_deref().unwrap_or(&s.task_definition);
+    if !same_revision(now, &s.task_definition) {
+        return Some(Hold::Unsettled(format!("moved to {} while being observed; the next pass decides", revision_name(now))));
+    }
+    if same_revision(&ours.task_definition, now) || !known_digests {
+        return None;
+    }
+    let verdict = Verdict { by: autopilot::keys::BY_MOVED.into(), task_definition: ours.task_definition.clone(), to: Some(now.to_string()) };
+    Some(Hold::Back(HeldBack { digest: push.digest.clone(), verdict, new: true }))
+}
+
+/// The skip reason of a held-back service (its log line and outcome).
+pub fn held_back_reason(h: &HeldBack) -> String {
+    let by = match h.verdict.by.as_str() {
+        autopilot::keys::BY_CIRCUIT_BREAKER => "ECS's deployment circuit breaker failed or rolled back".to_string(),
+        autopilot::keys::BY_RECOVERY => "recovery rolled back a crash loop of".to_string(),
+        _ => format!("the service was moved{} off", h.verdict.to.as_deref().map(|t| format!(" to {}", revision_name(t))).unwrap_or_default()),
+    };
+    format!("held back: {by} {} running {}; only a newer push deploys", revision_name(&h.verdict.task_definition), short_digest(&h.digest))
+}
+
+/// Whether an "ECS Deployment State Change" is a verdict on the digest we deployed: a FAILED
+/// rollout of the revision our record put on the service (`current` is the failed deployment's
+/// revision), or a circuit-breaker rollback to another revision than ours (`current` is the
+/// rollback's target: ECS rolls back to the last completed deployment, so a target other than
+/// our revision means ours failed, or was replaced by someone else's completed rollout, which
+/// moved the service off it all the same).
+pub fn rollout_verdict(rolling_back: bool, current: &str, deployed: Option<&OurDeploy>) -> Option<OurDeploy> {
+    let ours = deployed?;
+    let on_ours = same_revision(&ours.task_definition, current);
+    (on_ours != rolling_back).then(|| ours.clone())
 }
 
 /// ARNs and `family:revision` references name the same revision.

@@ -2,7 +2,7 @@
 
 use autopilot::aws_lambda_events::eventbridge::EventBridgeEvent;
 use autopilot::events::{EcrActionType, EcrImageAction, EcrResult};
-use autopilot::image::{ecr_registry, is_account_id, is_ecr_repository_name, not_runnable, ImageRef};
+use autopilot::image::{is_account_id, is_ecr_repository_name, not_runnable, EcrRegistry, ImageRef};
 use autopilot::runtime::Env;
 use autopilot::Error;
 
@@ -65,7 +65,7 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<EcrImageAction>) 
         Err(reason) => return Ok(Outcome::ignored(reason)),
     };
     let d = &ev.detail;
-    let registry = ecr_registry(&account, &crate::region_or_own(env, &ev.region));
+    let registry = EcrRegistry::new(account.clone(), crate::region_or_own(env, &ev.region));
     let pushed = aws.describe_image(&account, &d.repository_name, digest_id(&digest)).await?;
     // The event's media types may be absent: ECR's own answer is checked too.
     if let Some(why) = pushed.as_ref().and_then(|p| p.not_runnable(&tag)) {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use autopilot::aws_lambda_events::eventbridge::EventBridgeEvent;
-use autopilot::image::{ecr_registry, is_ecr_repository_name, ImageRef};
+use autopilot::image::{is_ecr_repository_name, EcrRegistry, ImageRef};
 use autopilot::runtime::Env;
 use autopilot::tags::{semver_tag, DeployRules};
 use autopilot::Error;
@@ -32,7 +32,7 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<Value>) -> Result
     let Some(account) = ev.account.clone().filter(|a| !a.is_empty()) else {
         return Ok(Outcome::ignored("event carries no account"));
     };
-    let registry = ecr_registry(&account, &crate::region_or_own(env, &ev.region));
+    let registry = EcrRegistry::new(account.clone(), crate::region_or_own(env, &ev.region));
     let disc = discover(env, aws).await?;
     // repository → services that run it (and their rules)
     let mut by_repo: BTreeMap<String, Vec<(String, String, DeployRules)>> = BTreeMap::new();
@@ -43,7 +43,7 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<Value>) -> Result
             .containers
             .iter()
             .filter_map(|c| ImageRef::parse(&c.image).ok())
-            .filter(|r| r.registry.as_deref() == Some(registry.as_str()) && is_ecr_repository_name(&r.repository))
+            .filter(|r| r.registry.as_deref().is_some_and(|h| registry.is_host(h)) && is_ecr_repository_name(&r.repository))
             .map(|r| r.repository)
             .collect();
         for repo in repos {

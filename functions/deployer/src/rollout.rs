@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::aws::Aws;
 use crate::outcome::{Outcome, RolloutReport, RolloutStatus};
-use crate::plan::{revision_name, same_revision, short_digest};
+use crate::plan::{revision_name, rollout_verdict, same_revision, short_digest, OurDeploy};
 
 const STABLE_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 const NOTIFY_ONCE: Duration = Duration::from_secs(2 * 24 * 3600);
@@ -96,6 +96,22 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<DeploymentStateCh
             [tag.map(String::from), digest].into_iter().flatten().collect::<Vec<_>>().join(", ")
         })
         .filter(|s| !s.is_empty());
+    // A rollout of ours that failed, or that ECS's circuit breaker rolls back: a verdict on the
+    // digest we deployed (DESIGN.md). Recorded before the message, so a retry records it too.
+    let rolling_back = rollback && !matches!(name, DeploymentEventName::Completed | DeploymentEventName::Failed);
+    let verdict = match name {
+        DeploymentEventName::Failed => rollout_verdict(false, &current, record.as_ref().and_then(OurDeploy::from_record).as_ref()),
+        _ if rolling_back => rollout_verdict(true, &current, record.as_ref().and_then(OurDeploy::from_record).as_ref()),
+        _ => None,
+    };
+    if let Some(ours) = &verdict {
+        let (pk, sk) = keys::rolled_back(&s.cluster, service, &ours.digest);
+        let to = rolling_back.then_some(current.as_str());
+        let data = keys::verdict_record(&ours.digest, &ours.task_definition, keys::BY_CIRCUIT_BREAKER, to, now_epoch());
+        if env.state.create(&pk, &sk, &data, keys::VERDICT_TTL).await? {
+            tracing::info!(service, digest = %ours.digest, revision = %revision_name(&ours.task_definition), "rollout failed: its digest is not deployed to the service again");
+        }
+    }
     let rev = revision_name(&current);
     let on = match &image {
         Some(i) => format!("{rev} ({i})"),
@@ -118,10 +134,11 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<DeploymentStateCh
         _ => ("deploy.rollback", format!("{service}: circuit breaker rolling back to {on}"), RolloutStatus::RollingBack),
     };
     let reason = ev.detail.reason.clone().or_else(|| this.and_then(|d| d.rollout_state_reason.clone()));
+    let held_back = verdict.as_ref().map(|o| format!(" autopilot will not deploy {} to {service} again; a newer push will.", short_digest(&o.digest))).unwrap_or_default();
     let mut n = Notification::new(
         event_type,
         subject.clone(),
-        format!("{subject}. Cluster {cluster_label}, deployment {deployment_id}.{}", reason.as_deref().map(|r| format!(" Reason: {r}")).unwrap_or_default()),
+        format!("{subject}. Cluster {cluster_label}, deployment {deployment_id}.{}{held_back}", reason.as_deref().map(|r| format!(" Reason: {r}")).unwrap_or_default()),
     )
     .field("cluster", cluster_label.clone())
     .field("service", service)
@@ -138,6 +155,9 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<DeploymentStateCh
     }
     if let Some(r) = &reason {
         n = n.field("reason", r.clone());
+    }
+    if let Some(o) = &verdict {
+        n = n.field("heldBack", o.digest.clone());
     }
     let key = format!("deploy#{deployment_id}#{}", ev.detail.event_name);
     let sent = env.notifier.publish_once(&env.state, &key, NOTIFY_ONCE, &n).await?;

@@ -20,12 +20,27 @@ use serde_json::{Map, Value};
 
 use crate::plan::{ContainerImage, ObservedTaskDef};
 
-/// Fields DescribeTaskDefinition answers that RegisterTaskDefinition does not take (DESIGN.md).
-pub const READ_ONLY: &[&str] =
-    &["taskDefinitionArn", "revision", "status", "requiresAttributes", "compatibilities", "registeredAt", "registeredBy", "deregisteredAt"];
+/// Fields DescribeTaskDefinition answers that RegisterTaskDefinition does not take (DESIGN.md):
+/// the members of ECS's `TaskDefinition` shape that its RegisterTaskDefinition input does not
+/// have. tests/python/test_taskdef_model.py compares this list with botocore's model, so a field
+/// ECS adds to the output only fails that test, not a user's deploy.
+pub const READ_ONLY: &[&str] = &[
+    "taskDefinitionArn",
+    "revision",
+    "status",
+    "requiresAttributes",
+    "compatibilities",
+    "registeredAt",
+    "registeredBy",
+    "deregisteredAt",
+    "deleteRequestedAt",
+];
 
-/// RegisterTaskDefinition's members when this code was written. Anything else in a describe
-/// answer is newer than this build: it is passed through all the same, and logged by name.
+/// RegisterTaskDefinition's members (besides `tags`, which the describe answer carries beside the
+/// task definition) when this code was written; tests/python/test_taskdef_model.py keeps it equal
+/// to botocore's model. Anything else in a describe answer is newer than this build: it is passed
+/// through all the same, and logged by name. `trustedExecutionConfiguration` is one the SDK this
+/// build uses (aws-sdk-ecs 1.157.0) does not have: the raw copy carries it.
 pub const KNOWN: &[&str] = &[
     "family",
     "taskRoleArn",
@@ -44,7 +59,18 @@ pub const KNOWN: &[&str] = &[
     "ephemeralStorage",
     "runtimePlatform",
     "enableFaultInjection",
+    "trustedExecutionConfiguration",
 ];
+
+/// A tag AWS reserves: its key or value starts with `aws:` in any case. Tags AWS sets itself
+/// (`aws:cloudformation:stack-name` and the like) come back from DescribeTaskDefinition, but
+/// RegisterTaskDefinition refuses them: "Do not use aws:, AWS:, or any upper or lowercase
+/// combination of such as a prefix for either keys or values as it is reserved for AWS use"
+/// (ECS's tag restrictions, https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-using-tags.html,
+/// and the `tags` member of RegisterTaskDefinition in ECS's API model).
+pub fn is_reserved_tag(tag: &Value) -> bool {
+    ["key", "value"].iter().any(|k| tag.get(*k).and_then(Value::as_str).is_some_and(|v| v.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:"))))
+}
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TransformError {
@@ -100,6 +126,12 @@ impl RawTaskDef {
         })
     }
 
+    /// Keys of the describe answer's tags that AWS reserves, left out of the copy ([`is_reserved_tag`]).
+    pub fn reserved_tags(&self) -> Vec<String> {
+        let tags = self.0.get("tags").and_then(Value::as_array).into_iter().flatten();
+        tags.filter(|t| is_reserved_tag(t)).map(|t| t.get("key").and_then(Value::as_str).unwrap_or_default().to_string()).collect()
+    }
+
     /// Top-level fields this build does not know (carried through regardless).
     pub fn unknown_fields(&self) -> Vec<String> {
         self.td().keys().filter(|k| !READ_ONLY.contains(&k.as_str()) && !KNOWN.contains(&k.as_str())).cloned().collect()
@@ -123,8 +155,10 @@ impl RawTaskDef {
                 .ok_or_else(|| TransformError::NoContainer(name.clone()))?;
             c["image"] = Value::String(image.clone());
         }
-        if let Some(tags) = self.0.get("tags").and_then(Value::as_array).filter(|t| !t.is_empty()) {
-            td.insert("tags".into(), Value::Array(tags.clone()));
+        // The describe answer's tags, minus those AWS reserves (it would refuse the whole copy).
+        let tags: Vec<Value> = self.0.get("tags").and_then(Value::as_array).into_iter().flatten().filter(|t| !is_reserved_tag(t)).cloned().collect();
+        if !tags.is_empty() {
+            td.insert("tags".into(), Value::Array(tags));
         }
         let mut out = Value::Object(td);
         strip_nulls(&mut out);
@@ -242,6 +276,40 @@ mod tests {
         assert_eq!(req["containerDefinitions"][0]["aFieldFromTheFuture"], json!({"x": 1}));
         assert_eq!(raw.unknown_fields(), vec!["taskLevelFutureSetting".to_string()]);
         assert_eq!(req["containerDefinitions"][1]["image"], "public.ecr.aws/envoy:v1.29");
+    }
+
+    /// A copy AWS accepts: tags AWS reserves (`aws:` keys or values, any case) and output-only
+    /// fields (`deleteRequestedAt`, ECS's model has it on TaskDefinition only) stay behind; a
+    /// member of the model the SDK lacks (`trustedExecutionConfiguration`) goes through.
+    #[test]
+    fn copy_leaves_reserved_tags_and_output_only_fields_behind() {
+        let mut d = describe();
+        d["taskDefinition"]["status"] = json!("DELETE_IN_PROGRESS");
+        d["taskDefinition"]["deleteRequestedAt"] = json!(1700000500.0);
+        d["taskDefinition"]["deregisteredAt"] = json!(1700000400.0);
+        d["taskDefinition"]["trustedExecutionConfiguration"] = json!({"isolationMode": "ENABLED"});
+        d["tags"] = json!([
+            {"key": "aws:cloudformation:stack-name", "value": "web"},
+            {"key": "team", "value": "platform"},
+            {"key": "AWS:Owner", "value": "x"},
+            {"key": "Aws:x", "value": "y"},
+            {"key": "source", "value": "aws:managed"},
+            {"key": "awsome", "value": "yes"},
+            {"key": "aws", "value": "bare"},
+        ]);
+        let raw = RawTaskDef(d);
+        let req = raw.register_request(&[]).unwrap();
+        for k in READ_ONLY {
+            assert!(req.get(*k).is_none(), "{k} is output-only");
+        }
+        assert_eq!(req["tags"], json!([{"key": "team", "value": "platform"}, {"key": "awsome", "value": "yes"}, {"key": "aws", "value": "bare"}]));
+        assert_eq!(raw.reserved_tags(), ["aws:cloudformation:stack-name", "AWS:Owner", "Aws:x", "source"]);
+        assert_eq!(req["trustedExecutionConfiguration"], json!({"isolationMode": "ENABLED"}));
+        assert!(!raw.unknown_fields().contains(&"trustedExecutionConfiguration".to_string()), "known to this build, if not to the SDK");
+        // Only reserved tags: no `tags` member at all.
+        let mut only = describe();
+        only["tags"] = json!([{"key": "aws:ecs:managed", "value": "true"}]);
+        assert!(RawTaskDef(only).register_request(&[]).unwrap().get("tags").is_none());
     }
 
     #[test]

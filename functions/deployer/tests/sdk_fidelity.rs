@@ -40,6 +40,72 @@ fn ok(body: Value) -> HttpResponse {
     HttpResponse::new(StatusCode::try_from(200).unwrap(), SdkBody::from(body.to_string()))
 }
 
+/// An `Aws` whose ECS client answers from `rules` and records what it sends.
+fn mocked(rules: &[&aws_smithy_mocks::Rule], sent: &Sent) -> Aws {
+    let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::Sequential);
+    for rule in rules {
+        mocks = mocks.with_rule(rule);
+    }
+    let conf = aws_sdk_ecs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .http_client(aws_smithy_mocks::create_mock_http_client())
+        .interceptor(mocks)
+        .interceptor(sent.clone())
+        .build();
+    let ecr_conf = autopilot::aws_sdk_ecr::Config::builder().behavior_version(BehaviorVersion::latest()).region(Region::new("us-east-1")).build();
+    Aws { ecs: aws_sdk_ecs::Client::from_conf(conf), ecr: autopilot::aws_sdk_ecr::Client::from_conf(ecr_conf) }
+}
+
+/// A copy AWS accepts, through the SDK: `trustedExecutionConfiguration`, a member of ECS's model
+/// that aws-sdk-ecs 1.157.0 does not have, reaches RegisterTaskDefinition; `deleteRequestedAt`
+/// (output-only in the model) and the tags AWS reserves (`aws:` keys, which describe answers
+/// carry and RegisterTaskDefinition refuses: ECS's tag restrictions) do not.
+#[tokio::test]
+async fn a_member_the_sdk_lacks_goes_through_and_what_aws_refuses_does_not() {
+    let described = json!({
+        "taskDefinition": {
+            "taskDefinitionArn": "arn:aws:ecs:us-east-1:111122223333:task-definition/secure:7",
+            "family": "secure", "revision": 7, "status": "DELETE_IN_PROGRESS",
+            "containerDefinitions": [{"name": "app", "image": "111122223333.dkr.ecr.us-east-1.amazonaws.com/app:v1", "memory": 512}],
+            "requiresCompatibilities": ["MANAGED_INSTANCES"],
+            "trustedExecutionConfiguration": {"isolationMode": "ENABLED", "attestationPolicy": {"policyArn": "arn:aws:ecs:us-east-1:111122223333:policy/x"}},
+            "compatibilities": ["MANAGED_INSTANCES"], "registeredAt": 1.7e9, "deleteRequestedAt": 1.71e9, "registeredBy": "arn:aws:iam::111122223333:root"
+        },
+        "tags": [{"key": "aws:cloudformation:stack-name", "value": "web"}, {"key": "team", "value": "platform"}, {"key": "AWS:Owner", "value": "x"}]
+    });
+    let describe_rule = mock!(aws_sdk_ecs::Client::describe_task_definition).then_http_response({
+        let d = described.clone();
+        move || ok(d.clone())
+    });
+    let register_rule = mock!(aws_sdk_ecs::Client::register_task_definition).then_http_response(|| {
+        ok(json!({"taskDefinition": {"taskDefinitionArn": "arn:aws:ecs:us-east-1:111122223333:task-definition/secure:8", "family": "secure", "revision": 8}}))
+    });
+    let sent = Sent::default();
+    let aws = mocked(&[&describe_rule, &register_rule], &sent);
+
+    let raw = aws.describe_task_definition("secure:7").await.expect("describe");
+    assert!(raw.unknown_fields().is_empty(), "{:?}", raw.unknown_fields());
+    let image = "111122223333.dkr.ecr.us-east-1.amazonaws.com/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let request = raw.register_request(&[("app".into(), image.into())]).unwrap();
+    aws.register_task_definition(&request, 7, &[("app".into(), image.into())]).await.expect("register");
+
+    let sent = sent.0.lock().unwrap();
+    let (_, body) = sent.iter().find(|(t, _)| t.ends_with("RegisterTaskDefinition")).expect("register was sent");
+    let body: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "family": "secure",
+            "containerDefinitions": [{"name": "app", "image": image, "memory": 512}],
+            "requiresCompatibilities": ["MANAGED_INSTANCES"],
+            "trustedExecutionConfiguration": {"isolationMode": "ENABLED", "attestationPolicy": {"policyArn": "arn:aws:ecs:us-east-1:111122223333:policy/x"}},
+            "tags": [{"key": "team", "value": "platform"}]
+        })
+    );
+}
+
 #[tokio::test]
 async fn unknown_fields_pass_through_the_sdk_unchanged() {
     let described = json!({

@@ -112,6 +112,13 @@ impl Recovery {
             let _ = self.env.state.delete(PK_ROLLBACK, &claim_key).await;
             return Err(e);
         }
+        // A rollback is a verdict on the digest the deployer put there (DESIGN.md): the deployer
+        // must not deploy it to this service again. Read from the record before it is replaced.
+        if let Some(((pk, sk), verdict)) = autopilot::keys::rollback_verdict(&s.cluster, service, deployment.as_ref().map(|r| &r.data), autopilot::keys::BY_RECOVERY, &to, now) {
+            if let Err(e) = self.env.state.create(&pk, &sk, &verdict, autopilot::keys::VERDICT_TTL).await {
+                tracing::error!(service, error = %e, "rolled back, but the verdict on the rolled-back digest was not recorded");
+            }
+        }
         let previous = s.t.task_definition_arn.as_deref().unwrap_or(&s.revision);
         self.env.state.put(&dk, &dsk, &plan::rollback_record(&to, previous, now), DEPLOYMENT_MEMORY).await?;
         tracing::info!(service, from = %s.revision, to = %to_rev, "crash loop: rolled back");

@@ -27,7 +27,7 @@ fn td(family: &str, rev: i64, containers: &[(&str, &str)]) -> ObservedTaskDef {
 }
 
 fn push(tag: &str, digest: &str) -> Push {
-    Push { registry: REG.into(), repository: "auth".into(), tag: tag.into(), digest: digest.into(), pushed_at: Some(2_000), fresh: true }
+    Push { registry: EcrRegistry::new("111122223333", "us-east-1"), repository: "auth".into(), tag: tag.into(), digest: digest.into(), pushed_at: Some(2_000), fresh: true }
 }
 
 fn world() -> Observed {
@@ -242,4 +242,143 @@ fn running_digest_trusts_the_reference_then_records_then_ecr() {
     assert_eq!(running_digest(&tagged, Some(&d('3')), Some(&d('2')), &p), Some(d('3')));
     let pinned = ImageRef::parse(&format!("{REG}/auth@{}", d('4'))).unwrap();
     assert_eq!(running_digest(&pinned, None, None, &p), Some(d('4')));
+}
+
+/// A container pulling the pushed repository through another host of the same registry (FIPS,
+/// dual-stack, dual-stack FIPS: the ECR endpoints page of the AWS General Reference) runs it, and
+/// keeps its host in the new image; a look-alike host is another registry.
+#[test]
+fn every_host_of_the_registry_deploys_and_keeps_its_host() {
+    let hosts = [
+        "111122223333.dkr.ecr-fips.us-east-1.amazonaws.com",
+        "111122223333.dkr-ecr.us-east-1.on.aws",
+        "111122223333.dkr-ecr-fips.us-east-1.on.aws",
+    ];
+    for host in hosts {
+        let fips = td("auth", 1, &[("auth", &format!("{host}/auth:v1"))]);
+        let mut o = world();
+        o.services.truncate(1);
+        o.services[0].task_definition = fips.arn.clone();
+        o.task_defs.insert(fips.arn.clone(), fips);
+        o.running.insert(format!("{host}/auth:v1"), RunningImage { digest: Some(d('1')), tags: vec!["v1".into()], pushed_at: Some(1_000) });
+        let plan = plan_push(&push("v2", &d('2')), &o);
+        assert_eq!(plan.families.len(), 1, "{host}: {plan}");
+        assert_eq!(plan.families[0].changes[0].to, format!("{host}/auth@{}", d('2')), "{host}");
+    }
+    let look_alike = td("auth", 1, &[("auth", "111122223333.dkr.ecr.us-east-1.amazonaws.com.evil.example/auth:v1")]);
+    let mut o = world();
+    o.services.truncate(1);
+    o.services[0].task_definition = look_alike.arn.clone();
+    o.task_defs.insert(look_alike.arn.clone(), look_alike);
+    let plan = plan_push(&push("v2", &d('2')), &o);
+    assert!(plan.families.is_empty() && plan.skipped.is_empty() && plan.unrelated == 1, "{plan}");
+}
+
+// ------------------------------------------------------------------ a rollback is a verdict on a digest
+
+const R1: &str = "arn:aws:ecs:us-east-1:111122223333:task-definition/auth:1";
+const R2: &str = "arn:aws:ecs:us-east-1:111122223333:task-definition/auth:2";
+const R3: &str = "arn:aws:ecs:us-east-1:111122223333:task-definition/auth:3";
+
+fn ours(td: &str, digest: &str) -> Option<OurDeploy> {
+    Some(OurDeploy { task_definition: td.into(), digest: digest.into() })
+}
+
+fn verdict(by: &str) -> Option<Verdict> {
+    Some(Verdict { by: by.into(), task_definition: R2.into(), to: Some(R1.into()) })
+}
+
+/// DESIGN.md: once ECS's circuit breaker, a crash-loop rollback or a person has moved a service
+/// off a revision autopilot deployed, neither a replayed push nor the reconcile pass may put that
+/// digest back on that service; only a newer push can. The service runs auth:1 (v1) below, after
+/// v2 (digest 2) was deployed as auth:2 and rolled back.
+#[test]
+fn a_rolled_back_digest_is_held_back_and_a_newer_push_is_not() {
+    use autopilot::keys::{BY_CIRCUIT_BREAKER, BY_MOVED, BY_RECOVERY};
+    // (case, history, known running digests, push, fresh, want: None = deploys, Some((reason, new verdict)))
+    let cases: Vec<(&str, History, bool, Push, Option<(&str, bool)>)> = vec![
+        ("circuit breaker's verdict, replayed push", History { verdict: verdict(BY_CIRCUIT_BREAKER), deployed: ours(R2, &d('2')), reread: None }, true, push("v2", &d('2')), Some(("circuit breaker failed or rolled back auth:2", false))),
+        ("circuit breaker's verdict, reconcile", History { verdict: verdict(BY_CIRCUIT_BREAKER), ..History::default() }, true, Push { fresh: false, ..push("v2", &d('2')) }, Some(("circuit breaker", false))),
+        ("recovery's verdict", History { verdict: verdict(BY_RECOVERY), ..History::default() }, true, push("v2", &d('2')), Some(("recovery rolled back a crash loop of auth:2", false))),
+        ("a person moved the service off our revision", History { deployed: ours(R2, &d('2')), reread: Some(R1.into()), ..History::default() }, true, Push { fresh: false, ..push("v2", &d('2')) }, Some(("moved to auth:1 off auth:2", true))),
+        ("the same, found by a replayed push", History { deployed: ours(R2, &d('2')), reread: Some(R1.into()), ..History::default() }, true, push("v2", &d('2')), Some((BY_MOVED, true))),
+        ("our record names another digest", History { deployed: ours(R2, &d('3')), ..History::default() }, true, push("v2", &d('2')), None),
+        ("a newer push after a verdict on v2", History { deployed: ours(R2, &d('2')), reread: Some(R1.into()), ..History::default() }, true, push("v3", &d('3')), None),
+        ("no record at all", History::default(), true, push("v2", &d('2')), None),
+        ("our deploy landed between discovery and the read", History { deployed: ours(R2, &d('2')), reread: Some(R2.into()), ..History::default() }, true, push("v2", &d('2')), Some(("while being observed", false))),
+        ("what runs is unknown: no evidence of a move", History { deployed: ours(R2, &d('2')), reread: Some(R1.into()), ..History::default() }, false, push("v2", &d('2')), None),
+    ];
+    for (name, history, known, p, want) in cases {
+        let mut o = world();
+        o.services.truncate(1);
+        o.services[0].task_definition = R1.into();
+        let base = td("auth", 1, &[("auth", &format!("{REG}/auth:v1"))]);
+        o.task_defs.insert(R1.into(), base);
+        if !known {
+            o.running.insert(format!("{REG}/auth:v1"), RunningImage { digest: None, tags: vec!["v1".into()], pushed_at: None });
+        }
+        o.history.insert(o.services[0].arn.clone(), history);
+        let plan = plan_push(&p, &o);
+        match want {
+            None => assert_eq!(plan.families.len(), 1, "{name}: {plan}"),
+            Some((reason, new)) => {
+                assert!(plan.families.is_empty(), "{name}: {plan}");
+                let skip = &plan.skipped[0];
+                assert!(skip.reason.contains(reason), "{name}: {}", skip.reason);
+                match &skip.held_back {
+                    Some(h) => {
+                        assert_eq!((h.digest.as_str(), h.new), (p.digest.as_str(), new), "{name}");
+                        assert!(skip.reason.contains("only a newer push deploys"), "{name}: {}", skip.reason);
+                    }
+                    None => assert!(!new && reason == "while being observed", "{name}: not held back"),
+                }
+            }
+        }
+    }
+}
+
+/// A verdict only ever matters where the digest would deploy: a service that runs it (a FAILED
+/// rollout without rollback stays on it) says "already runs", and an older push stays a downgrade.
+#[test]
+fn a_verdict_does_not_change_same_or_older() {
+    let mut o = world();
+    o.services.truncate(1);
+    o.history.insert(o.services[0].arn.clone(), History { verdict: verdict(autopilot::keys::BY_CIRCUIT_BREAKER), ..History::default() });
+    let plan = plan_push(&push("v1", &d('1')), &o);
+    assert!(plan.skipped[0].reason.contains("already runs") && plan.skipped[0].held_back.is_none(), "{plan}");
+    let plan = plan_push(&push("v0.9", &d('2')), &o);
+    assert!(plan.skipped[0].reason.contains("never downgrade") && plan.skipped[0].held_back.is_none(), "{plan}");
+}
+
+/// "ECS Deployment State Change" events that are verdicts on the digest we deployed: a FAILED
+/// rollout of our revision; a circuit-breaker rollback to any other revision (ECS rolls back to
+/// the last completed deployment: https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentCircuitBreaker.html).
+#[test]
+fn rollout_events_that_are_verdicts() {
+    let ours = ours(R2, &d('2'));
+    // (rolling back, the event's revision: the failed one, or the rollback's target, verdict)
+    let cases = [
+        (false, R2, true),
+        (false, "auth:2", true),
+        (false, R3, false),
+        (true, R1, true),
+        (true, R2, false),
+        (true, "auth:2", false),
+    ];
+    for (rolling_back, current, want) in cases {
+        assert_eq!(rollout_verdict(rolling_back, current, ours.as_ref()).is_some(), want, "rolling back {rolling_back}, {current}");
+    }
+    assert_eq!(rollout_verdict(false, R2, None), None, "not ours: no record");
+    assert_eq!(rollout_verdict(true, R1, ours.as_ref()), ours);
+}
+
+#[test]
+fn our_deployment_record_and_verdicts_from_the_state_table() {
+    use serde_json::json;
+    let deployed = json!({"taskDefinition": R2, "previous": R1, "at": 1, "digest": d('2'), "tag": "v2"});
+    assert_eq!(OurDeploy::from_record(&deployed), ours(R2, &d('2')));
+    let rollback = json!({"taskDefinition": R1, "previous": R2, "at": 2, "by": "recovery", "reason": "rollback"});
+    assert_eq!(OurDeploy::from_record(&rollback), None, "recovery's rollback record is not a deploy of ours");
+    let record = autopilot::keys::verdict_record(&d('2'), R2, autopilot::keys::BY_RECOVERY, Some(R1), 3);
+    assert_eq!(Verdict::from_record(&record), verdict(autopilot::keys::BY_RECOVERY).unwrap());
 }
