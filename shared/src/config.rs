@@ -22,6 +22,11 @@ pub struct Config {
     pub crash_loop_window: Duration,
     /// How long notifications of one incident are folded into one.
     pub notification_window: Duration,
+    /// scaler: how long a container instance must have been idle (no running or pending task)
+    /// before it is drained and terminated.
+    pub idle_instance: Duration,
+    /// scaler: how long after it registered (registeredAt) a container instance may be removed.
+    pub min_instance_age: Duration,
 }
 
 impl Default for Config {
@@ -34,6 +39,8 @@ impl Default for Config {
             crash_loop_threshold: 3,
             crash_loop_window: Duration::from_secs(600),
             notification_window: Duration::from_secs(600),
+            idle_instance: Duration::from_secs(900),
+            min_instance_age: Duration::from_secs(600),
         }
     }
 }
@@ -45,6 +52,8 @@ pub const ENV_DRY_RUN: &str = "AUTOPILOT_DRY_RUN";
 pub const ENV_CRASH_LOOP_THRESHOLD: &str = "AUTOPILOT_CRASH_LOOP_THRESHOLD";
 pub const ENV_CRASH_LOOP_WINDOW: &str = "AUTOPILOT_CRASH_LOOP_WINDOW_SECONDS";
 pub const ENV_NOTIFICATION_WINDOW: &str = "AUTOPILOT_NOTIFICATION_WINDOW_SECONDS";
+pub const ENV_IDLE_INSTANCE: &str = "AUTOPILOT_IDLE_INSTANCE_SECONDS";
+pub const ENV_MIN_INSTANCE_AGE: &str = "AUTOPILOT_MIN_INSTANCE_AGE_SECONDS";
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -104,6 +113,17 @@ impl Config {
                     .ok_or(ConfigError { variable, value: raw, expected: "a number of seconds from 1 to 86400" })?;
             }
         }
+        // 0 is allowed: an idle instance goes at the first re-evaluation that sees it.
+        for (variable, slot) in [(ENV_IDLE_INSTANCE, &mut config.idle_instance), (ENV_MIN_INSTANCE_AGE, &mut config.min_instance_age)] {
+            if let Some(raw) = get(variable) {
+                *slot = raw
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= 86_400)
+                    .map(Duration::from_secs)
+                    .ok_or(ConfigError { variable, value: raw, expected: "a number of seconds from 0 to 86400" })?;
+            }
+        }
         Ok(config)
     }
 
@@ -145,8 +165,11 @@ mod tests {
             (ENV_TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:autopilot"),
             (ENV_DRY_RUN, "TRUE"),
             (ENV_CRASH_LOOP_THRESHOLD, "5"),
+            (ENV_IDLE_INSTANCE, "0"),
+            (ENV_MIN_INSTANCE_AGE, "1800"),
         ])
         .unwrap();
+        assert_eq!((c.idle_instance, c.min_instance_age), (Duration::ZERO, Duration::from_secs(1800)));
         assert_eq!(c.clusters, vec!["stage01", "arn:aws:ecs:us-east-1:123456789012:cluster/prod"]);
         assert!(c.dry_run);
         assert_eq!(c.crash_loop_threshold, 5);
@@ -164,6 +187,8 @@ mod tests {
             (ENV_STATE_TABLE, "x"),
             (ENV_CRASH_LOOP_THRESHOLD, "0"),
             (ENV_CRASH_LOOP_WINDOW, "-1"),
+            (ENV_IDLE_INSTANCE, "15m"),
+            (ENV_MIN_INSTANCE_AGE, "86401"),
         ] {
             let err = parse(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);

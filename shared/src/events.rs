@@ -305,10 +305,21 @@ pub struct AlarmStateChange {
     pub previous_state: Option<AlarmState>,
     #[serde(default)]
     pub configuration: AlarmConfiguration,
-    /// Some producers include the alarm's tags; when absent they are read from CloudWatch.
+    /// The alarm's tags, when the alarm has tag propagation on (PutMetricAlarm's
+    /// `ActionConfiguration.AlarmTagsPropagation`): "the event detail also includes an
+    /// `alarmTags` object ... and an `alarmTagsStatus` field" (CloudWatch User Guide, "Alarm
+    /// events and EventBridge"). Only [`AlarmStateChange::propagated_tags`] says whether they
+    /// can be used.
     #[serde(default)]
-    pub tags: Option<BTreeMap<String, String>>,
+    pub alarm_tags: Option<BTreeMap<String, String>>,
+    /// `SUCCESS`: "The tags were retrieved and any key filter was applied" (CloudWatch User
+    /// Guide, "Alarm tags in action payloads"); any other value means they are not complete.
+    #[serde(default)]
+    pub alarm_tags_status: Option<String>,
 }
+
+/// The one `alarmTagsStatus` that says the event's `alarmTags` are the alarm's tags.
+pub const ALARM_TAGS_SUCCESS: &str = "SUCCESS";
 
 open_enum!(AlarmStateValue { Ok = "OK", Alarm = "ALARM", InsufficientData = "INSUFFICIENT_DATA" });
 
@@ -398,6 +409,16 @@ impl AlarmStateChange {
     pub fn is_composite(&self) -> bool {
         self.configuration.alarm_rule.is_some()
     }
+
+    /// The alarm's tags as the event carries them, only when CloudWatch says they are complete
+    /// (`alarmTagsStatus` SUCCESS); `None` means they must be read with ListTagsForResource.
+    /// Keys starting with `aws:` are never propagated, and none of ours does.
+    pub fn propagated_tags(&self) -> Option<&BTreeMap<String, String>> {
+        match self.alarm_tags_status.as_deref() {
+            Some(ALARM_TAGS_SUCCESS) => self.alarm_tags.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// Name of the resource an event is about: first `resources` entry's last path segment.
@@ -446,6 +467,25 @@ mod tests {
         let rd = state.reason_data().unwrap();
         assert_eq!(rd.datapoints(), vec![85.5, 90.0]);
         assert_eq!(rd.threshold, Some(70.0));
+    }
+
+    /// CloudWatch User Guide, "Alarm tags in action payloads": only `alarmTagsStatus` SUCCESS
+    /// means the event's `alarmTags` are the alarm's tags.
+    #[test]
+    fn alarm_tags_are_used_only_when_cloudwatch_says_success() {
+        let detail = |extra: Value| -> AlarmStateChange {
+            let mut d = json!({"alarmName": "a", "state": {"value": "ALARM"}});
+            d.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            serde_json::from_value(d).unwrap()
+        };
+        let tags = json!({"autopilot:scale": "stage01/random"});
+        let ok = detail(json!({"alarmTags": tags, "alarmTagsStatus": "SUCCESS"}));
+        assert_eq!(ok.propagated_tags().and_then(|t| t.get("autopilot:scale")).map(String::as_str), Some("stage01/random"));
+        let empty = detail(json!({"alarmTags": {}, "alarmTagsStatus": "SUCCESS"}));
+        assert_eq!(empty.propagated_tags().map(|t| t.len()), Some(0), "SUCCESS with no tags: the alarm has none (after any key filter)");
+        for extra in [json!({"alarmTags": tags, "alarmTagsStatus": "FAILURE"}), json!({"alarmTags": tags}), json!({}), json!({"tags": tags})] {
+            assert!(detail(extra.clone()).propagated_tags().is_none(), "{extra}");
+        }
     }
 
     #[test]

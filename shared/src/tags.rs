@@ -189,9 +189,17 @@ impl std::fmt::Display for Adjustment {
 pub struct Steps(pub Vec<Step>);
 
 impl Steps {
+    /// Parses and validates the step adjustments as Application Auto Scaling validates a step
+    /// scaling policy's StepAdjustments (API reference, "StepAdjustment"): no overlaps, no gaps,
+    /// at most one step without a lower bound and one without an upper bound, a negative lower
+    /// bound only with a step that has no lower bound, a positive upper bound only with a step
+    /// that has no upper bound, never both bounds empty in one step, ExactCapacity not negative.
+    /// The one exception is our shortcut, a bare adjustment (`+2`): one step whose interval the
+    /// scaler reads in the alarm's direction (`decide::steps_for`).
     pub fn parse(value: &str) -> Result<Self, TagError> {
         const EXPECTED: &str = "LOWER:UPPER:ADJUSTMENT steps separated by spaces or commas (bounds may be empty = infinity; adjustment +N, -N, +Npct, -Npct or =N), or a bare adjustment like +2";
         let bad = || err(TAG_STEPS, value, EXPECTED);
+        let rule = |expected: String| TagError::new(TAG_STEPS, value, expected);
         let items: Vec<&str> = value.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty()).collect();
         if items.is_empty() || items.len() > 20 {
             return Err(bad());
@@ -207,28 +215,53 @@ impl Steps {
         for item in &items {
             let parts: Vec<&str> = item.split(':').collect();
             let step = match parts.as_slice() {
-                [adj] if items.len() == 1 => Step { lower: None, upper: None, adjustment: Adjustment::parse(adj).ok_or_else(bad)? },
+                // The bare shortcut: the only step, so nothing below can contradict it.
+                [adj] if items.len() == 1 => return Ok(Steps(vec![Step { lower: None, upper: None, adjustment: Adjustment::parse(adj).ok_or_else(bad)? }])),
                 [lo, hi, adj] => Step { lower: bound(lo)?, upper: bound(hi)?, adjustment: Adjustment::parse(adj).ok_or_else(bad)? },
                 _ => return Err(bad()),
             };
-            if let (Some(l), Some(u)) = (step.lower, step.upper) {
-                if l >= u {
-                    return Err(err(TAG_STEPS, value, "each step's lower bound below its upper bound"));
-                }
+            match (step.lower, step.upper) {
+                (None, None) => return Err(rule(format!("no step with both bounds empty ({item}); one open step is written as a bare adjustment like {}", step.adjustment))),
+                (Some(l), Some(u)) if l >= u => return Err(rule(format!("each step's lower bound below its upper bound ({item})"))),
+                _ => {}
             }
             steps.push(step);
         }
-        // Intervals must not overlap (Application Auto Scaling rejects overlapping steps too).
+        if steps.iter().filter(|s| s.lower.is_none()).count() > 1 {
+            return Err(rule("at most one step with an empty lower bound (negative infinity)".into()));
+        }
+        if steps.iter().filter(|s| s.upper.is_none()).count() > 1 {
+            return Err(rule("at most one step with an empty upper bound (positive infinity)".into()));
+        }
+        // Sorted by lower bound (the one empty lower bound first), each step must end where the
+        // next begins.
         let mut sorted = steps.clone();
         sorted.sort_by(|a, b| a.lower.unwrap_or(f64::NEG_INFINITY).total_cmp(&b.lower.unwrap_or(f64::NEG_INFINITY)));
         for pair in sorted.windows(2) {
             let upper = pair[0].upper.unwrap_or(f64::INFINITY);
             let lower = pair[1].lower.unwrap_or(f64::NEG_INFINITY);
             if upper > lower {
-                return Err(err(TAG_STEPS, value, "steps whose intervals do not overlap"));
+                return Err(rule(format!("steps whose intervals do not overlap (one ends at {upper}, the next starts at {lower})")));
+            }
+            if upper < lower {
+                return Err(rule(format!("steps without a gap between them (one ends at {upper}, the next starts at {lower})")));
             }
         }
+        if steps.iter().any(|s| s.lower.is_some_and(|l| l < 0.0)) && !steps.iter().any(|s| s.lower.is_none()) {
+            return Err(rule("a step with an empty lower bound when a lower bound is negative (e.g. :-10:-2 with -10:0:-1)".into()));
+        }
+        if steps.iter().any(|s| s.upper.is_some_and(|u| u > 0.0)) && !steps.iter().any(|s| s.upper.is_none()) {
+            return Err(rule("a step with an empty upper bound when an upper bound is positive (e.g. 10::+2 with 0:10:+1)".into()));
+        }
         Ok(Steps(steps))
+    }
+
+    /// Whether these are the bare shortcut (`+2`): one step without bounds.
+    pub fn bare(&self) -> Option<Step> {
+        match self.0.as_slice() {
+            [s] if s.lower.is_none() && s.upper.is_none() => Some(*s),
+            _ => None,
+        }
     }
 }
 
@@ -313,8 +346,67 @@ mod tests {
             let e = Steps::parse(bad).unwrap_err();
             assert_eq!(e.tag, TAG_STEPS, "{bad}");
         }
+        assert_eq!(Steps::parse("+2").unwrap().bare().map(|s| s.adjustment), Some(Adjustment::Change(2)));
+        assert_eq!(Steps::parse("0::+2").unwrap().bare(), None);
         assert_eq!(Adjustment::Change(2).to_string(), "+2");
         assert_eq!(Adjustment::Percent(-25.0).to_string(), "-25%");
+    }
+
+    /// Application Auto Scaling's StepAdjustment rules (API reference, "StepAdjustment"), one row
+    /// per rule: what AAS refuses, the parser refuses naming the rule; what AAS accepts, it accepts.
+    #[test]
+    fn steps_are_validated_as_aas_validates_step_adjustments() {
+        // (value, accepted, a word of the error's expected form)
+        let cases: &[(&str, bool, &str)] = &[
+            // "The ranges of your step adjustments can't overlap or have a gap."
+            ("0:10:+1 10::+2", true, ""),
+            ("0:10:+1 20::+2", false, "gap"),
+            (":-10:-2 -5:0:-1", false, "gap"),
+            ("0:10:+1 5::+2", false, "overlap"),
+            ("10::+2 0:20:+1", false, "overlap"),
+            // "At most one step adjustment can have a null lower bound." (and upper)
+            (":-10:-2 :0:-1", false, "lower bound (negative infinity)"),
+            ("0::+1 10::+2", false, "upper bound (positive infinity)"),
+            // "If one step adjustment has a negative lower bound, then there must be a step
+            // adjustment with a null lower bound."
+            ("-10:0:-1", false, "empty lower bound when a lower bound is negative"),
+            ("-10:0:-1 :-10:-2", true, ""),
+            ("-10::+1", false, "empty lower bound when a lower bound is negative"),
+            // "If one step adjustment has a positive upper bound, then there must be a step
+            // adjustment with a null upper bound."
+            ("0:10:+1", false, "empty upper bound when an upper bound is positive"),
+            (":10:-1", false, "empty upper bound when an upper bound is positive"),
+            (":10:-1 10::+1", true, ""),
+            // Non-negative lower / non-positive upper bounds need no open step.
+            ("10::+2", true, ""),
+            ("0::+2", true, ""),
+            (":0:-1", true, ""),
+            (":-10:-1", true, ""),
+            ("0:10:+0pct 10:20:+10pct 20::+30pct", true, ""),
+            ("-10:0:-0pct -20:-10:-10pct :-20:-30pct", true, ""),
+            // "The upper and lower bound can't be null in the same step adjustment." Our bare
+            // shortcut is the one exception; written out, it is refused.
+            ("::+2", false, "both bounds empty"),
+            ("+2", true, ""),
+            ("-1", true, ""),
+            ("=3", true, ""),
+            ("::+2 0::+1", false, "both bounds empty"),
+            // "For exact capacity, you must specify a non-negative value."
+            ("0::=-1", false, "ADJUSTMENT"),
+            ("0::=0", true, ""),
+            // The upper bound must be greater than the lower bound.
+            ("10:10:+1 :10:-1 10::+2", false, "lower bound below its upper bound"),
+        ];
+        for (value, accepted, word) in cases {
+            match Steps::parse(value) {
+                Ok(_) => assert!(*accepted, "{value:?} was accepted; AAS refuses it ({word})"),
+                Err(e) => {
+                    assert!(!*accepted, "{value:?} was refused: {e}");
+                    assert_eq!(e.tag, TAG_STEPS, "{value:?}");
+                    assert!(e.expected.contains(word), "{value:?}: {e} does not name the rule {word:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -25,6 +25,9 @@ Control endpoints (never delayed, throttled or faulted):
   POST /__proxy/config   change it (JSON object with any of the keys of Config)
   GET  /__proxy/violations[?account=AKID]   requests that break the API model
   POST /__proxy/violations/clear            forget them (reset keeps them)
+  GET  /__proxy/ecs/rollouts                 rollouts shown in ECS service answers (--moto-compat)
+  POST /__proxy/ecs/rollouts                 show one: {"account", "cluster", "service",
+                                             "rolloutState" (null: stop), "activeDeployments"}
 
 Python 3.11 standard library only; ``--validate`` also needs botocore and regex (and cbor2 to
 check CBOR bodies), ``--cbor-to-json`` botocore and cbor2: each imported only when turned on.
@@ -741,6 +744,16 @@ class ProxyHandler(BaseHTTPRequestHandler):
             return self._send_json(200, st.violations_report(account))
         if path == "/__proxy/violations/clear" and self.command == "POST":
             return self._send_json(200, {"cleared": st.clear_violations()})
+        if path == "/__proxy/ecs/rollouts" and self.command == "GET":
+            return self._send_json(200, st.compat.rollouts())
+        if path == "/__proxy/ecs/rollouts" and self.command == "POST":
+            # Shown by the --moto-compat rewrite of service answers (moto_compat.py).
+            if not st.cfg.moto_compat:
+                return self._send_json(400, {"error": "rollouts are shown by --moto-compat, which is off"})
+            try:
+                return self._send_json(200, st.compat.set_rollout(json.loads(body or b"{}")))
+            except ValueError as e:
+                return self._send_json(400, {"error": str(e)})
         if path == "/__proxy/config" and self.command == "POST":
             try:
                 upd = json.loads(body or b"{}")
@@ -875,6 +888,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
         st.count(info, "forwarded")
         if cfg.moto_compat and info.service == "ecs" and info.protocol == "json":
             data = st.compat.fix_answer(data)
+            if status == 200:
+                data = st.compat.fix_deployments(info.account, data)
             st.compat.remember(compat_key, status, hdrs, data)
         if jreq is not None:
             try:

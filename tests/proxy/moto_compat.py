@@ -1,4 +1,4 @@
-"""moto_compat: the two places where moto 5.2.1's ECS differs from ECS in a way that breaks the
+"""moto_compat: the places where moto 5.2.1's ECS differs from ECS in a way that breaks the
 SDKs or changes what a test shows, corrected on the way through aws_proxy.py (--moto-compat).
 
 * A task's containers come back with ``cpu``, ``memory`` and ``memoryReservation`` as JSON
@@ -12,16 +12,60 @@ SDKs or changes what a test shows, corrected on the way through aws_proxy.py (--
   replayed, one that started nothing (``tasks`` empty, ``failures``) included: ECS documents the
   replay for requests that succeeded and is silent on those, and replaying them is the case a
   caller retrying with the same token could not get past.
+* A service's deployments: moto keeps one PRIMARY deployment IN_PROGRESS for ever, with the
+  counts it had when the service was created. ECS reports the deployment COMPLETED once the
+  service is steady ("When the service reaches a steady state, the deployment transitions to a
+  COMPLETED state", ECS API reference, Deployment.rolloutState), with the service's counts. So a
+  service that runs what it wants (runningCount >= desiredCount, nothing pending) with a lone
+  PRIMARY deployment is answered that way; a service that is still starting its tasks keeps
+  IN_PROGRESS, as on ECS. A test that needs a rollout ECS would report (tasks running but not
+  yet healthy behind the load balancer, a blue/green bake, a rolling update still replacing old
+  tasks) asks for it per (access key, cluster, service) with ``POST /__proxy/ecs/rollouts``:
+  the PRIMARY deployment then reads the rolloutState asked for, with ``activeDeployments`` ACTIVE
+  deployments beside it (the ones ECS lists while their tasks are being replaced). Services with
+  a CODE_DEPLOY or EXTERNAL controller are left as moto answers them.
 
 Python 3.11 standard library only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 
 CONTAINER_NUMBERS = ("cpu", "memory", "memoryReservation")
+# DeploymentRolloutState in ECS's model.
+ROLLOUT_STATES = ("COMPLETED", "FAILED", "IN_PROGRESS")
+MAX_ACTIVE_DEPLOYMENTS = 5
+
+
+def _cluster_name(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1] if arn else "default"
+
+
+def _reason(deployment_id: str, state: str) -> str:
+    # The rolloutStateReason texts ECS writes (and moto copies).
+    return {
+        "COMPLETED": f"ECS deployment {deployment_id} completed.",
+        "IN_PROGRESS": f"ECS deployment {deployment_id} in progress.",
+        "FAILED": f"ECS deployment {deployment_id} failed.",
+    }[state]
+
+
+def _active_deployment(primary: dict, service: dict, n: int) -> dict:
+    """An older deployment whose tasks the PRIMARY one is replacing, as DescribeServices lists it."""
+    digest = hashlib.sha256(f"{primary.get('id')}#{n}".encode()).hexdigest()
+    dep_id = "ecs-svc/" + str(int(digest[:15], 16))
+    created = primary.get("createdAt")
+    old = created - 3600 * (n + 1) if isinstance(created, (int, float)) and not isinstance(created, bool) else created
+    running = service.get("runningCount", 0)
+    d = {k: v for k, v in primary.items() if k not in ("id", "status", "rolloutState", "rolloutStateReason")}
+    d.update({"id": dep_id, "status": "ACTIVE", "desiredCount": running, "runningCount": running, "pendingCount": 0,
+              "failedTasks": 0, "rolloutState": "COMPLETED", "rolloutStateReason": _reason(dep_id, "COMPLETED")})
+    if old is not None:
+        d["createdAt"] = d["updatedAt"] = old
+    return d
 
 
 def stringify_container_numbers(doc) -> bool:
@@ -50,6 +94,86 @@ class MotoCompat:
     def __init__(self):
         self._lock = threading.Lock()
         self._run_task_answers: dict[tuple[str, str], tuple[int, list, bytes]] = {}
+        # (access key, cluster name, service name) -> {"rolloutState": .., "activeDeployments": n}
+        self._rollouts: dict[tuple[str, str, str], dict] = {}
+
+    # -- rollouts a test asks for -------------------------------------------------------------
+    def set_rollout(self, spec) -> dict:
+        """Show (or, with ``rolloutState`` null, stop showing) a rollout of one service.
+        Raises ValueError naming what is wrong."""
+        if not isinstance(spec, dict):
+            raise ValueError("body must be a JSON object")
+        unknown = set(spec) - {"account", "cluster", "service", "rolloutState", "activeDeployments"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
+        key = []
+        for k in ("account", "cluster", "service"):
+            v = spec.get(k)
+            if not isinstance(v, str) or not v:
+                raise ValueError(f"{k} must be a non-empty string")
+            key.append(_cluster_name(v) if k == "cluster" else v)
+        state = spec.get("rolloutState")
+        active = spec.get("activeDeployments", 0)
+        if state is not None and state not in ROLLOUT_STATES:
+            raise ValueError(f"rolloutState must be one of {list(ROLLOUT_STATES)} or null")
+        if not isinstance(active, int) or isinstance(active, bool) or not 0 <= active <= MAX_ACTIVE_DEPLOYMENTS:
+            raise ValueError(f"activeDeployments must be a whole number from 0 to {MAX_ACTIVE_DEPLOYMENTS}")
+        with self._lock:
+            if state is None:
+                self._rollouts.pop(tuple(key), None)
+            else:
+                self._rollouts[tuple(key)] = {"rolloutState": state, "activeDeployments": active}
+        return self.rollouts()
+
+    def rollouts(self) -> dict:
+        with self._lock:
+            items = sorted(self._rollouts.items())
+        return {"rollouts": [{"account": a, "cluster": c, "service": s, **v} for (a, c, s), v in items]}
+
+    def _fix_service(self, account: str, svc) -> bool:
+        if not isinstance(svc, dict):
+            return False
+        deps = svc.get("deployments")
+        controller = (svc.get("deploymentController") or {}).get("type", "ECS")
+        if not isinstance(deps, list) or controller != "ECS":
+            return False
+        primary = next((d for d in deps if isinstance(d, dict) and d.get("status") == "PRIMARY"), None)
+        if primary is None:
+            return False
+        key = (account, _cluster_name(svc.get("clusterArn", "")), svc.get("serviceName", ""))
+        with self._lock:
+            asked = self._rollouts.get(key)
+        if asked is not None:
+            state = asked["rolloutState"]
+            primary["rolloutState"] = state
+            primary["rolloutStateReason"] = _reason(primary.get("id", ""), state)
+            deps[:] = [primary] + [_active_deployment(primary, svc, n) for n in range(asked["activeDeployments"])]
+            return True
+        desired, running, pending = (svc.get(k, 0) for k in ("desiredCount", "runningCount", "pendingCount"))
+        steady = len(deps) == 1 and running >= desired and not pending
+        if not steady or primary.get("rolloutState") != "IN_PROGRESS":
+            return False
+        primary["rolloutState"] = "COMPLETED"
+        primary["rolloutStateReason"] = _reason(primary.get("id", ""), "COMPLETED")
+        primary.update({"desiredCount": desired, "runningCount": running, "pendingCount": 0})
+        return True
+
+    def fix_deployments(self, account: str, body: bytes) -> bytes:
+        """An ECS JSON answer carrying services (DescribeServices; Create/Update/DeleteService)
+        with their deployments as ECS would report them (unchanged otherwise)."""
+        if b'"deployments"' not in body:
+            return body
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return body
+        if not isinstance(doc, dict):
+            return body
+        services = doc.get("services") if isinstance(doc.get("services"), list) else [doc.get("service")]
+        changed = False
+        for svc in services:
+            changed = self._fix_service(account, svc) or changed
+        return json.dumps(doc).encode() if changed else body
 
     @staticmethod
     def run_task_key(account: str, body: bytes) -> tuple[str, str] | None:

@@ -984,3 +984,61 @@ def test_moto_compat_strings_for_task_container_numbers_and_run_task_idempotency
             raw[name] = json.load(r)["tasks"][0]["containers"][0]
     assert isinstance(raw["moto"]["memory"], int), raw["moto"]
     assert raw["proxy"]["memory"] == "64" and isinstance(raw["proxy"]["cpu"], str), raw["proxy"]
+
+
+def test_moto_compat_deployments_read_as_ecs_reports_them(compat_proxy, moto_url, proxy):
+    """moto keeps one PRIMARY deployment IN_PROGRESS for ever; ECS says COMPLETED once the
+    service is steady (ECS API reference, Deployment.rolloutState), and a test can ask for the
+    rollouts ECS would report (POST /__proxy/ecs/rollouts)."""
+    key = "AKIDROLL" + uuid.uuid4().hex[:8].upper()
+    ecs = client(compat_proxy, key=key)
+    cluster = uniq("rollout")
+    ecs.create_cluster(clusterName=cluster)
+    register(ecs, cluster)
+    created = ecs.create_service(cluster=cluster, serviceName="web", taskDefinition=cluster, desiredCount=2)["service"]
+    # Just created, no task running yet: ECS too reports the first deployment IN_PROGRESS.
+    assert [(d["status"], d["rolloutState"]) for d in created["deployments"]] == [("PRIMARY", "IN_PROGRESS")]
+    steady = ecs.update_service(cluster=cluster, service="web", desiredCount=3)["service"]
+    assert (steady["runningCount"], steady["desiredCount"]) == (3, 3)
+    (d,) = steady["deployments"]
+    assert (d["rolloutState"], d["desiredCount"], d["runningCount"], d["pendingCount"]) == ("COMPLETED", 3, 3, 0), d
+    assert d["rolloutStateReason"] == f"ECS deployment {d['id']} completed."
+    raw = client(moto_url, key=key).describe_services(cluster=cluster, services=["web"])["services"][0]
+    assert raw["deployments"][0]["rolloutState"] == "IN_PROGRESS", "moto itself is untouched"
+
+    def deployments():
+        svc = ecs.describe_services(cluster=cluster, services=["web"])["services"][0]
+        return [(x["status"], x["rolloutState"]) for x in svc["deployments"]], svc
+
+    # A rolling update still replacing old tasks: PRIMARY IN_PROGRESS beside an ACTIVE one.
+    cluster_arn = steady["clusterArn"]
+    shown = control(compat_proxy, "/__proxy/ecs/rollouts", {"account": key, "cluster": cluster_arn, "service": "web", "rolloutState": "IN_PROGRESS", "activeDeployments": 1})
+    assert shown["rollouts"] == [{"account": key, "cluster": cluster, "service": "web", "rolloutState": "IN_PROGRESS", "activeDeployments": 1}]
+    listed, svc = deployments()
+    assert listed == [("PRIMARY", "IN_PROGRESS"), ("ACTIVE", "COMPLETED")], svc
+    assert svc["deployments"][1]["id"] != svc["deployments"][0]["id"]
+    # Every task running but not yet healthy (or a blue/green bake): PRIMARY alone, IN_PROGRESS.
+    control(compat_proxy, "/__proxy/ecs/rollouts", {"account": key, "cluster": cluster, "service": "web", "rolloutState": "IN_PROGRESS"})
+    assert deployments()[0] == [("PRIMARY", "IN_PROGRESS")]
+    # Another caller's view of a service of the same name is its own.
+    other = client(compat_proxy, key="AKIDOTHER" + uuid.uuid4().hex[:6].upper())
+    other.create_cluster(clusterName=cluster)
+    register(other, cluster)
+    other.create_service(cluster=cluster, serviceName="web", taskDefinition=cluster, desiredCount=1)
+    other.update_service(cluster=cluster, service="web", desiredCount=1)
+    assert other.describe_services(cluster=cluster, services=["web"])["services"][0]["deployments"][0]["rolloutState"] == "COMPLETED"
+    # Done: back to what a steady service shows.
+    control(compat_proxy, "/__proxy/ecs/rollouts", {"account": key, "cluster": cluster, "service": "web", "rolloutState": None})
+    assert deployments()[0] == [("PRIMARY", "COMPLETED")]
+    assert control(compat_proxy, "/__proxy/ecs/rollouts")["rollouts"] == []
+    # Bad requests are refused, naming what is wrong; without --moto-compat nothing would show them.
+    for bad, word in [({"account": key, "cluster": cluster, "service": "web", "rolloutState": "DONE"}, "rolloutState"),
+                      ({"account": key, "cluster": cluster, "rolloutState": "IN_PROGRESS"}, "service"),
+                      ({"account": key, "cluster": cluster, "service": "web", "rolloutState": "IN_PROGRESS", "activeDeployments": 9}, "activeDeployments"),
+                      ({"account": key, "cluster": cluster, "service": "web", "state": "IN_PROGRESS"}, "unknown")]:
+        with pytest.raises(urllib.error.HTTPError) as e:
+            control(compat_proxy, "/__proxy/ecs/rollouts", bad)
+        assert e.value.code == 400 and word in e.value.read().decode(), bad
+    with pytest.raises(urllib.error.HTTPError) as e:
+        control(proxy, "/__proxy/ecs/rollouts", {"account": key, "cluster": cluster, "service": "web", "rolloutState": "IN_PROGRESS"})
+    assert e.value.code == 400

@@ -68,6 +68,7 @@ EXPECTED: dict[str, set[str]] = {
     "ecs-service-action-steady-state.json": set(),
     # CloudWatch alarm state change: every transition (the scaler filters by the alarm's tags)
     "cloudwatch-alarm-ok-to-alarm.json": {SCALER_ALARM},
+    "cloudwatch-alarm-ok-to-alarm-tags.json": {SCALER_ALARM},
     "cloudwatch-alarm-alarm-to-ok.json": {SCALER_ALARM},
     "cloudwatch-alarm-metric-math.json": {SCALER_ALARM},
     "cloudwatch-alarm-composite.json": {SCALER_ALARM},

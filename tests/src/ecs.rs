@@ -241,3 +241,16 @@ pub async fn free_instances(w: &World) {
         let _ = ecs.stop_task().cluster("stage01").task(arn).reason("room for the re-run").send().await;
     }
 }
+
+/// Have the suite's proxy answer DescribeServices (and UpdateService) for `service` with the
+/// rollout ECS would report: its PRIMARY deployment in `rollout_state` (IN_PROGRESS, COMPLETED
+/// or FAILED), with `active` ACTIVE deployments beside it (old tasks still being replaced);
+/// `None` goes back to what a steady service shows. moto itself never rolls out
+/// (tests/proxy/moto_compat.py: a steady service reads COMPLETED, a new one IN_PROGRESS).
+pub fn show_rollout(w: &World, service: &str, rollout_state: Option<&str>, active: u32) {
+    let endpoint = crate::moto_endpoint();
+    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let body = json!({"account": w.str("/access_key_id"), "cluster": "stage01", "service": service, "rolloutState": rollout_state, "activeDeployments": active});
+    let (status, answer) = crate::proxy::http_post(addr, "/__proxy/ecs/rollouts", &body);
+    assert_eq!(status, 200, "the suite's proxy at {endpoint} (--moto-compat) must show rollouts: {answer}");
+}

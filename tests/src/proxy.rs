@@ -103,6 +103,11 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     http(addr, "GET", path, "")
 }
 
+/// `POST path` with a JSON body on a proxy's control endpoint: (status, body).
+pub fn http_post(addr: &str, path: &str, body: &Value) -> (u16, String) {
+    http(addr, "POST", path, &body.to_string())
+}
+
 /// A minimal HTTP/1.1 exchange (one request per connection).
 fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to proxy {addr}: {e}"));

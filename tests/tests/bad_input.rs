@@ -11,7 +11,7 @@ use autopilot::runtime::Function;
 use autopilot_deployer::Deployer;
 use autopilot_recovery::Recovery;
 use autopilot_scaler::Scaler;
-use harness::cloudwatch::alarm_reason_data;
+use harness::cloudwatch::{alarm_reason_data, publish_cpu};
 use harness::ecr::{push_event, push_image};
 use harness::ecs::{crashed_job, create_service, register_job, service, service_td};
 use harness::proxy::AwsProxy;
@@ -119,8 +119,9 @@ fn rows(w: &World) -> Vec<Row> {
         r("alarm reasonData a number", set(alarm(7), "/detail/state/reasonData", json!(5)), Rejected),
         r("alarm state unknown", set(alarm(8), "/detail/state/value", json!("PANIC")), NoAction),
         r("alarm name empty", set(set(alarm(9), "/detail/alarmName", json!("")), "/resources", json!([])), NoAction),
-        // OK with a scale-out step: evaluated past the transition claim, nothing to do.
-        r("alarm absurd timestamp", set(set(alarm(10), "/detail/state/timestamp", json!("99999-99-99T99:99:99Z")), "/detail/state/value", json!("OK")), NoAction),
+        // ALARM below its threshold: evaluated past the transition claim (the absurd timestamp
+        // is its identity), matches no step. (An OK transition never gets that far: OK never scales.)
+        r("alarm absurd timestamp", set(reason_data(10, json!({"recentDatapoints": [60.0], "threshold": 70.0})), "/detail/state/timestamp", json!("99999-99-99T99:99:99Z")), NoAction),
         r("task without containers", remove(task(), "/detail/containers"), NoAction),
         r("task containers an object", set(task(), "/detail/containers", json!({"name": "x"})), Rejected),
         r("task negative exit code", set(task(), "/detail/containers/0/exitCode", json!(-1)), NoAction),
@@ -317,6 +318,8 @@ async fn malformed_tags_name_the_resource_and_tag_and_the_rest_proceeds() {
             .await
             .unwrap();
     }
+    // The re-evaluation measures the metric now: ECS reports 85 and 90 for random.
+    publish_cpu(&w, "random", &[85.0, 90.0]).await;
     let err = Scaler::new(env()).handle(for_world(sample_event("schedule-reevaluate.json"), &w)).await.expect_err("the bad alarm fails the invocation");
     let text = err.to_string();
     assert!(text.contains("random-cpu-bad-steps") && text.contains("autopilot:steps") && text.contains("abc"), "{text}");

@@ -172,7 +172,7 @@ fn exercise(incoming: &Incoming) {
                     let _ = steps::breach(&dps, t);
                 }
             }
-            if let Some(t) = &e.detail.tags {
+            if let Some(t) = e.detail.propagated_tags() {
                 let _ = autopilot_scaler::parse_alarm_tags(t);
             }
             let _ = e.detail.state.timestamp.as_deref().map(autopilot_scaler::transition_id);
@@ -332,6 +332,10 @@ fn valid_steps() -> impl Strategy<Value = String> {
     let separator = prop::sample::select(vec![",", " ", ", ", "  "]);
     (prop::collection::btree_set(-1000i32..1000, 1..6), prop::collection::vec(adjustment, 6), any::<bool>(), any::<bool>(), separator).prop_map(|(cuts, adjs, open_low, open_high, separator)| {
         let cuts: Vec<i32> = cuts.into_iter().collect();
+        // Application Auto Scaling's rules (StepAdjustment): a negative lower bound needs a step
+        // without a lower bound, a positive upper bound one without an upper bound.
+        let open_low = open_low || cuts[0] < 0;
+        let open_high = open_high || cuts[cuts.len() - 1] > 0;
         let mut items = Vec::new();
         if open_low {
             items.push(format!(":{}:{}", cuts[0], adjs[0]));
@@ -548,7 +552,7 @@ proptest! {
                 prop_assert!(lo <= b && b <= hi, "breach {} outside the chosen step [{}, {}]", b, lo, hi);
             }
         }
-        let _ = steps::open_step(&steps_);
+        let _ = steps_.bare();
         let change = steps::round_percent_change(current, percent, min_magnitude);
         prop_assert!(change.unsigned_abs() <= (current as u64 * 100) + min_magnitude as u64);
         if percent > 0.0 && current > 0 {

@@ -38,6 +38,13 @@ fn scaler(ecs_rules: &[&Rule]) -> Scaler {
     Scaler::with_clients(env, client!(ecs, ecs_rules), client!(cw, &[] as &[&Rule]), client!(asg, &[] as &[&Rule]))
 }
 
+/// A scaler managing stage01 only, with CloudWatch scripted too.
+fn scaler_with_cw(ecs_rules: &[&Rule], cw_rules: &[&Rule]) -> Scaler {
+    let config = Config { clusters: vec!["stage01".into()], ..Config::default() };
+    let env = Env::new(config, autopilot::aws_config::SdkConfig::builder().build());
+    Scaler::with_clients(env, client!(ecs, ecs_rules), client!(cw, cw_rules), client!(asg, &[] as &[&Rule]))
+}
+
 fn service(deployments: Vec<Deployment>) -> Rule {
     mock!(ecs::Client::describe_services).then_output(move || {
         DescribeServicesOutput::builder()
@@ -65,7 +72,8 @@ fn event(steps: &str, datapoints: &str, threshold: f64) -> Value {
         "detail": {
             "alarmName": "random-cpu-low",
             "state": {"value": "ALARM", "reasonData": reason, "timestamp": "2025-11-25T14:35:12.748+0000"},
-            "tags": {"autopilot:scale": "stage01/random", "autopilot:steps": steps}
+            "alarmTags": {"autopilot:scale": "stage01/random", "autopilot:steps": steps},
+            "alarmTagsStatus": "SUCCESS"
         }
     })
 }
@@ -103,4 +111,116 @@ async fn failed_update_leaves_no_cooldown_and_releases_the_transition() {
     let cooldowns: Cooldowns = rec.map(|r| serde_json::from_value(r.data).unwrap()).unwrap_or_default();
     assert_eq!(cooldowns.last_scale_out_at, None, "no cooldown recorded for a scale that did not happen");
     assert!(s.env.state.get("scale-transition", &format!("random-cpu-low#{}", transition_id("2025-11-25T14:35:12.748+0000"))).await.unwrap().is_none());
+}
+
+/// Re-evaluation measures a metric-math alarm now (item: "Re-evaluation measures the alarm's
+/// metric now"): GetMetricData gets the alarm's `Metrics` exactly as DescribeAlarms listed them,
+/// over its evaluation window, and the watched expression's newest values decide the step, not
+/// the StateReasonData of the transition (CloudWatch API reference, MetricAlarm.Metrics and
+/// GetMetricData). moto cannot compute `m1 / m2`, so the answer is scripted here.
+#[tokio::test]
+async fn reevaluation_reads_a_metric_math_alarm_now() {
+    use cw::types::{Metric, MetricAlarm, MetricDataQuery, MetricDataResult, MetricStat};
+    let stat = |name: &str| MetricStat::builder().metric(Metric::builder().namespace("AWS/ApplicationELB").metric_name(name).build()).period(60).stat("Sum").build();
+    let queries = vec![
+        MetricDataQuery::builder().id("m1").metric_stat(stat("RequestCount")).return_data(false).build(),
+        MetricDataQuery::builder().id("m2").metric_stat(stat("HealthyHostCount")).return_data(false).build(),
+        MetricDataQuery::builder().id("e1").expression("m1 / m2").label("requests per task").return_data(true).build(),
+    ];
+    let alarm = MetricAlarm::builder()
+        .alarm_name("random-requests-per-task-high")
+        .alarm_arn("arn:aws:cloudwatch:us-east-1:123456789012:alarm:random-requests-per-task-high")
+        .set_metrics(Some(queries.clone()))
+        .evaluation_periods(2)
+        .threshold(500.0)
+        .comparison_operator(cw::types::ComparisonOperator::GreaterThanThreshold)
+        .state_value(cw::types::StateValue::Alarm)
+        // The transition, hours ago: a breach of 10 (step +1). Not what counts now.
+        .state_reason_data(r#"{"recentDatapoints":[510.0],"threshold":500.0}"#)
+        .state_updated_timestamp(aws_smithy_types::DateTime::from_secs(1_764_000_000))
+        .build();
+    let describe = mock!(cw::Client::describe_alarms).then_output(move || cw::operation::describe_alarms::DescribeAlarmsOutput::builder().metric_alarms(alarm.clone()).build());
+    let tags = mock!(cw::Client::list_tags_for_resource).then_output(|| {
+        let tag = |k: &str, v: &str| cw::types::Tag::builder().key(k).value(v).build();
+        cw::operation::list_tags_for_resource::ListTagsForResourceOutput::builder()
+            .tags(tag("autopilot:scale", "stage01/random"))
+            .tags(tag("autopilot:steps", "0:100:+1 100::+3"))
+            .build()
+    });
+    let sent = queries.clone();
+    let metric_data = mock!(cw::Client::get_metric_data)
+        .match_requests(move |req| {
+            let window = match (req.start_time(), req.end_time()) {
+                (Some(a), Some(b)) => b.secs() - a.secs(),
+                _ => 0,
+            };
+            req.metric_data_queries() == sent.as_slice() && window == 3 * 60 && req.scan_by() == Some(&cw::types::ScanBy::TimestampDescending)
+        })
+        .then_output(|| {
+            cw::operation::get_metric_data::GetMetricDataOutput::builder()
+                // Newest first: the two evaluation periods average 675, a breach of 175 (+3); the
+                // older 510 is outside the window that counts.
+                .metric_data_results(MetricDataResult::builder().id("e1").values(700.0).values(650.0).values(510.0).build())
+                .build()
+        });
+    let describe_service = service(vec![dep("PRIMARY", DeploymentRolloutState::Completed)]);
+    let update = mock!(ecs::Client::update_service)
+        .match_requests(|req| req.desired_count() == Some(9))
+        .then_output(|| ecs::operation::update_service::UpdateServiceOutput::builder().build());
+    let no_cluster = mock!(ecs::Client::describe_clusters).then_output(|| ecs::operation::describe_clusters::DescribeClustersOutput::builder().build());
+    let s = scaler_with_cw(&[&describe_service, &update, &no_cluster], &[&describe, &tags, &metric_data]);
+    let schedule = json!({
+        "id": "s1", "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012", "region": "us-east-1",
+        "time": "2025-11-25T16:00:00Z", "resources": ["arn:aws:events:us-east-1:123456789012:rule/autopilot-scale-reevaluate"], "detail": {}
+    });
+    let out = s.handle(schedule).await.unwrap();
+    let alarm = &out["alarms"][0];
+    assert_eq!((alarm["action"].as_str(), alarm["from"].as_u64(), alarm["to"].as_u64(), alarm["step"].as_str()), (Some("scaled"), Some(6), Some(9), Some("+3")), "{out}");
+    assert_eq!((metric_data.num_calls(), update.num_calls()), (1, 1));
+}
+
+/// A composite alarm that stays in ALARM is re-evaluated too: it has no metric, so only a bare
+/// step applies, with the cooldowns a repeated scale-out meets (the second pass, within the
+/// cooldown, adds nothing). moto 5.2.1 does not implement PutCompositeAlarm (HTTP 500), so
+/// DescribeAlarms is scripted here.
+#[tokio::test]
+async fn composite_alarms_in_alarm_are_reevaluated_with_cooldowns() {
+    use cw::types::CompositeAlarm;
+    let composite = CompositeAlarm::builder()
+        .alarm_name("stage01-degraded")
+        .alarm_arn("arn:aws:cloudwatch:us-east-1:123456789012:alarm:stage01-degraded")
+        .alarm_rule(r#"ALARM("random-cpu-high") OR ALARM("auth-cpu-high")"#)
+        .state_value(cw::types::StateValue::Alarm)
+        .state_transitioned_timestamp(aws_smithy_types::DateTime::from_millis(1764081313102))
+        .build();
+    let describe = mock!(cw::Client::describe_alarms)
+        .match_requests(|req| req.alarm_types().contains(&cw::types::AlarmType::CompositeAlarm))
+        .then_output(move || cw::operation::describe_alarms::DescribeAlarmsOutput::builder().composite_alarms(composite.clone()).build());
+    let tags = mock!(cw::Client::list_tags_for_resource).then_output(|| {
+        let tag = |k: &str, v: &str| cw::types::Tag::builder().key(k).value(v).build();
+        cw::operation::list_tags_for_resource::ListTagsForResourceOutput::builder()
+            .tags(tag("autopilot:scale", "stage01/random"))
+            .tags(tag("autopilot:steps", "+1"))
+            .tags(tag("autopilot:cooldown", "300"))
+            .build()
+    });
+    let describe_service = service(vec![dep("PRIMARY", DeploymentRolloutState::Completed)]);
+    let update = mock!(ecs::Client::update_service)
+        .match_requests(|req| req.desired_count() == Some(7))
+        .then_output(|| ecs::operation::update_service::UpdateServiceOutput::builder().build());
+    let no_cluster = mock!(ecs::Client::describe_clusters).then_output(|| ecs::operation::describe_clusters::DescribeClustersOutput::builder().build());
+    let s = scaler_with_cw(&[&describe_service, &update, &no_cluster], &[&describe, &tags]);
+    let schedule = |id: &str| {
+        json!({
+            "id": id, "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012", "region": "us-east-1",
+            "time": "2025-11-25T16:00:00Z", "resources": ["arn:aws:events:us-east-1:123456789012:rule/autopilot-scale-reevaluate"], "detail": {}
+        })
+    };
+    let out = s.handle(schedule("s1")).await.unwrap();
+    let alarm = &out["alarms"][0];
+    assert_eq!((alarm["action"].as_str(), alarm["alarm"].as_str(), alarm["to"].as_u64()), (Some("scaled"), Some("stage01-degraded"), Some(7)), "{out}");
+    // The next pass, within the cooldown: the +1 already added covers the same step.
+    let out = s.handle(schedule("s2")).await.unwrap();
+    assert_eq!(out["alarms"][0]["action"], "none", "{out}");
+    assert_eq!(update.num_calls(), 1);
 }

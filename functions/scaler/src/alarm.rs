@@ -21,8 +21,12 @@ use crate::steps::{self, Cooldowns, Decision};
 const TRANSITION_MEMORY: Duration = Duration::from_secs(2 * 24 * 3600);
 /// The cooldown record outlives any cooldown (at most 86400 s).
 const COOLDOWN_MEMORY: Duration = Duration::from_secs(3 * 24 * 3600);
+/// A malformed alarm tag is said once per alarm and value, however often the schedule
+/// re-evaluates the alarm meanwhile.
+const INVALID_TAG_MEMORY: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// An alarm's state-change event, in ALARM or OK (`screen` settles the other states).
+/// An alarm's state-change event, in ALARM (`screen` settles the other states: OK ends a
+/// scaling episode and never scales).
 pub async fn on_transition(env: &Env, aws: &Aws, view: AlarmView) -> Result<Outcome, Error> {
     let tags = alarm_tags(aws, &view).await?;
     if !tags.contains_key(tags::TAG_SCALE) {
@@ -42,7 +46,8 @@ pub async fn on_transition(env: &Env, aws: &Aws, view: AlarmView) -> Result<Outc
     result
 }
 
-/// The alarm's tags: from the event when it carries them, else ListTagsForResource.
+/// The alarm's tags: from the event when it carries them complete (`alarmTags` with
+/// `alarmTagsStatus` SUCCESS, an alarm with tag propagation on), else ListTagsForResource.
 pub async fn alarm_tags(aws: &Aws, view: &AlarmView) -> Result<Tags, Error> {
     if let Some(t) = &view.tags {
         return Ok(t.clone());
@@ -61,7 +66,7 @@ pub async fn evaluate(env: &Env, aws: &Aws, view: &AlarmView, tags: &Tags, origi
         Some(Ok(c)) => c,
         Some(Err(e)) => {
             let (key, n) = messages::invalid_alarm_tag(alarm, &e);
-            env.notifier.publish_once(&env.state, &key, env.config.notification_window, &n).await?;
+            env.notifier.publish_once(&env.state, &key, INVALID_TAG_MEMORY, &n).await?;
             return Err(Error::tag(format!("alarm {alarm}"), e));
         }
     };
@@ -70,15 +75,31 @@ pub async fn evaluate(env: &Env, aws: &Aws, view: &AlarmView, tags: &Tags, origi
         tracing::info!(alarm = %alarm, cluster, "cluster is not managed (AUTOPILOT_CLUSTERS): ignored");
         return Ok(Outcome::ignored_alarm(alarm, format!("cluster {cluster} is not managed")));
     }
+    // A bare step (`+2`) is read in the alarm's direction, which an event does not carry.
+    let directed;
+    let view = if decide::needs_direction(view, &cfg.steps) {
+        directed = AlarmView { direction: Some(aws.alarm_direction(alarm).await?), ..view.clone() };
+        &directed
+    } else {
+        view
+    };
     let step = match decide::alarm_step(view, &cfg.steps) {
         Ok(s) => s,
         Err(NoStep::NoDatapoints) => {
-            tracing::warn!(alarm = %alarm, "the alarm state carries no datapoints (composite or metric-math alarm): cannot measure the breach; only a single open step like +2 can apply");
-            return Ok(Outcome::skipped(Some(alarm), "no datapoints in the alarm's reasonData to measure the breach"));
+            let why = match origin {
+                Origin::Alarm => "no datapoints in the alarm's reasonData to measure the breach",
+                Origin::ReEvaluation => "no datapoints of the alarm's metric in its evaluation window now to measure the breach",
+            };
+            tracing::warn!(alarm = %alarm, why, "cannot measure the breach (composite alarm, or no metric data); only a bare step like +2 can apply");
+            return Ok(Outcome::skipped(Some(alarm), why));
         }
         Err(NoStep::NoThreshold) => {
-            tracing::warn!(alarm = %alarm, "the alarm state has datapoints but no threshold");
-            return Ok(Outcome::skipped(Some(alarm), "no threshold in the alarm's reasonData"));
+            tracing::warn!(alarm = %alarm, "the alarm has datapoints but no threshold");
+            let why = match origin {
+                Origin::Alarm => "no threshold in the alarm's reasonData",
+                Origin::ReEvaluation => "no static threshold on the alarm (anomaly detection band)",
+            };
+            return Ok(Outcome::skipped(Some(alarm), why));
         }
         Err(NoStep::NoMatch { breach }) => {
             tracing::info!(alarm = %alarm, breach, "breach matches no step");
@@ -99,9 +120,6 @@ pub async fn evaluate(env: &Env, aws: &Aws, view: &AlarmView, tags: &Tags, origi
         }
     };
     let current = svc.current();
-    if decide::ok_keeps_capacity(&view.state, current, step.adjustment) {
-        return Ok(Outcome::unchanged(alarm, &service, "alarm is OK and its step does not lower capacity"));
-    }
 
     let (sk, now) = (format!("{cluster}/{service}"), now_epoch() as i64);
     let record = env.state.get("scale", &sk).await?;

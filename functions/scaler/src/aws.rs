@@ -4,13 +4,13 @@
 
 use autopilot::aws_sdk_autoscaling as asg;
 use autopilot::aws_sdk_cloudwatch as cw;
-use autopilot::events::{AlarmStateValue, ReasonData};
+use autopilot::events::AlarmStateValue;
 use autopilot::tags::{self, Tags};
 use autopilot::Error;
 use aws_sdk_ecs as ecs;
 
-use crate::capacity::{AsgProvider, ContainerSize, Instance, ObservedCluster, ObservedGroup, TaskDefSizes};
-use crate::decide::{AlarmView, ObservedDeployment, ObservedService};
+use crate::capacity::{AsgProvider, ContainerSize, GroupMember, Instance, ObservedCluster, ObservedGroup, TaskDefSizes};
+use crate::decide::{self, AlarmView, Direction, ObservedDeployment, ObservedService};
 
 pub struct Aws {
     pub ecs: ecs::Client,
@@ -20,9 +20,33 @@ pub struct Aws {
 
 /// One page of DescribeAlarms.
 pub struct AlarmPage {
-    pub alarms: Vec<AlarmView>,
+    pub alarms: Vec<DescribedAlarm>,
     pub next_token: Option<String>,
 }
+
+/// An alarm in ALARM and how to measure it now.
+pub struct DescribedAlarm {
+    /// Its tags are not read here (`tags: None`); `datapoints` are empty until measured.
+    pub view: AlarmView,
+    /// `None` for a composite alarm (no metric), or a metric alarm this code cannot query.
+    pub metric: Option<MetricQuery>,
+}
+
+/// The GetMetricData queries that read a metric alarm's metric as the alarm reads it: its
+/// metric, statistic (or extended statistic), period, dimensions and unit, or its `Metrics`
+/// (metric math, Metrics Insights) as they are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricQuery {
+    pub queries: Vec<cw::types::MetricDataQuery>,
+    /// The query whose values the alarm compares with its threshold.
+    pub result_id: String,
+    pub period: i64,
+    pub evaluation_periods: i64,
+}
+
+/// The id of the query built for a single-metric alarm ("The first character must be a
+/// lowercase letter", MetricDataQuery.Id).
+const QUERY_ID: &str = "autopilot";
 
 impl Aws {
     pub fn new(sdk: &autopilot::aws_config::SdkConfig) -> Self {
@@ -36,19 +60,57 @@ impl Aws {
         Ok(out.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect())
     }
 
-    /// One page of the metric alarms in ALARM (alarms without a name are left out). Their tags
-    /// are not read here (`tags: None`).
+    /// One page of the alarms in ALARM, metric and composite (alarms without a name are left
+    /// out).
     pub async fn describe_alarms_in_alarm(&self, token: Option<String>) -> Result<AlarmPage, Error> {
         let out = self
             .cw
             .describe_alarms()
             .state_value(cw::types::StateValue::Alarm)
             .alarm_types(cw::types::AlarmType::MetricAlarm)
+            .alarm_types(cw::types::AlarmType::CompositeAlarm)
             .set_next_token(token)
             .send()
             .await
             .map_err(|e| Error::aws("cloudwatch", "DescribeAlarms", e))?;
-        Ok(AlarmPage { alarms: out.metric_alarms().iter().filter_map(alarm_view).collect(), next_token: out.next_token().map(String::from) })
+        let metric = out.metric_alarms().iter().filter_map(|a| Some(DescribedAlarm { view: alarm_view(a)?, metric: metric_query(a) }));
+        let composite = out.composite_alarms().iter().filter_map(|a| Some(DescribedAlarm { view: composite_view(a)?, metric: None }));
+        Ok(AlarmPage { alarms: metric.chain(composite).collect(), next_token: out.next_token().map(String::from) })
+    }
+
+    /// Which side of its threshold the alarm watches (its ComparisonOperator). An alarm that is
+    /// gone, or a composite one, has no single side.
+    pub async fn alarm_direction(&self, name: &str) -> Result<Direction, Error> {
+        let out = self
+            .cw
+            .describe_alarms()
+            .alarm_names(name)
+            .alarm_types(cw::types::AlarmType::MetricAlarm)
+            .alarm_types(cw::types::AlarmType::CompositeAlarm)
+            .send()
+            .await
+            .map_err(|e| Error::aws("cloudwatch", "DescribeAlarms", e))?;
+        let op = out.metric_alarms().iter().find(|a| a.alarm_name() == Some(name)).and_then(|a| a.comparison_operator());
+        Ok(op.map_or(Direction::Either, |op| Direction::from_comparison(op.as_str())))
+    }
+
+    /// The alarm's metric now: its newest `evaluation_periods` values over the evaluation
+    /// window back from `now` (epoch seconds), newest first. StateReasonData is the last state
+    /// update's and may be hours old; this is what Application Auto Scaling would weigh.
+    pub async fn current_datapoints(&self, q: &MetricQuery, now: i64) -> Result<Vec<f64>, Error> {
+        let (start, end) = decide::evaluation_window(now, q.period, q.evaluation_periods);
+        let out = self
+            .cw
+            .get_metric_data()
+            .set_metric_data_queries(Some(q.queries.clone()))
+            .start_time(aws_smithy_types::DateTime::from_secs(start))
+            .end_time(aws_smithy_types::DateTime::from_secs(end))
+            .scan_by(cw::types::ScanBy::TimestampDescending)
+            .send()
+            .await
+            .map_err(|e| Error::aws("cloudwatch", "GetMetricData", e))?;
+        let values = out.metric_data_results().iter().find(|r| r.id() == Some(q.result_id.as_str())).map(|r| r.values()).unwrap_or_default();
+        Ok(decide::recent(values, q.evaluation_periods as usize))
     }
 
     // ------------------------------------------------------------------ ECS
@@ -205,7 +267,14 @@ impl Aws {
             desired: g.desired_capacity().unwrap_or(0) as i64,
             min: g.min_size().unwrap_or(0) as i64,
             max: g.max_size().unwrap_or(0) as i64,
-            members: g.instances().iter().filter_map(|i| Some((i.instance_id()?.to_string(), i.protected_from_scale_in().unwrap_or(false)))).collect(),
+            members: g
+                .instances()
+                .iter()
+                .filter_map(|i| {
+                    let member = GroupMember { protected: i.protected_from_scale_in().unwrap_or(false), lifecycle: i.lifecycle_state().map(|l| l.as_str().to_string()).unwrap_or_default() };
+                    Some((i.instance_id()?.to_string(), member))
+                })
+                .collect(),
         }))
     }
 
@@ -237,19 +306,63 @@ impl Aws {
 }
 
 /// An alarm in ALARM as DescribeAlarms reports it: the transition is its state timestamp in
-/// epoch milliseconds, the threshold the reasonData's, else the alarm's own.
+/// epoch milliseconds; the threshold is the alarm's own. No datapoints yet: the re-evaluation
+/// measures the metric now (`current_datapoints`), never the reason data of the transition.
 fn alarm_view(a: &cw::types::MetricAlarm) -> Option<AlarmView> {
     let name = a.alarm_name()?;
-    let rd: Option<ReasonData> = a.state_reason_data().and_then(|s| serde_json::from_str(s).ok());
     Some(AlarmView {
         name: name.to_string(),
         arn: a.alarm_arn().map(String::from),
         state: AlarmStateValue::Alarm,
-        timestamp: a.state_transitioned_timestamp().or(a.state_updated_timestamp()).and_then(|t| t.to_millis().ok()).map(|ms| ms.to_string()).unwrap_or_default(),
-        datapoints: rd.as_ref().map(|r| r.datapoints()).unwrap_or_default(),
-        threshold: rd.as_ref().and_then(|r| r.threshold).or(a.threshold()),
+        timestamp: transition_millis(a.state_transitioned_timestamp().or(a.state_updated_timestamp())),
+        datapoints: Vec::new(),
+        threshold: a.threshold(),
         tags: None,
+        direction: Some(a.comparison_operator().map_or(Direction::Either, |op| Direction::from_comparison(op.as_str()))),
     })
+}
+
+/// A composite alarm in ALARM: no metric, no threshold, no side; only a bare step applies.
+fn composite_view(a: &cw::types::CompositeAlarm) -> Option<AlarmView> {
+    Some(AlarmView {
+        name: a.alarm_name()?.to_string(),
+        arn: a.alarm_arn().map(String::from),
+        state: AlarmStateValue::Alarm,
+        timestamp: transition_millis(a.state_transitioned_timestamp().or(a.state_updated_timestamp())),
+        datapoints: Vec::new(),
+        threshold: None,
+        tags: None,
+        direction: Some(Direction::Either),
+    })
+}
+
+fn transition_millis(t: Option<&aws_smithy_types::DateTime>) -> String {
+    t.and_then(|t| t.to_millis().ok()).map(|ms| ms.to_string()).unwrap_or_default()
+}
+
+/// What GetMetricData must be asked to read the alarm's metric as the alarm does; `None` when
+/// the alarm has neither a metric nor `Metrics` (a PromQL alarm, say).
+fn metric_query(a: &cw::types::MetricAlarm) -> Option<MetricQuery> {
+    let evaluation_periods = a.evaluation_periods().unwrap_or(1).max(1) as i64;
+    if !a.metrics().is_empty() {
+        // "One item in the Metrics array is the math expression that the alarm watches. This
+        // expression by designated by having ReturnData set to true" (MetricAlarm.Metrics); an
+        // anomaly band's query is the threshold, not the value.
+        let watched = |q: &&cw::types::MetricDataQuery| q.return_data() == Some(true) && q.id() != a.threshold_metric_id();
+        let result = a.metrics().iter().find(watched).or_else(|| (a.metrics().len() == 1).then(|| &a.metrics()[0]))?;
+        let period = a.period().map(i64::from).or_else(|| a.metrics().iter().filter_map(|q| q.period().or(q.metric_stat().and_then(|m| m.period()))).max().map(i64::from))?;
+        return Some(MetricQuery { queries: a.metrics().to_vec(), result_id: result.id()?.to_string(), period, evaluation_periods });
+    }
+    let stat = a.statistic().map(|s| s.as_str().to_string()).or_else(|| a.extended_statistic().map(String::from))?;
+    let period = a.period()?;
+    let metric = cw::types::Metric::builder()
+        .set_namespace(a.namespace().map(String::from))
+        .set_metric_name(Some(a.metric_name()?.to_string()))
+        .set_dimensions(Some(a.dimensions().to_vec()))
+        .build();
+    let stat = cw::types::MetricStat::builder().metric(metric).period(period).stat(stat).set_unit(a.unit().cloned()).build();
+    let query = cw::types::MetricDataQuery::builder().id(QUERY_ID).metric_stat(stat).return_data(true).build();
+    Some(MetricQuery { queries: vec![query], result_id: QUERY_ID.to_string(), period: period as i64, evaluation_periods })
 }
 
 fn observed_service(s: &ecs::types::Service) -> ObservedService {
@@ -294,6 +407,7 @@ fn instance(ci: &ecs::types::ContainerInstance) -> Instance {
         registered_memory: resource(ci.registered_resources(), "MEMORY"),
         running_tasks: ci.running_tasks_count() as i64,
         pending_tasks: ci.pending_tasks_count() as i64,
+        registered_at: ci.registered_at().map(|t| t.secs()),
     }
 }
 
@@ -320,8 +434,8 @@ mod tests {
         let svc = |deps: Vec<Deployment>, desired: i32, running: i32| {
             observed_service(&Service::builder().set_deployments(Some(deps)).desired_count(desired).running_count(running).build())
         };
-        // moto's eternal PRIMARY IN_PROGRESS with the service running what it wants: no rollout.
-        assert!(!rollout_in_progress(&svc(vec![dep("PRIMARY", R::InProgress)], 4, 4)));
+        // ECS's PRIMARY IN_PROGRESS with every task running (not yet healthy, or baking): a rollout.
+        assert!(rollout_in_progress(&svc(vec![dep("PRIMARY", R::InProgress)], 4, 4)));
         assert!(rollout_in_progress(&svc(vec![dep("PRIMARY", R::InProgress)], 4, 0)));
         assert!(rollout_in_progress(&svc(vec![dep("PRIMARY", R::InProgress), dep("ACTIVE", R::Completed)], 4, 4)));
         assert!(!rollout_in_progress(&svc(vec![dep("PRIMARY", R::Completed)], 4, 2)));
@@ -343,16 +457,79 @@ mod tests {
             .build();
         let i = instance(&ci);
         assert_eq!((i.remaining_cpu, i.remaining_memory, i.registered_cpu, i.registered_memory, i.running_tasks, i.pending_tasks), (512, 1024, 4096, 7482, 3, 0));
+        let ci = ContainerInstance::builder().registered_at(aws_smithy_types::DateTime::from_secs(1_764_000_000)).build();
+        assert_eq!(instance(&ci).registered_at, Some(1_764_000_000));
+        // The reason data of the transition is not what the re-evaluation weighs (it may be
+        // hours old): the view carries the alarm's own threshold and no datapoints yet.
         let a = cw::types::MetricAlarm::builder()
             .alarm_name("random-cpu-high")
             .threshold(60.0)
+            .comparison_operator(cw::types::ComparisonOperator::LessThanThreshold)
             .state_reason_data(r#"{"recentDatapoints":[85.0,90.0],"threshold":70.0}"#)
             .state_updated_timestamp(aws_smithy_types::DateTime::from_millis(1764081312748))
             .build();
         let v = alarm_view(&a).unwrap();
-        assert_eq!((v.timestamp.as_str(), v.datapoints.as_slice(), v.threshold), ("1764081312748", &[85.0, 90.0][..], Some(70.0)));
+        assert_eq!((v.timestamp.as_str(), v.datapoints.as_slice(), v.threshold, v.direction), ("1764081312748", &[][..], Some(60.0), Some(Direction::Below)));
         let v = alarm_view(&cw::types::MetricAlarm::builder().alarm_name("x").threshold(60.0).build()).unwrap();
-        assert_eq!((v.timestamp.as_str(), v.datapoints.len(), v.threshold), ("", 0, Some(60.0)));
+        assert_eq!((v.timestamp.as_str(), v.datapoints.len(), v.threshold, v.direction), ("", 0, Some(60.0), Some(Direction::Either)));
         assert!(alarm_view(&cw::types::MetricAlarm::builder().build()).is_none());
+        let c = cw::types::CompositeAlarm::builder()
+            .alarm_name("stage01-degraded")
+            .alarm_rule("ALARM(random-cpu-high)")
+            .state_transitioned_timestamp(aws_smithy_types::DateTime::from_millis(1764081313102))
+            .build();
+        let v = composite_view(&c).unwrap();
+        assert_eq!((v.timestamp.as_str(), v.threshold, v.direction), ("1764081313102", None, Some(Direction::Either)));
+    }
+
+    /// GetMetricData reads what the alarm reads (CloudWatch API reference, MetricAlarm and
+    /// MetricDataQuery): its metric, statistic or extended statistic, period, dimensions and
+    /// unit; or its `Metrics` as they are, the watched one being the ReturnData one that is not
+    /// an anomaly band.
+    #[test]
+    fn metric_queries_follow_the_alarm() {
+        use cw::types::{Dimension, Metric, MetricAlarm, MetricDataQuery, MetricStat, StandardUnit, Statistic};
+        let dim = |n: &str, v: &str| Dimension::builder().name(n).value(v).build();
+        let single = MetricAlarm::builder()
+            .alarm_name("random-cpu-high")
+            .namespace("AWS/ECS")
+            .metric_name("CPUUtilization")
+            .dimensions(dim("ClusterName", "stage01"))
+            .dimensions(dim("ServiceName", "random"))
+            .statistic(Statistic::Average)
+            .period(60)
+            .evaluation_periods(2)
+            .unit(StandardUnit::Percent)
+            .build();
+        let q = metric_query(&single).unwrap();
+        assert_eq!((q.result_id.as_str(), q.period, q.evaluation_periods, q.queries.len()), (QUERY_ID, 60, 2, 1));
+        let stat = q.queries[0].metric_stat().unwrap();
+        let metric = stat.metric().unwrap();
+        assert_eq!((metric.namespace(), metric.metric_name(), metric.dimensions().len()), (Some("AWS/ECS"), Some("CPUUtilization"), 2));
+        assert_eq!((stat.period(), stat.stat(), stat.unit()), (Some(60), Some("Average"), Some(&StandardUnit::Percent)));
+        assert_eq!(q.queries[0].return_data(), Some(true));
+        let p90 = MetricAlarm::builder().metric_name("TargetResponseTime").namespace("AWS/ApplicationELB").extended_statistic("p90").period(300).build();
+        let q = metric_query(&p90).unwrap();
+        assert_eq!((q.queries[0].metric_stat().unwrap().stat(), q.evaluation_periods), (Some("p90"), 1));
+        assert!(metric_query(&MetricAlarm::builder().alarm_name("promql").build()).is_none(), "no metric, no Metrics");
+
+        let stat = |name: &str| MetricStat::builder().metric(Metric::builder().namespace("AWS/ApplicationELB").metric_name(name).build()).period(60).stat("Sum").build();
+        let math = MetricAlarm::builder()
+            .alarm_name("auth-requests-per-task-high")
+            .evaluation_periods(3)
+            .metrics(MetricDataQuery::builder().id("m1").metric_stat(stat("RequestCount")).return_data(false).build())
+            .metrics(MetricDataQuery::builder().id("m2").metric_stat(stat("HealthyHostCount")).return_data(false).build())
+            .metrics(MetricDataQuery::builder().id("e1").expression("m1 / m2").return_data(true).build())
+            .build();
+        let q = metric_query(&math).unwrap();
+        assert_eq!((q.result_id.as_str(), q.period, q.evaluation_periods), ("e1", 60, 3));
+        assert_eq!(q.queries, math.metrics().to_vec(), "the alarm's queries, as they are");
+        let band = MetricAlarm::builder()
+            .alarm_name("anomaly")
+            .threshold_metric_id("ad1")
+            .metrics(MetricDataQuery::builder().id("m1").metric_stat(stat("RequestCount")).return_data(true).build())
+            .metrics(MetricDataQuery::builder().id("ad1").expression("ANOMALY_DETECTION_BAND(m1, 2)").return_data(true).build())
+            .build();
+        assert_eq!(metric_query(&band).unwrap().result_id, "m1", "the band is the threshold, not the value");
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use autopilot::tags::{self, TagError, Tags};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::outcome::{CapacityCheck, GroupAction};
 
@@ -41,14 +41,28 @@ pub struct ObservedGroup {
     pub desired: i64,
     pub min: i64,
     pub max: i64,
-    /// EC2 instance id → protected from scale-in.
-    pub members: BTreeMap<String, bool>,
+    /// EC2 instance id → what the group says of it.
+    pub members: BTreeMap<String, GroupMember>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupMember {
+    pub protected: bool,
+    /// `InService`, `Terminating`, `Terminating:Wait`, `Standby`, `Pending`, … (LifecycleState).
+    pub lifecycle: String,
 }
 
 impl ObservedGroup {
     /// Instances outside the group, or protected from scale-in, are never touched.
     pub fn protected(&self, ec2_id: &str) -> bool {
-        self.members.get(ec2_id).copied().unwrap_or(true)
+        self.members.get(ec2_id).is_none_or(|m| m.protected)
+    }
+
+    /// Only an InService instance is ours to terminate: one the group is already terminating
+    /// (its own scale-in, a lifecycle hook), launching or keeping in Standby has had its desired
+    /// capacity dealt with, and decrementing it again would shrink the group twice.
+    pub fn in_service(&self, ec2_id: &str) -> bool {
+        self.members.get(ec2_id).is_some_and(|m| m.lifecycle == "InService")
     }
 }
 
@@ -104,6 +118,8 @@ pub struct Instance {
     pub registered_memory: i64,
     pub running_tasks: i64,
     pub pending_tasks: i64,
+    /// registeredAt, epoch seconds.
+    pub registered_at: Option<i64>,
 }
 
 impl Instance {
@@ -193,26 +209,83 @@ pub fn check(group: String, instances: &[Instance], size: TaskSize, to_place: i6
     CapacityCheck { group, to_place, growth, action, desired, max, to }
 }
 
-/// An idle instance the group can lose: ACTIVE or DRAINING, running and pending no task, not
-/// protected from scale-in, the group above its minimum, and the remaining ACTIVE instances
+/// What the scaler remembers of a cluster's instances between re-evaluations (`scale-idle` /
+/// CLUSTER in the state table), epoch seconds by EC2 instance id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdleRecord {
+    /// Since when each instance has been idle without interruption.
+    #[serde(default)]
+    pub idle_since: BTreeMap<String, i64>,
+    /// Instances the scaler set DRAINING itself (the next run only terminates them).
+    #[serde(default)]
+    pub drained: BTreeMap<String, i64>,
+}
+
+/// The record after seeing `instances` at `now`: an idle instance keeps the time it was first
+/// seen idle (or gets `now`); a busy or vanished one is forgotten, so idleness must last. A
+/// drain mark stays only while its instance is DRAINING (someone may have set it ACTIVE again).
+pub fn track_idle(prev: &IdleRecord, instances: &[Instance], now: i64) -> IdleRecord {
+    let mut next = IdleRecord::default();
+    for i in instances {
+        let Some(id) = i.ec2_id.as_deref() else { continue };
+        if i.is_idle() {
+            next.idle_since.insert(id.to_string(), prev.idle_since.get(id).copied().unwrap_or(now));
+        }
+        if i.status == "DRAINING" {
+            if let Some(t) = prev.drained.get(id) {
+                next.drained.insert(id.to_string(), *t);
+            }
+        }
+    }
+    next
+}
+
+/// How long an instance must have been idle, and how old it must be (since registeredAt),
+/// before it may go; `now` in epoch seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdlePolicy {
+    pub idle_for: i64,
+    pub min_age: i64,
+    pub now: i64,
+}
+
+/// An idle instance the group can lose: running and pending no task, InService in the group and
+/// not protected from scale-in, the group above its minimum, and the remaining ACTIVE instances
 /// still able to place `unplaced` tasks of `size` (tasks the cluster's services still owe).
-/// `protected` holds the EC2 ids protected from scale-in (or unknown to the group).
+/// An ACTIVE instance must also have been idle for `idle_for` (`record.idle_since`) and
+/// registered at least `min_age` ago: a new instance is given time to receive tasks. A DRAINING
+/// instance goes only if the scaler drained it (`record.drained`); one that ECS (managed
+/// draining, a Spot interruption) or a person drains belongs to them, and the group may already
+/// be terminating it with its desired capacity lowered.
 pub fn pick_idle<'a>(
     instances: &'a [Instance],
-    protected: &dyn Fn(&str) -> bool,
-    group_desired: i64,
-    group_min: i64,
+    group: &ObservedGroup,
+    record: &IdleRecord,
+    policy: IdlePolicy,
     unplaced: i64,
     size: Option<TaskSize>,
 ) -> Option<&'a Instance> {
-    if group_desired <= group_min {
+    if group.desired <= group.min {
         return None;
     }
-    let candidates = instances.iter().filter(|i| {
-        i.is_idle() && (i.is_active() || i.status == "DRAINING") && i.ec2_id.as_deref().is_some_and(|id| !protected(id))
-    });
-    // Prefer finishing an instance already DRAINING (an earlier run drained it and stopped).
-    let mut candidates: Vec<&Instance> = candidates.collect();
+    let eligible = |i: &Instance| -> bool {
+        let Some(id) = i.ec2_id.as_deref() else { return false };
+        if !i.is_idle() || group.protected(id) || !group.in_service(id) {
+            return false;
+        }
+        match i.status.as_str() {
+            "DRAINING" => record.drained.contains_key(id),
+            "ACTIVE" => {
+                let idle_long_enough = record.idle_since.get(id).is_some_and(|since| policy.now - since >= policy.idle_for);
+                let old_enough = i.registered_at.is_some_and(|at| policy.now - at >= policy.min_age);
+                idle_long_enough && old_enough
+            }
+            _ => false,
+        }
+    };
+    // Prefer finishing an instance already drained by an earlier run.
+    let mut candidates: Vec<&Instance> = instances.iter().filter(|i| eligible(i)).collect();
     candidates.sort_by_key(|i| if i.status == "DRAINING" { 0 } else { 1 });
     candidates.into_iter().find(|c| {
         if unplaced <= 0 {
@@ -243,6 +316,7 @@ mod tests {
             registered_memory: 7482,
             running_tasks: running,
             pending_tasks: 0,
+            registered_at: Some(0),
         }
     }
 
@@ -331,8 +405,10 @@ mod tests {
         ] {
             assert_eq!(managed_by_provider("stage01-asg", &providers), owned, "{providers:?}");
         }
-        let g = ObservedGroup { members: [("i-a".to_string(), false), ("i-b".to_string(), true)].into(), ..Default::default() };
+        let member = |protected, lifecycle: &str| GroupMember { protected, lifecycle: lifecycle.into() };
+        let g = ObservedGroup { members: [("i-a".to_string(), member(false, "InService")), ("i-b".to_string(), member(true, "Terminating:Wait"))].into(), ..Default::default() };
         assert_eq!((g.protected("i-a"), g.protected("i-b"), g.protected("i-elsewhere")), (false, true, true));
+        assert_eq!((g.in_service("i-a"), g.in_service("i-b"), g.in_service("i-elsewhere")), (true, false, false));
     }
 
     #[test]
@@ -353,23 +429,119 @@ mod tests {
         }
     }
 
+    /// A group of `desired` (min 2) whose members are `ids`, all InService and unprotected.
+    fn group(desired: i64, ids: &[&Instance]) -> ObservedGroup {
+        let members = ids.iter().map(|i| (i.ec2_id.clone().unwrap(), GroupMember { protected: false, lifecycle: "InService".into() })).collect();
+        ObservedGroup { desired, min: 2, max: 10, members }
+    }
+
+    /// Idle for a long time, registered long ago: no wait left.
+    const LONG_AGO: IdlePolicy = IdlePolicy { idle_for: 0, min_age: 0, now: 10_000 };
+
+    fn seen_idle(instances: &[Instance], since: i64) -> IdleRecord {
+        track_idle(&IdleRecord::default(), instances, since)
+    }
+
     #[test]
     fn only_idle_unprotected_instances_go() {
         let busy = inst("busy", 3584, 6970, 1);
         let idle = inst("idle", 4096, 7482, 0);
         let mut pending = inst("pending", 4096, 7482, 0);
         pending.pending_tasks = 1;
-        let none = |_: &str| false;
         let all = [busy.clone(), idle.clone(), pending.clone()];
-        assert_eq!(pick_idle(&all, &none, 3, 2, 0, Some(RANDOM)).map(|i| i.arn.as_str()), Some("arn:ci/idle"));
-        assert_eq!(pick_idle(&all, &none, 2, 2, 0, Some(RANDOM)), None, "group at its minimum");
-        assert_eq!(pick_idle(&all, &|id: &str| id == "i-idle", 3, 2, 0, Some(RANDOM)), None, "protected");
-        assert_eq!(pick_idle(&[busy.clone(), pending.clone()], &none, 3, 2, 0, Some(RANDOM)), None, "busy instances never go");
+        let rec = seen_idle(&all, 0);
+        let g3 = group(3, &[&busy, &idle, &pending]);
+        let pick = |instances: &[Instance], g: &ObservedGroup, unplaced: i64| pick_idle(instances, g, &rec, LONG_AGO, unplaced, Some(RANDOM)).map(|i| i.arn.clone());
+        assert_eq!(pick(&all, &g3, 0).as_deref(), Some("arn:ci/idle"));
+        assert_eq!(pick(&all, &group(2, &[&busy, &idle, &pending]), 0), None, "group at its minimum");
+        let mut protected = g3.clone();
+        protected.members.get_mut("i-idle").unwrap().protected = true;
+        assert_eq!(pick(&all, &protected, 0), None, "protected");
+        assert_eq!(pick(&[busy.clone(), pending.clone()], &g3, 0), None, "busy instances never go");
         // Unplaced tasks must fit on what stays: busy has 7 slots.
-        assert!(pick_idle(&all, &none, 3, 2, 7, Some(RANDOM)).is_some());
-        assert!(pick_idle(&[busy.clone(), idle.clone()], &none, 3, 2, 8, Some(RANDOM)).is_none());
-        let mut drained = idle.clone();
+        assert!(pick(&all, &g3, 7).is_some());
+        assert!(pick(&[busy.clone(), idle.clone()], &g3, 8).is_none());
+        // An instance the scaler drained in an earlier run is finished first.
+        let mut drained = inst("drained", 4096, 7482, 0);
         drained.status = "DRAINING".into();
-        assert_eq!(pick_idle(&[busy, idle, drained], &none, 3, 2, 0, None).map(|i| i.status.as_str()), Some("DRAINING"));
+        let instances = [busy.clone(), idle.clone(), drained.clone()];
+        let mut rec = seen_idle(&instances, 0);
+        rec.drained.insert("i-drained".into(), 0);
+        let g = group(3, &[&busy, &idle, &drained]);
+        assert_eq!(pick_idle(&instances, &g, &rec, LONG_AGO, 0, None).map(|i| i.status.as_str()), Some("DRAINING"));
+    }
+
+    /// An instance goes only after it has been idle for `idle_for` and registered for
+    /// `min_age`; one DRAINING because of ECS or the group, or no longer InService in the group,
+    /// is left to them, so the group's desired capacity is never lowered twice.
+    #[test]
+    fn idle_instances_are_given_time_and_others_drains_are_left_alone() {
+        let busy = inst("busy", 3584, 6970, 1);
+        let mut idle = inst("idle", 4096, 7482, 0);
+        idle.registered_at = Some(1_000);
+        let policy = IdlePolicy { idle_for: 900, min_age: 600, now: 10_000 };
+        let instances = [busy.clone(), idle.clone()];
+        let g = group(3, &[&busy, &idle]);
+        // (idle since, registered at, policy, lifecycle, status, drained by us, goes)
+        type Case<'a> = (Option<i64>, Option<i64>, IdlePolicy, &'a str, &'a str, bool, bool);
+        let cases: [Case; 12] = [
+            (Some(9_100), Some(1_000), policy, "InService", "ACTIVE", false, true), // idle 900 s, registered 9000 s ago
+            (Some(9_101), Some(1_000), policy, "InService", "ACTIVE", false, false), // idle 899 s
+            (None, Some(1_000), policy, "InService", "ACTIVE", false, false), // never seen idle before
+            (Some(0), Some(9_401), policy, "InService", "ACTIVE", false, false), // registered 599 s ago
+            (Some(0), Some(9_400), policy, "InService", "ACTIVE", false, true),
+            (Some(0), None, policy, "InService", "ACTIVE", false, false), // no registeredAt: not known to be old
+            (Some(0), Some(0), policy, "Terminating:Wait", "ACTIVE", false, false), // the group is terminating it
+            (Some(0), Some(0), policy, "Standby", "ACTIVE", false, false),
+            (Some(0), Some(0), policy, "InService", "DRAINING", false, false), // drained by ECS or a person
+            (Some(0), Some(0), policy, "Terminating", "DRAINING", true, false), // our terminate landed already
+            (None, Some(9_999), policy, "InService", "DRAINING", true, true), // ours: finish it
+            (Some(0), Some(0), policy, "InService", "REGISTERING", false, false),
+        ];
+        for (i, (since, registered_at, policy, lifecycle, status, ours, goes)) in cases.into_iter().enumerate() {
+            let mut victim = idle.clone();
+            victim.registered_at = registered_at;
+            victim.status = status.into();
+            let instances = [busy.clone(), victim];
+            let mut g = g.clone();
+            g.members.get_mut("i-idle").unwrap().lifecycle = lifecycle.into();
+            let mut rec = IdleRecord::default();
+            if let Some(t) = since {
+                rec.idle_since.insert("i-idle".into(), t);
+            }
+            if ours {
+                rec.drained.insert("i-idle".into(), 0);
+            }
+            assert_eq!(pick_idle(&instances, &g, &rec, policy, 0, None).is_some(), goes, "case {i}: {since:?} {registered_at:?} {lifecycle} {status} ours={ours}");
+        }
+        // With no waits configured the old behaviour holds: the first idle sighting is enough.
+        let rec = track_idle(&IdleRecord::default(), &instances, 10_000);
+        assert!(pick_idle(&instances, &g, &rec, IdlePolicy { idle_for: 0, min_age: 0, now: 10_000 }, 0, None).is_some());
+    }
+
+    #[test]
+    fn idle_tracking_remembers_first_sighting_and_forgets_interruptions() {
+        let busy = inst("a", 0, 0, 2);
+        let idle = inst("b", 4096, 7482, 0);
+        let mut draining = inst("c", 4096, 7482, 0);
+        draining.status = "DRAINING".into();
+        let first = track_idle(&IdleRecord::default(), &[busy.clone(), idle.clone(), draining.clone()], 100);
+        assert_eq!(first.idle_since, [("i-b".to_string(), 100), ("i-c".to_string(), 100)].into());
+        assert!(first.drained.is_empty(), "a drain mark is only what the scaler wrote");
+        let mut ours = first.clone();
+        ours.drained.insert("i-c".into(), 150);
+        let later = track_idle(&ours, &[busy.clone(), idle.clone(), draining.clone()], 200);
+        assert_eq!((later.idle_since["i-b"], later.drained.get("i-c")), (100, Some(&150)), "still idle since the first sighting");
+        // b took a task: its idleness starts again next time; c is ACTIVE again: no drain mark.
+        let mut b_busy = idle.clone();
+        b_busy.running_tasks = 1;
+        let mut c_active = draining.clone();
+        c_active.status = "ACTIVE".into();
+        let after = track_idle(&later, &[busy.clone(), b_busy, c_active], 300);
+        assert_eq!((after.idle_since.get("i-b"), after.drained.get("i-c")), (None, None));
+        let again = track_idle(&after, &[busy, idle], 400);
+        assert_eq!(again.idle_since["i-b"], 400);
+        // The record is stored as JSON with these keys.
+        assert_eq!(serde_json::to_value(&later).unwrap(), serde_json::json!({"idleSince": {"i-b": 100, "i-c": 100}, "drained": {"i-c": 150}}));
     }
 }

@@ -1,15 +1,24 @@
 //! The EC2 Auto Scaling group behind a cluster (`autopilot:asg`): grow it when tasks no longer
-//! fit (a placement failure, or after a scale-out), shrink it by one idle instance per
-//! re-evaluation. Observe (`aws.rs`), decide (`capacity.rs`), act, notify (`messages.rs`).
+//! fit (a placement failure, or after a scale-out), shrink it by one instance per re-evaluation
+//! that has been idle long enough. Observe (`aws.rs`), decide (`capacity.rs`), act, notify (`messages.rs`).
+
+use std::time::Duration;
 
 use autopilot::runtime::Env;
+use autopilot::state::now_epoch;
 use autopilot::Error;
+use serde_json::json;
 
 use crate::aws::Aws;
-use crate::capacity::{self, GroupChange, Instance, TaskSize};
+use crate::capacity::{self, GroupChange, IdlePolicy, IdleRecord, Instance, TaskSize};
 use crate::decide::PlacementFailure;
 use crate::messages;
 use crate::outcome::{Capacity, ClusterChange, Outcome};
+
+/// State-table partition of the per-cluster idle record (sort key: the cluster).
+const IDLE_PK: &str = "scale-idle";
+/// The idle record outlives any idle period and minimum age (at most 86400 s each).
+const IDLE_MEMORY: Duration = Duration::from_secs(3 * 24 * 3600);
 
 /// "ECS Service Action" SERVICE_TASK_PLACEMENT_FAILURE: grow the group if the tasks do not fit.
 pub async fn on_placement_failure(env: &Env, aws: &Aws, failure: PlacementFailure) -> Result<Outcome, Error> {
@@ -49,24 +58,37 @@ pub async fn ensure_capacity(env: &Env, aws: &Aws, cluster: &str, task_definitio
     Ok(Some(Capacity::Checked(check)))
 }
 
-/// Remove at most one idle instance per run (see `capacity::pick_idle`): set it DRAINING,
-/// then terminate it in its group with the desired capacity decremented.
+/// Remove at most one idle instance per run (see `capacity::pick_idle`): one idle for
+/// `AUTOPILOT_IDLE_INSTANCE_SECONDS` and registered `AUTOPILOT_MIN_INSTANCE_AGE_SECONDS` ago is
+/// set DRAINING, then terminated in its group with the desired capacity decremented. When each
+/// instance was first seen idle, and which ones the scaler drained, live in the state table.
 pub async fn shrink(env: &Env, aws: &Aws, cluster: &str) -> Result<Option<ClusterChange>, Error> {
     let Some(group_name) = cluster_group(aws, cluster).await? else { return Ok(None) };
     let instances = instances(aws, cluster).await?;
+    let now = now_epoch() as i64;
+    let stored = env.state.get(IDLE_PK, cluster).await?;
+    let prev: IdleRecord = stored.as_ref().and_then(|r| serde_json::from_value(r.data.clone()).ok()).unwrap_or_default();
+    let mut record = capacity::track_idle(&prev, &instances, now);
+    if record != prev {
+        env.state.put(IDLE_PK, cluster, &json!(record), IDLE_MEMORY).await?;
+    }
     if !instances.iter().any(|i| i.is_idle()) {
         return Ok(None);
     }
     let Some(group) = aws.describe_auto_scaling_group(&group_name).await? else { return Ok(None) };
     let (unplaced, size) = unplaced(aws, cluster).await?;
-    let Some(victim) = capacity::pick_idle(&instances, &|id: &str| group.protected(id), group.desired, group.min, unplaced, size) else {
+    let policy = IdlePolicy { idle_for: env.config.idle_instance.as_secs() as i64, min_age: env.config.min_instance_age.as_secs() as i64, now };
+    let Some(victim) = capacity::pick_idle(&instances, &group, &record, policy, unplaced, size) else {
         return Ok(None);
     };
     let ec2_id = victim.ec2_id.clone().unwrap_or_default();
     let dry = env.config.dry_run;
     if !dry {
-        // An instance an earlier run drained is only terminated.
+        // An instance an earlier run drained is only terminated. The drain is recorded before it
+        // is asked for, so a lost answer still leaves the instance ours to finish.
         if victim.status != "DRAINING" {
+            record.drained.insert(ec2_id.clone(), now);
+            env.state.put(IDLE_PK, cluster, &json!(record), IDLE_MEMORY).await?;
             aws.drain_container_instance(cluster, &victim.arn).await?;
         }
         aws.terminate_instance_in_auto_scaling_group(&ec2_id).await?;

@@ -6,7 +6,7 @@
 use autopilot::aws_lambda_events::eventbridge::EventBridgeEvent;
 use autopilot::config::cluster_name;
 use autopilot::events::{AlarmStateChange, AlarmStateValue, EventError, ServiceAction, SERVICE_TASK_PLACEMENT_FAILURE};
-use autopilot::tags::{self, Adjustment, ScaleTarget, Step, Steps, TagError, Tags};
+use autopilot::tags::{self, ScaleTarget, Step, Steps, TagError, Tags};
 use autopilot::Incoming;
 
 use crate::outcome::Outcome;
@@ -16,7 +16,12 @@ use crate::steps;
 /// other event types. `None`: the event needs the handlers.
 pub fn screen(incoming: &Incoming) -> Option<Outcome> {
     match incoming {
-        Incoming::AlarmStateChange(e) if !matches!(e.detail.state.value, AlarmStateValue::Alarm | AlarmStateValue::Ok) => {
+        // "The adjustments can continue for additional alarm breaches until the alarm state
+        // returns to OK" (Application Auto Scaling User Guide, "How step scaling works"): OK ends
+        // a scaling episode and never scales, whatever the steps say. Scale-in is a low alarm's
+        // ALARM.
+        Incoming::AlarmStateChange(e) if e.detail.state.value == AlarmStateValue::Ok => Some(Outcome::ignored_alarm(&e.detail.alarm_name, OK_ENDS_EPISODE)),
+        Incoming::AlarmStateChange(e) if e.detail.state.value != AlarmStateValue::Alarm => {
             Some(Outcome::ignored_alarm(&e.detail.alarm_name, "state is neither ALARM nor OK"))
         }
         Incoming::AlarmStateChange(_) => None,
@@ -31,6 +36,9 @@ pub fn screen(incoming: &Incoming) -> Option<Outcome> {
         other => Some(not_handled(other)),
     }
 }
+
+/// Why an OK transition changes nothing.
+pub const OK_ENDS_EPISODE: &str = "OK ends the scaling episode: Application Auto Scaling never scales on OK";
 
 /// The answer to an event type the scaler does not handle.
 pub fn not_handled(incoming: &Incoming) -> Outcome {
@@ -47,7 +55,34 @@ pub struct AlarmView {
     pub timestamp: String,
     pub datapoints: Vec<f64>,
     pub threshold: Option<f64>,
+    /// The alarm's tags when the event carries them complete (`alarmTagsStatus` SUCCESS).
     pub tags: Option<Tags>,
+    /// Which side of its threshold the alarm watches; `None` until known (an event does not
+    /// say: its ComparisonOperator comes from DescribeAlarms when the steps need it).
+    pub direction: Option<Direction>,
+}
+
+/// Which side of its threshold an alarm watches, from its ComparisonOperator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// GreaterThan…: a high alarm (scale-out, usually).
+    Above,
+    /// LessThan…: a low alarm (scale-in, usually).
+    Below,
+    /// Both sides (an anomaly band's LessThanLowerOrGreaterThanUpperThreshold), or no metric
+    /// at all (composite alarms).
+    Either,
+}
+
+impl Direction {
+    /// CloudWatch's ComparisonOperator values (PutMetricAlarm).
+    pub fn from_comparison(op: &str) -> Self {
+        match op {
+            "GreaterThanOrEqualToThreshold" | "GreaterThanThreshold" | "GreaterThanUpperThreshold" => Direction::Above,
+            "LessThanThreshold" | "LessThanOrEqualToThreshold" | "LessThanLowerThreshold" => Direction::Below,
+            _ => Direction::Either,
+        }
+    }
 }
 
 impl AlarmView {
@@ -67,7 +102,8 @@ impl AlarmView {
             timestamp: transition_id(&d.state.timestamp.clone().unwrap_or_else(|| e.time.map(|t| t.to_rfc3339()).unwrap_or_default())),
             datapoints: rd.as_ref().map(|r| r.datapoints()).unwrap_or_default(),
             threshold: rd.as_ref().and_then(|r| r.threshold),
-            tags: d.tags.clone(),
+            tags: d.propagated_tags().cloned(),
+            direction: d.is_composite().then_some(Direction::Either),
         }
     }
 
@@ -111,8 +147,8 @@ pub fn parse_alarm_tags(tags: &Tags) -> Option<Result<AlarmTags, TagError>> {
 /// Why an alarm's state selects no step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum NoStep {
-    /// No datapoints in reasonData (composite alarms, some metric-math alarms) and more than a
-    /// single open step: the breach cannot be measured.
+    /// No datapoints to measure the breach (composite alarms, some metric-math alarms, a metric
+    /// that reports nothing now) and steps other than the bare shortcut.
     NoDatapoints,
     /// Datapoints but no threshold.
     NoThreshold,
@@ -120,19 +156,48 @@ pub enum NoStep {
     NoMatch { breach: f64 },
 }
 
-/// The step the alarm's state selects (see `steps.rs` for AWS's interval rules).
-pub fn alarm_step(view: &AlarmView, steps: &Steps) -> Result<Step, NoStep> {
-    if view.datapoints.is_empty() {
-        return steps::open_step(steps).ok_or(NoStep::NoDatapoints);
-    }
-    let breach = view.threshold.and_then(|t| steps::breach(&view.datapoints, t)).ok_or(NoStep::NoThreshold)?;
-    steps::select_step(steps, breach).ok_or(NoStep::NoMatch { breach })
+/// The steps as they apply to an alarm that watches `direction`: the bare shortcut (`+2`) is
+/// one step from the threshold outwards, [0, +inf) on a high alarm and (-inf, 0] on a low one
+/// (StepAdjustment: "The upper and lower bound can't be null in the same step adjustment");
+/// on an alarm of either or no direction it stays open. Other steps are as written.
+pub fn steps_for(steps: &Steps, direction: Direction) -> Steps {
+    let Some(bare) = steps.bare() else { return steps.clone() };
+    let step = match direction {
+        Direction::Above => Step { lower: Some(0.0), ..bare },
+        Direction::Below => Step { upper: Some(0.0), ..bare },
+        Direction::Either => bare,
+    };
+    Steps(vec![step])
 }
 
-/// Application Auto Scaling never raises capacity on an OK transition (an M-of-N alarm can be OK
-/// with a mean above its threshold); only a step that lowers desiredCount acts on OK.
-pub fn ok_keeps_capacity(state: &AlarmStateValue, current: u32, adjustment: Adjustment) -> bool {
-    *state == AlarmStateValue::Ok && steps::raw_target(current, adjustment) >= current as i64
+/// Whether the alarm's direction must be read before a step can be chosen: only the bare
+/// shortcut depends on it, and only when there is a breach to place.
+pub fn needs_direction(view: &AlarmView, steps: &Steps) -> bool {
+    view.direction.is_none() && steps.bare().is_some() && !view.datapoints.is_empty()
+}
+
+/// The step the alarm's state selects (see `steps.rs` for AWS's interval rules). Without
+/// datapoints only the bare shortcut applies: the alarm being in ALARM is then the signal.
+pub fn alarm_step(view: &AlarmView, steps: &Steps) -> Result<Step, NoStep> {
+    if view.datapoints.is_empty() {
+        return steps.bare().ok_or(NoStep::NoDatapoints);
+    }
+    let breach = view.threshold.and_then(|t| steps::breach(&view.datapoints, t)).ok_or(NoStep::NoThreshold)?;
+    steps::select_step(&steps_for(steps, view.direction.unwrap_or(Direction::Either)), breach).ok_or(NoStep::NoMatch { breach })
+}
+
+/// The window GetMetricData reads to re-evaluate an alarm now, as epoch seconds: its
+/// evaluation periods back from `now`, and one period more, so that `periods` whole or partial
+/// periods come back whatever the alignment (`recent` keeps the newest `periods`).
+pub fn evaluation_window(now: i64, period: i64, periods: i64) -> (i64, i64) {
+    let (period, periods) = (period.max(1), periods.max(1));
+    (now - period * (periods + 1), now)
+}
+
+/// The newest `periods` values of a series listed newest first (GetMetricData's
+/// TimestampDescending); non-finite values are dropped.
+pub fn recent(newest_first: &[f64], periods: usize) -> Vec<f64> {
+    newest_first.iter().copied().filter(|v| v.is_finite()).take(periods.max(1)).collect()
 }
 
 /// What DescribeServices says of a service, as far as scaling goes.
@@ -179,18 +244,17 @@ impl ObservedService {
     }
 }
 
-/// Rollout in progress (scale-in waits): more than one deployment, or the PRIMARY deployment
-/// IN_PROGRESS while the service runs fewer tasks than it wants. moto keeps one PRIMARY
-/// IN_PROGRESS deployment forever, so rolloutState alone cannot be the signal.
+/// A rollout is in progress (scale-in waits) when ECS says so: its PRIMARY deployment's
+/// rolloutState is IN_PROGRESS ("When a service deployment is started, it begins in an
+/// IN_PROGRESS state. When the service reaches a steady state, the deployment transitions to a
+/// COMPLETED state", ECS API reference, Deployment), which covers tasks that run but are not yet
+/// healthy behind the load balancer; or more than one deployment is live (PRIMARY plus the
+/// ACTIVE ones whose tasks it is replacing). Running counts say nothing about it: a deployment
+/// whose tasks all run may still be in progress.
 pub fn rollout_in_progress(service: &ObservedService) -> bool {
     let deployments = &service.deployments;
     let live = deployments.iter().filter(|d| matches!(d.status.as_deref(), Some("PRIMARY") | Some("ACTIVE"))).count();
-    if live > 1 {
-        return true;
-    }
-    deployments.iter().any(|d| {
-        d.status.as_deref() == Some("PRIMARY") && d.rollout_state.as_deref() == Some("IN_PROGRESS") && service.running_count < service.desired_count
-    })
+    live > 1 || deployments.iter().any(|d| d.status.as_deref() == Some("PRIMARY") && d.rollout_state.as_deref() == Some("IN_PROGRESS"))
 }
 
 /// The service a SERVICE_TASK_PLACEMENT_FAILURE names, and why its tasks were not placed.
@@ -226,6 +290,7 @@ fn service_arn_parts(arn: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use autopilot::tags::Adjustment;
     use serde_json::{json, Value};
 
     fn t(pairs: &[(&str, &str)]) -> Tags {
@@ -247,6 +312,8 @@ mod tests {
         ObservedDeployment { status: Some(status.into()), rollout_state: Some(rollout_state.into()) }
     }
 
+    /// ECS's own signals (API reference, Deployment: status and rolloutState): the PRIMARY
+    /// deployment IN_PROGRESS, or more than one live deployment. Counts play no part.
     #[test]
     fn rollout_detection() {
         let svc = |deployments: Vec<ObservedDeployment>, desired_count: i32, running_count: i32| ObservedService {
@@ -255,17 +322,31 @@ mod tests {
             running_count,
             ..Default::default()
         };
-        // moto's eternal PRIMARY IN_PROGRESS with the service running what it wants: no rollout.
-        assert!(!rollout_in_progress(&svc(vec![dep("PRIMARY", "IN_PROGRESS")], 4, 4)));
-        assert!(rollout_in_progress(&svc(vec![dep("PRIMARY", "IN_PROGRESS")], 4, 0)));
-        assert!(rollout_in_progress(&svc(vec![dep("PRIMARY", "IN_PROGRESS"), dep("ACTIVE", "COMPLETED")], 4, 4)));
-        assert!(!rollout_in_progress(&svc(vec![dep("PRIMARY", "COMPLETED")], 4, 2)));
-        assert!(!rollout_in_progress(&svc(vec![dep("PRIMARY", "COMPLETED"), dep("INACTIVE", "COMPLETED")], 4, 4)), "an INACTIVE deployment is over");
-        assert!(!rollout_in_progress(&svc(vec![], 4, 0)));
+        // (deployments, desired, running, in progress)
+        let cases = [
+            // Tasks all running, not yet healthy behind the load balancer (or baking): ECS has
+            // not called the deployment COMPLETED, so it is in progress.
+            (vec![dep("PRIMARY", "IN_PROGRESS")], 4, 4, true),
+            (vec![dep("PRIMARY", "IN_PROGRESS")], 4, 0, true),
+            (vec![dep("PRIMARY", "IN_PROGRESS"), dep("ACTIVE", "COMPLETED")], 4, 4, true),
+            (vec![dep("PRIMARY", "COMPLETED"), dep("ACTIVE", "COMPLETED")], 4, 4, true),
+            // A steady service: a scale-out in flight (running below desired) is no rollout.
+            (vec![dep("PRIMARY", "COMPLETED")], 4, 2, false),
+            (vec![dep("PRIMARY", "COMPLETED"), dep("INACTIVE", "COMPLETED")], 4, 4, false),
+            // A failed deployment (circuit breaker) launches nothing more; its rollback is a new
+            // PRIMARY IN_PROGRESS.
+            (vec![dep("PRIMARY", "FAILED")], 4, 4, false),
+            (vec![dep("ACTIVE", "IN_PROGRESS")], 4, 4, false),
+            (vec![], 4, 0, false),
+        ];
+        for (deployments, desired, running, want) in cases {
+            let label = format!("{deployments:?} {desired}/{running}");
+            assert_eq!(rollout_in_progress(&svc(deployments, desired, running)), want, "{label}");
+        }
     }
 
     fn view(state: AlarmStateValue, datapoints: &[f64], threshold: Option<f64>) -> AlarmView {
-        AlarmView { name: "a".into(), arn: None, state, timestamp: "1".into(), datapoints: datapoints.to_vec(), threshold, tags: None }
+        AlarmView { name: "a".into(), arn: None, state, timestamp: "1".into(), datapoints: datapoints.to_vec(), threshold, tags: None, direction: Some(Direction::Above) }
     }
 
     #[test]
@@ -288,20 +369,61 @@ mod tests {
         }
     }
 
+    /// The bare shortcut read in the alarm's direction: `+2` on a high alarm is [0, +inf), `-1`
+    /// on a low alarm (LessThan…) is (-inf, 0]; an alarm of either direction (anomaly band,
+    /// composite) keeps it open; without datapoints (composite alarms) it applies as is.
     #[test]
-    fn ok_lowers_or_does_nothing() {
-        use AlarmStateValue::{Alarm, Ok};
-        // (state, current, adjustment, keeps capacity)
-        for (state, current, a, keeps) in [
-            (Ok, 4, Adjustment::Change(2), true),
-            (Ok, 4, Adjustment::Change(0), true),
-            (Ok, 4, Adjustment::Change(-1), false),
-            (Ok, 4, Adjustment::Exact(2), false),
-            (Ok, 4, Adjustment::Exact(4), true),
-            (Alarm, 4, Adjustment::Change(2), false),
-        ] {
-            assert_eq!(ok_keeps_capacity(&state, current, a), keeps, "{state:?} {current} {a}");
+    fn a_bare_step_follows_the_alarms_direction() {
+        let steps = |s: &str| Steps::parse(s).unwrap();
+        let with = |direction: Option<Direction>, datapoints: &[f64]| AlarmView { direction, ..view(AlarmStateValue::Alarm, datapoints, Some(70.0)) };
+        // (steps, direction, datapoints, the step's interval or why none)
+        type Case<'a> = (&'a str, Option<Direction>, &'a [f64], Result<(Option<f64>, Option<f64>), NoStep>);
+        let cases: [Case; 10] = [
+            ("+2", Some(Direction::Above), &[90.0], Ok((Some(0.0), None))),
+            ("+2", Some(Direction::Above), &[70.0], Ok((Some(0.0), None))),
+            ("+2", Some(Direction::Above), &[60.0], Err(NoStep::NoMatch { breach: -10.0 })),
+            ("-1", Some(Direction::Below), &[60.0], Ok((None, Some(0.0)))),
+            ("-1", Some(Direction::Below), &[70.0], Ok((None, Some(0.0)))),
+            ("-1", Some(Direction::Below), &[80.0], Err(NoStep::NoMatch { breach: 10.0 })),
+            ("+2", Some(Direction::Either), &[60.0], Ok((None, None))),
+            ("+2", None, &[60.0], Ok((None, None))),
+            ("+2", Some(Direction::Above), &[], Ok((None, None))),
+            ("0::+2", Some(Direction::Below), &[90.0], Ok((Some(0.0), None))),
+        ];
+        for (s, direction, datapoints, want) in cases {
+            let got = alarm_step(&with(direction, datapoints), &steps(s)).map(|st| (st.lower, st.upper));
+            assert_eq!(got, want, "{s} {direction:?} {datapoints:?}");
         }
+        let comparisons = [
+            ("GreaterThanThreshold", Direction::Above),
+            ("GreaterThanOrEqualToThreshold", Direction::Above),
+            ("GreaterThanUpperThreshold", Direction::Above),
+            ("LessThanThreshold", Direction::Below),
+            ("LessThanOrEqualToThreshold", Direction::Below),
+            ("LessThanLowerThreshold", Direction::Below),
+            ("LessThanLowerOrGreaterThanUpperThreshold", Direction::Either),
+            ("SomethingNew", Direction::Either),
+        ];
+        for (op, want) in comparisons {
+            assert_eq!(Direction::from_comparison(op), want, "{op}");
+        }
+        // Only a bare step with a breach to place needs the direction.
+        assert!(needs_direction(&with(None, &[90.0]), &steps("+2")));
+        assert!(!needs_direction(&with(None, &[]), &steps("+2")));
+        assert!(!needs_direction(&with(None, &[90.0]), &steps("0::+2")));
+        assert!(!needs_direction(&with(Some(Direction::Below), &[90.0]), &steps("+2")));
+    }
+
+    #[test]
+    fn evaluation_windows_and_recent_values() {
+        // (now, period, periods) -> (start, end)
+        assert_eq!(evaluation_window(10_000, 60, 2), (10_000 - 180, 10_000));
+        assert_eq!(evaluation_window(10_000, 300, 1), (10_000 - 600, 10_000));
+        assert_eq!(evaluation_window(10_000, 0, 0), (10_000 - 2, 10_000), "never an empty window");
+        assert_eq!(recent(&[95.0, 90.0, 50.0], 2), vec![95.0, 90.0], "the newest periods only");
+        assert_eq!(recent(&[f64::NAN, 90.0], 2), vec![90.0]);
+        assert_eq!(recent(&[], 3), Vec::<f64>::new());
+        assert_eq!(recent(&[1.0, 2.0], 0), vec![1.0]);
     }
 
     #[test]
@@ -340,7 +462,7 @@ mod tests {
         // (event, settled answer)
         let cases = [
             (alarm_event("ALARM"), None),
-            (alarm_event("OK"), None),
+            (alarm_event("OK"), Some(json!({"action": "ignored", "alarm": "a", "reason": OK_ENDS_EPISODE}))),
             (alarm_event("INSUFFICIENT_DATA"), Some(json!({"action": "ignored", "alarm": "a", "reason": "state is neither ALARM nor OK"}))),
             (schedule("arn:aws:events:us-east-1:1:rule/autopilot-reevaluate"), None),
             (schedule("arn:aws:events:us-east-1:1:rule/reconcile"), Some(json!({"action": "ignored", "reason": "schedule arn:aws:events:us-east-1:1:rule/reconcile is not a re-evaluation schedule"}))),

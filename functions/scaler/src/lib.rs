@@ -3,16 +3,17 @@
 //! an EC2-backed cluster when tasks no longer fit (`capacity.rs`).
 //!
 //! Which alarm states act:
-//! - ALARM: the step containing the breach applies (scale-out or scale-in, by its sign).
-//! - OK: only a step that lowers desiredCount applies ("the steps say so": e.g. `cpu > 70` with
-//!   steps `0::+2,:-40:-1` scales in by one when the alarm returns to OK with cpu below 30). A
-//!   step that would raise capacity never acts on OK: an M-of-N alarm can be OK with a mean above
-//!   its threshold.
+//! - ALARM: the step containing the breach applies (scale-out or scale-in, by its sign). A bare
+//!   step (`+2`) reaches from the threshold outwards in the alarm's direction (`decide::steps_for`).
+//! - OK never acts: it ends a scaling episode, as in Application Auto Scaling. Scale-in is a low
+//!   alarm's ALARM.
 //! - INSUFFICIENT_DATA never acts.
-//! - No datapoints in reasonData (composite alarms, some metric-math alarms): only a single open
-//!   step (`+2`) can apply; anything else is skipped with a log line.
+//! - No datapoints (composite alarms, some metric-math alarms, a metric that reports nothing
+//!   now): only a bare step can apply; anything else is skipped with a log line.
+//! - An alarm that stays in ALARM is re-evaluated by the schedule, its metric measured now
+//!   (`reevaluate.rs`).
 //!
-//! Scale-in waits while a rollout is in progress (`decide::rollout_in_progress`).
+//! Scale-in waits while ECS reports a rollout (`decide::rollout_in_progress`).
 //!
 //! Layout, as in the other functions: `decide.rs`, `steps.rs` and `capacity.rs` decide from
 //! observed plain data without I/O, `messages.rs` words the notifications, `aws.rs` adapts the

@@ -30,10 +30,11 @@ pub fn why(view: &AlarmView, step: Option<Adjustment>) -> String {
     s
 }
 
-/// A malformed tag on an alarm: once per alarm and tag within the notification window.
+/// A malformed tag on an alarm: once per alarm and value (the key holds the value, so a new
+/// mistake is told again and the same one is not repeated by every re-evaluation).
 pub fn invalid_alarm_tag(alarm: &str, e: &TagError) -> (String, Notification) {
     let n = Notification::new("scale.invalid-tag", format!("alarm {alarm}: tag {} is not valid", e.tag), e.to_string()).field("alarm", alarm).field("tag", e.tag);
-    (format!("scale-tag#{alarm}#{}", e.tag), n)
+    (format!("scale-tag#{alarm}#{}#{}", e.tag, e.value), n)
 }
 
 /// A malformed `autopilot:min`/`autopilot:max` on the service: once per service and tag.
@@ -152,6 +153,7 @@ mod tests {
             datapoints: datapoints.to_vec(),
             threshold,
             tags: None,
+            direction: None,
         }
     }
 
@@ -193,8 +195,11 @@ mod tests {
     fn invalid_tags() {
         let e = autopilot::tags::Steps::parse("lots").unwrap_err();
         let (key, n) = invalid_alarm_tag("random-cpu-bad", &e);
-        assert_eq!((key.as_str(), n.event_type.as_str(), n.subject.as_str()), ("scale-tag#random-cpu-bad#autopilot:steps", "scale.invalid-tag", "alarm random-cpu-bad: tag autopilot:steps is not valid"));
+        assert_eq!((key.as_str(), n.event_type.as_str(), n.subject.as_str()), ("scale-tag#random-cpu-bad#autopilot:steps#lots", "scale.invalid-tag", "alarm random-cpu-bad: tag autopilot:steps is not valid"));
         assert_eq!((n.description.clone(), json!(n.fields)), (e.to_string(), json!({"alarm": "random-cpu-bad", "tag": "autopilot:steps"})));
+        // Another wrong value of the same tag is another notification.
+        let other = autopilot::tags::Steps::parse("0:10:+1").unwrap_err();
+        assert_ne!(invalid_alarm_tag("random-cpu-bad", &other).0, key);
         let e = Bounds::parse(Some("many"), None).unwrap_err();
         let (key, n) = invalid_service_tag("stage01", "random", &e);
         assert_eq!((key.as_str(), n.subject.as_str()), ("scale-tag#stage01/random#autopilot:min", "random: tag autopilot:min is not valid"));

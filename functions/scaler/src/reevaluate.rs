@@ -1,9 +1,17 @@
-//! The re-evaluation schedule: alarms emit events only on transitions, so every metric alarm that
-//! stays in ALARM and carries `autopilot:scale` is evaluated again (cooldowns decide whether it
-//! acts), then each managed cluster may lose one idle instance.
+//! The re-evaluation schedule: alarms emit events only on transitions, so every alarm that stays
+//! in ALARM and carries `autopilot:scale` is evaluated again (cooldowns decide whether it acts),
+//! then each managed cluster may lose one idle instance.
+//!
+//! A metric alarm is measured now: GetMetricData reads its metric (or its metric-math queries)
+//! over its evaluation window, so a breach that grows while the alarm stays in ALARM reaches the
+//! larger step, as Application Auto Scaling's policy does ("The adjustments can continue for
+//! additional alarm breaches until the alarm state returns to OK", AAS User Guide, "How step
+//! scaling works"). DescribeAlarms' StateReasonData is the last state update's, possibly hours
+//! old. A composite alarm has no metric: only a bare step (`+2`) applies, with cooldowns.
 
 use autopilot::config::cluster_name;
 use autopilot::runtime::Env;
+use autopilot::state::now_epoch;
 use autopilot::tags;
 use autopilot::Error;
 
@@ -25,9 +33,10 @@ pub async fn run(env: &Env, aws: &Aws) -> Result<Outcome, Error> {
                 break;
             }
         };
-        for view in &page.alarms {
-            let name = &view.name;
-            let tags = match alarm::alarm_tags(aws, view).await {
+        for described in page.alarms {
+            let mut view = described.view;
+            let name = view.name.clone();
+            let tags = match alarm::alarm_tags(aws, &view).await {
                 Ok(t) => t,
                 Err(e) => {
                     failures.push(format!("{name}: {e}"));
@@ -37,10 +46,20 @@ pub async fn run(env: &Env, aws: &Aws) -> Result<Outcome, Error> {
             if !tags.contains_key(tags::TAG_SCALE) {
                 continue;
             }
-            match alarm::evaluate(env, aws, view, &tags, Origin::ReEvaluation).await {
+            if let Some(query) = &described.metric {
+                match aws.current_datapoints(query, now_epoch() as i64).await {
+                    Ok(datapoints) => view.datapoints = datapoints,
+                    Err(e) => {
+                        tracing::error!(alarm = %name, error = %e, "could not read the alarm's metric");
+                        failures.push(format!("{name}: {e}"));
+                        continue;
+                    }
+                }
+            }
+            match alarm::evaluate(env, aws, &view, &tags, Origin::ReEvaluation).await {
                 Ok(v) => results.push(v),
                 Err(e) => {
-                    tracing::error!(alarm = name, error = %e, "re-evaluation failed");
+                    tracing::error!(alarm = %name, error = %e, "re-evaluation failed");
                     failures.push(format!("{name}: {e}"));
                 }
             }

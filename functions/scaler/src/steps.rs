@@ -1,6 +1,7 @@
 //! Application Auto Scaling step-scaling semantics, as pure functions.
 //!
-//! - The breach is the mean of the alarm's recent datapoints minus its threshold.
+//! - The breach is the mean of the alarm's datapoints minus its threshold: the transition's
+//!   `recentDatapoints`, or on re-evaluation the metric's newest values (`reevaluate.rs`).
 //! - Step intervals are relative to the threshold. When the metric is at or above the threshold
 //!   a step's lower bound is inclusive and its upper bound exclusive (`[lower, upper)`); below the
 //!   threshold the lower bound is exclusive and the upper inclusive (`(lower, upper]`). A breach of
@@ -46,15 +47,6 @@ pub fn select_step(steps: &Steps, breach: f64) -> Option<Step> {
             lo <= breach && breach < hi
         }
     })
-}
-
-/// Whether the steps need no breach at all (one open step like `+2`): usable with alarms whose
-/// state change carries no datapoints (composite alarms, some metric-math alarms).
-pub fn open_step(steps: &Steps) -> Option<Step> {
-    match steps.0.as_slice() {
-        [s] if s.lower.is_none() && s.upper.is_none() => Some(*s),
-        _ => None,
-    }
 }
 
 /// AAS rounding of a fractional PercentChangeInCapacity, then the minimum magnitude.
@@ -276,8 +268,8 @@ mod tests {
         assert_eq!(adj("0:15:+1,15::+2", b), Some(Adjustment::Change(2)));
         assert_eq!(adj("0:15:+1,15::+2", breach(&[75.0, 80.0], 70.0).unwrap()), Some(Adjustment::Change(1)));
         assert_eq!(breach(&[], 70.0), None);
-        assert!(open_step(&steps("+2")).is_some());
-        assert!(open_step(&steps("0::+2")).is_none());
+        assert!(steps("+2").bare().is_some());
+        assert!(steps("0::+2").bare().is_none());
     }
 
     #[test]
