@@ -5,6 +5,7 @@
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::config::ConfigError;
@@ -47,6 +48,12 @@ pub enum Error {
     #[error("concurrent update of {0}")]
     Conflict(String),
 
+    /// The handler panicked: a defect of ours. Its message is not kept (it may quote data); the
+    /// log line of the panic hook says where. Retryable: the claim is released, and the DLQ
+    /// catches an event that panics every time.
+    #[error("the handler panicked (a defect; the log names where)")]
+    Panic,
+
     /// Some of the independent actions of one invocation failed.
     #[error("{failed} of {total} actions failed: {summary}")]
     Partial {
@@ -62,7 +69,7 @@ impl Error {
         match self {
             Error::Aws { retryable, .. } => *retryable,
             Error::Partial { retryable, .. } => *retryable,
-            Error::Conflict(_) => true,
+            Error::Conflict(_) | Error::Panic => true,
             Error::InvalidEvent(_) | Error::Config(_) | Error::Tag { .. } | Error::Refused(_) => false,
         }
     }
@@ -77,6 +84,7 @@ impl Error {
             Error::Aws { retryable: false, .. } => "AwsFatal",
             Error::Refused(_) => "Refused",
             Error::Conflict(_) => "Conflict",
+            Error::Panic => "Panic",
             Error::Partial { .. } => "PartialFailure",
         }
     }
@@ -99,10 +107,13 @@ impl Error {
                 (code, e.message().unwrap_or_default().to_string(), retryable)
             }
             SdkError::TimeoutError(_) => ("Timeout".into(), "the call timed out".into(), true),
-            SdkError::DispatchFailure(d) => ("DispatchFailure".into(), format!("{d:?}"), true),
-            SdkError::ResponseError(r) => ("ResponseError".into(), format!("{r:?}"), true),
-            SdkError::ConstructionFailure(c) => ("ConstructionFailure".into(), format!("{c:?}"), false),
-            _ => ("Unknown".into(), format!("{err}"), true),
+            // The connector's error (I/O, TLS, timeout): it names no request or answer content.
+            SdkError::DispatchFailure(d) => ("DispatchFailure".into(), d.as_connector_error().map_or_else(|| "the call could not be sent".into(), |c| DisplayErrorContext(c).to_string()), true),
+            // An answer that could not be read. Its Debug form holds the raw HTTP response, body
+            // and all (a task definition's environment, say): only its status is kept.
+            SdkError::ResponseError(r) => ("ResponseError".into(), format!("the answer (HTTP {}) could not be read", r.raw().status().as_u16()), true),
+            SdkError::ConstructionFailure(_) => ("ConstructionFailure".into(), "the request could not be built".into(), false),
+            _ => ("Unknown".into(), "the call failed".into(), true),
         };
         Error::Aws { service, operation, code, message, retryable }
     }
@@ -136,3 +147,53 @@ impl From<Error> for lambda_runtime::Diagnostic {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ecs as ecs;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    const SECRET: &str = "s3cr3t-env-value-from-a-task-definition";
+
+    fn ecs_answering(status: u16, body: &'static str) -> ecs::Client {
+        let rule = aws_smithy_mocks::mock!(ecs::Client::describe_task_definition)
+            .then_http_response(move || HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body)));
+        let conf = ecs::Config::builder()
+            .behavior_version(ecs::config::BehaviorVersion::latest())
+            .region(ecs::config::Region::new("us-east-1"))
+            .credentials_provider(ecs::config::Credentials::new("test", "test", None, None, "test"))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(aws_smithy_mocks::MockResponseInterceptor::new().with_rule(&rule))
+            .retry_config(ecs::config::retry::RetryConfig::disabled())
+            .build();
+        ecs::Client::from_conf(conf)
+    }
+
+    /// Issue 14, item 5: an answer the SDK cannot read (here a DescribeTaskDefinition whose
+    /// environment value is not the string the model says) becomes an error that keeps the HTTP
+    /// status, never the raw response: its Debug form holds the whole body.
+    #[tokio::test]
+    async fn an_unreadable_answer_is_not_quoted_in_the_error() {
+        let body = r#"{"taskDefinition": {"family": "auth", "containerDefinitions": [{"name": "app", "environment": [{"name": "DB_PASSWORD", "value": {"s3cr3t-env-value-from-a-task-definition": 1}}]}]}}"#;
+        let e = ecs_answering(200, body).describe_task_definition().task_definition("auth").send().await.unwrap_err();
+        assert!(matches!(e, SdkError::ResponseError(_)), "the answer must fail to parse for this test to mean something: {e:?}");
+        assert!(format!("{e:?}").contains(SECRET), "the SDK's own error does carry the raw answer");
+        let ours = Error::aws("ecs", "DescribeTaskDefinition", e);
+        for text in [ours.to_string(), format!("{ours:?}"), lambda_runtime::Diagnostic::from(ours).error_message] {
+            assert!(!text.contains(SECRET), "{text}");
+            assert!(text.contains("ResponseError") || text.contains("HTTP 200"), "{text}");
+        }
+    }
+
+    /// A service error keeps AWS's code and message (they name the problem, not the payload).
+    #[tokio::test]
+    async fn a_service_error_keeps_code_and_message() {
+        let body = r#"{"__type": "ClientException", "message": "Unable to describe task definition."}"#;
+        let e = ecs_answering(400, body).describe_task_definition().task_definition("auth").send().await.unwrap_err();
+        let ours = Error::aws("ecs", "DescribeTaskDefinition", e);
+        assert_eq!(ours.to_string(), "ecs:DescribeTaskDefinition failed (ClientException): Unable to describe task definition.");
+        assert!(!ours.retryable());
+    }
+}

@@ -1,8 +1,12 @@
 //! What every function does around its decision logic: logging, the shared environment, the
 //! idempotency claim on the EventBridge event id, and turning outcomes into invocation results.
 
+use std::convert::Infallible;
 use std::future::Future;
-use std::time::Duration;
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, SystemTime};
+
+use futures_util::FutureExt;
 
 use aws_config::SdkConfig;
 use serde_json::{json, Value};
@@ -11,16 +15,55 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::events::Incoming;
 use crate::notify::Notifier;
-use crate::state::{EventClaim, StateStore};
+use crate::state::{EventClaim, Lease, StateStore};
 
-/// A claim lives this long while a delivery works on it (Lambda's maximum duration).
-pub const EVENT_LEASE: Duration = Duration::from_secs(900);
+/// An event claim is a lease this long, renewed every [`HEARTBEAT`] while the work runs and
+/// never past the invocation's deadline. An invocation that dies (timeout, out of memory, a
+/// killed process) stops renewing, so its claim lapses within this time: Lambda's asynchronous
+/// retries come one and then two minutes after a failure ("Error handling and automatic retries
+/// in Lambda"), and find the event free to handle.
+pub const EVENT_LEASE: Duration = Duration::from_secs(30);
+/// How often a running delivery renews its lease.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Past the deadline Lambda has stopped the invocation; a lease ends at most this long after it
+/// (clock granularity of the state table's expiry, which counts whole seconds).
+const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 /// A handled event id is remembered this long: EventBridge retries for at most 24 hours.
 pub const EVENT_MEMORY: Duration = Duration::from_secs(2 * 24 * 3600);
 
-/// Lambda's JSON or text format and log level, from `AWS_LAMBDA_LOG_FORMAT` / `AWS_LAMBDA_LOG_LEVEL`.
+/// The level asked for: `AWS_LAMBDA_LOG_LEVEL` (the template's `LogLevel`, through Lambda's
+/// advanced logging controls), else `RUST_LOG` read as a plain level, else INFO. Only a level:
+/// per-target directives are not honoured, so no setting can turn another crate up (see [`log_filter`]).
+pub fn log_level(aws_lambda_log_level: Option<&str>, rust_log: Option<&str>) -> tracing::level_filters::LevelFilter {
+    use std::str::FromStr;
+    let asked = aws_lambda_log_level.or(rust_log).unwrap_or("INFO");
+    tracing::level_filters::LevelFilter::from_str(asked.trim()).unwrap_or(tracing::level_filters::LevelFilter::INFO)
+}
+
+/// Which log events pass: ours (the `autopilot*` crates) at `level`, every other crate at
+/// `level` but never above INFO. At DEBUG and TRACE other crates log what no log line may carry:
+/// lambda_runtime the raw event ("raw JSON event received from Lambda", with a task's
+/// environment overrides), the SDK and its HTTP stack request and response bodies (task
+/// definitions' environment values, secret ARNs) and credential details.
+pub fn log_filter(level: tracing::level_filters::LevelFilter) -> lambda_runtime::tracing::subscriber::filter::Targets {
+    let others = level.min(tracing::level_filters::LevelFilter::INFO);
+    lambda_runtime::tracing::subscriber::filter::Targets::new().with_default(others).with_target("autopilot", level)
+}
+
+/// Lambda's JSON or text format (`AWS_LAMBDA_LOG_FORMAT`) at [`log_level`], through
+/// [`log_filter`]; and a panic hook that logs where a panic happened but not its message, which
+/// may quote data (an `expect` on a value, a `Debug` of an AWS answer).
 pub fn init_logging() {
-    lambda_runtime::tracing::init_default_subscriber();
+    use lambda_runtime::tracing::subscriber::{self, layer::SubscriberExt, util::SubscriberInitExt};
+    let level = log_level(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(), std::env::var("RUST_LOG").ok().as_deref());
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let format = subscriber::fmt::layer().with_target(false).without_time();
+    let registry = subscriber::registry().with(log_filter(level));
+    let _ = if json { registry.with(format.json()).try_init() } else { registry.with(format).try_init() };
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_else(|| "unknown".into());
+        tracing::error!(error_kind = "Panic", location = %location, "the handler panicked (its message is not logged: it may quote data)");
+    }));
 }
 
 /// Configuration, AWS configuration, state store and notifier, built once per container.
@@ -91,16 +134,21 @@ pub fn answer_without_aws(function: &str, config: &Config, raw: &Value, screen: 
     }
 }
 
-/// Parse the event, answer what `screen` settles, skip replays, run `handler`, remember the event
-/// when it succeeded.
+/// Parse the event, answer what `screen` settles, skip replays, run `handler` under a lease on
+/// the event id, remember the event when it succeeded.
 ///
 /// - An event that cannot be parsed is logged as a classified error and answered with
 ///   `{"status":"rejected"}`: retrying the same bytes cannot help, and AWS is not touched.
 /// - An event `screen` settles is answered at once, before any claim.
-/// - A replay (same `id` already handled or in flight) answers `{"status":"replay"}`.
-/// - A handler error fails the invocation (so EventBridge/Lambda retry and the DLQ catches what
-///   never succeeds) and releases the claim so the retry does the work.
-pub async fn run_event<F, Fut>(env: &Env, function: &str, raw: Value, screen: Screen, handler: F) -> Result<Value, Error>
+/// - A replay (same `id` already handled) answers `{"status":"replay"}`.
+/// - An event another delivery holds right now fails retryably ([`Error::Conflict`]): that
+///   delivery may still fail or die, so "replay" would risk losing the event; Lambda's retry
+///   finds it done (a replay) or free (its lease lapsed: the work is done then).
+/// - While `handler` runs, the lease is renewed every [`HEARTBEAT`], never past `deadline` (the
+///   invocation's, from the Runtime API); `None` (tests, `invoke`) renews without end.
+/// - A handler error or panic fails the invocation (so EventBridge/Lambda retry and the DLQ
+///   catches what never succeeds) and releases the claim so the retry does the work.
+pub async fn run_event<F, Fut>(env: &Env, function: &str, raw: Value, screen: Screen, deadline: Option<SystemTime>, handler: F) -> Result<Value, Error>
 where
     F: FnOnce(Incoming) -> Fut,
     Fut: Future<Output = Result<Value, Error>>,
@@ -116,15 +164,39 @@ where
         screened(function, &outcome);
         return Ok(outcome);
     }
-    if let Some(id) = &id {
-        if env.state.begin_event(function, id, EVENT_LEASE).await? == EventClaim::Replay {
-            tracing::info!("replayed event: already handled, nothing to do");
-            return Ok(json!({"status": "replay", "id": id}));
+    let lease = match &id {
+        None => None,
+        Some(id) => match env.state.begin_event(function, id, lease_for(deadline)).await? {
+            EventClaim::Fresh(lease) => {
+                let deadline_in = deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or_default().as_secs());
+                tracing::debug!(lease_seconds = lease_for(deadline).as_secs(), deadline_in_seconds = ?deadline_in, "event claimed");
+                Some(lease)
+            }
+            EventClaim::Done => {
+                tracing::info!("replayed event: already handled, nothing to do");
+                return Ok(json!({"status": "replay", "id": id}));
+            }
+            EventClaim::InFlight => {
+                let e = Error::Conflict(format!("event {id}: another delivery is handling it now; a retry finds its outcome"));
+                tracing::warn!(error_kind = e.kind(), retryable = true, error = %e, "event in flight elsewhere");
+                return Err(e);
+            }
+        },
+    };
+    let work = AssertUnwindSafe(handler(incoming)).catch_unwind();
+    let finished = match &lease {
+        Some(lease) => {
+            tokio::pin!(work);
+            tokio::select! {
+                finished = &mut work => finished,
+                never = keep_alive(&env.state, lease, deadline) => match never {},
+            }
         }
-    }
-    let result = handler(incoming).await;
-    if let Some(id) = &id {
-        if let Err(e) = env.state.finish_event(function, id, result.is_ok(), EVENT_MEMORY).await {
+        None => work.await,
+    };
+    let result = finished.unwrap_or_else(|_| Err(Error::Panic));
+    if let Some(lease) = &lease {
+        if let Err(e) = env.state.finish_event(lease, result.is_ok(), EVENT_MEMORY).await {
             tracing::warn!(error = %e, "could not record the event's outcome");
         }
     }
@@ -139,6 +211,56 @@ where
         }
     }
     result
+}
+
+/// The lease to take or renew now: [`EVENT_LEASE`], cut to end by the invocation's deadline
+/// (plus [`DEADLINE_GRACE`]). An invocation cannot outlive its deadline, so neither can its claim.
+pub fn lease_for(deadline: Option<SystemTime>) -> Duration {
+    match deadline {
+        None => EVENT_LEASE,
+        Some(deadline) => (deadline.duration_since(SystemTime::now()).unwrap_or_default() + DEADLINE_GRACE).min(EVENT_LEASE),
+    }
+}
+
+/// Renew `lease` every [`HEARTBEAT`] until the deadline; runs beside the handler and ends with it.
+async fn keep_alive(state: &StateStore, lease: &Lease, deadline: Option<SystemTime>) -> Infallible {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        if deadline.is_some_and(|d| d <= SystemTime::now()) {
+            // Lambda stops the invocation now; the lease ends with DEADLINE_GRACE.
+            return std::future::pending().await;
+        }
+        match state.renew(lease, lease_for(deadline)).await {
+            Ok(true) => tracing::debug!("event lease renewed"),
+            Ok(false) => {
+                tracing::warn!("the event's lease lapsed before the work ended: another delivery may handle it too");
+                return std::future::pending().await;
+            }
+            // The next beat tries again; the lease has EVENT_LEASE - HEARTBEAT to spare.
+            Err(e) => tracing::warn!(error = %e, "could not renew the event's lease"),
+        }
+    }
+}
+
+/// The invocation's deadline, or `None` when it is already past as the event arrives: Lambda
+/// never hands out such an event, so the clock or the emulator is wrong (`cargo lambda watch`
+/// sends 600000 ms, a time in 1970), and a lease cut to it would lapse at once.
+fn live_deadline(deadline: SystemTime) -> Option<SystemTime> {
+    let live = deadline > SystemTime::now();
+    if !live {
+        tracing::debug!("the invocation's deadline is already past: leases are renewed without one");
+    }
+    live.then_some(deadline)
+}
+
+tokio::task_local! {
+    static DEADLINE: Option<SystemTime>;
+}
+
+/// The deadline of the invocation being handled, for claims of a handler's own that must not
+/// outlive it (recovery's restart claim). `None` outside an invocation or when it has none.
+pub fn invocation_deadline() -> Option<SystemTime> {
+    DEADLINE.try_with(|d| *d).ok().flatten()
 }
 
 /// One Lambda function: built once per container from the environment, then handed each event.
@@ -159,9 +281,17 @@ pub trait Function: Sized + Send + Sync + 'static {
     }
     /// An event `screen` did not settle, past the idempotency claim.
     fn dispatch(&self, incoming: Incoming) -> impl Future<Output = Result<Self::Outcome, Error>> + Send;
-    /// The invocation: [`run_event`] around `screen` and `dispatch`.
+    /// An invocation with no deadline (tests, the `invoke` tool): see [`Function::handle_until`].
     fn handle(&self, event: Value) -> impl Future<Output = Result<Value, Error>> + Send {
-        async move { run_event(self.env(), Self::NAME, event, screen_json::<Self>, |incoming| async move { self.dispatch(incoming).await.map(|o| to_json(&o)) }).await }
+        self.handle_until(event, None)
+    }
+    /// The invocation: [`run_event`] around `screen` and `dispatch`, its claim bounded by
+    /// `deadline` (the Runtime API's `Lambda-Runtime-Deadline-Ms`).
+    fn handle_until(&self, event: Value, deadline: Option<SystemTime>) -> impl Future<Output = Result<Value, Error>> + Send {
+        async move {
+            let dispatch = |incoming| async move { self.dispatch(incoming).await.map(|o| to_json(&o)) };
+            DEADLINE.scope(deadline, run_event(self.env(), Self::NAME, event, screen_json::<Self>, deadline, dispatch)).await
+        }
     }
 }
 
@@ -191,7 +321,99 @@ pub async fn serve<F: Function>() -> Result<(), lambda_runtime::Error> {
         }
         let f = function.get_or_init(|| async { F::new(Env::load(config.clone()).await) }).await;
         // Boxed: the handler's future is deep, and the runtime's own layers nest it further.
-        Box::pin(f.handle(event.payload)).await
+        Box::pin(f.handle_until(event.payload, live_deadline(event.context.deadline()))).await
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::level_filters::LevelFilter;
+
+    fn env() -> Env {
+        let sdk = SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        Env::new(Config::default(), sdk)
+    }
+
+    fn event(id: &str) -> Value {
+        json!({"version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012",
+               "time": "2026-11-25T12:00:00Z", "region": "us-east-1", "resources": [], "detail": {}})
+    }
+
+    fn nothing_settled(_: &Incoming, _: &Config) -> Option<Value> {
+        None
+    }
+
+    /// Issue 14, item 4: a panic is caught (release profile: panic = "unwind"), fails the
+    /// invocation as retryable, and gives the claim back at once for Lambda's retry.
+    #[tokio::test]
+    async fn a_panic_fails_retryably_and_releases_the_claim() {
+        let env = env();
+        let panicked = run_event(&env, "f", event("p-1"), nothing_settled, None, |_| async { panic!("boom with data") }).await;
+        let e = panicked.unwrap_err();
+        assert!(matches!(e, Error::Panic) && e.retryable() && !e.to_string().contains("boom"), "{e}");
+        let retried = run_event(&env, "f", event("p-1"), nothing_settled, None, |_| async { Ok(json!({"status": "done-now"})) }).await;
+        assert_eq!(retried.unwrap()["status"], "done-now", "the retry does the work");
+        let again = run_event(&env, "f", event("p-1"), nothing_settled, None, |_| async { Ok(json!({"status": "twice"})) }).await;
+        assert_eq!(again.unwrap()["status"], "replay");
+    }
+
+    /// A delivery that finds another one holding the event fails retryably instead of answering
+    /// "replay": the holder may still fail or die, and the event would be lost.
+    #[tokio::test]
+    async fn an_event_held_elsewhere_fails_retryably_and_runs_nothing() {
+        let env = env();
+        let EventClaim::Fresh(_held) = env.state.begin_event("f", "h-1", EVENT_LEASE).await.unwrap() else { panic!("fresh") };
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        let result = run_event(&env, "f", event("h-1"), nothing_settled, None, |_| async {
+            ran.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(json!({}))
+        })
+        .await;
+        let e = result.unwrap_err();
+        assert!(matches!(e, Error::Conflict(_)) && e.retryable(), "{e}");
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_lease_never_outlives_the_invocation() {
+        let now = SystemTime::now();
+        assert_eq!(lease_for(None), EVENT_LEASE);
+        assert_eq!(lease_for(Some(now + Duration::from_secs(900))), EVENT_LEASE, "a long invocation renews a short lease");
+        let near = lease_for(Some(now + Duration::from_secs(5)));
+        assert!(near <= Duration::from_secs(6) && near >= Duration::from_secs(5), "{near:?}");
+        assert_eq!(lease_for(Some(now - Duration::from_secs(5))), DEADLINE_GRACE, "past the deadline: the grace only");
+        assert!(EVENT_LEASE < Duration::from_secs(60), "lapses before Lambda's first retry, a minute after a failure");
+        assert!(HEARTBEAT * 2 < EVENT_LEASE, "one lost renewal does not lose the lease");
+    }
+
+    /// Issue 14, item 5: whatever the level asked for, other crates log at INFO at most
+    /// (lambda_runtime logs the raw event at TRACE, the SDK request and response bodies at
+    /// DEBUG and TRACE); ours follow the level.
+    #[test]
+    fn other_crates_never_log_below_info() {
+        use lambda_runtime::tracing::subscriber::filter::Targets;
+        let enabled = |f: &Targets, target: &str, level: tracing::Level| f.would_enable(target, &level);
+        for (aws, rust_log, want) in [
+            (Some("TRACE"), None, LevelFilter::TRACE),
+            (Some("debug"), Some("trace"), LevelFilter::DEBUG),
+            (None, Some("trace"), LevelFilter::TRACE),
+            (None, Some("aws_smithy_runtime=trace"), LevelFilter::INFO),
+            (None, None, LevelFilter::INFO),
+            (Some("WARN"), None, LevelFilter::WARN),
+        ] {
+            assert_eq!(log_level(aws, rust_log), want, "{aws:?} {rust_log:?}");
+        }
+        let f = log_filter(LevelFilter::TRACE);
+        for target in ["lambda_runtime::layers::api_response", "lambda_runtime_api_client", "aws_smithy_runtime::client::orchestrator", "aws_sdk_ecs", "hyper_util::client", "h2::codec", "rustls"] {
+            assert!(!enabled(&f, target, tracing::Level::DEBUG), "{target} at DEBUG");
+            assert!(enabled(&f, target, tracing::Level::INFO), "{target} at INFO");
+        }
+        for target in ["autopilot::runtime", "autopilot_deployer::deploy", "autopilot_recovery", "autopilot_scaler::decide"] {
+            assert!(enabled(&f, target, tracing::Level::TRACE), "{target}");
+        }
+        let quiet = log_filter(LevelFilter::WARN);
+        assert!(!enabled(&quiet, "autopilot::runtime", tracing::Level::INFO) && !enabled(&quiet, "aws_sdk_ecs", tracing::Level::INFO));
+    }
 }

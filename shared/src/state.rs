@@ -44,12 +44,24 @@ pub enum StateStore {
 }
 
 /// What [`StateStore::begin_event`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventClaim {
-    /// First delivery (or an earlier attempt failed and released it): do the work.
-    Fresh,
-    /// Already handled, or being handled right now by another delivery: change nothing.
-    Replay,
+    /// First delivery (or an earlier attempt failed and released it, or died and let its lease
+    /// lapse): do the work, renewing the lease while it runs.
+    Fresh(Lease),
+    /// Handled to the end before: change nothing.
+    Done,
+    /// Another delivery holds a live lease on it right now: its outcome is not known yet.
+    InFlight,
+}
+
+/// A delivery's hold on an event id: the in-progress record, unique to this holder, so that
+/// only the holder can renew it ([`StateStore::renew`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub pk: String,
+    pub sk: String,
+    pub data: Value,
 }
 
 pub fn now_epoch() -> u64 {
@@ -312,20 +324,104 @@ impl StateStore {
         Ok(())
     }
 
-    /// Claim an EventBridge event id for one function. A claim lives `lease` while the work
-    /// runs; [`StateStore::finish_event`] makes it permanent (for `ttl`) or releases it on failure
-    /// so that EventBridge's retry can do the work.
+    /// Claim an EventBridge event id for one function for `lease` (a short lease the caller
+    /// renews while the work runs, so that a delivery that dies leaves the event to the next one
+    /// within `lease`); [`StateStore::finish_event`] makes it permanent (for `ttl`) or releases it
+    /// on failure so that EventBridge's retry can do the work.
     pub async fn begin_event(&self, function: &str, event_id: &str, lease: Duration) -> Result<EventClaim> {
-        let created = self.create(&format!("event#{function}"), event_id, &serde_json::json!({"status": "in-progress"}), lease).await?;
-        Ok(if created { EventClaim::Fresh } else { EventClaim::Replay })
+        let pk = format!("event#{function}");
+        let data = serde_json::json!({"status": "in-progress", "holder": write_token()});
+        for _ in 0..2 {
+            if self.create(&pk, event_id, &data, lease).await? {
+                return Ok(EventClaim::Fresh(Lease { pk, sk: event_id.to_string(), data }));
+            }
+            // Expired between the create and this read: the create is worth one more try.
+            let Some(found) = self.get(&pk, event_id).await? else { continue };
+            return Ok(match found.data.get("status").and_then(Value::as_str) {
+                Some("in-progress") => EventClaim::InFlight,
+                _ => EventClaim::Done,
+            });
+        }
+        Ok(EventClaim::InFlight)
     }
 
-    pub async fn finish_event(&self, function: &str, event_id: &str, succeeded: bool, ttl: Duration) -> Result<()> {
-        let pk = format!("event#{function}");
+    /// Extend a live lease this holder still holds to `lease` from now. `Ok(false)`: it lapsed
+    /// (or was released), and another delivery may hold the event now.
+    pub async fn renew(&self, held: &Lease, lease: Duration) -> Result<bool> {
+        let now = now_epoch();
+        let expires_at = now + lease.as_secs().max(1);
+        match self {
+            StateStore::Memory(map) => {
+                let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+                match map.get_mut(&(held.pk.clone(), held.sk.clone())) {
+                    Some(r) if r.expires_at > now && r.data == held.data => {
+                        r.expires_at = expires_at;
+                        r.version += 1;
+                        Ok(true)
+                    }
+                    _ => Ok(false),
+                }
+            }
+            StateStore::Dynamo { client, table } => {
+                let answer = client
+                    .update_item()
+                    .table_name(table)
+                    .key(ATTR_PK, AttributeValue::S(held.pk.clone()))
+                    .key(ATTR_SK, AttributeValue::S(held.sk.clone()))
+                    .update_expression("SET #expires = :expires ADD #version :one")
+                    // The holder's own record (its data names the holder), still live.
+                    .condition_expression("#data = :data AND #expires > :now")
+                    .expression_attribute_names("#data", ATTR_DATA)
+                    .expression_attribute_names("#expires", ATTR_EXPIRES_AT)
+                    .expression_attribute_names("#version", ATTR_VERSION)
+                    .expression_attribute_values(":data", AttributeValue::S(held.data.to_string()))
+                    .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
+                    .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                    .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                    .send()
+                    .await;
+                match answer {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+                    Err(e) => Err(Error::aws("dynamodb", "UpdateItem", e)),
+                }
+            }
+        }
+    }
+
+    /// The end of a held lease: remembered as done for `ttl` when the work succeeded, released
+    /// (only if still this holder's) when it failed, so that EventBridge's retry does the work.
+    pub async fn finish_event(&self, held: &Lease, succeeded: bool, ttl: Duration) -> Result<()> {
         if succeeded {
-            self.put(&pk, event_id, &serde_json::json!({"status": "done"}), ttl).await
-        } else {
-            self.delete(&pk, event_id).await
+            return self.put(&held.pk, &held.sk, &serde_json::json!({"status": "done"}), ttl).await;
+        }
+        match self {
+            StateStore::Memory(map) => {
+                let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+                let key = (held.pk.clone(), held.sk.clone());
+                if map.get(&key).is_some_and(|r| r.data == held.data) {
+                    map.remove(&key);
+                }
+                Ok(())
+            }
+            StateStore::Dynamo { client, table } => {
+                let answer = client
+                    .delete_item()
+                    .table_name(table)
+                    .key(ATTR_PK, AttributeValue::S(held.pk.clone()))
+                    .key(ATTR_SK, AttributeValue::S(held.sk.clone()))
+                    .condition_expression("#data = :data")
+                    .expression_attribute_names("#data", ATTR_DATA)
+                    .expression_attribute_values(":data", AttributeValue::S(held.data.to_string()))
+                    .send()
+                    .await;
+                match answer {
+                    Ok(_) => Ok(()),
+                    // Lapsed and taken over by another delivery: the claim is no longer ours to release.
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
+                    Err(e) => Err(Error::aws("dynamodb", "DeleteItem", e)),
+                }
+            }
         }
     }
 }
@@ -443,12 +539,16 @@ mod tests {
         s.delete("a", "1").await.unwrap();
         assert!(s.get("a", "1").await.unwrap().is_none());
 
-        assert_eq!(s.begin_event("f", "e", ttl).await.unwrap(), EventClaim::Fresh);
-        assert_eq!(s.begin_event("f", "e", ttl).await.unwrap(), EventClaim::Replay);
-        s.finish_event("f", "e", false, ttl).await.unwrap();
-        assert_eq!(s.begin_event("f", "e", ttl).await.unwrap(), EventClaim::Fresh);
-        s.finish_event("f", "e", true, ttl).await.unwrap();
-        assert_eq!(s.begin_event("f", "e", ttl).await.unwrap(), EventClaim::Replay);
+        let EventClaim::Fresh(first) = s.begin_event("f", "e", ttl).await.unwrap() else { panic!("first delivery") };
+        assert_eq!(s.begin_event("f", "e", ttl).await.unwrap(), EventClaim::InFlight, "held by the first");
+        assert!(s.renew(&first, ttl).await.unwrap(), "the holder renews its lease");
+        s.finish_event(&first, false, ttl).await.unwrap();
+        let EventClaim::Fresh(second) = s.begin_event("f", "e", ttl).await.unwrap() else { panic!("a failed attempt is released") };
+        assert!(!s.renew(&first, ttl).await.unwrap(), "a released lease is not the first holder's to renew");
+        s.finish_event(&first, false, ttl).await.unwrap();
+        assert_eq!(s.begin_event("f", "e", ttl).await.unwrap(), EventClaim::InFlight, "nor to release");
+        s.finish_event(&second, true, ttl).await.unwrap();
+        assert_eq!(s.begin_event("f", "e", ttl).await.unwrap(), EventClaim::Done);
 
         let k = |pk: &str, sk: &str| (pk.to_string(), sk.to_string());
         let items = BTreeMap::from([(k("b", "1"), json!(1)), (k("b", "2"), json!(2))]);

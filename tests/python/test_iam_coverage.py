@@ -245,15 +245,19 @@ def test_shared_helpers_are_seen_where_they_are_called() -> None:
 
 def test_every_function_runs_the_shared_state_and_notifier() -> None:
     """run_event (the event claim in the state table) runs for every event of every function: it
-    is Function::handle's body, which no function overrides."""
+    is Function::handle_until's body (handle and serve call it), which no function overrides."""
     runtime = code_of(REPO / "shared/src/runtime.rs")
     assert "StateStore::dynamo(" in runtime and "Notifier::new(" in runtime
+    handle = runtime[runtime.index("fn handle_until(&self, event: Value"):]
+    assert "run_event(" in handle[: handle.index("\n    }\n")], "Function::handle_until no longer runs run_event"
     handle = runtime[runtime.index("fn handle(&self, event: Value)"):]
-    assert "run_event(" in handle[: handle.index("\n    }\n")], "Function::handle no longer runs run_event"
+    assert "self.handle_until(" in handle[: handle.index("\n    }\n")], "Function::handle no longer runs handle_until"
+    serve = runtime[runtime.index("pub async fn serve<F: Function>"):]
+    assert ".handle_until(" in serve, "serve no longer runs handle_until"
     for crate in FUNCTION_CRATES.values():
         lib = code_of(REPO / crate / "src/lib.rs")
         assert "impl Function for" in lib, f"{crate} does not implement autopilot::runtime::Function"
-        assert not re.search(r"\bfn\s+handle\s*\(", lib), f"{crate} overrides Function::handle (and so run_event)"
+        assert not re.search(r"\bfn\s+handle(_until)?\s*\(", lib), f"{crate} overrides Function::handle (and so run_event)"
 
 
 # ------------------------------------------------------------------ code vs template

@@ -29,12 +29,16 @@ async fn dynamo_state_store_conditional_writes() {
     s.delete("k", "1").await.unwrap();
     assert!(s.get("k", "1").await.unwrap().is_none());
 
-    assert_eq!(s.begin_event("f", "ev", ttl).await.unwrap(), EventClaim::Fresh);
-    assert_eq!(s.begin_event("f", "ev", ttl).await.unwrap(), EventClaim::Replay);
-    s.finish_event("f", "ev", false, ttl).await.unwrap();
-    assert_eq!(s.begin_event("f", "ev", ttl).await.unwrap(), EventClaim::Fresh, "a failed attempt is released");
-    s.finish_event("f", "ev", true, ttl).await.unwrap();
-    assert_eq!(s.begin_event("f", "ev", ttl).await.unwrap(), EventClaim::Replay);
+    let EventClaim::Fresh(first) = s.begin_event("f", "ev", ttl).await.unwrap() else { panic!("first delivery") };
+    assert_eq!(s.begin_event("f", "ev", ttl).await.unwrap(), EventClaim::InFlight, "held by the first delivery");
+    assert!(s.renew(&first, ttl).await.unwrap(), "the holder renews its lease");
+    s.finish_event(&first, false, ttl).await.unwrap();
+    let EventClaim::Fresh(second) = s.begin_event("f", "ev", ttl).await.unwrap() else { panic!("a failed attempt is released") };
+    assert!(!s.renew(&first, ttl).await.unwrap(), "the first holder cannot renew the second's lease");
+    s.finish_event(&first, false, ttl).await.unwrap();
+    assert_eq!(s.begin_event("f", "ev", ttl).await.unwrap(), EventClaim::InFlight, "nor release it");
+    s.finish_event(&second, true, ttl).await.unwrap();
+    assert_eq!(s.begin_event("f", "ev", ttl).await.unwrap(), EventClaim::Done);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -45,6 +49,21 @@ async fn expired_records_are_absent_and_can_be_recreated() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert!(s.get("exp", "1").await.unwrap().is_none());
     assert!(s.create("exp", "1", &json!(2), Duration::from_secs(60)).await.unwrap());
+}
+
+/// Issue 14, item 4: a delivery that dies stops renewing; its lease lapses and the next delivery
+/// takes the event over, while the dead one's lease can be neither renewed nor released.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lapsed_event_lease_is_taken_over() {
+    let world = World::seed().await;
+    let s = StateStore::dynamo(aws_sdk_dynamodb::Client::new(&world.sdk), world.table());
+    let EventClaim::Fresh(dead) = s.begin_event("f", "lapse", Duration::from_secs(1)).await.unwrap() else { panic!("first delivery") };
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let EventClaim::Fresh(next) = s.begin_event("f", "lapse", Duration::from_secs(60)).await.unwrap() else { panic!("the lapsed lease is taken over") };
+    assert!(!s.renew(&dead, Duration::from_secs(60)).await.unwrap());
+    s.finish_event(&dead, false, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(s.begin_event("f", "lapse", Duration::from_secs(60)).await.unwrap(), EventClaim::InFlight, "the new holder keeps it");
+    assert!(s.renew(&next, Duration::from_secs(60)).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread")]
