@@ -73,15 +73,21 @@ pub fn client_token(stopped_task_arn: &str, run_attempt: u32) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestartClaim {
     /// An earlier delivery ran RunTask attempt `run_attempt - 1` and failed (ECS started nothing,
-    /// or its answer never came): take the claim over and run `run_attempt`.
+    /// or its answer never came), or died while running attempt `run_attempt` (its lease
+    /// lapsed): take the claim over and run `run_attempt`.
     Retry { run_attempt: u32 },
-    /// Re-run, refused or at its limit before, or being handled right now by another delivery.
+    /// Another delivery is running attempt `run_attempt` right now (its lease is live).
+    InFlight,
+    /// Re-run, refused or at its limit before.
     Held { new_task: Option<String> },
 }
 
-/// The claim a delivery holds while it runs RunTask attempt `run_attempt`.
-pub fn claim_starting(run_attempt: u32) -> Value {
-    json!({"status": "starting", "runAttempt": run_attempt})
+/// The claim a delivery holds while it runs RunTask attempt `run_attempt`, until `lease_until`
+/// (epoch seconds: its invocation's deadline). A delivery that dies mid-RunTask leaves it
+/// behind; once the lease has lapsed the next delivery runs the same attempt with the same
+/// clientToken, so ECS answers with the task it started, if it started one, instead of a second.
+pub fn claim_starting(run_attempt: u32, lease_until: u64) -> Value {
+    json!({"status": "starting", "runAttempt": run_attempt, "leaseUntil": lease_until})
 }
 
 /// The claim once ECS started `new_task`.
@@ -98,11 +104,17 @@ pub fn claim_after(run_attempt: u32, not_placed: bool) -> Value {
     json!({"status": "retry", "runAttempt": if not_placed { run_attempt.saturating_add(1) } else { run_attempt }})
 }
 
-/// What a stored claim says to a delivery that did not create it.
-pub fn read_claim(data: &Value) -> RestartClaim {
+/// What a stored claim says, at `now` (epoch seconds), to a delivery that did not create it.
+/// A "starting" claim without a lease (written before leases existed) is held, as it was then.
+pub fn read_claim(data: &Value, now: u64) -> RestartClaim {
     let run_attempt = data.get("runAttempt").and_then(Value::as_u64).map_or(1, |n| n.clamp(1, u32::MAX as u64) as u32);
     match data.get("status").and_then(Value::as_str) {
         Some("retry") => RestartClaim::Retry { run_attempt },
+        Some("starting") => match data.get("leaseUntil").and_then(Value::as_u64) {
+            Some(until) if until <= now => RestartClaim::Retry { run_attempt },
+            Some(_) => RestartClaim::InFlight,
+            None => RestartClaim::Held { new_task: None },
+        },
         _ => RestartClaim::Held { new_task: data.get("newTask").and_then(Value::as_str).map(str::to_string) },
     }
 }
@@ -400,13 +412,16 @@ mod tests {
         }
         assert_ne!(client_token(&long, 2), client_token(&long, 3), "a long id still gets distinct tokens");
 
-        assert_eq!(read_claim(&claim_starting(1)), RestartClaim::Held { new_task: None }, "another delivery is running it");
-        assert_eq!(read_claim(&claim_started("arn:new", 2)), RestartClaim::Held { new_task: Some("arn:new".into()) });
-        assert_eq!(read_claim(&claim_after(1, true)), RestartClaim::Retry { run_attempt: 2 }, "ECS started nothing: a new token");
-        assert_eq!(read_claim(&claim_after(2, false)), RestartClaim::Retry { run_attempt: 2 }, "a lost answer: the same token");
-        assert_eq!(read_claim(&json!({"status": "limit"})), RestartClaim::Held { new_task: None });
-        assert_eq!(read_claim(&json!({"status": "retry"})), RestartClaim::Retry { run_attempt: 1 }, "a claim without its attempt is attempt 1");
-        assert_eq!(read_claim(&json!({"status": "retry", "runAttempt": 0})), RestartClaim::Retry { run_attempt: 1 });
-        assert_eq!(read_claim(&json!("garbage")), RestartClaim::Held { new_task: None });
+        let now = 1_800_000_000;
+        assert_eq!(read_claim(&claim_starting(1, now + 60), now), RestartClaim::InFlight, "another delivery is running it");
+        assert_eq!(read_claim(&claim_starting(2, now), now), RestartClaim::Retry { run_attempt: 2 }, "its delivery died: the same token again");
+        assert_eq!(read_claim(&json!({"status": "starting", "runAttempt": 1}), now), RestartClaim::Held { new_task: None }, "a claim from before leases");
+        assert_eq!(read_claim(&claim_started("arn:new", 2), now), RestartClaim::Held { new_task: Some("arn:new".into()) });
+        assert_eq!(read_claim(&claim_after(1, true), now), RestartClaim::Retry { run_attempt: 2 }, "ECS started nothing: a new token");
+        assert_eq!(read_claim(&claim_after(2, false), now), RestartClaim::Retry { run_attempt: 2 }, "a lost answer: the same token");
+        assert_eq!(read_claim(&json!({"status": "limit"}), now), RestartClaim::Held { new_task: None });
+        assert_eq!(read_claim(&json!({"status": "retry"}), now), RestartClaim::Retry { run_attempt: 1 }, "a claim without its attempt is attempt 1");
+        assert_eq!(read_claim(&json!({"status": "retry", "runAttempt": 0}), now), RestartClaim::Retry { run_attempt: 1 });
+        assert_eq!(read_claim(&json!("garbage"), now), RestartClaim::Held { new_task: None });
     }
 }

@@ -19,6 +19,18 @@ pub(crate) const PK_LINEAGE: &str = "recovery#lineage";
 
 const RESTART_MEMORY: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// How long a delivery waits for another one that is re-running the same stopped task (a
+/// RunTask takes a second or two), checking every IN_FLIGHT_WAIT.
+const IN_FLIGHT_CHECKS: u32 = 8;
+const IN_FLIGHT_WAIT: Duration = Duration::from_millis(1500);
+
+/// The end of a restart claim's lease: this invocation's deadline, or Lambda's longest
+/// invocation (15 minutes) when it has none.
+fn lease_until() -> u64 {
+    let deadline = autopilot::runtime::invocation_deadline().unwrap_or_else(|| std::time::SystemTime::now() + Duration::from_secs(900));
+    deadline.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() + 1).unwrap_or(0)
+}
+
 const NOT_OPTED_IN: &str = "not tagged autopilot:restart";
 
 /// What a delivery finds when it claims a stopped task's re-run.
@@ -135,28 +147,33 @@ impl Recovery {
         Ok(Outcome::handled(s, Action::Restarted { reason: what, new_task, restart: attempt, restart_limit: limit, lineage, notified: sent, not_carried: rerun.not_carried }))
     }
 
-    /// Take the stopped task's restart claim (a first delivery, or one after a delivery that
-    /// failed and released it), or find it handled before or being handled now.
+    /// Take the stopped task's restart claim (a first delivery, one after a delivery that failed
+    /// and released it, or one after a delivery that died holding it), or find it handled
+    /// before. Another delivery running it now (another event about the same task) is waited
+    /// for a little; if it is still running, this delivery fails retryably and its retry finds
+    /// the outcome.
     async fn claim_restart(&self, s: &Stopped<'_>) -> Result<Claimed, Error> {
-        for _ in 0..CAS_ATTEMPTS {
-            if self.env.state.create(PK_RESTART, &s.t.task_arn, &restart::claim_starting(1), RESTART_MEMORY).await? {
+        let starting = |run_attempt| restart::claim_starting(run_attempt, lease_until());
+        for _ in 0..IN_FLIGHT_CHECKS {
+            if self.env.state.create(PK_RESTART, &s.t.task_arn, &starting(1), RESTART_MEMORY).await? {
                 return Ok(Claimed::Run(1));
             }
             let Some(previous) = self.env.state.get(PK_RESTART, &s.t.task_arn).await? else { continue };
-            match restart::read_claim(&previous.data) {
+            match restart::read_claim(&previous.data, autopilot::state::now_epoch()) {
                 RestartClaim::Held { new_task } => return Ok(Claimed::Handled(new_task)),
-                RestartClaim::Retry { run_attempt } => match self.env.state.put_if_version(PK_RESTART, &s.t.task_arn, &restart::claim_starting(run_attempt), RESTART_MEMORY, previous.version).await {
+                RestartClaim::InFlight => tokio::time::sleep(IN_FLIGHT_WAIT).await,
+                RestartClaim::Retry { run_attempt } => match self.env.state.put_if_version(PK_RESTART, &s.t.task_arn, &starting(run_attempt), RESTART_MEMORY, previous.version).await {
                     Ok(_) => {
-                        tracing::info!(task = %s.task_id, run_attempt, "an earlier delivery's re-run failed: trying again");
+                        tracing::info!(task = %s.task_id, run_attempt, "an earlier delivery's re-run failed or never finished: trying again with its clientToken");
                         return Ok(Claimed::Run(run_attempt));
                     }
-                    // Another delivery took it over first: it is being handled.
-                    Err(Error::Conflict(_)) => return Ok(Claimed::Handled(None)),
+                    // Another delivery took it over first: look again.
+                    Err(Error::Conflict(_)) => continue,
                     Err(e) => return Err(e),
                 },
             }
         }
-        Err(Error::Conflict(format!("{PK_RESTART}/{}", s.t.task_arn)))
+        Err(Error::Conflict(format!("task {}: another delivery is re-running it now", s.task_id)))
     }
 
     /// Release the restart claim for the next delivery (restart::claim_after). Best effort: a
@@ -393,7 +410,7 @@ mod tests {
         let err = f.handle(job_event("e-2")).await.unwrap_err();
         assert!(err.retryable() && err.to_string().contains("RESOURCE:MEMORY"), "{err}");
         let claim = f.env.state.get(PK_RESTART, JOB_TASK).await.unwrap().expect("the claim keeps the RunTask attempt");
-        assert_eq!(restart::read_claim(&claim.data), RestartClaim::Retry { run_attempt: 2 }, "claim released, for the next clientToken");
+        assert_eq!(restart::read_claim(&claim.data, autopilot::state::now_epoch()), RestartClaim::Retry { run_attempt: 2 }, "claim released, for the next clientToken");
         let lineage = f.env.state.get(PK_LINEAGE, "stage01/5b2a3a1f6c8e4d2a9f0b7c1d3e5f7a90").await.unwrap();
         assert_eq!(lineage.map(|r| r.data["restarts"].clone()), Some(json!(0)), "restart given back");
     }
