@@ -22,7 +22,8 @@ Control endpoints (never delayed, throttled or faulted):
   GET  /__proxy/stats    counters (see README.md)
   POST /__proxy/reset    zero the counters, refill every bucket, restart fault sequences
   GET  /__proxy/config   current runtime configuration
-  POST /__proxy/config   change it (JSON object with any of the keys of Config)
+  POST /__proxy/config   change it (JSON object with any of the keys of Config; "holds":
+                         {"ecs:RunTask": 8000} holds such calls 8 s, then forwards them)
   GET  /__proxy/violations[?account=AKID]   requests that break the API model
   POST /__proxy/violations/clear            forget them (reset keeps them)
   GET  /__proxy/ecs/rollouts                 rollouts shown in ECS service answers (--moto-compat)
@@ -149,6 +150,7 @@ class Config:
     validate: str = "off"              # "off" | "record" | "refuse" (see model_check.py)
     cbor_to_json: bool = False         # translate rpc-v2-cbor CloudWatch calls (see rpcv2.py)
     moto_compat: bool = False          # correct moto's ECS where SDKs cannot parse it (moto_compat.py)
+    holds: dict = field(default_factory=dict)  # {filter (see matches()): ms}: hold such calls, then forward
 
     def public(self) -> dict:
         return {
@@ -159,6 +161,7 @@ class Config:
             "drop_mode": self.drop_mode, "upstream_timeout": self.upstream_timeout,
             "buckets": self.buckets, "validate": self.validate,
             "cbor_to_json": self.cbor_to_json, "moto_compat": self.moto_compat,
+            "holds": dict(self.holds),
         }
 
 
@@ -244,6 +247,10 @@ def validate_update(cfg: Config, upd: dict) -> list[str]:
             elif k == "moto_compat":
                 assert isinstance(v, bool)
                 new.moto_compat = v
+            elif k == "holds":
+                assert isinstance(v, dict)
+                assert all(isinstance(f, str) and float(ms) >= 0 for f, ms in v.items())
+                new.holds = {f: float(ms) for f, ms in v.items()}
             elif k == "cbor_to_json":
                 assert isinstance(v, bool)
                 if v and (missing := _missing(load_rpcv2, "botocore and cbor2")):
@@ -810,6 +817,12 @@ class ProxyHandler(BaseHTTPRequestHandler):
         half = 0.0 if control else cfg.latency_ms / 2000.0
         if half:
             time.sleep(half)
+        # A call held on purpose (a test kills its caller meanwhile): forwarded afterwards all
+        # the same, as AWS carries out a request whose caller went away.
+        for f, ms in cfg.holds.items():
+            if not control and matches([f], info):
+                time.sleep(ms / 1000.0)
+                break
 
         # AWS validates a request before it throttles it (and before anything can fail).
         if not control and cfg.validate != "off":

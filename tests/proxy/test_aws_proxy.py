@@ -438,6 +438,23 @@ def test_drop_after_forward_loses_response_but_moto_changed(proxy, moto_url):
     ecs.list_clusters()
 
 
+def test_hold_delays_then_forwards_even_when_the_caller_gave_up(proxy, moto_url):
+    control(proxy, "/__proxy/config", {"latency_ms": 0, "holds": {"ecs:CreateCluster": 1500}})
+    ecs = client(proxy, config=NO_RETRY.merge(Config(read_timeout=0.3)))
+    name = uniq("held")
+    with pytest.raises(botocore.exceptions.ReadTimeoutError):
+        ecs.create_cluster(clusterName=name)
+    direct = client(moto_url)
+    assert not any(a.endswith("/" + name) for a in direct.list_clusters()["clusterArns"]), "still held"
+    time.sleep(1.6)
+    assert any(a.endswith("/" + name) for a in direct.list_clusters()["clusterArns"]), "forwarded after the hold"
+    t = time.monotonic()
+    client(proxy).list_clusters()
+    assert time.monotonic() - t < 1.0, "other calls are not held"
+    assert control(proxy, "/__proxy/config")["holds"] == {"ecs:CreateCluster": 1500.0}
+    control(proxy, "/__proxy/config", {"holds": {}})
+
+
 def test_concurrent_requests(proxy):
     control(proxy, "/__proxy/config", {"latency_ms": 200})
     ecs = client(proxy)
@@ -450,7 +467,7 @@ def test_concurrent_requests(proxy):
 
 
 def test_config_endpoint_validates(proxy):
-    for bad in ({"nope": 1}, {"fault_rate": 2}, {"fault_kinds": ["418"]}, {"throttle": "yes"}):
+    for bad in ({"nope": 1}, {"fault_rate": 2}, {"fault_kinds": ["418"]}, {"throttle": "yes"}, {"holds": {"RunTask": -1}}, {"holds": []}):
         req = urllib.request.Request(proxy + "/__proxy/config", data=json.dumps(bad).encode(),
                                      method="POST")
         with pytest.raises(urllib.error.HTTPError) as ei:

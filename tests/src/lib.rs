@@ -33,6 +33,7 @@ pub mod ecr;
 pub mod ecs;
 pub mod lambda;
 pub mod proxy;
+pub mod runtime_api;
 
 /// Root of the repository (the workspace).
 pub fn repo_root() -> PathBuf {

@@ -72,3 +72,66 @@ async fn invalid_configuration_stops_the_function_with_the_variable_named() {
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(all.contains("AUTOPILOT_DRY_RUN") && all.contains("true or false"), "{all}");
 }
+
+/// Issue 14, item 4 (AWS: "Error handling and automatic retries in Lambda": an asynchronous
+/// invocation that fails is retried after one minute, then two). A recovery invocation with a
+/// 6-second deadline is killed while its RunTask is in flight (the proxy holds it, then lets it
+/// reach ECS as AWS would after its caller died). Re-delivered at once, the event is still held:
+/// the delivery fails retryably instead of answering "replay" and losing it. Re-delivered after
+/// the dead invocation's deadline, it is handled, and the re-run is the task the dead invocation
+/// had started (same clientToken): the work is done exactly once. Then it is a replay.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_killed_mid_event_leaves_the_event_to_the_next_delivery() {
+    use harness::ecs::{crashed_job, job_tasks, register_job};
+    use harness::proxy::AwsProxy;
+    use harness::runtime_api::{deliver, spawn_function, start_server, Answer};
+    use std::time::{Duration, Instant};
+
+    let w = World::seed().await;
+    let td = register_job(&w).await;
+    let stopped = crashed_job(&w, &td, "on-failure").await;
+    let event_id = stopped["id"].as_str().unwrap().to_string();
+    let tasks_before = job_tasks(&w).await;
+    let proxy = AwsProxy::start();
+    proxy.configure(json!({"holds": {"ecs:RunTask": 3000}}));
+    let mut env = w.lambda_env();
+    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint.clone()));
+    let binary = harness::lambda::function_binary("recovery");
+    let (port, rx) = start_server(format!("arn:aws:lambda:{}:{}:function:recovery", w.region, w.account));
+    let event = stopped.to_string();
+
+    // The first delivery, killed while its RunTask is held.
+    let mut first = spawn_function(&binary, port, &env, None);
+    let t0 = Instant::now();
+    deliver(&rx, "req-1", &event, Duration::from_secs(6), None);
+    while proxy.count("ecs:RunTask", "calls") == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "the first delivery reached RunTask");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let claim = w.env().state.get("event#recovery", &event_id).await.unwrap().expect("the dead delivery's claim");
+    assert_eq!(claim.data["status"], "in-progress");
+
+    let mut second = spawn_function(&binary, port, &env, None);
+    let answer = deliver(&rx, "req-2", &event, Duration::from_secs(30), Some(Duration::from_secs(30))).unwrap();
+    let Answer::Error(body) = answer else { panic!("a held event is not answered as done: {answer:?}") };
+    assert!(body.contains("Conflict") && body.contains("another delivery"), "{body}");
+    assert!(t0.elapsed() < Duration::from_secs(6), "this was before the dead invocation's deadline");
+
+    // Past the dead invocation's deadline (6 s, plus the lease's grace and a second's rounding).
+    std::thread::sleep(Duration::from_secs(9).saturating_sub(t0.elapsed()));
+    let answer = deliver(&rx, "req-3", &event, Duration::from_secs(30), Some(Duration::from_secs(30))).unwrap();
+    let Answer::Response(body) = answer else { panic!("the next delivery does the work: {answer:?}") };
+    let outcome: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(outcome["action"], "restarted", "{outcome}");
+    assert_eq!(job_tasks(&w).await, tasks_before + 1, "one re-run, though RunTask reached ECS twice: {outcome}");
+    assert_eq!(proxy.count("ecs:RunTask", "calls"), 2, "the dead delivery's RunTask, then the same clientToken again");
+
+    let answer = deliver(&rx, "req-4", &event, Duration::from_secs(30), Some(Duration::from_secs(30))).unwrap();
+    let Answer::Response(body) = answer else { panic!("{answer:?}") };
+    assert!(body.contains("\"replay\""), "{body}");
+    second.kill().unwrap();
+    second.wait().unwrap();
+}

@@ -26,13 +26,13 @@
 //! Pure std on purpose: the tool's own cost stays out of what it measures.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+
+use harness::runtime_api::{start_server, Invocation, Msg};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
 
 struct Options {
     binary: PathBuf,
@@ -87,150 +87,6 @@ fn parse_args() -> Options {
         o.name = o.binary.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "function".into());
     }
     o
-}
-
-// ------------------------------------------------------------------ the fake Runtime API
-
-enum Msg {
-    /// `GET .../invocation/next`: answer with `Some((request id, body))`, or `None` to hold it.
-    Next { at: Instant, reply: Sender<Option<(String, String)>> },
-    Response { at: Instant, id: String, body: String },
-    Error { at: Instant, id: String, body: String },
-    InitError { body: String },
-}
-
-struct Request {
-    method: String,
-    path: String,
-    body: Vec<u8>,
-}
-
-/// One HTTP/1.1 request (Content-Length or chunked body); `None` at EOF.
-fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
-            return Ok(None);
-        }
-        if !line.trim().is_empty() {
-            break;
-        }
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let path = parts.next().unwrap_or_default().to_string();
-    let (mut length, mut chunked) = (0usize, false);
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h)? == 0 {
-            return Ok(None);
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-            if k == "content-length" {
-                length = v.parse().unwrap_or(0);
-            } else if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
-                chunked = true;
-            }
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            let mut size = String::new();
-            r.read_line(&mut size)?;
-            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
-            let mut chunk = vec![0; n + 2]; // data + CRLF
-            r.read_exact(&mut chunk)?;
-            if n == 0 {
-                // trailers end with an empty line; the CRLF read above was it (no trailers sent)
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else {
-        body.resize(length, 0);
-        r.read_exact(&mut body)?;
-    }
-    Ok(Some(Request { method, path, body }))
-}
-
-fn write_response(w: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &str) -> std::io::Result<()> {
-    let mut out = format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n", body.len());
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    out.push_str(body);
-    w.write_all(out.as_bytes())?;
-    w.flush()
-}
-
-fn serve_connection(stream: TcpStream, tx: Sender<Msg>, function_arn: String) {
-    let _ = stream.set_nodelay(true);
-    let Ok(mut writer) = stream.try_clone() else { return };
-    let mut reader = BufReader::new(stream);
-    const BASE: &str = "/2018-06-01/runtime/";
-    while let Ok(Some(req)) = read_request(&mut reader) {
-        let at = Instant::now();
-        let path = req.path.strip_prefix(BASE).unwrap_or(&req.path).to_string();
-        let body = String::from_utf8_lossy(&req.body).to_string();
-        let accepted = |w: &mut TcpStream| write_response(w, "202 Accepted", &[], r#"{"status":"OK"}"#);
-        let result = match (req.method.as_str(), path.as_str()) {
-            ("GET", "invocation/next") => {
-                let (reply, answer) = channel();
-                if tx.send(Msg::Next { at, reply }).is_err() {
-                    return;
-                }
-                match answer.recv() {
-                    Ok(Some((id, event))) => {
-                        let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() + 900_000;
-                        let headers = [
-                            ("lambda-runtime-aws-request-id", id.clone()),
-                            ("lambda-runtime-deadline-ms", deadline.to_string()),
-                            ("lambda-runtime-invoked-function-arn", function_arn.clone()),
-                            ("lambda-runtime-trace-id", format!("Root=1-00000000-{:024x};Parent=0000000000000001;Sampled=0", at.elapsed().as_nanos())),
-                        ];
-                        write_response(&mut writer, "200 OK", &headers, &event)
-                    }
-                    _ => return, // held: the process is measured and killed while it waits
-                }
-            }
-            ("POST", "init/error") => {
-                let _ = tx.send(Msg::InitError { body });
-                accepted(&mut writer)
-            }
-            ("POST", p) if p.starts_with("invocation/") && (p.ends_with("/response") || p.ends_with("/error")) => {
-                let id = p.trim_start_matches("invocation/").rsplit_once('/').map(|(id, _)| id.to_string()).unwrap_or_default();
-                let msg = if p.ends_with("/response") { Msg::Response { at, id, body } } else { Msg::Error { at, id, body } };
-                let _ = tx.send(msg);
-                accepted(&mut writer)
-            }
-            _ => write_response(&mut writer, "404 Not Found", &[], r#"{"errorMessage":"unknown path"}"#),
-        };
-        if result.is_err() {
-            return;
-        }
-    }
-}
-
-fn start_server(function_arn: String) -> (u16, Receiver<Msg>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let port = listener.local_addr().expect("local addr").port();
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let (tx, arn) = (tx.clone(), function_arn.clone());
-            std::thread::spawn(move || serve_connection(stream, tx, arn));
-        }
-    });
-    (port, rx)
 }
 
 // ------------------------------------------------------------------ one start
@@ -361,7 +217,7 @@ fn one_run(o: &Options, run: usize) -> Run {
                         let id = format!("req-{run}-{}", r.handle_ms.len());
                         expected_id = id.clone();
                         sent = Some(Instant::now());
-                        let _ = reply.send(Some((id, event)));
+                        let _ = reply.send(Some(Invocation { id, event, timeout: Duration::from_secs(900) }));
                     }
                     None => {
                         r.peak_rss_kb = proc_status_kb(pid, "VmHWM:");
