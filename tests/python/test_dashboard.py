@@ -113,7 +113,7 @@ def test_log_level_cannot_drop_the_metric_lines(template) -> None:
     metrics_rs = (REPO / "shared/src/metrics.rs").read_text(encoding="utf-8")
     if '"level"' in metrics_rs:
         pytest.skip("the metric lines now carry their own level")
-    assert set(template["Parameters"]["LogLevel"]["AllowedValues"]) <= {"TRACE", "DEBUG", "INFO"}
+    assert set(template["Parameters"]["LogLevel"]["AllowedValues"]) <= {"DEBUG", "INFO"}
 
 
 def test_dashboard_url_output(template) -> None:

@@ -214,7 +214,8 @@ def test_parameters(template) -> None:
     assert params["CrashLoopWindowSeconds"]["Default"] == 600
     assert params["ReconcileSchedule"]["Default"] == "rate(10 minutes)"
     assert params["ReevaluateSchedule"]["Default"] == "rate(1 minute)"
-    assert set(params["LogLevel"]["AllowedValues"]) <= {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}
+    # Issue 14, item 5: not TRACE (lambda_runtime logs the raw event there, task overrides and all).
+    assert set(params["LogLevel"]["AllowedValues"]) <= {"DEBUG", "INFO", "WARN", "ERROR", "FATAL"}
 
 
 @pytest.mark.parametrize("function_id", sorted(FUNCTIONS))

@@ -1,7 +1,7 @@
 //! Secrets stay secret, and dry run changes nothing.
 //!
 //! - Each function binary runs under a local Lambda Runtime API with its stdout and stderr
-//!   captured (JSON logs at DEBUG, the most verbose level the template allows), on the seed
+//!   captured (JSON logs at TRACE, beyond DEBUG, the most verbose level the template offers), on the seed
 //!   world whose task definitions carry secret-looking environment values, plus `secrets` with
 //!   `valueFrom` ARNs. A deploy, a re-run whose overrides carry a secret and a scaling later, no
 //!   log line and no notification contains any of them, nor the AWS secret access key.
@@ -94,7 +94,10 @@ async fn no_secret_reaches_logs_or_notifications() {
     let dir = std::env::temp_dir().join(format!("autopilot-security-{}", w.account));
     std::fs::create_dir_all(&dir).unwrap();
     let mut env = w.lambda_env();
-    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "DEBUG".into()));
+    // Beyond the most verbose level the template offers (DEBUG): at TRACE lambda_runtime would
+    // log each raw event (the STOPPED event carries the override secret) and the SDK its bodies.
+    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "TRACE".into()));
+    env.push(("RUST_LOG".into(), "trace,lambda_runtime=trace,aws_smithy_runtime=trace".into()));
 
     let mut logs = String::new();
     let mut outcomes = Vec::new();
@@ -106,7 +109,10 @@ async fn no_secret_reaches_logs_or_notifications() {
         drop(lambda);
         let text = std::fs::read_to_string(dir.join(format!("{function}.log"))).unwrap_or_default();
         assert!(text.contains("event handled"), "{function} logged its outcome (the grep below means something): {text}");
-        eprintln!("{function}: {} log lines, {} at DEBUG", text.lines().count(), text.matches("\"DEBUG\"").count());
+        let debug_lines = text.matches("\"DEBUG\"").count();
+        eprintln!("{function}: {} log lines, {debug_lines} at DEBUG", text.lines().count());
+        assert!(debug_lines > 0, "{function} logged at DEBUG (the level was really on): {text}");
+        assert!(!text.contains("raw JSON event received"), "{function}: lambda_runtime logged the raw event");
         outcomes.push(out.to_string());
         logs += &text;
     }
