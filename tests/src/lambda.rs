@@ -58,27 +58,9 @@ impl LocalLambda {
         }
         let binary = function_binary(function);
         assert!(binary.exists(), "{} is not built: run cargo test --workspace --all-targets", binary.display());
-        let (stdout, stderr, name) = match log {
-            Some(path) => {
-                let out = std::fs::File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-                let err = out.try_clone().expect("log file handle");
-                (Stdio::from(out), Stdio::from(err), function)
-            }
-            None => (Stdio::null(), Stdio::null(), "_"),
-        };
-        let function = Command::new(&binary)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
-            .env("AWS_LAMBDA_FUNCTION_NAME", name)
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
+        // Named "_" unless logging: `cargo lambda invoke _` then reaches it as the default function.
+        let name = if log.is_some() { function } else { "_" };
+        let function = crate::runtime_api::spawn_function(&binary, &format!("http://127.0.0.1:{port}/.rt"), name, env, log);
         LocalLambda { port, watch, function }
     }
 

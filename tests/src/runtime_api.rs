@@ -159,13 +159,14 @@ pub fn start_server(function_arn: String) -> (u16, Receiver<Msg>) {
     (port, rx)
 }
 
-/// Start a function binary against the Runtime API on `port`, as Lambda would: a clean
-/// environment with the Runtime API variables, JSON logs, and `env`.
-pub fn spawn_function(binary: &std::path::Path, port: u16, env: &[(String, String)], log: Option<&std::path::Path>) -> std::process::Child {
+/// Start a function binary against the Runtime API at `runtime_api` (`host:port[/prefix]`), as
+/// Lambda would: a clean environment with the Runtime API variables, JSON logs, and `env`; its
+/// stdout and stderr to `log` (created afresh) or discarded.
+pub fn spawn_function(binary: &std::path::Path, runtime_api: &str, name: &str, env: &[(String, String)], log: Option<&std::path::Path>) -> std::process::Child {
     use std::process::{Command, Stdio};
     let (stdout, stderr) = match log {
         Some(path) => {
-            let out = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+            let out = std::fs::File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
             let err = out.try_clone().expect("log file handle");
             (Stdio::from(out), Stdio::from(err))
         }
@@ -174,8 +175,8 @@ pub fn spawn_function(binary: &std::path::Path, port: u16, env: &[(String, Strin
     Command::new(binary)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", binary.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
