@@ -29,6 +29,8 @@ Control endpoints (never delayed, throttled or faulted):
   GET  /__proxy/ecs/rollouts                 rollouts shown in ECS service answers (--moto-compat)
   POST /__proxy/ecs/rollouts                 show one: {"account", "cluster", "service",
                                              "rolloutState" (null: stop), "activeDeployments"}
+  POST /__proxy/ecs/service-deployments      give one service's deployment records (--moto-compat):
+                                             {"account", "cluster", "service", "serviceDeployments"}
 
 Python 3.11 standard library only; ``--validate`` also needs botocore and regex (and cbor2 to
 check CBOR bodies), ``--cbor-to-json`` botocore and cbor2: each imported only when turned on.
@@ -761,6 +763,14 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 return self._send_json(200, st.compat.set_rollout(json.loads(body or b"{}")))
             except ValueError as e:
                 return self._send_json(400, {"error": str(e)})
+        if path == "/__proxy/ecs/service-deployments" and self.command == "POST":
+            # Answered by --moto-compat in place of moto, which has no such records.
+            if not st.cfg.moto_compat:
+                return self._send_json(400, {"error": "service deployments are answered by --moto-compat, which is off"})
+            try:
+                return self._send_json(200, st.compat.set_service_deployments(json.loads(body or b"{}")))
+            except ValueError as e:
+                return self._send_json(400, {"error": str(e)})
         if path == "/__proxy/config" and self.command == "POST":
             try:
                 upd = json.loads(body or b"{}")
@@ -872,6 +882,15 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 if half:
                     time.sleep(half)
                 return self._send(status, hdrs, ebody)
+
+        # --moto-compat: service deployment records, which moto does not keep (moto_compat.py).
+        if cfg.moto_compat and info.service == "ecs" and info.protocol == "json":
+            records = st.compat.answer_service_deployments(info.account, info.action, body)
+            if records is not None:
+                st.count(info, "forwarded")
+                if half:
+                    time.sleep(half)
+                return self._send(200, [("Content-Type", "application/x-amz-json-1.1")], records)
 
         # --moto-compat: a RunTask repeating an answered clientToken gets the first answer, as
         # from ECS, and starts nothing (moto_compat.py).

@@ -24,6 +24,14 @@ SDKs or changes what a test shows, corrected on the way through aws_proxy.py (--
   the PRIMARY deployment then reads the rolloutState asked for, with ``activeDeployments`` ACTIVE
   deployments beside it (the ones ECS lists while their tasks are being replaced). Services with
   a CODE_DEPLOY or EXTERNAL controller are left as moto answers them.
+* Service deployment records (ListServiceDeployments, DescribeServiceDeployments): moto has
+  none. ECS keeps one per deployment since 25 October 2024 ("View service history using Amazon
+  ECS service deployments"). The proxy answers both operations itself, after its model check,
+  from records a test gives per (access key, cluster, service) with ``POST
+  /__proxy/ecs/service-deployments`` (``{"account", "cluster", "service", "serviceDeployments":
+  [ServiceDeployment as DescribeServiceDeployments answers it, timestamps in epoch seconds]}``);
+  a service without records is answered with none, as ECS answers for a service whose history
+  predates them.
 
 Python 3.11 standard library only.
 """
@@ -42,6 +50,11 @@ MAX_ACTIVE_DEPLOYMENTS = 5
 
 def _cluster_name(arn: str) -> str:
     return arn.rsplit("/", 1)[-1] if arn else "default"
+
+
+def _service_name(arn_or_name: str) -> str:
+    """`arn:aws:ecs:R:A:service/CLUSTER/NAME` or NAME -> NAME."""
+    return arn_or_name.rsplit("/", 1)[-1]
 
 
 def _reason(deployment_id: str, state: str) -> str:
@@ -96,6 +109,8 @@ class MotoCompat:
         self._run_task_answers: dict[tuple[str, str], tuple[int, list, bytes]] = {}
         # (access key, cluster name, service name) -> {"rolloutState": .., "activeDeployments": n}
         self._rollouts: dict[tuple[str, str, str], dict] = {}
+        # (access key, cluster name, service name) -> [ServiceDeployment], as a test gave them
+        self._service_deployments: dict[tuple[str, str, str], list] = {}
 
     # -- rollouts a test asks for -------------------------------------------------------------
     def set_rollout(self, spec) -> dict:
@@ -129,6 +144,59 @@ class MotoCompat:
         with self._lock:
             items = sorted(self._rollouts.items())
         return {"rollouts": [{"account": a, "cluster": c, "service": s, **v} for (a, c, s), v in items]}
+
+    # -- service deployment records a test gives ----------------------------------------------
+    def set_service_deployments(self, spec) -> dict:
+        """Give (or, with an empty list, take away) the deployment records of one service.
+        Raises ValueError naming what is wrong."""
+        if not isinstance(spec, dict):
+            raise ValueError("body must be a JSON object")
+        unknown = set(spec) - {"account", "cluster", "service", "serviceDeployments"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
+        key = []
+        for k in ("account", "cluster", "service"):
+            v = spec.get(k)
+            if not isinstance(v, str) or not v:
+                raise ValueError(f"{k} must be a non-empty string")
+            key.append(_cluster_name(v) if k == "cluster" else v)
+        records = spec.get("serviceDeployments")
+        if not isinstance(records, list) or not all(
+                isinstance(r, dict) and isinstance(r.get("serviceDeploymentArn"), str) for r in records):
+            raise ValueError("serviceDeployments must be a list of objects with a serviceDeploymentArn")
+        with self._lock:
+            self._service_deployments[tuple(key)] = records
+        return {"services": len(self._service_deployments)}
+
+    def answer_service_deployments(self, account: str, action: str, body: bytes) -> bytes | None:
+        """The answer to ListServiceDeployments or DescribeServiceDeployments from the records a
+        test gave (ECS's JSON: newest first for the list), or None for other actions."""
+        if action not in ("ListServiceDeployments", "DescribeServiceDeployments"):
+            return None
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            req = {}
+        with self._lock:
+            mine = {k: v for k, v in self._service_deployments.items() if k[0] == account}
+        if action == "ListServiceDeployments":
+            key = (account, _cluster_name(req.get("cluster") or "default"), _service_name(req.get("service", "")))
+            records = sorted(mine.get(key, []), key=lambda r: r.get("createdAt", 0), reverse=True)
+            wanted = req.get("status")
+            briefs = [{
+                "serviceDeploymentArn": r["serviceDeploymentArn"],
+                **{k: r[k] for k in ("serviceArn", "clusterArn", "startedAt", "createdAt", "finishedAt",
+                                     "status", "statusReason") if k in r},
+                **({"targetServiceRevisionArn": r["targetServiceRevision"]["arn"]}
+                   if isinstance(r.get("targetServiceRevision"), dict) and "arn" in r["targetServiceRevision"] else {}),
+            } for r in records if not wanted or r.get("status") in wanted]
+            limit = req.get("maxResults") or 20
+            return json.dumps({"serviceDeployments": briefs[:limit]}).encode()
+        arns = req.get("serviceDeploymentArns") or []
+        found = [r for records in mine.values() for r in records if r["serviceDeploymentArn"] in arns]
+        missing = [a for a in arns if a not in {r["serviceDeploymentArn"] for r in found}]
+        return json.dumps({"serviceDeployments": found, "failures": [
+            {"arn": a, "reason": "MISSING", "detail": "service deployment not found"} for a in missing]}).encode()
 
     def _fix_service(self, account: str, svc) -> bool:
         if not isinstance(svc, dict):

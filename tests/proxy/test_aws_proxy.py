@@ -1059,3 +1059,29 @@ def test_moto_compat_deployments_read_as_ecs_reports_them(compat_proxy, moto_url
     with pytest.raises(urllib.error.HTTPError) as e:
         control(proxy, "/__proxy/ecs/rollouts", {"account": key, "cluster": cluster, "service": "web", "rolloutState": "IN_PROGRESS"})
     assert e.value.code == 400
+
+
+def test_moto_compat_answers_service_deployment_records(compat_proxy, proxy):
+    """ECS keeps a record per service deployment (API_ServiceDeployment); moto keeps none. The
+    compat proxy answers ListServiceDeployments and DescribeServiceDeployments from what a test
+    gives, and boto3 parses the answers with ECS's model."""
+    acct = "arn:aws:ecs:us-east-1:123456789012"
+    older = {"serviceDeploymentArn": f"{acct}:service-deployment/stage01/auth/aaa", "serviceArn": f"{acct}:service/stage01/auth",
+             "clusterArn": f"{acct}:cluster/stage01", "createdAt": 1700000000, "startedAt": 1700000001, "finishedAt": 1700000100,
+             "status": "SUCCESSFUL", "targetServiceRevision": {"arn": f"{acct}:service-revision/stage01/auth/1", "runningTaskCount": 2}}
+    newer = {**older, "serviceDeploymentArn": f"{acct}:service-deployment/stage01/auth/bbb", "createdAt": 1700001000,
+             "startedAt": 1700001001, "finishedAt": 1700001300, "status": "ROLLBACK_SUCCESSFUL", "lifecycleStage": "CLEAN_UP",
+             "rollback": {"reason": "circuit breaker", "serviceRevisionArn": older["targetServiceRevision"]["arn"], "startedAt": 1700001200}}
+    assert control(compat_proxy, "/__proxy/ecs/service-deployments", {"account": "AKIDDEPLOYS", "cluster": "stage01", "service": "auth",
+                                                                       "serviceDeployments": [older, newer]})["services"] >= 1
+    ecs = client(compat_proxy, key="AKIDDEPLOYS")
+    listed = ecs.list_service_deployments(cluster="stage01", service="auth")["serviceDeployments"]
+    assert [d["status"] for d in listed] == ["ROLLBACK_SUCCESSFUL", "SUCCESSFUL"], "newest first"
+    assert listed[0]["targetServiceRevisionArn"].endswith("/auth/1")
+    described = ecs.describe_service_deployments(serviceDeploymentArns=[newer["serviceDeploymentArn"], f"{acct}:service-deployment/stage01/auth/zzz"])
+    assert described["serviceDeployments"][0]["rollback"]["reason"] == "circuit breaker"
+    assert described["failures"][0]["arn"].endswith("/zzz")
+    assert client(compat_proxy, key="AKIDOTHER").list_service_deployments(cluster="stage01", service="auth")["serviceDeployments"] == [], \
+        "another account's records are its own"
+    with pytest.raises(urllib.error.HTTPError):
+        control(proxy, "/__proxy/ecs/service-deployments", {"account": "A", "cluster": "c", "service": "s", "serviceDeployments": []})

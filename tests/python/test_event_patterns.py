@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
-from template_support import EVENTBRIDGE_EVENT_TYPES, Route, as_list, event_files, resolve, resources_of_type
+from template_support import EVENTBRIDGE_EVENT_TYPES, REPO, Route, as_list, event_files, resolve, resources_of_type
 
 DEPLOYER_PUSH = "DeployerFunction.ImagePush"
 DEPLOYER_DEPLOYMENT = "DeployerFunction.DeploymentState"
@@ -371,3 +371,41 @@ def test_scheduled_event_names_a_schedule_rule_of_its_function(
     # the other schedule's word must not appear, so the two can be told apart
     others = {w for _, w, _, _ in SCHEDULES.values()} - {word}
     assert not any(o in rule_name.lower() for o in others)
+
+
+def test_service_deployment_records_follow_ecs_model() -> None:
+    """events/records/ holds DescribeServiceDeployments answers (ServiceDeployment): every member
+    and enum value must be one ECS's model has, or the tests built on them show what AWS never
+    sends."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("ecs")
+
+    def check(value, shape, path):
+        if shape.type_name == "structure":
+            assert isinstance(value, dict), path
+            for k, v in value.items():
+                assert k in shape.members, f"{path}.{k} is not a member of {shape.name}"
+                check(v, shape.members[k], f"{path}.{k}")
+        elif shape.type_name == "list":
+            assert isinstance(value, list), path
+            for i, v in enumerate(value):
+                check(v, shape.member, f"{path}[{i}]")
+        elif shape.type_name == "string":
+            assert isinstance(value, str), path
+            assert not shape.enum or value in shape.enum, f"{path} = {value!r} is not one of {shape.enum}"
+        elif shape.type_name in ("integer", "long"):
+            assert isinstance(value, int) and not isinstance(value, bool), path
+        elif shape.type_name in ("double", "float", "timestamp"):
+            assert isinstance(value, (int, float)) and not isinstance(value, bool), path
+        elif shape.type_name == "boolean":
+            assert isinstance(value, bool), path
+
+    files = sorted((REPO / "events" / "records").glob("*.json"))
+    assert files, "events/records/ has the deployment records of each strategy"
+    strategies = set()
+    for f in files:
+        record = json.loads(f.read_text(encoding="utf-8"))
+        check(record, model.shape_for("ServiceDeployment"), f.name)
+        strategies.add(record["deploymentConfiguration"]["strategy"])
+    assert strategies == {"ROLLING", "BLUE_GREEN", "LINEAR", "CANARY"}

@@ -254,3 +254,21 @@ pub fn show_rollout(w: &World, service: &str, rollout_state: Option<&str>, activ
     let (status, answer) = crate::proxy::http_post(addr, "/__proxy/ecs/rollouts", &body);
     assert_eq!(status, 200, "the suite's proxy at {endpoint} (--moto-compat) must show rollouts: {answer}");
 }
+
+/// Have the suite's proxy answer ListServiceDeployments / DescribeServiceDeployments for
+/// `service` of stage01 with `records` (ServiceDeployment objects, e.g. events/records/*.json
+/// through `for_world`), as ECS keeps them; moto keeps none (tests/proxy/moto_compat.py).
+pub fn show_service_deployments(w: &World, service: &str, records: Vec<Value>) {
+    let endpoint = crate::moto_endpoint();
+    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let body = json!({"account": w.str("/access_key_id"), "cluster": "stage01", "service": service, "serviceDeployments": records});
+    let (status, answer) = crate::proxy::http_post(addr, "/__proxy/ecs/service-deployments", &body);
+    assert_eq!(status, 200, "the suite's proxy at {endpoint} (--moto-compat) must answer service deployments: {answer}");
+}
+
+/// A service deployment record of events/records/, for the world (its account in the ARNs).
+pub fn deployment_record(w: &World, file: &str) -> Value {
+    let path = crate::repo_root().join("events/records").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text.replace("123456789012", &w.account)).expect("a JSON record")
+}

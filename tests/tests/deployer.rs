@@ -834,3 +834,71 @@ async fn a_copy_leaves_the_tags_aws_reserves_behind() {
     let tags: Vec<(&str, &str)> = copy.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
     assert_eq!(tags, [("team", "platform")]);
 }
+
+// ------------------------------------------------------------------ outcomes as ECS records them
+// Issue 15, item 1. ECS keeps a record of every service deployment ("View service history using
+// Amazon ECS service deployments"; API_ServiceDeployment) and its status is the outcome: a
+// rollout that ECS rolled back ends ROLLBACK_SUCCESSFUL, though the event that announces the end
+// is SERVICE_DEPLOYMENT_COMPLETED (the rollback's deployment reaching steady state).
+
+/// Guards "rollbacks reported as success": v2 deployed to auth, ECS's circuit breaker rolls it
+/// back to auth:1, and the COMPLETED event of the rollback arrives. Without the record this read
+/// "auth rolled onto auth:1 in …" (deploy.completed).
+#[tokio::test]
+async fn a_completed_rollback_is_reported_as_rolled_back_never_as_success() {
+    use harness::ecs::{deployment_record, show_service_deployments};
+    let w = World::seed().await;
+    let v1_td = service_td(&w, "auth").await;
+    let (v2, _) = push_and_deploy(&w, "auth", "v2", "a").await;
+    move_auth(&w, &v1_td).await;
+    show_service_deployments(&w, "auth", vec![deployment_record(&w, "ecs-service-deployment-rolling-rollback-successful.json")]);
+    w.notifications().await;
+
+    let out = deploy(&w, w.config(), deployment_event(&w, "ecs-deployment-completed.json", "auth")).await.expect("completed");
+    assert_eq!(out["status"], "rolled-back", "{out:#}");
+    let notes = w.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let (subject, body) = &notes[0];
+    assert_eq!(body["metadata"]["eventType"], "deploy.rolled-back", "{body:#}");
+    assert!(subject.starts_with("auth: rollout of auth:2 (v2, sha256:") && subject.contains("rolled back by ECS, running auth:1") && subject.ends_with("in 4m09s"), "{subject}");
+    let context = &body["metadata"]["additionalContext"];
+    assert_eq!(context["deploymentStatus"], "ROLLBACK_SUCCESSFUL");
+    assert_eq!(context["rollbackReason"], "The circuit breaker detected a deployment failure.");
+    assert_eq!((context["targetServiceRevision"].as_str(), context["sourceServiceRevisions"].as_str()), (Some("5283749102983749201"), Some("4980306466373577095")));
+    assert!(context["serviceDeployment"].as_str().unwrap().contains(":service-deployment/stage01/auth/"));
+    assert!(!body.to_string().contains("rolled onto"), "{body}");
+    let verdict = verdict_on(&w, "auth", &v2).await.expect("a rollback is a verdict on v2");
+    assert_eq!(verdict["to"].as_str(), Some(v1_td.as_str()), "{verdict}");
+}
+
+/// A blue/green rollout that ECS reports SUCCESSFUL after its bake time: completed, with the
+/// strategy, stage and the duration ECS recorded. Linear and canary records read the same way.
+#[tokio::test]
+async fn a_successful_blue_green_rollout_names_its_strategy_and_recorded_duration() {
+    use harness::ecs::{deployment_record, show_service_deployments};
+    let w = World::seed().await;
+    push_and_deploy(&w, "auth", "v2", "a").await;
+    let v2_td = service_td(&w, "auth").await;
+    for (n, file, strategy, took) in [
+        (1, "ecs-service-deployment-blue-green-successful.json", "blue/green", "4m09s"),
+        (2, "ecs-service-deployment-linear-successful.json", "linear", "29m59s"),
+    ] {
+        show_service_deployments(&w, "auth", vec![deployment_record(&w, file)]);
+        w.notifications().await;
+        let mut event = deployment_event(&w, "ecs-deployment-completed.json", "auth");
+        event["detail"]["deploymentId"] = json!(format!("ecs-svc/{n}00000000000000000"));
+        let out = deploy(&w, w.config(), event).await.expect("completed");
+        assert_eq!(out["status"], "stable", "{out:#}");
+        let notes = w.notifications().await;
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let (subject, body) = &notes[0];
+        assert_eq!(body["metadata"]["eventType"], "deploy.completed");
+        assert!(subject.starts_with("auth rolled onto auth:2 (v2, sha256:") && subject.ends_with(&format!("in {took} ({strategy} deployment)")), "{subject}");
+        assert_eq!(body["metadata"]["additionalContext"]["lifecycleStage"], "CLEAN_UP");
+        assert_eq!(service_td(&w, "auth").await, v2_td);
+    }
+    let canary = deployment_record(&w, "ecs-service-deployment-canary-rollback-successful.json");
+    show_service_deployments(&w, "auth", vec![canary]);
+    let out = deploy(&w, w.config(), deployment_event(&w, "ecs-deployment-completed.json", "auth")).await.expect("completed");
+    assert_eq!(out["status"], "rolled-back", "a canary that an alarm rolled back: {out:#}");
+}

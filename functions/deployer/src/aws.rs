@@ -53,6 +53,29 @@ pub struct DeploymentInfo {
     pub rollout_state_reason: Option<String>,
 }
 
+/// What ECS recorded of one service deployment (DescribeServiceDeployments): the outcome of a
+/// rollout as ECS judges it ("View service history using Amazon ECS service deployments").
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeploymentRecord {
+    pub arn: String,
+    /// PENDING, IN_PROGRESS, SUCCESSFUL, STOPPED, STOP_REQUESTED, ROLLBACK_REQUESTED,
+    /// ROLLBACK_IN_PROGRESS, ROLLBACK_SUCCESSFUL, ROLLBACK_FAILED (or a newer value, kept as sent).
+    pub status: String,
+    pub status_reason: Option<String>,
+    /// Blue/green, linear and canary stages (RECONCILE_SERVICE … BAKE_TIME, CLEAN_UP).
+    pub lifecycle_stage: Option<String>,
+    /// ROLLING, BLUE_GREEN, LINEAR, CANARY.
+    pub strategy: Option<String>,
+    pub source_revisions: Vec<String>,
+    pub target_revision: Option<String>,
+    /// The rollback's reason and the service revision it went back to.
+    pub rollback: Option<(Option<String>, Option<String>)>,
+    /// Epoch milliseconds.
+    pub created_at: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ServiceInfo {
     pub observed: ObservedService,
@@ -79,6 +102,49 @@ impl Aws {
 
     pub async fn list_services(&self, cluster: &str) -> Result<Vec<String>, Error> {
         autopilot::aws::ecs::service_arns(&self.ecs, cluster).await
+    }
+
+    /// The newest deployment record of a service, if ECS keeps one: ListServiceDeployments (one
+    /// page, newest first) then DescribeServiceDeployments of the newest. `Ok(None)`: no record
+    /// (a history older than 25 October 2024, or a caller without the permission, logged).
+    pub async fn latest_deployment_record(&self, cluster: &str, service: &str) -> Result<Option<DeploymentRecord>, Error> {
+        let listed = match self.ecs.list_service_deployments().cluster(cluster).service(service).max_results(20).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = Error::aws("ecs", "ListServiceDeployments", e);
+                if e.retryable() {
+                    return Err(e);
+                }
+                tracing::warn!(service, error = %e, "no service deployment records: the rollout is reported from the event alone");
+                return Ok(None);
+            }
+        };
+        let newest = listed.service_deployments().iter().max_by_key(|d| millis(d.created_at()).unwrap_or(0)).and_then(|d| d.service_deployment_arn());
+        let Some(arn) = newest else { return Ok(None) };
+        let out = match self.ecs.describe_service_deployments().service_deployment_arns(arn).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = Error::aws("ecs", "DescribeServiceDeployments", e);
+                if e.retryable() {
+                    return Err(e);
+                }
+                tracing::warn!(service, error = %e, "the service deployment record cannot be read: the rollout is reported from the event alone");
+                return Ok(None);
+            }
+        };
+        Ok(out.service_deployments().first().map(|d| DeploymentRecord {
+            arn: d.service_deployment_arn().unwrap_or(arn).to_string(),
+            status: d.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            status_reason: d.status_reason().map(String::from),
+            lifecycle_stage: d.lifecycle_stage().map(|s| s.as_str().to_string()),
+            strategy: d.deployment_configuration().and_then(|c| c.strategy()).map(|s| s.as_str().to_string()),
+            source_revisions: d.source_service_revisions().iter().filter_map(|r| r.arn().map(String::from)).collect(),
+            target_revision: d.target_service_revision().and_then(|r| r.arn()).map(String::from),
+            rollback: d.rollback().map(|r| (r.reason().map(String::from), r.service_revision_arn().map(String::from))),
+            created_at: millis(d.created_at()),
+            started_at: millis(d.started_at()),
+            finished_at: millis(d.finished_at()),
+        }))
     }
 
     /// DescribeServices with tags, 10 at a time (the API's limit), up to 10 pages in flight (its

@@ -218,6 +218,13 @@ pub enum RolloutStatus {
     Stable,
     Failed,
     RollingBack,
+    /// ECS rolled the rollout back and the rollback completed (ROLLBACK_SUCCESSFUL): never a
+    /// success of the rollout, whatever "completed" event announced it.
+    RolledBack,
+    /// ECS's rollback failed too (ROLLBACK_FAILED).
+    RollbackFailed,
+    /// Someone stopped the deployment (STOPPED).
+    Stopped,
 }
 
 /// An "ECS Deployment State Change" reported.

@@ -38,6 +38,33 @@ pub fn human_duration(secs: i64) -> String {
     }
 }
 
+/// How a rollout ended. ECS's deployment record decides when it has a final word (the
+/// "ServiceDeployment" status, API reference): a rollout that ECS rolled back is reported as
+/// rolled back even when the event that announced it was SERVICE_DEPLOYMENT_COMPLETED (the
+/// rollback's own deployment completing). Without a record, or while it is still in progress,
+/// the event decides.
+pub fn rollout_end(event: DeploymentEventName, rollback_in_reason: bool, record_status: Option<&str>) -> Option<RolloutStatus> {
+    match record_status {
+        Some("SUCCESSFUL") => return Some(RolloutStatus::Stable),
+        Some("ROLLBACK_SUCCESSFUL") => return Some(RolloutStatus::RolledBack),
+        Some("ROLLBACK_FAILED") => return Some(RolloutStatus::RollbackFailed),
+        Some("STOPPED") => return Some(RolloutStatus::Stopped),
+        Some("ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS") => return Some(RolloutStatus::RollingBack),
+        _ => {}
+    }
+    match event {
+        DeploymentEventName::Completed => Some(RolloutStatus::Stable),
+        DeploymentEventName::Failed => Some(RolloutStatus::Failed),
+        _ if rollback_in_reason => Some(RolloutStatus::RollingBack),
+        _ => None,
+    }
+}
+
+/// The last path segment of a service revision ARN (`…:service-revision/CLUSTER/SERVICE/ID`).
+fn revision_id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
 fn ignored(reason: String) -> Result<Outcome, Error> {
     Ok(Outcome::ignored(reason))
 }
@@ -96,17 +123,23 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<DeploymentStateCh
             [tag.map(String::from), digest].into_iter().flatten().collect::<Vec<_>>().join(", ")
         })
         .filter(|s| !s.is_empty());
-    // A rollout of ours that failed, or that ECS's circuit breaker rolls back: a verdict on the
-    // digest we deployed (DESIGN.md). Recorded before the message, so a retry records it too.
-    let rolling_back = rollback && !matches!(name, DeploymentEventName::Completed | DeploymentEventName::Failed);
-    let verdict = match name {
-        DeploymentEventName::Failed => rollout_verdict(false, &current, record.as_ref().and_then(OurDeploy::from_record).as_ref()),
-        _ if rolling_back => rollout_verdict(true, &current, record.as_ref().and_then(OurDeploy::from_record).as_ref()),
-        _ => None,
+    // ECS's own record of the deployment: the outcome it reports, stage, revisions, duration.
+    let deployment = aws.latest_deployment_record(&s.cluster, service).await?;
+    let Some(status) = rollout_end(name, rollback, deployment.as_ref().map(|d| d.status.as_str())) else {
+        return ignored(format!("{} needs no action", ev.detail.event_name));
+    };
+    // A rollout of ours that failed, or that ECS rolled back: a verdict on the digest we
+    // deployed (DESIGN.md). Recorded before the message, so a retry records it too.
+    let ours = record.as_ref().and_then(OurDeploy::from_record);
+    let verdict = match status {
+        RolloutStatus::Failed => rollout_verdict(false, &current, ours.as_ref()),
+        RolloutStatus::RollingBack | RolloutStatus::RolledBack => rollout_verdict(true, &current, ours.as_ref()),
+        RolloutStatus::RollbackFailed => ours.clone(),
+        RolloutStatus::Stable | RolloutStatus::Stopped => None,
     };
     if let Some(ours) = &verdict {
         let (pk, sk) = keys::rolled_back(&s.cluster, service, &ours.digest);
-        let to = rolling_back.then_some(current.as_str());
+        let to = matches!(status, RolloutStatus::RollingBack | RolloutStatus::RolledBack).then_some(current.as_str());
         let data = keys::verdict_record(&ours.digest, &ours.task_definition, keys::BY_CIRCUIT_BREAKER, to, now_epoch());
         if env.state.create(&pk, &sk, &data, keys::VERDICT_TTL).await? {
             tracing::info!(service, digest = %ours.digest, revision = %revision_name(&ours.task_definition), "rollout failed: its digest is not deployed to the service again");
@@ -117,21 +150,38 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<DeploymentStateCh
         Some(i) => format!("{rev} ({i})"),
         None => rev.clone(),
     };
+    // What was rolled back: our revision (with its image) when we deployed it.
+    let from = ours.as_ref().filter(|o| !same_revision(&o.task_definition, &current)).map(|o| {
+        let tag = record.as_ref().and_then(|r| r.get("tag")).and_then(Value::as_str);
+        let what = [tag.map(String::from), Some(short_digest(&o.digest))].into_iter().flatten().collect::<Vec<_>>().join(", ");
+        format!("{} ({what})", revision_name(&o.task_definition))
+    });
     let cluster_label = cluster_name(&s.cluster).to_string();
-    let (event_type, subject, status) = match name {
-        DeploymentEventName::Completed => {
+    let started = deployment.as_ref().and_then(|d| d.started_at.or(d.created_at)).or_else(|| this.or(primary).and_then(|d| d.created_at));
+    let ended = deployment.as_ref().and_then(|d| d.finished_at).or_else(|| ev.detail.updated_at.map(|t| t.timestamp_millis())).or_else(|| ev.time.map(|t| t.timestamp_millis()));
+    let took = match (started, ended) {
+        (Some(a), Some(b)) if b >= a => format!(" in {}", human_duration((b - a) / 1000)),
+        _ => String::new(),
+    };
+    let strategy = deployment.as_ref().and_then(|d| d.strategy.clone()).filter(|s| s != "ROLLING");
+    let by = strategy.as_deref().map(|s| format!(" ({} deployment)", s.to_lowercase().replace('_', "/"))).unwrap_or_default();
+    let rolled_back_from = from.as_deref().map(|f| format!(" rollout of {f}")).unwrap_or_else(|| " rollout".into());
+    let (event_type, subject) = match status {
+        RolloutStatus::Stable => {
             let (pk, sk) = keys::stable_revision(&s.cluster, service);
             env.state.put(&pk, &sk, &json!({"taskDefinition": current, "at": now_epoch(), "deploymentId": deployment_id}), STABLE_TTL).await?;
-            let started = this.or(primary).and_then(|d| d.created_at);
-            let ended = ev.detail.updated_at.map(|t| t.timestamp_millis()).or_else(|| ev.time.map(|t| t.timestamp_millis()));
-            let took = match (started, ended) {
-                (Some(a), Some(b)) if b >= a => format!(" in {}", human_duration((b - a) / 1000)),
-                _ => String::new(),
-            };
-            ("deploy.completed", format!("{service} rolled onto {on}{took}"), RolloutStatus::Stable)
+            ("deploy.completed", format!("{service} rolled onto {on}{took}{by}"))
         }
-        DeploymentEventName::Failed => ("deploy.failed", format!("{service}: rollout failed, running {on}"), RolloutStatus::Failed),
-        _ => ("deploy.rollback", format!("{service}: circuit breaker rolling back to {on}"), RolloutStatus::RollingBack),
+        RolloutStatus::Failed => ("deploy.failed", format!("{service}: rollout failed, running {on}")),
+        RolloutStatus::RollingBack => ("deploy.rollback", format!("{service}: ECS rolling back{rolled_back_from} to {on}")),
+        RolloutStatus::RolledBack => {
+            // ECS completed the rollback: the revision it went back to is the stable one.
+            let (pk, sk) = keys::stable_revision(&s.cluster, service);
+            env.state.put(&pk, &sk, &json!({"taskDefinition": current, "at": now_epoch(), "deploymentId": deployment_id}), STABLE_TTL).await?;
+            ("deploy.rolled-back", format!("{service}:{rolled_back_from} rolled back by ECS, running {on}{took}"))
+        }
+        RolloutStatus::RollbackFailed => ("deploy.rollback-failed", format!("{service}:{rolled_back_from} failed and ECS's rollback failed too, running {on}")),
+        RolloutStatus::Stopped => ("deploy.stopped", format!("{service}:{rolled_back_from} was stopped, running {on}")),
     };
     let reason = ev.detail.reason.clone().or_else(|| this.and_then(|d| d.rollout_state_reason.clone()));
     let held_back = verdict.as_ref().map(|o| format!(" autopilot will not deploy {} to {service} again; a newer push will.", short_digest(&o.digest))).unwrap_or_default();
@@ -159,6 +209,26 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<DeploymentStateCh
     if let Some(o) = &verdict {
         n = n.field("heldBack", o.digest.clone());
     }
+    if let Some(d) = &deployment {
+        n = n.field("serviceDeployment", d.arn.clone()).field("deploymentStatus", d.status.clone());
+        if let Some(stage) = &d.lifecycle_stage {
+            n = n.field("lifecycleStage", stage.clone());
+        }
+        if let Some(strategy) = &d.strategy {
+            n = n.field("strategy", strategy.clone());
+        }
+        if let Some(target) = &d.target_revision {
+            n = n.field("targetServiceRevision", revision_id(target));
+        }
+        if !d.source_revisions.is_empty() {
+            n = n.field("sourceServiceRevisions", d.source_revisions.iter().map(|r| revision_id(r)).collect::<Vec<_>>().join(" "));
+        }
+        if let Some((why, _)) = &d.rollback {
+            if let Some(why) = why {
+                n = n.field("rollbackReason", why.clone());
+            }
+        }
+    }
     let key = format!("deploy#{deployment_id}#{}", ev.detail.event_name);
     let sent = env.notifier.publish_once(&env.state, &key, NOTIFY_ONCE, &n).await?;
     Ok(Outcome::Rollout(RolloutReport { status, cluster: cluster_label, service: service.to_string(), task_definition: current, notified: sent }))
@@ -178,5 +248,31 @@ mod tests {
         assert_eq!(human_duration(45), "45s");
         assert_eq!(human_duration(3720), "1h02m");
         assert_eq!(human_duration(-5), "0s");
+    }
+
+    /// Issue 15, item 1: ECS's deployment record ("ServiceDeployment" status, API reference)
+    /// decides how a rollout ended; a rollback is never a success, whatever event announced it.
+    #[test]
+    fn the_deployment_record_decides_how_a_rollout_ended() {
+        use DeploymentEventName::{Completed, Failed, InProgress};
+        for (event, rollback_reason, record, want) in [
+            (Completed, false, Some("SUCCESSFUL"), Some(RolloutStatus::Stable)),
+            (Completed, false, Some("ROLLBACK_SUCCESSFUL"), Some(RolloutStatus::RolledBack)),
+            (Completed, false, Some("ROLLBACK_FAILED"), Some(RolloutStatus::RollbackFailed)),
+            (Completed, false, Some("STOPPED"), Some(RolloutStatus::Stopped)),
+            (Failed, false, Some("ROLLBACK_IN_PROGRESS"), Some(RolloutStatus::RollingBack)),
+            (InProgress, true, Some("ROLLBACK_REQUESTED"), Some(RolloutStatus::RollingBack)),
+            (Completed, false, Some("IN_PROGRESS"), Some(RolloutStatus::Stable)),
+            (Completed, false, Some("A_STATUS_FROM_2027"), Some(RolloutStatus::Stable)),
+            (Completed, false, None, Some(RolloutStatus::Stable)),
+            (Failed, false, None, Some(RolloutStatus::Failed)),
+            (InProgress, true, None, Some(RolloutStatus::RollingBack)),
+            (InProgress, false, None, None),
+            (InProgress, false, Some("IN_PROGRESS"), None),
+        ] {
+            let label = format!("{event:?} {record:?}");
+            assert_eq!(rollout_end(event, rollback_reason, record), want, "{label}");
+        }
+        assert_eq!(revision_id("arn:aws:ecs:us-east-1:123456789012:service-revision/stage01/auth/4980306466373577095"), "4980306466373577095");
     }
 }
