@@ -99,10 +99,11 @@ async fn a_function_killed_mid_event_leaves_the_event_to_the_next_delivery() {
     env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint.clone()));
     let binary = harness::lambda::function_binary("recovery");
     let (port, rx) = start_server(format!("arn:aws:lambda:{}:{}:function:recovery", w.region, w.account));
+    let api = format!("127.0.0.1:{port}");
     let event = stopped.to_string();
 
     // The first delivery, killed while its RunTask is held.
-    let mut first = spawn_function(&binary, port, &env, None);
+    let mut first = spawn_function(&binary, &api, "recovery", &env, None);
     let t0 = Instant::now();
     deliver(&rx, "req-1", &event, Duration::from_secs(6), None);
     while proxy.count("ecs:RunTask", "calls") == 0 {
@@ -114,7 +115,7 @@ async fn a_function_killed_mid_event_leaves_the_event_to_the_next_delivery() {
     let claim = w.env().state.get("event#recovery", &event_id).await.unwrap().expect("the dead delivery's claim");
     assert_eq!(claim.data["status"], "in-progress");
 
-    let mut second = spawn_function(&binary, port, &env, None);
+    let mut second = spawn_function(&binary, &api, "recovery", &env, None);
     let answer = deliver(&rx, "req-2", &event, Duration::from_secs(30), Some(Duration::from_secs(30))).unwrap();
     let Answer::Error(body) = answer else { panic!("a held event is not answered as done: {answer:?}") };
     assert!(body.contains("Conflict") && body.contains("another delivery"), "{body}");
