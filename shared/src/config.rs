@@ -27,6 +27,11 @@ pub struct Config {
     pub idle_instance: Duration,
     /// scaler: how long after it registered (registeredAt) a container instance may be removed.
     pub min_instance_age: Duration,
+    /// deployer: how long a rollout it started may run (plus the strategy's bake times) before
+    /// the reconcile pass reports it stuck. ECS reports no failure for a rollout without a
+    /// circuit breaker: it retries for ever ("Amazon ECS service deployment state change events":
+    /// SERVICE_DEPLOYMENT_FAILED is sent only with the circuit breaker on).
+    pub rollout_deadline: Duration,
 }
 
 impl Default for Config {
@@ -41,6 +46,7 @@ impl Default for Config {
             notification_window: Duration::from_secs(600),
             idle_instance: Duration::from_secs(900),
             min_instance_age: Duration::from_secs(600),
+            rollout_deadline: Duration::from_secs(1800),
         }
     }
 }
@@ -54,6 +60,7 @@ pub const ENV_CRASH_LOOP_WINDOW: &str = "AUTOPILOT_CRASH_LOOP_WINDOW_SECONDS";
 pub const ENV_NOTIFICATION_WINDOW: &str = "AUTOPILOT_NOTIFICATION_WINDOW_SECONDS";
 pub const ENV_IDLE_INSTANCE: &str = "AUTOPILOT_IDLE_INSTANCE_SECONDS";
 pub const ENV_MIN_INSTANCE_AGE: &str = "AUTOPILOT_MIN_INSTANCE_AGE_SECONDS";
+pub const ENV_ROLLOUT_DEADLINE: &str = "AUTOPILOT_ROLLOUT_DEADLINE_SECONDS";
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -124,6 +131,14 @@ impl Config {
                     .ok_or(ConfigError { variable, value: raw, expected: "a number of seconds from 0 to 86400" })?;
             }
         }
+        if let Some(raw) = get(ENV_ROLLOUT_DEADLINE) {
+            config.rollout_deadline = raw
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (60..=172_800).contains(n))
+                .map(Duration::from_secs)
+                .ok_or(ConfigError { variable: ENV_ROLLOUT_DEADLINE, value: raw, expected: "a number of seconds from 60 to 172800" })?;
+        }
         Ok(config)
     }
 
@@ -167,8 +182,10 @@ mod tests {
             (ENV_CRASH_LOOP_THRESHOLD, "5"),
             (ENV_IDLE_INSTANCE, "0"),
             (ENV_MIN_INSTANCE_AGE, "1800"),
+            (ENV_ROLLOUT_DEADLINE, "3600"),
         ])
         .unwrap();
+        assert_eq!(c.rollout_deadline, Duration::from_secs(3600));
         assert_eq!((c.idle_instance, c.min_instance_age), (Duration::ZERO, Duration::from_secs(1800)));
         assert_eq!(c.clusters, vec!["stage01", "arn:aws:ecs:us-east-1:123456789012:cluster/prod"]);
         assert!(c.dry_run);
@@ -189,6 +206,8 @@ mod tests {
             (ENV_CRASH_LOOP_WINDOW, "-1"),
             (ENV_IDLE_INSTANCE, "15m"),
             (ENV_MIN_INSTANCE_AGE, "86401"),
+            (ENV_ROLLOUT_DEADLINE, "30"),
+            (ENV_ROLLOUT_DEADLINE, "1h"),
         ] {
             let err = parse(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);

@@ -902,3 +902,48 @@ async fn a_successful_blue_green_rollout_names_its_strategy_and_recorded_duratio
     let out = deploy(&w, w.config(), deployment_event(&w, "ecs-deployment-completed.json", "auth")).await.expect("completed");
     assert_eq!(out["status"], "rolled-back", "a canary that an alarm rolled back: {out:#}");
 }
+
+// ------------------------------------------------------------------ a deadline of our own
+// Issue 15, item 2. ECS sends SERVICE_DEPLOYMENT_FAILED only for services with a circuit breaker
+// ("Amazon ECS service deployment state change events"); without one a rollout that cannot
+// finish retries for ever, in silence. The reconcile pass reports ours past the deadline.
+
+/// Guards the silent rollout: v2 deployed to auth 31 minutes ago and ECS still reports it
+/// IN_PROGRESS (one old task not replaced). The reconcile pass says so once, with the counts.
+#[tokio::test]
+async fn a_rollout_past_its_deadline_is_reported_stuck_once() {
+    let w = World::seed().await;
+    push_and_deploy(&w, "auth", "v2", "a").await;
+    // Our record of the deploy, as if written 31 minutes ago.
+    let (pk, sk) = autopilot::keys::deployment("stage01", "auth");
+    let env = w.env();
+    let mut record = env.state.get(&pk, &sk).await.unwrap().expect("our deployment record").data;
+    record["at"] = json!(autopilot::state::now_epoch() - 31 * 60);
+    env.state.put(&pk, &sk, &record, std::time::Duration::from_secs(3600)).await.unwrap();
+    harness::ecs::show_rollout(&w, "auth", Some("IN_PROGRESS"), 1);
+    w.notifications().await;
+
+    let out = reconcile(&w).await;
+    assert_eq!(out["stuck"], json!(["stage01/auth"]), "{out:#}");
+    let notes = w.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let (subject, body) = &notes[0];
+    assert_eq!(body["metadata"]["eventType"], "deploy.stuck");
+    assert!(subject.starts_with("auth: rollout of auth:2 (v2, sha256:") && subject.contains("stuck for 31m"), "{subject}");
+    let context = &body["metadata"]["additionalContext"];
+    assert!(context["desiredCount"].is_number() && context["runningCount"].is_number(), "{context}");
+    assert!(body["content"]["description"].as_str().unwrap().contains("past the deadline of 30m00s"), "{body:#}");
+
+    reconcile(&w).await;
+    assert!(w.notifications().await.is_empty(), "told once per rollout");
+    // Once ECS reports it done, it is not stuck.
+    harness::ecs::show_rollout(&w, "auth", None, 0);
+    let out = reconcile(&w).await;
+    assert!(out.get("stuck").is_none(), "{out:#}");
+    // A later deadline (the stack's RolloutDeadlineSeconds) moves the line.
+    harness::ecs::show_rollout(&w, "auth", Some("IN_PROGRESS"), 1);
+    let later = autopilot::Config { rollout_deadline: std::time::Duration::from_secs(3600), ..w.config() };
+    let out = deploy(&w, later, for_world(sample_event("schedule-reconcile.json"), &w)).await.expect("reconcile");
+    assert!(out.get("stuck").is_none(), "{out:#}");
+    harness::ecs::show_rollout(&w, "auth", None, 0);
+}

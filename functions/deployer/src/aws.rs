@@ -81,6 +81,22 @@ pub struct ServiceInfo {
     pub observed: ObservedService,
     pub status: String,
     pub deployments: Vec<DeploymentInfo>,
+    pub progress: RolloutProgress,
+}
+
+/// Where a service's rollout stands (DescribeServices): what the stuck-rollout check reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RolloutProgress {
+    /// The PRIMARY deployment's rolloutState: IN_PROGRESS, COMPLETED, FAILED.
+    pub rollout_state: Option<String>,
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+    /// ECS's newest service event ("(service auth) was unable to place a task …").
+    pub latest_event: Option<String>,
+    /// Minutes the strategy bakes on purpose (`plan::bake_minutes`).
+    pub bake_minutes: u64,
+    pub strategy: Option<String>,
 }
 
 fn millis(t: Option<&autopilot::aws_sdk_ecs::primitives::DateTime>) -> Option<i64> {
@@ -193,6 +209,22 @@ impl Aws {
                         rollout_state_reason: d.rollout_state_reason().map(String::from),
                     })
                     .collect(),
+                progress: {
+                    let primary = s.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
+                    let config = s.deployment_configuration();
+                    let strategy = config.and_then(|c| c.strategy()).map(|v| v.as_str().to_string());
+                    let linear = config.and_then(|c| c.linear_configuration()).map(|l| (l.step_percent().unwrap_or(0.0), l.step_bake_time_in_minutes().unwrap_or(0)));
+                    let canary = config.and_then(|c| c.canary_configuration()).and_then(|c| c.canary_bake_time_in_minutes());
+                    RolloutProgress {
+                        rollout_state: primary.and_then(|d| d.rollout_state()).map(|r| r.as_str().to_string()),
+                        desired: primary.map_or(0, |d| d.desired_count()),
+                        running: primary.map_or(0, |d| d.running_count()),
+                        pending: primary.map_or(0, |d| d.pending_count()),
+                        latest_event: s.events().iter().max_by_key(|e| millis(e.created_at()).unwrap_or(0)).and_then(|e| e.message()).map(String::from),
+                        bake_minutes: crate::plan::bake_minutes(strategy.as_deref(), config.and_then(|c| c.bake_time_in_minutes()), linear, canary),
+                        strategy,
+                    }
+                },
             })
             .collect())
     }

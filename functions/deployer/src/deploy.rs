@@ -45,6 +45,8 @@ pub struct Discovered {
     pub task_defs: HashMap<String, ObservedTaskDef>,
     /// "cluster/service" → why it could not be observed.
     pub failures: Vec<(String, Error)>,
+    /// Service ARN → where its rollout stands.
+    pub progress: HashMap<String, crate::aws::RolloutProgress>,
 }
 
 pub fn who(cluster: &str, service: &str) -> String {
@@ -60,6 +62,7 @@ pub async fn discover(env: &Env, aws: &Aws) -> Result<Discovered, Error> {
             if info.status != "ACTIVE" || !s.tags.contains_key(TAG_DEPLOY) {
                 continue;
             }
+            d.progress.insert(s.arn.clone(), info.progress);
             d.services.push(s);
         }
     }

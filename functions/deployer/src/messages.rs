@@ -209,3 +209,35 @@ mod tests {
         assert_eq!(body["metadata"]["additionalContext"]["service"], "auth,auth-admin,random");
     }
 }
+
+/// A rollout of ours past its deadline (`deploy.stuck`): how long, the task counts of its
+/// deployment, and ECS's newest service event, which usually names the cause (a task that cannot
+/// be placed, a failing health check).
+pub fn stuck(s: &crate::plan::ObservedService, ours: &crate::plan::OurDeploy, tag: Option<&str>, running_secs: u64, deadline_secs: u64, p: &crate::aws::RolloutProgress) -> Notification {
+    let rev = revision_name(&ours.task_definition);
+    let image = [tag.map(String::from), Some(crate::plan::short_digest(&ours.digest))].into_iter().flatten().collect::<Vec<_>>().join(", ");
+    let took = crate::rollout::human_duration(running_secs as i64);
+    let subject = format!("{}: rollout of {rev} ({image}) stuck for {took}", s.name);
+    let counts = format!("{} of {} tasks running, {} pending", p.running, p.desired, p.pending);
+    let strategy = p.strategy.as_deref().filter(|s| *s != "ROLLING").map(|s| format!(" {} rollout,", s.to_lowercase().replace('_', "/"))).unwrap_or_default();
+    let event = p.latest_event.as_deref().map(|e| format!(" ECS's latest service event: \"{e}\".")).unwrap_or_else(|| " ECS reported no service event.".into());
+    let description = format!(
+        "{subject} in {}:{strategy} ECS still reports it IN_PROGRESS past the deadline of {} ({counts}).{event} Without a deployment circuit breaker ECS keeps retrying and never reports a failure.",
+        cluster_name(&s.cluster),
+        crate::rollout::human_duration(deadline_secs as i64),
+    );
+    let mut n = Notification::new("deploy.stuck", subject, description)
+        .field("cluster", cluster_name(&s.cluster).to_string())
+        .field("service", s.name.clone())
+        .field("revision", rev)
+        .field("taskDefinition", ours.task_definition.clone())
+        .field("digest", ours.digest.clone())
+        .field("runningSeconds", running_secs)
+        .field("runningCount", p.running)
+        .field("desiredCount", p.desired)
+        .field("pendingCount", p.pending);
+    if let Some(e) = &p.latest_event {
+        n = n.field("latestServiceEvent", e.clone());
+    }
+    n
+}

@@ -195,6 +195,9 @@ pub struct ReconcileReport {
     pub status: ReconcileStatus,
     pub deployed: Vec<Deployed>,
     pub images: Vec<PushReport>,
+    /// Rollouts of ours past their deadline ("cluster/service"), reported once each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stuck: Vec<String>,
 }
 
 impl ReconcileReport {
@@ -207,7 +210,7 @@ impl ReconcileReport {
         } else {
             ReconcileStatus::InSync
         };
-        ReconcileReport { status, deployed, images }
+        ReconcileReport { status, deployed, images, stuck: Vec::new() }
     }
 }
 

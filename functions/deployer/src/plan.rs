@@ -488,6 +488,34 @@ pub fn rollout_verdict(rolling_back: bool, current: &str, deployed: Option<&OurD
     (on_ours != rolling_back).then(|| ours.clone())
 }
 
+/// Minutes a strategy waits on purpose before ECS calls the rollout done ("Amazon ECS
+/// blue/green deployments", "linear deployments", "canary deployments"): the final bake, plus
+/// each linear step's bake (one step per `stepPercent` of traffic) or the canary's bake.
+pub fn bake_minutes(strategy: Option<&str>, bake: Option<i32>, linear: Option<(f64, i32)>, canary_bake: Option<i32>) -> u64 {
+    let minutes = |m: Option<i32>| m.unwrap_or(0).max(0) as u64;
+    match strategy {
+        Some("BLUE_GREEN") => minutes(bake),
+        Some("LINEAR") => {
+            let (step, step_bake) = linear.unwrap_or((0.0, 0));
+            let steps = if step > 0.0 { (100.0 / step).ceil().min(100.0) as u64 } else { 1 };
+            steps * minutes(Some(step_bake)) + minutes(bake)
+        }
+        Some("CANARY") => minutes(canary_bake) + minutes(bake),
+        _ => 0,
+    }
+}
+
+/// A rollout of ours past its deadline: the service still runs the revision we put on it, ECS
+/// still reports the PRIMARY deployment IN_PROGRESS, and `deadline` plus the strategy's bake
+/// times have passed since we started it (`started_at`, epoch seconds). How long it has run.
+pub fn stuck_for(ours: &OurDeploy, started_at: u64, current: &str, rollout_state: Option<&str>, deadline_secs: u64, bake_minutes: u64, now: u64) -> Option<u64> {
+    if rollout_state != Some("IN_PROGRESS") || !same_revision(&ours.task_definition, current) {
+        return None;
+    }
+    let running = now.saturating_sub(started_at);
+    (running > deadline_secs + bake_minutes * 60).then_some(running)
+}
+
 /// ARNs and `family:revision` references name the same revision.
 pub fn same_revision(a: &str, b: &str) -> bool {
     a == b || revision_name(a) == revision_name(b)

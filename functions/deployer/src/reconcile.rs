@@ -13,7 +13,10 @@ use serde_json::Value;
 use crate::aws::{Aws, EcrImage};
 use crate::deploy::{self, deploy_push, discover};
 use crate::outcome::{conclude, Outcome, PushReport, ReconcileReport};
-use crate::plan::{eligibility, Eligibility, Push};
+use crate::messages;
+use crate::plan::{eligibility, stuck_for, Eligibility, OurDeploy, Push};
+use autopilot::keys;
+use autopilot::state::now_epoch;
 
 /// The deployer's schedule is the rule whose name contains `reconcile` (template.yaml).
 pub fn is_reconcile(ev: &EventBridgeEvent<Value>) -> bool {
@@ -80,10 +83,44 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<Value>) -> Result
             failures.extend(outcome.failed);
         }
     }
-    let report = ReconcileReport::new(reports, env.config.dry_run);
+    let mut report = ReconcileReport::new(reports, env.config.dry_run);
+    match report_stuck(env, &disc).await {
+        Ok(stuck) => report.stuck = stuck,
+        Err(e) => failures.push(("stuck rollouts".into(), e)),
+    }
     let deployed = report.deployed.len();
     conclude(Outcome::Reconcile(report), deployed, failures)
 }
+
+/// Rollouts we started that are past `AUTOPILOT_ROLLOUT_DEADLINE_SECONDS` plus their strategy's
+/// bake times (`plan::stuck_for`), told once per rollout: ECS sends nothing for a rollout that
+/// has no circuit breaker and never finishes. With the task counts and ECS's newest service event.
+async fn report_stuck(env: &Env, disc: &deploy::Discovered) -> Result<Vec<String>, Error> {
+    let wanted: BTreeSet<(String, String)> = disc.services.iter().map(|s| keys::deployment(&s.cluster, &s.name)).collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let records = env.state.get_many(&wanted).await?;
+    let now = now_epoch();
+    let mut stuck = Vec::new();
+    for s in &disc.services {
+        let Some(record) = records.get(&keys::deployment(&s.cluster, &s.name)) else { continue };
+        let (Some(ours), Some(started)) = (OurDeploy::from_record(&record.data), record.data.get("at").and_then(Value::as_u64)) else { continue };
+        let Some(progress) = disc.progress.get(&s.arn) else { continue };
+        let deadline = env.config.rollout_deadline.as_secs();
+        let Some(running) = stuck_for(&ours, started, &s.task_definition, progress.rollout_state.as_deref(), deadline, progress.bake_minutes, now) else { continue };
+        let who = deploy::who(&s.cluster, &s.name);
+        let n = messages::stuck(s, &ours, record.data.get("tag").and_then(Value::as_str), running, deadline, progress);
+        let key = format!("deploy.stuck#{who}#{started}");
+        env.notifier.publish_once(&env.state, &key, STUCK_MEMORY, &n).await?;
+        tracing::warn!(service = %who, running_seconds = running, "rollout past its deadline");
+        stuck.push(who);
+    }
+    Ok(stuck)
+}
+
+/// A stuck rollout is told once; the record of that outlives any rollout.
+const STUCK_MEMORY: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// The newest runnable image with a tag its rules accept, and that tag. "Newest" is semver order
 /// when both tags are versions (so a `v2.5.1` hotfix pushed after `v3.0.0` does not win), else

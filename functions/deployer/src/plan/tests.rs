@@ -382,3 +382,28 @@ fn our_deployment_record_and_verdicts_from_the_state_table() {
     let record = autopilot::keys::verdict_record(&d('2'), R2, autopilot::keys::BY_RECOVERY, Some(R1), 3);
     assert_eq!(Verdict::from_record(&record), verdict(autopilot::keys::BY_RECOVERY).unwrap());
 }
+
+/// Issue 15, item 2: our own deadline, plus what the strategy bakes on purpose.
+#[test]
+fn a_rollout_is_stuck_past_its_deadline_and_bake_times() {
+    assert_eq!(bake_minutes(None, Some(5), None, None), 0, "rolling bakes nothing");
+    assert_eq!(bake_minutes(Some("BLUE_GREEN"), Some(15), None, None), 15);
+    assert_eq!(bake_minutes(Some("LINEAR"), Some(10), Some((25.0, 5)), None), 4 * 5 + 10);
+    assert_eq!(bake_minutes(Some("LINEAR"), None, Some((30.0, 6)), None), 4 * 6, "30 % steps: 30, 60, 90, 100");
+    assert_eq!(bake_minutes(Some("CANARY"), Some(10), None, Some(20)), 30);
+    assert_eq!(bake_minutes(Some("LINEAR"), Some(-3), Some((0.0, 5)), None), 5, "nonsense is not negative");
+    let ours = OurDeploy { task_definition: "arn:aws:ecs:us-east-1:1:task-definition/auth:2".into(), digest: "sha256:aa".into() };
+    let t0 = 1_800_000_000;
+    for (current, state, bake, now, want) in [
+        ("auth:2", Some("IN_PROGRESS"), 0, t0 + 1801, Some(1801)),
+        ("auth:2", Some("IN_PROGRESS"), 0, t0 + 1800, None),
+        ("auth:2", Some("IN_PROGRESS"), 15, t0 + 1801, None),
+        ("auth:2", Some("IN_PROGRESS"), 15, t0 + 1800 + 901, Some(2701)),
+        ("auth:2", Some("COMPLETED"), 0, t0 + 9999, None),
+        ("auth:2", Some("FAILED"), 0, t0 + 9999, None),
+        ("auth:2", None, 0, t0 + 9999, None),
+        ("auth:1", Some("IN_PROGRESS"), 0, t0 + 9999, None),
+    ] {
+        assert_eq!(stuck_for(&ours, t0, current, state, 1800, bake, now), want, "{current} {state:?} bake {bake} at +{}", now - t0);
+    }
+}
