@@ -29,6 +29,7 @@ Control endpoints (never delayed, throttled or faulted):
   GET  /__proxy/ecs/rollouts                 rollouts shown in ECS service answers (--moto-compat)
   POST /__proxy/ecs/rollouts                 show one: {"account", "cluster", "service",
                                              "rolloutState" (null: stop), "activeDeployments"}
+  POST /__proxy/ecs/service-configuration    show a service's deploymentConfiguration (--moto-compat)
   POST /__proxy/ecs/service-deployments      give one service's deployment records (--moto-compat):
                                              {"account", "cluster", "service", "serviceDeployments"}
 
@@ -761,6 +762,13 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 return self._send_json(400, {"error": "rollouts are shown by --moto-compat, which is off"})
             try:
                 return self._send_json(200, st.compat.set_rollout(json.loads(body or b"{}")))
+            except ValueError as e:
+                return self._send_json(400, {"error": str(e)})
+        if path == "/__proxy/ecs/service-configuration" and self.command == "POST":
+            if not st.cfg.moto_compat:
+                return self._send_json(400, {"error": "service configurations are shown by --moto-compat, which is off"})
+            try:
+                return self._send_json(200, st.compat.set_configuration(json.loads(body or b"{}")))
             except ValueError as e:
                 return self._send_json(400, {"error": str(e)})
         if path == "/__proxy/ecs/service-deployments" and self.command == "POST":

@@ -32,6 +32,10 @@ SDKs or changes what a test shows, corrected on the way through aws_proxy.py (--
   [ServiceDeployment as DescribeServiceDeployments answers it, timestamps in epoch seconds]}``);
   a service without records is answered with none, as ECS answers for a service whose history
   predates them.
+* A service's ``deploymentConfiguration``: moto drops it (strategy, bake times and all). A test
+  gives one per (access key, cluster, service) with ``POST /__proxy/ecs/service-configuration``
+  (``{"account", "cluster", "service", "deploymentConfiguration"}``, null to stop) and service
+  answers carry it, as ECS's would for a BLUE_GREEN, LINEAR or CANARY service.
 
 Python 3.11 standard library only.
 """
@@ -111,6 +115,8 @@ class MotoCompat:
         self._rollouts: dict[tuple[str, str, str], dict] = {}
         # (access key, cluster name, service name) -> [ServiceDeployment], as a test gave them
         self._service_deployments: dict[tuple[str, str, str], list] = {}
+        # (access key, cluster name, service name) -> deploymentConfiguration, as a test gave it
+        self._configurations: dict[tuple[str, str, str], dict] = {}
 
     # -- rollouts a test asks for -------------------------------------------------------------
     def set_rollout(self, spec) -> dict:
@@ -168,6 +174,30 @@ class MotoCompat:
             self._service_deployments[tuple(key)] = records
         return {"services": len(self._service_deployments)}
 
+    def set_configuration(self, spec) -> dict:
+        """Show (or, with ``deploymentConfiguration`` null, stop showing) a service's
+        deploymentConfiguration. Raises ValueError naming what is wrong."""
+        if not isinstance(spec, dict):
+            raise ValueError("body must be a JSON object")
+        unknown = set(spec) - {"account", "cluster", "service", "deploymentConfiguration"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
+        key = []
+        for k in ("account", "cluster", "service"):
+            v = spec.get(k)
+            if not isinstance(v, str) or not v:
+                raise ValueError(f"{k} must be a non-empty string")
+            key.append(_cluster_name(v) if k == "cluster" else v)
+        config = spec.get("deploymentConfiguration")
+        if config is not None and not isinstance(config, dict):
+            raise ValueError("deploymentConfiguration must be an object or null")
+        with self._lock:
+            if config is None:
+                self._configurations.pop(tuple(key), None)
+            else:
+                self._configurations[tuple(key)] = config
+        return {"services": len(self._configurations)}
+
     def answer_service_deployments(self, account: str, action: str, body: bytes) -> bytes | None:
         """The answer to ListServiceDeployments or DescribeServiceDeployments from the records a
         test gave (ECS's JSON: newest first for the list), or None for other actions."""
@@ -201,6 +231,14 @@ class MotoCompat:
     def _fix_service(self, account: str, svc) -> bool:
         if not isinstance(svc, dict):
             return False
+        with self._lock:
+            config = self._configurations.get((account, _cluster_name(svc.get("clusterArn", "")), svc.get("serviceName", "")))
+        if config is not None:
+            svc["deploymentConfiguration"] = config
+            return self._fix_rollout(account, svc) or True
+        return self._fix_rollout(account, svc)
+
+    def _fix_rollout(self, account: str, svc) -> bool:
         deps = svc.get("deployments")
         controller = (svc.get("deploymentController") or {}).get("type", "ECS")
         if not isinstance(deps, list) or controller != "ECS":

@@ -1085,3 +1085,20 @@ def test_moto_compat_answers_service_deployment_records(compat_proxy, proxy):
         "another account's records are its own"
     with pytest.raises(urllib.error.HTTPError):
         control(proxy, "/__proxy/ecs/service-deployments", {"account": "A", "cluster": "c", "service": "s", "serviceDeployments": []})
+
+
+def test_moto_compat_shows_a_deployment_configuration_moto_drops(compat_proxy, moto_url):
+    """moto drops deploymentConfiguration (strategy, bake time): the compat proxy shows the one a
+    test gives, on every service answer, until told to stop."""
+    ecs = client(compat_proxy, key="AKIDSTRATEGY")
+    cluster = uniq("strategy")
+    ecs.create_cluster(clusterName=cluster)
+    ecs.register_task_definition(family=cluster, containerDefinitions=[{"name": "app", "image": "nginx", "memory": 64}])
+    ecs.create_service(cluster=cluster, serviceName="bg", taskDefinition=cluster, desiredCount=0)
+    config = {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 5, "maximumPercent": 200, "minimumHealthyPercent": 100}
+    control(compat_proxy, "/__proxy/ecs/service-configuration", {"account": "AKIDSTRATEGY", "cluster": cluster, "service": "bg", "deploymentConfiguration": config})
+    assert ecs.describe_services(cluster=cluster, services=["bg"])["services"][0]["deploymentConfiguration"] == config
+    assert ecs.update_service(cluster=cluster, service="bg", taskDefinition=cluster)["service"]["deploymentConfiguration"]["strategy"] == "BLUE_GREEN"
+    assert "deploymentConfiguration" not in client(moto_url, key="AKIDSTRATEGY").describe_services(cluster=cluster, services=["bg"])["services"][0]
+    control(compat_proxy, "/__proxy/ecs/service-configuration", {"account": "AKIDSTRATEGY", "cluster": cluster, "service": "bg", "deploymentConfiguration": None})
+    assert "deploymentConfiguration" not in ecs.describe_services(cluster=cluster, services=["bg"])["services"][0]

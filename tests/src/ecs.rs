@@ -272,3 +272,13 @@ pub fn deployment_record(w: &World, file: &str) -> Value {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text.replace("123456789012", &w.account)).expect("a JSON record")
 }
+
+/// Have the suite's proxy show `config` as `service`'s deploymentConfiguration (a BLUE_GREEN,
+/// LINEAR or CANARY strategy and its bake times), which moto drops; `None` stops.
+pub fn show_deployment_configuration(w: &World, service: &str, config: Option<Value>) {
+    let endpoint = crate::moto_endpoint();
+    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let body = json!({"account": w.str("/access_key_id"), "cluster": "stage01", "service": service, "deploymentConfiguration": config});
+    let (status, answer) = crate::proxy::http_post(addr, "/__proxy/ecs/service-configuration", &body);
+    assert_eq!(status, 200, "the suite's proxy at {endpoint} (--moto-compat) must show configurations: {answer}");
+}

@@ -947,3 +947,29 @@ async fn a_rollout_past_its_deadline_is_reported_stuck_once() {
     assert!(out.get("stuck").is_none(), "{out:#}");
     harness::ecs::show_rollout(&w, "auth", None, 0);
 }
+
+// ------------------------------------------------------------------ blue/green, linear, canary
+// Issue 15, item 3. ECS-managed BLUE_GREEN, LINEAR and CANARY services roll onto a new revision
+// with the same UpdateService (taskDefinition alone; ECS rejects most other fields once such a
+// service exists) and shift traffic in stages, baking on purpose ("Amazon ECS blue/green
+// deployments"; linear and canary deployments).
+
+/// auth as a LINEAR service (25 % steps baking 5 minutes, then 10): a push deploys it as any
+/// other, and deploy.started names the strategy and how long it bakes (4 × 5 + 10 = 30 min).
+#[tokio::test]
+async fn a_linear_service_deploys_and_the_message_names_its_strategy() {
+    use harness::ecs::show_deployment_configuration;
+    let w = World::seed().await;
+    let config = json!({"strategy": "LINEAR", "bakeTimeInMinutes": 10, "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 5},
+                        "maximumPercent": 200, "minimumHealthyPercent": 100});
+    show_deployment_configuration(&w, "auth", Some(config));
+    w.notifications().await;
+    let (_, out) = push_and_deploy(&w, "auth", "v2", "a").await;
+    show_deployment_configuration(&w, "auth", None);
+    assert_eq!(deployed_services(&out), ["auth"], "{out:#}");
+    let notes = w.notifications().await;
+    let started = notes.iter().find(|(_, b)| b["metadata"]["eventType"] == "deploy.started").expect("deploy.started");
+    let description = started.1["content"]["description"].as_str().unwrap();
+    assert!(description.contains("auth: a linear deployment; ECS shifts traffic in stages, then bakes 30 min"), "{description}");
+    assert_eq!(started.1["metadata"]["additionalContext"]["strategy"], "auth=LINEAR");
+}

@@ -334,6 +334,9 @@ impl Aws {
     }
 
     /// Move a service onto a revision; everything else (desiredCount included) stays as it is.
+    /// The new revision and nothing else: services with the BLUE_GREEN, LINEAR and CANARY
+    /// strategies reject most other fields once they exist, and the revision alone starts a new
+    /// deployment whatever the strategy (UpdateService, API reference).
     pub async fn update_service(&self, cluster: &str, service: &str, task_definition: &str) -> Result<(), Error> {
         self.ecs
             .update_service()
@@ -404,4 +407,40 @@ pub fn summarize(failures: &[(String, Error)]) -> String {
     let mut parts: Vec<String> = by.into_iter().map(|(e, who)| format!("{}: {e}", who.join(", "))).collect();
     parts.sort();
     parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autopilot::aws_sdk_ecs as ecs;
+
+    /// Issue 15, item 3: the UpdateService a rollout sends names the cluster, the service and the
+    /// revision, nothing more, so ECS accepts it for BLUE_GREEN, LINEAR and CANARY services.
+    #[tokio::test]
+    async fn update_service_sends_the_revision_alone() {
+        let rule = aws_smithy_mocks::mock!(ecs::Client::update_service)
+            .match_requests(|r| {
+                r.cluster() == Some("stage01")
+                    && r.service() == Some("auth")
+                    && r.task_definition() == Some("auth:2")
+                    && r.desired_count().is_none()
+                    && r.deployment_configuration().is_none()
+                    && r.force_new_deployment().is_none()
+                    && r.network_configuration().is_none()
+                    && r.load_balancers().is_empty()
+                    && r.capacity_provider_strategy().is_empty()
+            })
+            .then_output(|| ecs::operation::update_service::UpdateServiceOutput::builder().build());
+        let conf = ecs::Config::builder()
+            .behavior_version(ecs::config::BehaviorVersion::latest())
+            .region(ecs::config::Region::new("us-east-1"))
+            .credentials_provider(ecs::config::Credentials::new("test", "test", None, None, "test"))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(aws_smithy_mocks::MockResponseInterceptor::new().with_rule(&rule))
+            .build();
+        let sdk = autopilot::aws_config::SdkConfig::builder().behavior_version(autopilot::aws_config::BehaviorVersion::latest()).build();
+        let aws = Aws { ecs: ecs::Client::from_conf(conf), ecr: autopilot::aws_sdk_ecr::Client::new(&sdk) };
+        aws.update_service("stage01", "auth", "auth:2").await.expect("the request matched the rule");
+        assert_eq!(rule.num_calls(), 1);
+    }
 }

@@ -14,7 +14,7 @@ use autopilot::{keys, Error, Notification};
 use serde_json::{json, Value};
 
 use crate::aws::{digest_id, tag_id, Aws};
-use crate::messages::{family_notification, held_back_notification, misconfigured_notification, push_notification};
+use crate::messages::{family_notification, held_back_notification, misconfigured_notification, push_notification, with_strategies};
 use crate::outcome::{Deployed, PlannedFamily};
 use crate::pacer::{Pacer, Pacers};
 use crate::plan::{
@@ -257,7 +257,12 @@ async fn execute_families(
         }
     }
     if !started.is_empty() {
-        let n = push_notification(push, &started);
+        let strategies: Vec<(String, String, u64)> = started
+            .iter()
+            .flat_map(|(f, _)| f.services.iter())
+            .filter_map(|t| disc.progress.get(&t.service_arn).and_then(|p| p.strategy.clone().filter(|s| s != "ROLLING").map(|s| (t.service.clone(), s, p.bake_minutes))))
+            .collect();
+        let n = with_strategies(push_notification(push, &started), &strategies);
         let key = format!("push#{}#started#{}", push.digest, started.iter().flat_map(|(f, _)| f.services.iter().map(|t| who(&t.cluster, &t.service))).collect::<Vec<_>>().join(","));
         notify(env, &key, &n).await;
     }

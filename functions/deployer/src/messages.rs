@@ -72,6 +72,22 @@ pub fn push_notification(push: &Push, started: &[(FamilyPlan, String)]) -> Notif
         .field("repository", push.repository.clone())
 }
 
+/// The strategies of the services a push set rolling, when not ROLLING: `(service, strategy,
+/// bake minutes)`. Blue/green, linear and canary rollouts shift traffic in stages and bake on
+/// purpose ("Amazon ECS blue/green deployments"), so their end comes later; the message says so.
+pub fn with_strategies(mut n: Notification, strategies: &[(String, String, u64)]) -> Notification {
+    if strategies.is_empty() {
+        return n;
+    }
+    for (service, strategy, bake) in strategies {
+        let kind = strategy.to_lowercase().replace('_', "/");
+        let wait = if *bake > 0 { format!(", then bakes {bake} min") } else { String::new() };
+        n.description.push_str(&format!("\n{service}: a {kind} deployment; ECS shifts traffic in stages{wait}, and its end is reported when ECS records it."));
+    }
+    let names: Vec<String> = strategies.iter().map(|(s, k, _)| format!("{s}={k}")).collect();
+    n.field("strategy", names.join(" "))
+}
+
 /// A service whose `autopilot:` tags cannot be read, with the reason (which says what to write)
 /// and, when the right value is known, the command that sets it.
 pub fn misconfigured_notification(s: &Skip) -> Notification {
@@ -120,6 +136,38 @@ pub fn held_back_notification(s: &Skip, push: &Push) -> Notification {
         .field("digest", h.digest.clone())
         .field("rolledBackBy", h.verdict.by.clone())
         .field("revision", from)
+}
+
+/// A rollout of ours past its deadline (`deploy.stuck`): how long, the task counts of its
+/// deployment, and ECS's newest service event, which usually names the cause (a task that cannot
+/// be placed, a failing health check).
+pub fn stuck(s: &crate::plan::ObservedService, ours: &crate::plan::OurDeploy, tag: Option<&str>, running_secs: u64, deadline_secs: u64, p: &crate::aws::RolloutProgress) -> Notification {
+    let rev = revision_name(&ours.task_definition);
+    let image = [tag.map(String::from), Some(crate::plan::short_digest(&ours.digest))].into_iter().flatten().collect::<Vec<_>>().join(", ");
+    let took = crate::rollout::human_duration(running_secs as i64);
+    let subject = format!("{}: rollout of {rev} ({image}) stuck for {took}", s.name);
+    let counts = format!("{} of {} tasks running, {} pending", p.running, p.desired, p.pending);
+    let strategy = p.strategy.as_deref().filter(|s| *s != "ROLLING").map(|s| format!(" {} rollout,", s.to_lowercase().replace('_', "/"))).unwrap_or_default();
+    let event = p.latest_event.as_deref().map(|e| format!(" ECS's latest service event: \"{e}\".")).unwrap_or_else(|| " ECS reported no service event.".into());
+    let description = format!(
+        "{subject} in {}:{strategy} ECS still reports it IN_PROGRESS past the deadline of {} ({counts}).{event} Without a deployment circuit breaker ECS keeps retrying and never reports a failure.",
+        cluster_name(&s.cluster),
+        crate::rollout::human_duration(deadline_secs as i64),
+    );
+    let mut n = Notification::new("deploy.stuck", subject, description)
+        .field("cluster", cluster_name(&s.cluster).to_string())
+        .field("service", s.name.clone())
+        .field("revision", rev)
+        .field("taskDefinition", ours.task_definition.clone())
+        .field("digest", ours.digest.clone())
+        .field("runningSeconds", running_secs)
+        .field("runningCount", p.running)
+        .field("desiredCount", p.desired)
+        .field("pendingCount", p.pending);
+    if let Some(e) = &p.latest_event {
+        n = n.field("latestServiceEvent", e.clone());
+    }
+    n
 }
 
 #[cfg(test)]
@@ -208,36 +256,15 @@ mod tests {
         assert_eq!(body["metadata"]["additionalContext"]["family"], "auth,random");
         assert_eq!(body["metadata"]["additionalContext"]["service"], "auth,auth-admin,random");
     }
-}
 
-/// A rollout of ours past its deadline (`deploy.stuck`): how long, the task counts of its
-/// deployment, and ECS's newest service event, which usually names the cause (a task that cannot
-/// be placed, a failing health check).
-pub fn stuck(s: &crate::plan::ObservedService, ours: &crate::plan::OurDeploy, tag: Option<&str>, running_secs: u64, deadline_secs: u64, p: &crate::aws::RolloutProgress) -> Notification {
-    let rev = revision_name(&ours.task_definition);
-    let image = [tag.map(String::from), Some(crate::plan::short_digest(&ours.digest))].into_iter().flatten().collect::<Vec<_>>().join(", ");
-    let took = crate::rollout::human_duration(running_secs as i64);
-    let subject = format!("{}: rollout of {rev} ({image}) stuck for {took}", s.name);
-    let counts = format!("{} of {} tasks running, {} pending", p.running, p.desired, p.pending);
-    let strategy = p.strategy.as_deref().filter(|s| *s != "ROLLING").map(|s| format!(" {} rollout,", s.to_lowercase().replace('_', "/"))).unwrap_or_default();
-    let event = p.latest_event.as_deref().map(|e| format!(" ECS's latest service event: \"{e}\".")).unwrap_or_else(|| " ECS reported no service event.".into());
-    let description = format!(
-        "{subject} in {}:{strategy} ECS still reports it IN_PROGRESS past the deadline of {} ({counts}).{event} Without a deployment circuit breaker ECS keeps retrying and never reports a failure.",
-        cluster_name(&s.cluster),
-        crate::rollout::human_duration(deadline_secs as i64),
-    );
-    let mut n = Notification::new("deploy.stuck", subject, description)
-        .field("cluster", cluster_name(&s.cluster).to_string())
-        .field("service", s.name.clone())
-        .field("revision", rev)
-        .field("taskDefinition", ours.task_definition.clone())
-        .field("digest", ours.digest.clone())
-        .field("runningSeconds", running_secs)
-        .field("runningCount", p.running)
-        .field("desiredCount", p.desired)
-        .field("pendingCount", p.pending);
-    if let Some(e) = &p.latest_event {
-        n = n.field("latestServiceEvent", e.clone());
+    #[test]
+    fn strategies_are_named_with_their_bake_time() {
+        let n = Notification::new("deploy.started", "auth: deploying auth:2 (v2)", "deploying.");
+        let n = with_strategies(n, &[("auth".into(), "BLUE_GREEN".into(), 15), ("random".into(), "CANARY".into(), 0)]);
+        assert!(n.description.contains("\nauth: a blue/green deployment; ECS shifts traffic in stages, then bakes 15 min"), "{}", n.description);
+        assert!(n.description.contains("\nrandom: a canary deployment; ECS shifts traffic in stages, and its end"), "{}", n.description);
+        assert_eq!(n.fields["strategy"], "auth=BLUE_GREEN random=CANARY");
+        let plain = with_strategies(Notification::new("deploy.started", "s", "d."), &[]);
+        assert_eq!((plain.description.as_str(), plain.fields.get("strategy")), ("d.", None));
     }
-    n
 }
