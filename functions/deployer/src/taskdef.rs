@@ -323,4 +323,38 @@ mod tests {
         assert_eq!((o.family.as_str(), o.revision, o.containers.len()), ("auth", 3, 2));
         assert!(!format!("{o:?}").contains("hunter2"));
     }
+
+    /// Issue 15 (acceptance): the fields of ECS's 2024–2026 task definitions go through the copy
+    /// unchanged, one case per field (ECS API reference: RegisterTaskDefinition's
+    /// requiresCompatibilities MANAGED_INSTANCES, enableFaultInjection; ContainerDefinition's
+    /// versionConsistency and restartPolicy).
+    #[test]
+    fn new_task_definition_fields_copy_unchanged() {
+        let cases: [(&str, &[&str], Value); 4] = [
+            ("requiresCompatibilities", &["requiresCompatibilities"], json!(["MANAGED_INSTANCES"])),
+            ("enableFaultInjection", &["enableFaultInjection"], json!(true)),
+            ("versionConsistency", &["containerDefinitions", "1", "versionConsistency"], json!("enabled")),
+            ("restartPolicy", &["containerDefinitions", "0", "restartPolicy"], json!({"enabled": true, "ignoredExitCodes": [0, 143], "restartAttemptPeriod": 60})),
+        ];
+        for (field, path, value) in cases {
+            let mut d = describe();
+            let mut slot = &mut d["taskDefinition"];
+            for step in path {
+                slot = match step.parse::<usize>() {
+                    Ok(n) => &mut slot[n],
+                    Err(_) => &mut slot[*step],
+                };
+            }
+            *slot = value.clone();
+            let req = RawTaskDef(d).register_request(&[("auth".into(), "1.dkr.ecr.us-east-1.amazonaws.com/auth@sha256:ab".into())]).unwrap();
+            let mut got = &req;
+            for step in path {
+                got = match step.parse::<usize>() {
+                    Ok(n) => &got[n],
+                    Err(_) => &got[*step],
+                };
+            }
+            assert_eq!(got, &value, "{field}");
+        }
+    }
 }
