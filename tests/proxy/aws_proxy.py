@@ -893,12 +893,13 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
         # --moto-compat: service deployment records, which moto does not keep (moto_compat.py).
         if cfg.moto_compat and info.service == "ecs" and info.protocol == "json":
-            records = st.compat.answer_service_deployments(info.account, info.action, body)
-            if records is not None:
+            answered = st.compat.answer_service_deployments(info.account, info.action, body)
+            if answered is not None:
+                status, records = answered
                 st.count(info, "forwarded")
                 if half:
                     time.sleep(half)
-                return self._send(200, [("Content-Type", "application/x-amz-json-1.1")], records)
+                return self._send(status, [("Content-Type", "application/x-amz-json-1.1")], records)
 
         # --moto-compat: a RunTask repeating an answered clientToken gets the first answer, as
         # from ECS, and starts nothing (moto_compat.py).

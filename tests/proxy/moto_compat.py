@@ -31,7 +31,8 @@ SDKs or changes what a test shows, corrected on the way through aws_proxy.py (--
   /__proxy/ecs/service-deployments`` (``{"account", "cluster", "service", "serviceDeployments":
   [ServiceDeployment as DescribeServiceDeployments answers it, timestamps in epoch seconds]}``);
   a service without records is answered with none, as ECS answers for a service whose history
-  predates them.
+  predates them. StopServiceDeployment moves a given record to ROLLBACK_REQUESTED (or
+  STOP_REQUESTED for stopType ABORT), as ECS does.
 * A service's ``deploymentConfiguration``: moto drops it (strategy, bake times and all). A test
   gives one per (access key, cluster, service) with ``POST /__proxy/ecs/service-configuration``
   (``{"account", "cluster", "service", "deploymentConfiguration"}``, null to stop) and service
@@ -198,10 +199,11 @@ class MotoCompat:
                 self._configurations[tuple(key)] = config
         return {"services": len(self._configurations)}
 
-    def answer_service_deployments(self, account: str, action: str, body: bytes) -> bytes | None:
-        """The answer to ListServiceDeployments or DescribeServiceDeployments from the records a
-        test gave (ECS's JSON: newest first for the list), or None for other actions."""
-        if action not in ("ListServiceDeployments", "DescribeServiceDeployments"):
+    def answer_service_deployments(self, account: str, action: str, body: bytes) -> tuple[int, bytes] | None:
+        """(HTTP status, answer) to ListServiceDeployments, DescribeServiceDeployments or
+        StopServiceDeployment from the records a test gave (ECS's JSON: newest first for the
+        list), or None for other actions."""
+        if action not in ("ListServiceDeployments", "DescribeServiceDeployments", "StopServiceDeployment"):
             return None
         try:
             req = json.loads(body or b"{}")
@@ -221,11 +223,22 @@ class MotoCompat:
                    if isinstance(r.get("targetServiceRevision"), dict) and "arn" in r["targetServiceRevision"] else {}),
             } for r in records if not wanted or r.get("status") in wanted]
             limit = req.get("maxResults") or 20
-            return json.dumps({"serviceDeployments": briefs[:limit]}).encode()
+            return 200, json.dumps({"serviceDeployments": briefs[:limit]}).encode()
+        if action == "StopServiceDeployment":
+            # ECS moves the deployment to ROLLBACK_REQUESTED (stopType ROLLBACK, the default) or
+            # STOP_REQUESTED (ABORT) (ServiceDeploymentStatus, API reference).
+            arn = req.get("serviceDeploymentArn")
+            with self._lock:
+                found = next((r for records in mine.values() for r in records if r["serviceDeploymentArn"] == arn), None)
+                if found is None:
+                    return 400, json.dumps({"__type": "ServiceDeploymentNotFoundException",
+                                            "message": f"The service deployment {arn} does not exist."}).encode()
+                found["status"] = "STOP_REQUESTED" if req.get("stopType") == "ABORT" else "ROLLBACK_REQUESTED"
+            return 200, json.dumps({"serviceDeploymentArn": arn}).encode()
         arns = req.get("serviceDeploymentArns") or []
         found = [r for records in mine.values() for r in records if r["serviceDeploymentArn"] in arns]
         missing = [a for a in arns if a not in {r["serviceDeploymentArn"] for r in found}]
-        return json.dumps({"serviceDeployments": found, "failures": [
+        return 200, json.dumps({"serviceDeployments": found, "failures": [
             {"arn": a, "reason": "MISSING", "detail": "service deployment not found"} for a in missing]}).encode()
 
     def _fix_service(self, account: str, svc) -> bool:

@@ -1083,6 +1083,11 @@ def test_moto_compat_answers_service_deployment_records(compat_proxy, proxy):
     assert described["failures"][0]["arn"].endswith("/zzz")
     assert client(compat_proxy, key="AKIDOTHER").list_service_deployments(cluster="stage01", service="auth")["serviceDeployments"] == [], \
         "another account's records are its own"
+    ecs.stop_service_deployment(serviceDeploymentArn=older["serviceDeploymentArn"], stopType="ROLLBACK")
+    assert ecs.list_service_deployments(cluster="stage01", service="auth", status=["ROLLBACK_REQUESTED"])["serviceDeployments"][0]["serviceDeploymentArn"] == older["serviceDeploymentArn"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        client(compat_proxy, key="AKIDOTHER").stop_service_deployment(serviceDeploymentArn=older["serviceDeploymentArn"])
+    assert e.value.response["Error"]["Code"] == "ServiceDeploymentNotFoundException"
     with pytest.raises(urllib.error.HTTPError):
         control(proxy, "/__proxy/ecs/service-deployments", {"account": "A", "cluster": "c", "service": "s", "serviceDeployments": []})
 

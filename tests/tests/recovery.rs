@@ -406,3 +406,40 @@ async fn crash_loop_rollback_under_the_runtime_api() {
     assert!(notes.iter().any(|(s, _)| s == "stage01/random: crash loop of random:2, rolled back to random:1"), "{notes:?}");
     assert_no_secrets(&world, &notes);
 }
+
+/// Issue 15, item 9 (StopServiceDeployment, API reference: stopType ROLLBACK). random is a
+/// BLUE_GREEN service whose deployment of random:2 is still in progress when its tasks crash: ECS
+/// itself rolls it back (traffic goes back to the source revision), not an UpdateService that
+/// would start another staged deployment from a half-shifted service.
+#[tokio::test]
+async fn a_crash_loop_during_a_blue_green_deployment_is_rolled_back_by_ecs() {
+    use harness::ecs::{deployment_record, show_deployment_configuration, show_rollout, show_service_deployments};
+    let world = World::seed().await;
+    let f = recovery(&world);
+    let (_v1, v2) = deploy_random_v2(&world, &f.env).await;
+    tag_service(&world, "random", "autopilot:rollback", "on").await;
+    show_deployment_configuration(&world, "random", Some(json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 5, "maximumPercent": 200, "minimumHealthyPercent": 100})));
+    show_rollout(&world, "random", Some("IN_PROGRESS"), 1);
+    let mut record = deployment_record(&world, "ecs-service-deployment-blue-green-successful.json");
+    let arn = record["serviceDeploymentArn"].as_str().unwrap().replace("/auth/", "/random/");
+    record["serviceDeploymentArn"] = json!(arn);
+    record["serviceArn"] = json!(world.str("/services/random"));
+    record["status"] = json!("IN_PROGRESS");
+    record["lifecycleStage"] = json!("BAKE_TIME");
+    show_service_deployments(&world, "random", vec![record]);
+
+    let mut last = Value::Null;
+    for n in 0..3 {
+        last = f.handle(stopped_event(&world, "ecs-task-stopped-crash.json", &service_task_arn(&world, n), &v2, "service:random", Some(1))).await.expect("handled");
+    }
+    show_rollout(&world, "random", None, 0);
+    show_deployment_configuration(&world, "random", None);
+    assert_eq!(last["action"], "rolled-back", "{last}");
+    assert!(service(&world, "random").await.task_definition().unwrap().ends_with("random:2"), "no UpdateService: ECS shifts traffic back itself");
+    let listed = world.ecs().list_service_deployments().cluster("stage01").service("random").send().await.unwrap();
+    assert_eq!(listed.service_deployments()[0].status().map(|s| s.as_str()), Some("ROLLBACK_REQUESTED"), "StopServiceDeployment(ROLLBACK) was sent");
+    let notes = world.notifications().await;
+    let rollback = notes.iter().find(|(_, b)| b["metadata"]["eventType"] == "recovery.rollback").expect("the rollback is told");
+    assert_eq!(rollback.1["metadata"]["additionalContext"]["serviceDeployment"], json!(arn));
+    assert!(rollback.1["content"]["description"].as_str().unwrap().contains("blue/green deployment in progress was rolled back by ECS"), "{}", rollback.1);
+}

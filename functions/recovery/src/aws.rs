@@ -181,7 +181,38 @@ impl Aws {
             task_definition: svc.task_definition().map(str::to_string),
             controller: svc.deployment_controller().map(|c| c.r#type().as_str().to_string()),
             tags: ecs_tags(svc.tags()),
+            strategy: svc.deployment_configuration().and_then(|c| c.strategy()).map(|s| s.as_str().to_string()),
+            rolling_out: svc
+                .deployments()
+                .iter()
+                .any(|d| d.status() == Some("PRIMARY") && d.rollout_state().is_some_and(|r| r.as_str() == "IN_PROGRESS")),
         }))
+    }
+
+    /// ECS's own rollback of the service's deployment in progress: the newest IN_PROGRESS record
+    /// (ListServiceDeployments), stopped with stopType ROLLBACK (StopServiceDeployment). `Ok(None)`
+    /// when ECS lists no deployment in progress (it ended meanwhile).
+    pub async fn roll_back_deployment_in_progress(&self, cluster: &str, service: &str) -> Result<Option<String>, Error> {
+        use autopilot::aws_sdk_ecs::types::{ServiceDeploymentStatus, StopServiceDeploymentStopType};
+        let listed = self
+            .ecs
+            .list_service_deployments()
+            .cluster(cluster)
+            .service(service)
+            .status(ServiceDeploymentStatus::InProgress)
+            .send()
+            .await
+            .map_err(|e| Error::aws("ecs", "ListServiceDeployments", e))?;
+        let newest = listed.service_deployments().iter().max_by_key(|d| d.created_at().and_then(|t| t.to_millis().ok()).unwrap_or(0)).and_then(|d| d.service_deployment_arn());
+        let Some(arn) = newest else { return Ok(None) };
+        self.ecs
+            .stop_service_deployment()
+            .service_deployment_arn(arn)
+            .stop_type(StopServiceDeploymentStopType::Rollback)
+            .send()
+            .await
+            .map_err(|e| Error::aws("ecs", "StopServiceDeployment", e))?;
+        Ok(Some(arn.to_string()))
     }
 
     /// UpdateService with the task definition only: desiredCount belongs to the scaler.

@@ -112,6 +112,10 @@ pub struct ObservedService {
     /// The deployment controller's type (`ECS`, `CODE_DEPLOY`, `EXTERNAL`).
     pub controller: Option<String>,
     pub tags: Tags,
+    /// deploymentConfiguration.strategy: ROLLING, BLUE_GREEN, LINEAR, CANARY.
+    pub strategy: Option<String>,
+    /// The PRIMARY deployment's rolloutState is IN_PROGRESS.
+    pub rolling_out: bool,
 }
 
 impl<'a> RollbackInputs<'a> {
@@ -187,6 +191,25 @@ pub fn decide_rollback(i: &RollbackInputs) -> RollbackDecision {
         None => NotifyOnly("no stable revision is recorded for the service".into()),
         Some(stable) if revision(&stable) == i.failing => NotifyOnly(format!("{} is the last stable revision itself", i.failing)),
         Some(stable) => RollbackDecision::RollBack { to: stable },
+    }
+}
+
+/// How a crash loop is rolled back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollbackMethod {
+    /// StopServiceDeployment with stopType ROLLBACK: ECS's own rollback of a BLUE_GREEN, LINEAR or
+    /// CANARY deployment in progress, which shifts traffic back to the source revision
+    /// (StopServiceDeployment, API reference). An UpdateService would start another staged
+    /// deployment from a service half shifted.
+    StopDeployment,
+    /// UpdateService to the last stable revision: a rolling service, or no deployment in progress.
+    UpdateService,
+}
+
+pub fn rollback_method(strategy: Option<&str>, rolling_out: bool) -> RollbackMethod {
+    match strategy {
+        Some("BLUE_GREEN" | "LINEAR" | "CANARY") if rolling_out => RollbackMethod::StopDeployment,
+        _ => RollbackMethod::UpdateService,
     }
 }
 
@@ -299,6 +322,8 @@ mod tests {
             task_definition: Some("arn:aws:ecs:us-east-1:1:task-definition/random:2".into()),
             controller: controller.map(str::to_string),
             tags: tag.map(|v| [("autopilot:rollback".to_string(), v.to_string())].into_iter().collect()).unwrap_or_default(),
+            strategy: None,
+            rolling_out: false,
         };
         let decide = |svc: &ObservedService| decide_rollback(&RollbackInputs::new("random:2", svc, Some(&deployed), Some(&stable), 10_600));
         let back = RollbackDecision::RollBack { to: "arn:aws:ecs:us-east-1:1:task-definition/random:1".into() };
@@ -327,5 +352,23 @@ mod tests {
         assert_eq!(incident_key("stage01/random", &StopClass::ContainerHealthCheck, "random:2"), "stage01/random#container-health-check#random:2");
         assert_eq!(incident_key("stage01/task", &StopClass::Crash { container: None, exit_code: Some(1) }, "job:1"), "stage01/task#crash#job:1");
         assert_eq!(rollback_dry_run_key("stage01/random#random:2"), "rollback-dry-run#stage01/random#random:2");
+    }
+
+    /// Issue 15, item 9: ECS's own rollback (StopServiceDeployment ROLLBACK) for a staged
+    /// deployment in progress; UpdateService otherwise.
+    #[test]
+    fn staged_deployments_in_progress_are_rolled_back_by_ecs() {
+        use RollbackMethod::*;
+        for (strategy, rolling_out, want) in [
+            (Some("BLUE_GREEN"), true, StopDeployment),
+            (Some("LINEAR"), true, StopDeployment),
+            (Some("CANARY"), true, StopDeployment),
+            (Some("BLUE_GREEN"), false, UpdateService),
+            (Some("ROLLING"), true, UpdateService),
+            (None, true, UpdateService),
+            (Some("A_STRATEGY_FROM_2027"), true, UpdateService),
+        ] {
+            assert_eq!(rollback_method(strategy, rolling_out), want, "{strategy:?} {rolling_out}");
+        }
     }
 }

@@ -108,9 +108,23 @@ impl Recovery {
         if !self.env.state.create(PK_ROLLBACK, &claim_key, &json!({"to": to, "at": now}), ROLLBACK_MEMORY).await? {
             return Ok(CrashLoop::Reported(ServiceFailure::AlreadyRolledBack));
         }
-        if let Err(e) = self.aws.update_service_task_definition(&s.t.cluster_arn, service, &to).await {
-            let _ = self.env.state.delete(PK_ROLLBACK, &claim_key).await;
-            return Err(e);
+        // A staged (blue/green, linear, canary) deployment in progress is rolled back by ECS
+        // itself; anything else by moving the service to the last stable revision.
+        let by_ecs = match plan::rollback_method(svc.strategy.as_deref(), svc.rolling_out) {
+            plan::RollbackMethod::StopDeployment => match self.aws.roll_back_deployment_in_progress(&s.t.cluster_arn, service).await {
+                Ok(stopped) => stopped,
+                Err(e) => {
+                    let _ = self.env.state.delete(PK_ROLLBACK, &claim_key).await;
+                    return Err(e);
+                }
+            },
+            plan::RollbackMethod::UpdateService => None,
+        };
+        if by_ecs.is_none() {
+            if let Err(e) = self.aws.update_service_task_definition(&s.t.cluster_arn, service, &to).await {
+                let _ = self.env.state.delete(PK_ROLLBACK, &claim_key).await;
+                return Err(e);
+            }
         }
         // A rollback is a verdict on the digest the deployer put there (DESIGN.md): the deployer
         // must not deploy it to this service again. Read from the record before it is replaced.
@@ -121,8 +135,13 @@ impl Recovery {
         }
         let previous = s.t.task_definition_arn.as_deref().unwrap_or(&s.revision);
         self.env.state.put(&dk, &dsk, &plan::rollback_record(&to, previous, now), DEPLOYMENT_MEMORY).await?;
-        tracing::info!(service, from = %s.revision, to = %to_rev, "crash loop: rolled back");
-        let (what, n) = messages::rollback(s, service, failures, window_secs, &to_rev, false);
+        tracing::info!(service, from = %s.revision, to = %to_rev, by_ecs = ?by_ecs, "crash loop: rolled back");
+        let (what, mut n) = messages::rollback(s, service, failures, window_secs, &to_rev, false);
+        if let Some(deployment) = &by_ecs {
+            let kind = svc.strategy.as_deref().unwrap_or_default().to_lowercase().replace('_', "/");
+            n.description.push_str(&format!(" The {kind} deployment in progress was rolled back by ECS (StopServiceDeployment, stop type ROLLBACK): ECS shifts traffic back to the source revision."));
+            n = n.field("serviceDeployment", deployment.clone()).field("rollbackBy", "StopServiceDeployment");
+        }
         self.env.notifier.publish(&n).await?;
         Ok(CrashLoop::RolledBack(Outcome::handled(s, Action::RolledBack { reason: what, service: service.into(), rollback_to: to_rev, notified: true })))
     }
