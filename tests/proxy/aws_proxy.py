@@ -901,6 +901,11 @@ class ProxyHandler(BaseHTTPRequestHandler):
                     time.sleep(half)
                 return self._send(status, [("Content-Type", "application/x-amz-json-1.1")], records)
 
+        # --moto-compat: UpdateExpressGatewayService carried out as moto's UpdateService.
+        express = None
+        if cfg.moto_compat and info.service == "ecs" and info.action == "UpdateExpressGatewayService":
+            express = st.compat.express_update(body)
+
         # --moto-compat: a RunTask repeating an answered clientToken gets the first answer, as
         # from ECS, and starts nothing (moto_compat.py).
         compat_key = None
@@ -914,7 +919,13 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 return self._send(status, hdrs, data)
 
         try:
-            if jreq is None:
+            if express is not None:
+                target, ebody = express
+                headers = [(k, target if k.lower() == "x-amz-target" else v) for k, v in self.headers.items()]
+                status, reason, hdrs, data = self._forward(ebody, None, headers)
+                if status == 200:
+                    data = st.compat.express_answer(body, data)
+            elif jreq is None:
                 status, reason, hdrs, data = self._forward(body)
             else:
                 status, reason, hdrs, data = self._forward(jreq.body, jreq.path, jreq.headers)

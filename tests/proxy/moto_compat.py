@@ -37,6 +37,11 @@ SDKs or changes what a test shows, corrected on the way through aws_proxy.py (--
   gives one per (access key, cluster, service) with ``POST /__proxy/ecs/service-configuration``
   (``{"account", "cluster", "service", "deploymentConfiguration"}``, null to stop) and service
   answers carry it, as ECS's would for a BLUE_GREEN, LINEAR or CANARY service.
+* Express Mode services: moto has none. The same control with ``"resourceManagementType": "ECS"``
+  makes a service read as one (its ``taskDefinition`` empty, the revision on its PRIMARY
+  deployment: the Express Mode docs). UpdateExpressGatewayService with ``taskDefinitionArn`` is
+  carried out as the UpdateService moto knows, and answered with the Express service's ARN and
+  cluster (ECSExpressGatewayService's members that moto can tell).
 
 Python 3.11 standard library only.
 """
@@ -180,7 +185,7 @@ class MotoCompat:
         deploymentConfiguration. Raises ValueError naming what is wrong."""
         if not isinstance(spec, dict):
             raise ValueError("body must be a JSON object")
-        unknown = set(spec) - {"account", "cluster", "service", "deploymentConfiguration"}
+        unknown = set(spec) - {"account", "cluster", "service", "deploymentConfiguration", "resourceManagementType"}
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)}")
         key = []
@@ -192,12 +197,42 @@ class MotoCompat:
         config = spec.get("deploymentConfiguration")
         if config is not None and not isinstance(config, dict):
             raise ValueError("deploymentConfiguration must be an object or null")
+        managed = spec.get("resourceManagementType")
+        if managed not in (None, "ECS", "CUSTOMER"):
+            raise ValueError("resourceManagementType must be ECS, CUSTOMER or absent")
+        shown = {k: v for k, v in (("deploymentConfiguration", config), ("resourceManagementType", managed)) if v is not None}
         with self._lock:
-            if config is None:
+            if not shown:
                 self._configurations.pop(tuple(key), None)
             else:
-                self._configurations[tuple(key)] = config
+                self._configurations[tuple(key)] = shown
         return {"services": len(self._configurations)}
+
+    @staticmethod
+    def express_update(body: bytes) -> tuple[str, bytes] | None:
+        """UpdateExpressGatewayService with a taskDefinitionArn, as the UpdateService moto knows:
+        (X-Amz-Target, body), or None when the request is not one this can carry out."""
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            return None
+        arn, td = req.get("serviceArn"), req.get("taskDefinitionArn")
+        if not isinstance(arn, str) or not isinstance(td, str) or arn.count("/") != 2:
+            return None
+        _, cluster, service = arn.split("/")
+        return ("AmazonEC2ContainerServiceV20141113.UpdateService",
+                json.dumps({"cluster": cluster, "service": service, "taskDefinition": td}).encode())
+
+    @staticmethod
+    def express_answer(body: bytes, data: bytes) -> bytes:
+        """moto's UpdateService answer as UpdateExpressGatewayService's: the service's ARN and
+        cluster (its other members have shapes moto cannot fill)."""
+        try:
+            svc = json.loads(data).get("service") or {}
+        except (ValueError, AttributeError):
+            svc = {}
+        arn = json.loads(body or b"{}").get("serviceArn")
+        return json.dumps({"service": {"serviceArn": svc.get("serviceArn", arn), "cluster": svc.get("clusterArn", "")}}).encode()
 
     def answer_service_deployments(self, account: str, action: str, body: bytes) -> tuple[int, bytes] | None:
         """(HTTP status, answer) to ListServiceDeployments, DescribeServiceDeployments or
@@ -247,8 +282,13 @@ class MotoCompat:
         with self._lock:
             config = self._configurations.get((account, _cluster_name(svc.get("clusterArn", "")), svc.get("serviceName", "")))
         if config is not None:
-            svc["deploymentConfiguration"] = config
-            return self._fix_rollout(account, svc) or True
+            svc.update(config)
+            if config.get("resourceManagementType") == "ECS":
+                # An Express service reads with an empty taskDefinition (its revision is on its
+                # deployments).
+                svc["taskDefinition"] = ""
+            self._fix_rollout(account, svc)
+            return True
         return self._fix_rollout(account, svc)
 
     def _fix_rollout(self, account: str, svc) -> bool:

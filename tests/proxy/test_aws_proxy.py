@@ -1107,3 +1107,21 @@ def test_moto_compat_shows_a_deployment_configuration_moto_drops(compat_proxy, m
     assert "deploymentConfiguration" not in client(moto_url, key="AKIDSTRATEGY").describe_services(cluster=cluster, services=["bg"])["services"][0]
     control(compat_proxy, "/__proxy/ecs/service-configuration", {"account": "AKIDSTRATEGY", "cluster": cluster, "service": "bg", "deploymentConfiguration": None})
     assert "deploymentConfiguration" not in ecs.describe_services(cluster=cluster, services=["bg"])["services"][0]
+
+
+def test_moto_compat_express_services(compat_proxy, moto_url):
+    """An Express Mode service (resourceManagementType ECS) reads with an empty taskDefinition, and
+    UpdateExpressGatewayService with a taskDefinitionArn moves it as UpdateService would."""
+    ecs = client(compat_proxy, key="AKIDEXPRESS")
+    cluster = uniq("express")
+    ecs.create_cluster(clusterName=cluster)
+    td1 = ecs.register_task_definition(family=cluster, containerDefinitions=[{"name": "Main", "image": "nginx", "memory": 64}])["taskDefinition"]["taskDefinitionArn"]
+    td2 = ecs.register_task_definition(family=cluster, containerDefinitions=[{"name": "Main", "image": "nginx:2", "memory": 64}])["taskDefinition"]["taskDefinitionArn"]
+    arn = ecs.create_service(cluster=cluster, serviceName="web", taskDefinition=td1, desiredCount=0)["service"]["serviceArn"]
+    control(compat_proxy, "/__proxy/ecs/service-configuration", {"account": "AKIDEXPRESS", "cluster": cluster, "service": "web", "resourceManagementType": "ECS"})
+    svc = ecs.describe_services(cluster=cluster, services=["web"])["services"][0]
+    assert (svc["resourceManagementType"], svc["taskDefinition"]) == ("ECS", "")
+    assert svc["deployments"][0]["taskDefinition"] == td1
+    out = ecs.update_express_gateway_service(serviceArn=arn, taskDefinitionArn=td2)
+    assert out["service"]["serviceArn"] == arn
+    assert client(moto_url, key="AKIDEXPRESS").describe_services(cluster=cluster, services=["web"])["services"][0]["taskDefinition"] == td2

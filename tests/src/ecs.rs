@@ -282,3 +282,16 @@ pub fn show_deployment_configuration(w: &World, service: &str, config: Option<Va
     let (status, answer) = crate::proxy::http_post(addr, "/__proxy/ecs/service-configuration", &body);
     assert_eq!(status, 200, "the suite's proxy at {endpoint} (--moto-compat) must show configurations: {answer}");
 }
+
+/// Have the suite's proxy show `service` as an Express Mode service (resourceManagementType ECS,
+/// an empty taskDefinition) and carry out UpdateExpressGatewayService for it; `false` stops.
+pub fn show_express(w: &World, service: &str, express: bool) {
+    let endpoint = crate::moto_endpoint();
+    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut body = json!({"account": w.str("/access_key_id"), "cluster": "stage01", "service": service});
+    if express {
+        body["resourceManagementType"] = json!("ECS");
+    }
+    let (status, answer) = crate::proxy::http_post(addr, "/__proxy/ecs/service-configuration", &body);
+    assert_eq!(status, 200, "the suite's proxy at {endpoint} (--moto-compat) must show Express services: {answer}");
+}

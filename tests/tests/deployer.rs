@@ -973,3 +973,29 @@ async fn a_linear_service_deploys_and_the_message_names_its_strategy() {
     assert!(description.contains("auth: a linear deployment; ECS shifts traffic in stages, then bakes 30 min"), "{description}");
     assert_eq!(started.1["metadata"]["additionalContext"]["strategy"], "auth=LINEAR");
 }
+
+// ------------------------------------------------------------------ Express Mode
+// Issue 15, item 5. An Express Mode service reads with an empty taskDefinition and
+// resourceManagementType ECS; a revision set with UpdateService is one Express later drifts
+// from, so it rolls through UpdateExpressGatewayService(taskDefinitionArn) (API reference).
+
+#[tokio::test]
+async fn an_express_service_rolls_through_update_express_gateway_service() {
+    use autopilot::runtime::Function;
+    use harness::ecs::show_express;
+    use harness::proxy::AwsProxy;
+    let w = World::seed().await;
+    let v1_td = service_td(&w, "auth").await;
+    show_express(&w, "auth", true);
+    let proxy = AwsProxy::start();
+    let digest = push_image(&w, "auth", "v2", "a").await;
+    let deployer = autopilot_deployer::Deployer::new(w.env_via(&proxy, w.config()));
+    let out = deployer.handle(push_event(&w, "auth", Some("v2"), &digest)).await.expect("push");
+    show_express(&w, "auth", false);
+    assert_eq!(deployed_services(&out), ["auth"], "{out:#}");
+    assert_eq!(proxy.count("ecs:UpdateExpressGatewayService", "calls"), 1);
+    assert_eq!(proxy.count("ecs:UpdateService", "calls"), 0, "no UpdateService behind Express's back");
+    let now = service_td(&w, "auth").await;
+    assert_ne!(now, v1_td, "the revision copied from the one on its PRIMARY deployment");
+    assert_eq!(images_of(&w, &now).await[0].1, format!("{}@{digest}", uri(&w, "auth")));
+}

@@ -82,6 +82,9 @@ pub struct ServiceInfo {
     pub status: String,
     pub deployments: Vec<DeploymentInfo>,
     pub progress: RolloutProgress,
+    /// An Express Mode service (resourceManagementType ECS): its revision is changed through
+    /// UpdateExpressGatewayService, which Express keeps, not UpdateService, which it drifts from.
+    pub express: bool,
 }
 
 /// Where a service's rollout stands (DescribeServices): what the stuck-rollout check reads.
@@ -195,8 +198,15 @@ impl Aws {
                     arn: s.service_arn().unwrap_or_default().to_string(),
                     controller: s.deployment_controller().map(|d| d.r#type().as_str().to_string()),
                     tags: ecs_tags(s.tags()),
-                    task_definition: s.task_definition().unwrap_or_default().to_string(),
+                    // Express Mode services read with an empty taskDefinition; the revision they
+                    // run is their PRIMARY deployment's (Express Mode docs).
+                    task_definition: Some(s.task_definition().unwrap_or_default())
+                        .filter(|t| !t.is_empty())
+                        .or_else(|| s.deployments().iter().find(|d| d.status() == Some("PRIMARY")).and_then(|d| d.task_definition()))
+                        .unwrap_or_default()
+                        .to_string(),
                 },
+                express: s.resource_management_type().is_some_and(|t| t.as_str() == "ECS"),
                 status: s.status().unwrap_or_default().to_string(),
                 deployments: s
                     .deployments()
@@ -347,6 +357,20 @@ impl Aws {
             .await
             .map(|_| ())
             .map_err(|e| Error::aws("ecs", "UpdateService", e))
+    }
+
+    /// An Express Mode service onto a new revision (UpdateExpressGatewayService with
+    /// `taskDefinitionArn`, which must keep a container named `Main`: the copy of the service's
+    /// own revision does). An UpdateService would change the service behind Express's back.
+    pub async fn update_express_service(&self, service_arn: &str, task_definition: &str) -> Result<(), Error> {
+        self.ecs
+            .update_express_gateway_service()
+            .service_arn(service_arn)
+            .task_definition_arn(task_definition)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::aws("ecs", "UpdateExpressGatewayService", e))
     }
 
     /// One image by digest or tag; `None` when ECR does not have it.

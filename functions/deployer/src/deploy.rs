@@ -47,6 +47,8 @@ pub struct Discovered {
     pub failures: Vec<(String, Error)>,
     /// Service ARN → where its rollout stands.
     pub progress: HashMap<String, crate::aws::RolloutProgress>,
+    /// ARNs of the Express Mode services among them.
+    pub express: BTreeSet<String>,
 }
 
 pub fn who(cluster: &str, service: &str) -> String {
@@ -63,6 +65,9 @@ pub async fn discover(env: &Env, aws: &Aws) -> Result<Discovered, Error> {
                 continue;
             }
             d.progress.insert(s.arn.clone(), info.progress);
+            if info.express {
+                d.express.insert(s.arn.clone());
+            }
             d.services.push(s);
         }
     }
@@ -240,7 +245,7 @@ async fn execute_families(
     // higher-ranked `Send` check of the handler's future.
     let mut work = Vec::new();
     for fam in families {
-        work.push(execute_family(env, aws, push, &disc.raw, fam, claimed.contains(&fam.claim), pacers));
+        work.push(execute_family(env, aws, push, &disc.raw, &disc.express, fam, claimed.contains(&fam.claim), pacers));
     }
     let parts: Vec<FamilyOutcome> = stream::iter(work).buffered(FAMILY_CONCURRENCY).collect().await;
     let mut records = BTreeMap::new();
@@ -454,6 +459,7 @@ async fn execute_family(
     aws: &Aws,
     push: &Push,
     raw: &HashMap<String, RawTaskDef>,
+    express: &BTreeSet<String>,
     fam: &FamilyPlan,
     claimed: bool,
     pacers: &Pacers,
@@ -486,7 +492,8 @@ async fn execute_family(
     let mut failed = Vec::new();
     for t in &fam.services {
         pacers.update.acquire().await;
-        match aws.update_service(&t.cluster, &t.service, &arn).await {
+        let updated = if express.contains(&t.service_arn) { aws.update_express_service(&t.service_arn, &arn).await } else { aws.update_service(&t.cluster, &t.service, &arn).await };
+        match updated {
             Ok(()) => {
                 let record = json!({"taskDefinition": arn, "previous": t.from, "at": now_epoch(), "digest": push.digest, "tag": push.tag});
                 out.records.insert(keys::deployment(&t.cluster, &t.service), record);
