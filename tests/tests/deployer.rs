@@ -999,3 +999,32 @@ async fn an_express_service_rolls_through_update_express_gateway_service() {
     assert_ne!(now, v1_td, "the revision copied from the one on its PRIMARY deployment");
     assert_eq!(images_of(&w, &now).await[0].1, format!("{}@{digest}", uri(&w, "auth")));
 }
+
+// ------------------------------------------------------------------ bursts coalesce
+// Issue 15, item 7. A CI pipeline pushes v2 then v3 within seconds (or a backlog is replayed):
+// the v2 event, handled with v3 already in the repository, takes auth straight to v3; the v3
+// event then finds auth on it. One revision registered, of the image actually used.
+
+#[tokio::test]
+async fn a_burst_of_pushes_registers_only_the_newest() {
+    let w = World::seed().await; // auth: autopilot:deploy=semver, runs auth:v1
+    let revisions = |w: &World| {
+        let ecs = w.ecs();
+        async move { ecs.list_task_definitions().family_prefix("auth").send().await.unwrap().task_definition_arns().len() }
+    };
+    let before = revisions(&w).await;
+    let v2 = push_image(&w, "auth", "v2", "a").await;
+    let v3 = push_image(&w, "auth", "v3", "a").await;
+    let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &v2)).await.expect("v2 event");
+    assert_eq!(deployed_services(&out), ["auth"], "{out:#}");
+    assert_eq!(out["deployed"][0]["digest"], json!(v3), "straight to v3: {out:#}");
+    assert!(skip_reason(&out, "auth").contains("a newer image matches its rules, v3"), "{out:#}");
+    let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v3"), &v3)).await.expect("v3 event");
+    assert!(deployed_services(&out).is_empty(), "already on v3: {out:#}");
+    assert_eq!(images_of(&w, &service_td(&w, "auth").await).await[0].1, format!("{}@{v3}", uri(&w, "auth")));
+    assert_eq!(revisions(&w).await, before + 1, "one registration, for v3; none for v2");
+    // The v2 event again (a late retry, or replayed with a new id): nothing, never back to v2.
+    let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &v2)).await.expect("v2 again");
+    assert!(deployed_services(&out).is_empty(), "{out:#}");
+    assert_eq!(revisions(&w).await, before + 1);
+}

@@ -7,9 +7,13 @@ use autopilot::runtime::Env;
 use autopilot::Error;
 
 use crate::aws::{digest_id, Aws};
-use crate::deploy::{deploy_push, discover};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::aws::EcrImage;
+use crate::deploy::{deploy_push, discover, Discovered, PushOutcome};
 use crate::outcome::{conclude, Outcome, PushReport};
-use crate::plan::{self, Push};
+use crate::plan::{self, Push, Skip};
+use crate::reconcile::{newer, newest_matching, services_by_repository};
 
 /// What a push event offers, when it can deploy anything at all.
 pub struct PushTarget {
@@ -71,13 +75,70 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<EcrImageAction>) 
     if let Some(why) = pushed.as_ref().and_then(|p| p.not_runnable(&tag)) {
         return Ok(Outcome::ignored(format!("push of {}:{tag} is not a runnable image: {why}", d.repository_name)));
     }
-    let push = Push { registry, repository: d.repository_name.clone(), tag, digest, pushed_at: pushed.and_then(|p| p.pushed_at), fresh: true };
+    let pushed_at = pushed.as_ref().and_then(|p| p.pushed_at);
+    let push = Push { registry, repository: d.repository_name.clone(), tag, digest, pushed_at, fresh: true };
     tracing::info!(repository = %push.repository, image = %push.label(), "image pushed");
     let disc = discover(env, aws).await?;
-    let outcome = deploy_push(env, aws, &account, &push, &disc, None).await;
+    let outcome = coalesce(env, aws, &account, &push, pushed, &disc).await?;
     let mut failures = disc.failures;
     failures.extend(outcome.failed.iter().map(|(w, e)| (w.clone(), crate::deploy::clone_error(e))));
     let report = PushReport::new(&push, &outcome, &failures, env.config.dry_run);
     let deployed = report.deployed.len();
     conclude(Outcome::Push(report), deployed, failures)
+}
+
+/// Deploy a push, coalescing a burst: a service whose rules match a newer image of the repository
+/// than the one pushed (a CI pipeline pushing several tags, a backlog replayed) goes straight to
+/// that newest image, and the pushed one is skipped for it. The later pushes' own events then find
+/// the service on their image or past it, so a burst registers one revision per family, of the
+/// image actually used, and never moves a service back.
+async fn coalesce(env: &Env, aws: &Aws, account: &str, push: &Push, pushed: Option<EcrImage>, disc: &Discovered) -> Result<PushOutcome, Error> {
+    let running = services_by_repository(disc, &push.registry).remove(&push.repository).unwrap_or_default();
+    if running.is_empty() {
+        return Ok(deploy_push(env, aws, account, push, disc, None).await);
+    }
+    let images = aws.list_images(account, &push.repository).await?;
+    let this = pushed.unwrap_or(EcrImage {
+        digest: push.digest.clone(),
+        tags: vec![push.tag.clone()],
+        pushed_at: push.pushed_at,
+        manifest_media_type: None,
+        artifact_media_type: None,
+        subject: None,
+    });
+    let mut newer_for: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut superseded: BTreeMap<String, String> = BTreeMap::new();
+    for (arn, who, rules) in &running {
+        let Some((newest, tag)) = newest_matching(&images, rules) else { continue };
+        // A service already on the newest image is left to the push's own plan (which says it
+        // never downgrades).
+        let on_newest = disc.services.iter().find(|s| &s.arn == arn).and_then(|s| disc.task_defs.get(&s.task_definition)).is_some_and(|td| {
+            td.containers.iter().filter_map(|c| ImageRef::parse(&c.image).ok()).any(|r| r.repository == push.repository && r.digest.as_deref() == Some(newest.digest.as_str()))
+        });
+        if !on_newest && newest.digest != push.digest && rules.matches(&push.tag) && newer((&newest, &tag), (&this, &push.tag)) {
+            superseded.insert(arn.clone(), format!("{who}: a newer image matches its rules, {tag} ({}): deployed that instead", plan::short_digest(&newest.digest)));
+            newer_for.entry((newest.digest.clone(), tag)).or_default().insert(arn.clone());
+        }
+    }
+    if superseded.is_empty() {
+        return Ok(deploy_push(env, aws, account, push, disc, None).await);
+    }
+    let rest: BTreeSet<String> = disc.services.iter().map(|s| s.arn.clone()).filter(|a| !superseded.contains_key(a)).collect();
+    let mut out = deploy_push(env, aws, account, push, disc, Some(&rest)).await;
+    for ((digest, tag), only) in newer_for {
+        let pushed_at = images.iter().find(|i| i.digest == digest).and_then(|i| i.pushed_at);
+        let newest = Push { registry: push.registry.clone(), repository: push.repository.clone(), tag, digest, pushed_at, fresh: false };
+        tracing::info!(repository = %push.repository, pushed = %push.label(), newest = %newest.label(), services = only.len(), "a newer image is in the repository: deploying it instead (burst coalesced)");
+        let part = deploy_push(env, aws, account, &newest, disc, Some(&only)).await;
+        out.deployed.extend(part.deployed);
+        out.planned.extend(part.planned);
+        out.skipped.extend(part.skipped);
+        out.failed.extend(part.failed);
+    }
+    for s in &disc.services {
+        if let Some(reason) = superseded.get(&s.arn) {
+            out.skipped.push(Skip { cluster: s.cluster.clone(), service: s.name.clone(), reason: reason.clone(), misconfigured: false, fix: None, held_back: None });
+        }
+    }
+    Ok(out)
 }

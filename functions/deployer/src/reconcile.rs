@@ -37,22 +37,7 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<Value>) -> Result
     };
     let registry = EcrRegistry::new(account.clone(), crate::region_or_own(env, &ev.region));
     let disc = discover(env, aws).await?;
-    // repository → services that run it (and their rules)
-    let mut by_repo: BTreeMap<String, Vec<(String, String, DeployRules)>> = BTreeMap::new();
-    for s in &disc.services {
-        let Eligibility::Eligible { rules, .. } = eligibility(s) else { continue };
-        let Some(td) = disc.task_defs.get(&s.task_definition) else { continue };
-        let repos: BTreeSet<String> = td
-            .containers
-            .iter()
-            .filter_map(|c| ImageRef::parse(&c.image).ok())
-            .filter(|r| r.registry.as_deref().is_some_and(|h| registry.is_host(h)) && is_ecr_repository_name(&r.repository))
-            .map(|r| r.repository)
-            .collect();
-        for repo in repos {
-            by_repo.entry(repo).or_default().push((s.arn.clone(), deploy::who(&s.cluster, &s.name), rules.clone()));
-        }
-    }
+    let by_repo = services_by_repository(&disc, &registry);
     let mut failures = disc.failures.iter().map(|(w, e)| (w.clone(), deploy::clone_error(e))).collect::<Vec<_>>();
     let mut reports = Vec::new();
     for (repo, services) in by_repo {
@@ -90,6 +75,26 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<Value>) -> Result
     }
     let deployed = report.deployed.len();
     conclude(Outcome::Reconcile(report), deployed, failures)
+}
+
+/// Repository of `registry` → the eligible services that run it: (ARN, "cluster/service", rules).
+pub fn services_by_repository(disc: &deploy::Discovered, registry: &EcrRegistry) -> BTreeMap<String, Vec<(String, String, DeployRules)>> {
+    let mut by_repo: BTreeMap<String, Vec<(String, String, DeployRules)>> = BTreeMap::new();
+    for s in &disc.services {
+        let Eligibility::Eligible { rules, .. } = eligibility(s) else { continue };
+        let Some(td) = disc.task_defs.get(&s.task_definition) else { continue };
+        let repos: BTreeSet<String> = td
+            .containers
+            .iter()
+            .filter_map(|c| ImageRef::parse(&c.image).ok())
+            .filter(|r| r.registry.as_deref().is_some_and(|h| registry.is_host(h)) && is_ecr_repository_name(&r.repository))
+            .map(|r| r.repository)
+            .collect();
+        for repo in repos {
+            by_repo.entry(repo).or_default().push((s.arn.clone(), deploy::who(&s.cluster, &s.name), rules.clone()));
+        }
+    }
+    by_repo
 }
 
 /// Rollouts we started that are past `AUTOPILOT_ROLLOUT_DEADLINE_SECONDS` plus their strategy's
@@ -148,7 +153,7 @@ pub fn artifacts(images: &[EcrImage]) -> Vec<(String, String)> {
 }
 
 /// Whether candidate `a` is newer than `b` (never-downgrade order, DESIGN.md).
-fn newer(a: (&EcrImage, &String), b: (&EcrImage, &String)) -> bool {
+pub fn newer(a: (&EcrImage, &String), b: (&EcrImage, &String)) -> bool {
     use std::cmp::Ordering::*;
     if let (Some(va), Some(vb)) = (semver_tag(a.1), semver_tag(b.1)) {
         match va.cmp(&vb) {
