@@ -193,6 +193,9 @@ fn exercise(incoming: &Incoming) {
                 let _ = autopilot_deployer::rollout::parse_service_arn(arn);
             }
         }
+        Incoming::HookStateChange(e) => {
+            let _ = (e.detail.name(), e.detail.expires_at(), e.detail.updated_at());
+        }
         Incoming::ServiceAction(e) => {
             let _ = e.detail.all_reasons();
         }
