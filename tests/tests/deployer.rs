@@ -299,6 +299,16 @@ async fn code_deploy_services_are_skipped() {
     assert!(skip["reason"].as_str().unwrap().contains("CODE_DEPLOY"), "{skip}");
     assert_eq!(service_td(&w, "auth-bg").await, td, "moto would accept it; we must not send it");
     assert_ne!(service_td(&w, "auth").await, td);
+    // Told once per service why, with AWS's migration guide to ECS-native blue/green.
+    let notes = w.notifications().await;
+    let told: Vec<&(String, Value)> = notes.iter().filter(|(_, b)| b["metadata"]["eventType"] == "deploy.code-deploy-skipped").collect();
+    assert_eq!(told.len(), 1, "{notes:?}");
+    assert_eq!(told[0].0, "auth-bg: not deployed, its deployments are controlled by CodeDeploy");
+    assert!(told[0].1["content"]["description"].as_str().unwrap().contains(autopilot_deployer::plan::CODE_DEPLOY_MIGRATION), "{:#}", told[0].1);
+    let digest = push_image(&w, "auth", "v3", "b").await;
+    deploy(&w, w.config(), push_event(&w, "auth", Some("v3"), &digest)).await.expect("deployer");
+    let notes = w.notifications().await;
+    assert!(notes.iter().all(|(_, b)| b["metadata"]["eventType"] != "deploy.code-deploy-skipped"), "once per service: {notes:?}");
 }
 
 #[tokio::test]

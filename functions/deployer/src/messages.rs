@@ -8,7 +8,7 @@ use autopilot::config::cluster_name;
 use autopilot::Notification;
 
 use crate::deploy::who;
-use crate::plan::{revision_name, FamilyPlan, Push, Skip};
+use crate::plan::{revision_name, FamilyPlan, Push, Skip, CODE_DEPLOY_MIGRATION};
 
 pub fn family_notification(fam: &FamilyPlan, push: &Push, event_type: &str, outcome: &str, revision: Option<&str>) -> Notification {
     let names: Vec<&str> = fam.services.iter().map(|t| t.service.as_str()).collect();
@@ -122,6 +122,24 @@ pub fn held_back_notification(s: &Skip, push: &Push) -> Notification {
         .field("revision", from)
 }
 
+/// A service autopilot never deploys because CodeDeploy controls its deployments
+/// (`deploy.code-deploy-skipped`): why, and AWS's documented way to ECS-native blue/green.
+pub fn code_deploy_notification(s: &Skip) -> Notification {
+    let subject = format!("{}: not deployed, its deployments are controlled by CodeDeploy", s.service);
+    let description = format!(
+        "{} has deploymentController CODE_DEPLOY: ECS refuses a task-definition change through UpdateService for it, and a new revision must go through a CodeDeploy deployment, so autopilot leaves it alone. \
+         Amazon ECS now has blue/green deployments of its own (deploymentController ECS, strategy BLUE_GREEN); once the service is migrated, autopilot deploys it. \
+         AWS's migration guide: {CODE_DEPLOY_MIGRATION}",
+        who(&s.cluster, &s.service),
+    );
+    Notification::new("deploy.code-deploy-skipped", subject, description)
+        .field("cluster", cluster_name(&s.cluster).to_string())
+        .field("service", s.service.clone())
+        .field("deploymentController", "CODE_DEPLOY")
+        .field("reason", s.reason.clone())
+        .field("migrationGuide", CODE_DEPLOY_MIGRATION)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +187,7 @@ mod tests {
                 service: "auth".into(),
                 reason: crate::plan::held_back_reason(&held),
                 misconfigured: false,
+                code_deploy: false,
                 fix: None,
                 held_back: Some(held),
             };
@@ -207,5 +226,25 @@ mod tests {
         let body = n.chatbot_body(false);
         assert_eq!(body["metadata"]["additionalContext"]["family"], "auth,random");
         assert_eq!(body["metadata"]["additionalContext"]["service"], "auth,auth-admin,random");
+    }
+    #[test]
+    fn a_code_deploy_service_is_told_why_and_where_the_migration_is() {
+        let skip = Skip {
+            cluster: "arn:aws:ecs:us-east-1:123456789012:cluster/stage01".into(),
+            service: "auth-bg".into(),
+            reason: crate::plan::code_deploy_reason(),
+            misconfigured: false,
+            code_deploy: true,
+            fix: None,
+            held_back: None,
+        };
+        let n = code_deploy_notification(&skip);
+        assert_eq!(n.event_type, "deploy.code-deploy-skipped");
+        assert_eq!(n.subject, "auth-bg: not deployed, its deployments are controlled by CodeDeploy");
+        assert!(n.description.starts_with("stage01/auth-bg has deploymentController CODE_DEPLOY"), "{}", n.description);
+        assert!(n.description.ends_with("https://docs.aws.amazon.com/AmazonECS/latest/developerguide/migrate-codedeploy-to-ecs-bluegreen.html"), "{}", n.description);
+        let body = n.chatbot_body(false);
+        assert_eq!(body["metadata"]["additionalContext"]["migrationGuide"], CODE_DEPLOY_MIGRATION);
+        assert_eq!(body["metadata"]["additionalContext"]["deploymentController"], "CODE_DEPLOY");
     }
 }
