@@ -194,7 +194,10 @@ fn exercise(incoming: &Incoming) {
             }
         }
         Incoming::HookStateChange(e) => {
-            let _ = (e.detail.name(), e.detail.expires_at(), e.detail.updated_at());
+            let _ = (e.detail.name(), e.detail.expires_at(), e.detail.updated_at(), autopilot_deployer::hook::awaiting_action(&e.detail));
+            if let Some(arn) = &e.detail.service_deployment_arn {
+                let _ = autopilot_deployer::hook::parse_service_deployment_arn(arn);
+            }
         }
         Incoming::ServiceAction(e) => {
             let _ = e.detail.all_reasons();
