@@ -16,6 +16,7 @@ pub const DETAIL_ECR_IMAGE_ACTION: &str = "ECR Image Action";
 pub const DETAIL_TASK_STATE_CHANGE: &str = "ECS Task State Change";
 pub const DETAIL_DEPLOYMENT_STATE_CHANGE: &str = "ECS Deployment State Change";
 pub const DETAIL_SERVICE_ACTION: &str = "ECS Service Action";
+pub const DETAIL_HOOK_STATE_CHANGE: &str = "ECS Hook State Change";
 pub const DETAIL_ALARM_STATE_CHANGE: &str = "CloudWatch Alarm State Change";
 pub const DETAIL_SCHEDULED: &str = "Scheduled Event";
 
@@ -35,6 +36,7 @@ pub enum Incoming {
     EcrImageAction(EventBridgeEvent<EcrImageAction>),
     TaskStateChange(EventBridgeEvent<TaskStateChange>),
     DeploymentStateChange(EventBridgeEvent<DeploymentStateChange>),
+    HookStateChange(EventBridgeEvent<HookStateChange>),
     ServiceAction(EventBridgeEvent<ServiceAction>),
     AlarmStateChange(EventBridgeEvent<AlarmStateChange>),
     Scheduled(EventBridgeEvent<Value>),
@@ -62,6 +64,7 @@ impl Incoming {
             ("aws.ecr", DETAIL_ECR_IMAGE_ACTION) => typed(value, &detail_type).map(Incoming::EcrImageAction),
             ("aws.ecs", DETAIL_TASK_STATE_CHANGE) => typed(value, &detail_type).map(Incoming::TaskStateChange),
             ("aws.ecs", DETAIL_DEPLOYMENT_STATE_CHANGE) => typed(value, &detail_type).map(Incoming::DeploymentStateChange),
+            ("aws.ecs", DETAIL_HOOK_STATE_CHANGE) => typed(value, &detail_type).map(Incoming::HookStateChange),
             ("aws.ecs", DETAIL_SERVICE_ACTION) => typed(value, &detail_type).map(Incoming::ServiceAction),
             ("aws.cloudwatch", DETAIL_ALARM_STATE_CHANGE) => typed(value, &detail_type).map(Incoming::AlarmStateChange),
             ("aws.events" | "aws.scheduler", DETAIL_SCHEDULED) => typed(value, &detail_type).map(Incoming::Scheduled),
@@ -74,6 +77,7 @@ impl Incoming {
             Incoming::EcrImageAction(e) => e.id.as_deref(),
             Incoming::TaskStateChange(e) => e.id.as_deref(),
             Incoming::DeploymentStateChange(e) => e.id.as_deref(),
+            Incoming::HookStateChange(e) => e.id.as_deref(),
             Incoming::ServiceAction(e) => e.id.as_deref(),
             Incoming::AlarmStateChange(e) => e.id.as_deref(),
             Incoming::Scheduled(e) => e.id.as_deref(),
@@ -85,6 +89,7 @@ impl Incoming {
             Incoming::EcrImageAction(_) => DETAIL_ECR_IMAGE_ACTION,
             Incoming::TaskStateChange(_) => DETAIL_TASK_STATE_CHANGE,
             Incoming::DeploymentStateChange(_) => DETAIL_DEPLOYMENT_STATE_CHANGE,
+            Incoming::HookStateChange(_) => DETAIL_HOOK_STATE_CHANGE,
             Incoming::ServiceAction(_) => DETAIL_SERVICE_ACTION,
             Incoming::AlarmStateChange(_) => DETAIL_ALARM_STATE_CHANGE,
             Incoming::Scheduled(_) => DETAIL_SCHEDULED,
@@ -262,6 +267,71 @@ impl DeploymentStateChange {
     pub fn name(&self) -> DeploymentEventName {
         serde_json::from_value(Value::String(self.event_name.clone())).unwrap_or_default()
     }
+}
+
+/// "ECS Hook State Change": a deployment lifecycle hook changed status. Shape from AWS's
+/// documented example ("Amazon ECS service deployment hook state change events",
+/// https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_hook_state_change_events.html,
+/// and "Pause hooks for Amazon ECS service deployments",
+/// https://docs.aws.amazon.com/AmazonECS/latest/developerguide/pause-lifecycle-hooks.html).
+/// Everything but `eventName` is optional, and the timestamps are kept as sent (see
+/// [`HookStateChange::expires_at`]): a field we cannot read must not lose the whole event.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookStateChange {
+    #[serde(default)]
+    pub event_type: Option<String>,
+    pub event_name: String,
+    /// What `ContinueServiceDeployment` needs, with the service deployment's ARN.
+    #[serde(default)]
+    pub hook_id: Option<String>,
+    /// `PAUSE` or `AWS_LAMBDA`.
+    #[serde(default)]
+    pub hook_type: Option<String>,
+    /// When ECS takes the hook's timeout action (RFC 3339 as sent).
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub lifecycle_stage: Option<String>,
+    #[serde(default)]
+    pub cluster_arn: Option<String>,
+    #[serde(default)]
+    pub service_arn: Option<String>,
+    #[serde(default)]
+    pub service_deployment_arn: Option<String>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+open_enum!(HookEventName {
+    InProgress = "HOOK_IN_PROGRESS",
+    AwaitingAction = "HOOK_AWAITING_ACTION",
+    Succeeded = "HOOK_SUCCEEDED",
+    Failed = "HOOK_FAILED",
+    TimedOut = "HOOK_TIMED_OUT",
+});
+
+/// The `hookType` of a hook that waits for a person (or a pipeline) to call ContinueServiceDeployment.
+pub const HOOK_TYPE_PAUSE: &str = "PAUSE";
+
+impl HookStateChange {
+    pub fn name(&self) -> HookEventName {
+        serde_json::from_value(Value::String(self.event_name.clone())).unwrap_or_default()
+    }
+
+    /// `expiresAt` as a time, when it reads as RFC 3339.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        rfc3339(self.expires_at.as_deref())
+    }
+
+    /// `updatedAt` as a time, when it reads as RFC 3339.
+    pub fn updated_at(&self) -> Option<DateTime<Utc>> {
+        rfc3339(self.updated_at.as_deref())
+    }
+}
+
+fn rfc3339(s: Option<&str>) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s?).ok().map(|t| t.with_timezone(&Utc))
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -456,6 +526,39 @@ mod tests {
         let Incoming::EcrImageAction(e) = ev else { panic!("wrong variant") };
         assert_eq!(e.detail.result, EcrResult::Unknown);
         assert_eq!(e.detail.action_type, EcrActionType::Unknown);
+    }
+
+    /// AWS's documented "hook awaiting action" example (ecs_hook_state_change_events.html), plus
+    /// a field and an event name AWS may add later: both tolerated.
+    #[test]
+    fn hook_state_change_parses_the_documented_example_and_tolerates_new_values() {
+        let doc = json!({
+            "version": "0", "id": "3329f79b-3dca-07f8-b1c2-5fe99f0b5e87", "detail-type": "ECS Hook State Change",
+            "source": "aws.ecs", "account": "123456789012", "time": "2026-03-05T15:54:41Z", "region": "us-west-2",
+            "resources": ["arn:aws:ecs:us-west-2:123456789012:service-deployment/my-cluster/my-service/0EYSiB0qap8xf0N76FsbE"],
+            "detail": {
+                "eventType": "INFO", "eventName": "HOOK_AWAITING_ACTION",
+                "hookId": "ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw", "hookType": "PAUSE",
+                "expiresAt": "2026-03-05T16:04:41Z", "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT",
+                "clusterArn": "arn:aws:ecs:us-west-2:123456789012:cluster/my-cluster",
+                "serviceArn": "arn:aws:ecs:us-west-2:123456789012:service/my-cluster/my-service",
+                "serviceDeploymentArn": "arn:aws:ecs:us-west-2:123456789012:service-deployment/my-cluster/my-service/0EYSiB0qap8xf0N76FsbE",
+                "updatedAt": "2026-03-05T15:54:41.618059641Z"
+            }
+        });
+        let Incoming::HookStateChange(e) = Incoming::parse(doc.clone()).unwrap() else { panic!("wrong variant") };
+        assert_eq!(e.detail.name(), HookEventName::AwaitingAction);
+        assert_eq!(e.detail.hook_type.as_deref(), Some(HOOK_TYPE_PAUSE));
+        assert_eq!(e.detail.expires_at().map(|t| t.to_rfc3339()), Some("2026-03-05T16:04:41+00:00".to_string()));
+        assert!(e.detail.updated_at().is_some());
+
+        let mut later = doc;
+        later["detail"]["eventName"] = json!("HOOK_SKIPPED");
+        later["detail"]["expiresAt"] = json!("tomorrow");
+        later["detail"]["timeoutAction"] = json!("ROLLBACK");
+        let Incoming::HookStateChange(e) = Incoming::parse(later).unwrap() else { panic!("wrong variant") };
+        assert_eq!(e.detail.name(), HookEventName::Unknown);
+        assert_eq!(e.detail.expires_at(), None, "an unreadable time is no time, not a failed event");
     }
 
     #[test]

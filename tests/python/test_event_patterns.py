@@ -23,6 +23,7 @@ from template_support import EVENTBRIDGE_EVENT_TYPES, REPO, Route, as_list, even
 
 DEPLOYER_PUSH = "DeployerFunction.ImagePush"
 DEPLOYER_DEPLOYMENT = "DeployerFunction.DeploymentState"
+DEPLOYER_HOOK = "DeployerFunction.HookAwaitingAction"
 DEPLOYER_RECONCILE = "DeployerFunction.Reconcile"
 RECOVERY_STOPPED = "RecoveryFunction.TaskStopped"
 SCALER_ALARM = "ScalerFunction.AlarmState"
@@ -62,6 +63,8 @@ EXPECTED: dict[str, set[str]] = {
     "ecs-deployment-completed.json": {DEPLOYER_DEPLOYMENT},
     "ecs-deployment-failed.json": {DEPLOYER_DEPLOYMENT},
     "ecs-deployment-rollback.json": {DEPLOYER_DEPLOYMENT},
+    # ECS hook state change: a deployment waiting at a pause hook (AWS's documented example)
+    "ecs-hook-awaiting-action.json": {DEPLOYER_HOOK},
     # ECS service action: placement failures only
     "ecs-service-action-placement-failure.json": {SCALER_PLACEMENT},
     "ecs-service-action-placement-failure-capacity-provider.json": {SCALER_PLACEMENT},
@@ -88,6 +91,7 @@ SCHEDULES: dict[str, tuple[str, str, str, str]] = {
 ROUTE_TARGETS: dict[str, str] = {
     DEPLOYER_PUSH: "DeployerFunction",
     DEPLOYER_DEPLOYMENT: "DeployerFunction",
+    DEPLOYER_HOOK: "DeployerFunction",
     DEPLOYER_RECONCILE: "DeployerFunction",
     RECOVERY_STOPPED: "RecoveryFunction",
     SCALER_ALARM: "ScalerFunction",
@@ -189,6 +193,18 @@ def test_matcher_is_not_vacuous(routes, template, stack_name, events) -> None:
     running["detail"]["lastStatus"] = "RUNNING"
     assert patterns[RECOVERY_STOPPED].matches_event(crash)
     assert not patterns[RECOVERY_STOPPED].matches_event(running)
+
+
+def test_only_a_hook_awaiting_action_reaches_the_deployer(routes, template, stack_name, events) -> None:
+    """The hook events of ecs_hook_state_change_events.html other than HOOK_AWAITING_ACTION ask
+    nothing of anyone: the rule does not invoke the deployer for them."""
+    patterns = pattern_routes(routes, template, stack_name)
+    awaiting = events["ecs-hook-awaiting-action.json"]
+    assert patterns[DEPLOYER_HOOK].matches_event(awaiting)
+    for name in ["HOOK_IN_PROGRESS", "HOOK_SUCCEEDED", "HOOK_FAILED", "HOOK_TIMED_OUT"]:
+        other = json.loads(json.dumps(awaiting))
+        other["detail"]["eventName"] = name
+        assert matching_routes(other, patterns) == set(), name
 
 
 # ------------------------------------------------------------------ the events are well-formed

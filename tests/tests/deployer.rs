@@ -299,6 +299,16 @@ async fn code_deploy_services_are_skipped() {
     assert!(skip["reason"].as_str().unwrap().contains("CODE_DEPLOY"), "{skip}");
     assert_eq!(service_td(&w, "auth-bg").await, td, "moto would accept it; we must not send it");
     assert_ne!(service_td(&w, "auth").await, td);
+    // Told once per service why, with AWS's migration guide to ECS-native blue/green.
+    let notes = w.notifications().await;
+    let told: Vec<&(String, Value)> = notes.iter().filter(|(_, b)| b["metadata"]["eventType"] == "deploy.code-deploy-skipped").collect();
+    assert_eq!(told.len(), 1, "{notes:?}");
+    assert_eq!(told[0].0, "auth-bg: not deployed, its deployments are controlled by CodeDeploy");
+    assert!(told[0].1["content"]["description"].as_str().unwrap().contains(autopilot_deployer::plan::CODE_DEPLOY_MIGRATION), "{:#}", told[0].1);
+    let digest = push_image(&w, "auth", "v3", "b").await;
+    deploy(&w, w.config(), push_event(&w, "auth", Some("v3"), &digest)).await.expect("deployer");
+    let notes = w.notifications().await;
+    assert!(notes.iter().all(|(_, b)| b["metadata"]["eventType"] != "deploy.code-deploy-skipped"), "once per service: {notes:?}");
 }
 
 #[tokio::test]
@@ -387,6 +397,69 @@ async fn failed_rollout_is_reported_with_reason_and_services_not_opted_in_are_ig
     w.ecs().untag_resource().resource_arn(w.str("/services/random")).tag_keys("autopilot:deploy").send().await.unwrap();
     let out = deploy(&w, w.config(), for_world(sample_event("ecs-deployment-failed.json"), &w)).await.expect("not opted in");
     assert_eq!(out["status"], "ignored", "{out:#}");
+    assert!(w.notifications().await.is_empty());
+}
+
+// ------------------------------------------------------------------ deployments paused at a pause hook
+// events/ecs-hook-awaiting-action.json is AWS's documented "hook awaiting action" example
+// (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_hook_state_change_events.html)
+// in the seed world: auth's deployment paused at POST_TEST_TRAFFIC_SHIFT.
+
+#[tokio::test]
+async fn a_deployment_paused_at_a_pause_hook_is_told_once_with_the_commands_to_continue_or_roll_back() {
+    let w = World::seed().await;
+    let event = for_world(sample_event("ecs-hook-awaiting-action.json"), &w);
+    let arn = event["detail"]["serviceDeploymentArn"].as_str().unwrap().to_string();
+    let hook = event["detail"]["hookId"].as_str().unwrap().to_string();
+    let out = deploy(&w, w.config(), event).await.expect("hook event");
+    assert_eq!(out["status"], "awaiting-approval", "{out:#}");
+    assert_eq!((out["service"].as_str(), out["hookId"].as_str(), out["notified"].as_bool()), (Some("auth"), Some(hook.as_str()), Some(true)), "{out:#}");
+    assert_eq!(out["expiresAt"], "2025-11-26T14:06:41Z");
+    let notes = w.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let (subject, body) = &notes[0];
+    assert_eq!(subject, "auth: deployment paused at POST_TEST_TRAFFIC_SHIFT, awaiting approval");
+    assert_eq!(body["metadata"]["eventType"], "deploy.awaiting-approval");
+    let description = body["content"]["description"].as_str().unwrap();
+    for action in ["CONTINUE", "ROLLBACK"] {
+        let cmd = format!("aws ecs continue-service-deployment --region {} --service-deployment-arn {arn} --hook-id {hook} --action {action}", w.region);
+        assert!(description.contains(&cmd), "{action}: {description}");
+    }
+    assert!(description.contains("waits until 2025-11-26T14:06:41Z"), "{description}");
+    // moto has no DescribeServiceDeployments: the message goes out all the same, saying so.
+    assert!(description.contains("ECS's default is ROLLBACK"), "{description}");
+    assert_no_secrets(&w, "the notification", &body.to_string());
+
+    // The same hook delivered again under another event id: no second message.
+    let out = deploy(&w, w.config(), for_world(sample_event("ecs-hook-awaiting-action.json"), &w)).await.expect("again");
+    assert_eq!(out["notified"], false, "{out:#}");
+    assert!(w.notifications().await.is_empty());
+
+    // A dry run tells the same (the message changes nothing), for the next hook.
+    let mut next = for_world(sample_event("ecs-hook-awaiting-action.json"), &w);
+    next["detail"]["hookId"] = json!("ecs-pause-next");
+    let out = deploy(&w, Config { dry_run: true, ..w.config() }, next).await.expect("dry run");
+    assert_eq!(out["notified"], true, "{out:#}");
+    let notes = w.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].0.starts_with("[dry run] auth: deployment paused"), "{}", notes[0].0);
+    assert!(notes[0].1["content"]["description"].as_str().unwrap().contains("--hook-id ecs-pause-next --action CONTINUE"));
+}
+
+#[tokio::test]
+async fn hook_events_that_ask_nothing_or_concern_services_not_opted_in_tell_no_one() {
+    let w = World::seed().await;
+    for name in ["HOOK_SUCCEEDED", "HOOK_FAILED", "HOOK_TIMED_OUT", "HOOK_IN_PROGRESS"] {
+        let mut event = for_world(sample_event("ecs-hook-awaiting-action.json"), &w);
+        event["detail"]["eventName"] = json!(name);
+        let out = deploy(&w, w.config(), event).await.expect(name);
+        assert_eq!(out["status"], "ignored", "{name}: {out:#}");
+    }
+    let out = deploy(&w, Config { clusters: vec!["prod".into()], ..w.config() }, for_world(sample_event("ecs-hook-awaiting-action.json"), &w)).await.expect("unmanaged");
+    assert_eq!(out["reason"], "cluster stage01 is not managed", "{out:#}");
+    w.ecs().untag_resource().resource_arn(w.str("/services/auth")).tag_keys("autopilot:deploy").send().await.unwrap();
+    let out = deploy(&w, w.config(), for_world(sample_event("ecs-hook-awaiting-action.json"), &w)).await.expect("not opted in");
+    assert_eq!(out["reason"], "auth is not opted in (autopilot:deploy absent)", "{out:#}");
     assert!(w.notifications().await.is_empty());
 }
 

@@ -193,6 +193,12 @@ fn exercise(incoming: &Incoming) {
                 let _ = autopilot_deployer::rollout::parse_service_arn(arn);
             }
         }
+        Incoming::HookStateChange(e) => {
+            let _ = (e.detail.name(), e.detail.expires_at(), e.detail.updated_at(), autopilot_deployer::hook::awaiting_action(&e.detail));
+            if let Some(arn) = &e.detail.service_deployment_arn {
+                let _ = autopilot_deployer::hook::parse_service_deployment_arn(arn);
+            }
+        }
         Incoming::ServiceAction(e) => {
             let _ = e.detail.all_reasons();
         }

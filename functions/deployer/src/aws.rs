@@ -76,6 +76,18 @@ pub struct DeploymentRecord {
     pub finished_at: Option<i64>,
 }
 
+/// One lifecycle hook of a service deployment, as DescribeServiceDeployments reports it
+/// (`lifecycleHookDetails`): what the "ECS Hook State Change" event does not carry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HookDetail {
+    /// AWAITING_ACTION, IN_PROGRESS, SUCCEEDED, FAILED or TIMED_OUT.
+    pub status: Option<String>,
+    /// Epoch milliseconds.
+    pub expires_at: Option<i64>,
+    /// What ECS does at `expires_at`: CONTINUE or ROLLBACK.
+    pub timeout_action: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ServiceInfo {
     pub observed: ObservedService,
@@ -237,6 +249,31 @@ impl Aws {
                 },
             })
             .collect())
+    }
+
+    /// The hook `hook_id` of a service deployment (DescribeServiceDeployments); `None` when the
+    /// deployment or the hook is not listed. Two attempts only: the caller tells people about the
+    /// paused deployment whether or not this answers, and the hook's timeout clock is running.
+    pub async fn lifecycle_hook(&self, service_deployment_arn: &str, hook_id: &str) -> Result<Option<HookDetail>, Error> {
+        let out = self
+            .ecs
+            .describe_service_deployments()
+            .service_deployment_arns(service_deployment_arn)
+            .customize()
+            .config_override(autopilot::aws_sdk_ecs::config::Builder::default().retry_config(autopilot::aws::retry_config().with_max_attempts(2)))
+            .send()
+            .await
+            .map_err(|e| Error::aws("ecs", "DescribeServiceDeployments", e))?;
+        Ok(out
+            .service_deployments()
+            .iter()
+            .flat_map(|d| d.lifecycle_hook_details())
+            .find(|h| h.hook_id() == Some(hook_id))
+            .map(|h| HookDetail {
+                status: h.status().map(|s| s.as_str().to_string()),
+                expires_at: millis(h.expires_at()),
+                timeout_action: h.timeout_action().map(|a| a.as_str().to_string()),
+            }))
     }
 
     /// The raw DescribeTaskDefinition answer (with tags), captured from the response body.

@@ -14,7 +14,7 @@ use autopilot::{keys, Error, Notification};
 use serde_json::{json, Value};
 
 use crate::aws::{digest_id, tag_id, Aws};
-use crate::messages::{family_notification, held_back_notification, misconfigured_notification, push_notification, with_strategies};
+use crate::messages::{code_deploy_notification, family_notification, held_back_notification, misconfigured_notification, push_notification, with_strategies};
 use crate::outcome::{Deployed, PlannedFamily};
 use crate::pacer::{Pacer, Pacers};
 use crate::plan::{
@@ -28,6 +28,9 @@ use crate::taskdef::RawTaskDef;
 const REGISTER_LEASE: Duration = Duration::from_secs(900);
 /// A service with invalid tags is announced at most this often (per service and tag value).
 const MISCONFIGURED_NOTICE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// A CODE_DEPLOY service stays one until someone migrates it: told once per service (a year in
+/// the state table), not at every push.
+const CODE_DEPLOY_NOTICE_WINDOW: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Registered revisions and deployment records are remembered this long.
 const RECORD_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const PK_REGISTER: &str = "register";
@@ -188,6 +191,9 @@ pub async fn deploy_push(env: &Env, aws: &Aws, account: &str, push: &Push, disc:
     for s in plan.skipped.iter().filter(|s| s.misconfigured) {
         notify_misconfigured(env, s).await;
     }
+    for s in plan.skipped.iter().filter(|s| s.code_deploy) {
+        notify_code_deploy(env, s).await;
+    }
     record_verdicts(env, &plan.skipped).await;
     for s in plan.skipped.iter().filter(|s| s.held_back.is_some()) {
         notify_held_back(env, push, s).await;
@@ -326,6 +332,8 @@ fn log_plan(push: &Push, plan: &Plan) {
     for s in &plan.skipped {
         if s.misconfigured {
             tracing::warn!(service = %who(&s.cluster, &s.service), reason = %s.reason, fix = ?s.fix, "skip: the service's autopilot tags are invalid");
+        } else if s.code_deploy {
+            tracing::warn!(service = %who(&s.cluster, &s.service), reason = %s.reason, "skip: CodeDeploy controls the service's deployments; migrate it to Amazon ECS blue/green");
         } else {
             tracing::info!(service = %who(&s.cluster, &s.service), reason = %s.reason, "skip");
         }
@@ -341,6 +349,15 @@ async fn notify_misconfigured(env: &Env, s: &Skip) {
     let key = format!("invalid-tag#{}#{}", who(&s.cluster, &s.service), keys::digest_of(&s.reason));
     if let Err(e) = env.notifier.publish_once(&env.state, &key, MISCONFIGURED_NOTICE_WINDOW, &misconfigured_notification(s)).await {
         tracing::warn!(service = %who(&s.cluster, &s.service), error = %e, "invalid-tag notification not sent");
+    }
+}
+
+/// An opted-in service CodeDeploy controls is never deployed by autopilot: tell a person once per
+/// service why, and where AWS documents the migration to ECS-native blue/green.
+async fn notify_code_deploy(env: &Env, s: &Skip) {
+    let key = format!("code-deploy#{}", who(&s.cluster, &s.service));
+    if let Err(e) = env.notifier.publish_once(&env.state, &key, CODE_DEPLOY_NOTICE_WINDOW, &code_deploy_notification(s)).await {
+        tracing::warn!(service = %who(&s.cluster, &s.service), error = %e, "code-deploy-skipped notification not sent");
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! The rooms, in the order an event meets them (docs/architecture.md):
 //! - events in: `lib.rs` answers what the event alone settles (`screen`) and dispatches;
-//!   `push.rs` reads an ECR push, `rollout.rs` an ECS deployment state change, `reconcile.rs`
-//!   the schedule;
+//!   `push.rs` reads an ECR push, `rollout.rs` an ECS deployment state change, `hook.rs` a
+//!   deployment paused at a pause lifecycle hook, `reconcile.rs` the schedule;
 //! - observe: `deploy::discover` and `aws.rs` read the clusters into plain data
 //!   (`plan::ObservedService`, `plan::ObservedTaskDef`), `taskdef.rs` keeps the raw JSON;
 //! - decide: `plan.rs` (a pushed image + what runs → a plan, pure and table-tested),
@@ -14,6 +14,7 @@
 
 pub mod aws;
 pub mod deploy;
+pub mod hook;
 pub mod messages;
 pub mod outcome;
 pub mod pacer;
@@ -55,6 +56,7 @@ impl Function for Deployer {
         let reason = match incoming {
             Incoming::EcrImageAction(ev) => push::push_target(ev).err()?,
             Incoming::DeploymentStateChange(_) => return None,
+            Incoming::HookStateChange(ev) => hook::awaiting_action(&ev.detail).err()?,
             Incoming::Scheduled(ev) if reconcile::is_reconcile(ev) => return None,
             Incoming::Scheduled(ev) => reconcile::not_ours(ev),
             other => format!("{} is not handled by deployer", other.detail_type()),
@@ -66,6 +68,7 @@ impl Function for Deployer {
         match incoming {
             Incoming::EcrImageAction(ev) => push::handle(&self.env, &self.aws, ev).await,
             Incoming::DeploymentStateChange(ev) => rollout::handle(&self.env, &self.aws, ev).await,
+            Incoming::HookStateChange(ev) => hook::handle(&self.env, &self.aws, ev).await,
             Incoming::Scheduled(ev) if reconcile::is_reconcile(&ev) => reconcile::handle(&self.env, &self.aws, ev).await,
             Incoming::Scheduled(ev) => Ok(Outcome::ignored(reconcile::not_ours(&ev))),
             other => Ok(Outcome::ignored(format!("{} is not handled by deployer", other.detail_type()))),

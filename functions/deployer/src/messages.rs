@@ -8,7 +8,9 @@ use autopilot::config::cluster_name;
 use autopilot::Notification;
 
 use crate::deploy::who;
-use crate::plan::{revision_name, FamilyPlan, Push, Skip};
+use crate::hook::{continue_command, PausedHook, TimeoutAction, DEFAULT_TIMEOUT_ACTION};
+use crate::plan::{revision_name, FamilyPlan, Push, Skip, CODE_DEPLOY_MIGRATION};
+use crate::rollout::human_duration;
 
 pub fn family_notification(fam: &FamilyPlan, push: &Push, event_type: &str, outcome: &str, revision: Option<&str>) -> Notification {
     let names: Vec<&str> = fam.services.iter().map(|t| t.service.as_str()).collect();
@@ -170,6 +172,68 @@ pub fn stuck(s: &crate::plan::ObservedService, ours: &crate::plan::OurDeploy, ta
     n
 }
 
+/// A deployment paused at a pause lifecycle hook (`deploy.awaiting-approval`): what waits, until
+/// when, what ECS does then, and the two commands that answer it. Amazon Q Developer in chat
+/// applications renders the description's code blocks as copyable commands.
+pub fn awaiting_approval_notification(p: &PausedHook) -> Notification {
+    let stage = p.lifecycle_stage.as_deref().unwrap_or("a lifecycle stage");
+    let subject = format!("{}: deployment paused at {stage}, awaiting approval", p.service);
+    let deployment_id = crate::hook::parse_service_deployment_arn(&p.service_deployment_arn).map(|(_, _, id)| id).unwrap_or(&p.service_deployment_arn);
+    let deadline = match (p.expires_at, p.paused_at) {
+        (Some(e), Some(at)) if e >= at => format!("until {} ({} after it paused)", e.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), human_duration((e - at).num_seconds())),
+        (Some(e), _) => format!("until {}", e.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        (None, _) => "until the hook's timeout".to_string(),
+    };
+    let then = match &p.timeout_action {
+        TimeoutAction::Known(a) if a == "ROLLBACK" => "then ECS rolls the deployment back (the hook's timeout action, ROLLBACK)".to_string(),
+        TimeoutAction::Known(a) if a == "CONTINUE" => "then ECS continues the deployment (the hook's timeout action, CONTINUE)".to_string(),
+        TimeoutAction::Known(a) => format!("then ECS takes the hook's timeout action, {a}"),
+        TimeoutAction::Unknown(why) => format!("then ECS takes the hook's timeout action (not known: {why}; ECS's default is {DEFAULT_TIMEOUT_ACTION})"),
+    };
+    let go = continue_command(&p.region, &p.service_deployment_arn, &p.hook_id, "CONTINUE");
+    let back = continue_command(&p.region, &p.service_deployment_arn, &p.hook_id, "ROLLBACK");
+    let description = format!(
+        "{}: service deployment {deployment_id} is paused by pause hook {} at {stage} and waits {deadline}; {then}.\nTo continue the deployment:\n```\n{go}\n```\nTo roll it back to the previous service revision:\n```\n{back}\n```",
+        who(&p.cluster, &p.service),
+        p.hook_id,
+    );
+    let mut n = Notification::new("deploy.awaiting-approval", subject, description)
+        .field("cluster", p.cluster.clone())
+        .field("service", p.service.clone())
+        .field("serviceDeploymentArn", p.service_deployment_arn.clone())
+        .field("hookId", p.hook_id.clone())
+        .field("continueCommand", go)
+        .field("rollbackCommand", back);
+    if let Some(stage) = &p.lifecycle_stage {
+        n = n.field("lifecycleStage", stage.clone());
+    }
+    if let Some(e) = p.expires_at {
+        n = n.field("expiresAt", e.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    }
+    if let TimeoutAction::Known(a) = &p.timeout_action {
+        n = n.field("timeoutAction", a.clone());
+    }
+    n
+}
+
+/// A service autopilot never deploys because CodeDeploy controls its deployments
+/// (`deploy.code-deploy-skipped`): why, and AWS's documented way to ECS-native blue/green.
+pub fn code_deploy_notification(s: &Skip) -> Notification {
+    let subject = format!("{}: not deployed, its deployments are controlled by CodeDeploy", s.service);
+    let description = format!(
+        "{} has deploymentController CODE_DEPLOY: ECS refuses a task-definition change through UpdateService for it, and a new revision must go through a CodeDeploy deployment, so autopilot leaves it alone. \
+         Amazon ECS now has blue/green deployments of its own (deploymentController ECS, strategy BLUE_GREEN); once the service is migrated, autopilot deploys it. \
+         AWS's migration guide: {CODE_DEPLOY_MIGRATION}",
+        who(&s.cluster, &s.service),
+    );
+    Notification::new("deploy.code-deploy-skipped", subject, description)
+        .field("cluster", cluster_name(&s.cluster).to_string())
+        .field("service", s.service.clone())
+        .field("deploymentController", "CODE_DEPLOY")
+        .field("reason", s.reason.clone())
+        .field("migrationGuide", CODE_DEPLOY_MIGRATION)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +281,7 @@ mod tests {
                 service: "auth".into(),
                 reason: crate::plan::held_back_reason(&held),
                 misconfigured: false,
+                code_deploy: false,
                 fix: None,
                 held_back: Some(held),
             };
@@ -266,5 +331,85 @@ mod tests {
         assert_eq!(n.fields["strategy"], "auth=BLUE_GREEN random=CANARY");
         let plain = with_strategies(Notification::new("deploy.started", "s", "d."), &[]);
         assert_eq!((plain.description.as_str(), plain.fields.get("strategy")), ("d.", None));
+    }
+
+    fn paused(action: TimeoutAction) -> PausedHook {
+        let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+        PausedHook {
+            region: "us-east-1".into(),
+            cluster: "stage01".into(),
+            service: "auth".into(),
+            service_deployment_arn: "arn:aws:ecs:us-east-1:123456789012:service-deployment/stage01/auth/0EYSiB0qap8xf0N76FsbE".into(),
+            hook_id: "ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw".into(),
+            lifecycle_stage: Some("POST_TEST_TRAFFIC_SHIFT".into()),
+            expires_at: Some(t("2025-11-26T14:06:41Z")),
+            paused_at: Some(t("2025-11-25T14:06:41.618Z")),
+            timeout_action: action,
+        }
+    }
+
+    /// Pause hooks (pause-lifecycle-hooks.html): the message names the service, the deployment,
+    /// the hook, its timeout and timeout action, and both ContinueServiceDeployment commands.
+    #[test]
+    fn a_paused_deployment_is_told_with_its_deadline_and_both_commands() {
+        let arn = "arn:aws:ecs:us-east-1:123456789012:service-deployment/stage01/auth/0EYSiB0qap8xf0N76FsbE";
+        let hook = "ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw";
+        for (action, says, field) in [
+            (TimeoutAction::Known("ROLLBACK".into()), "then ECS rolls the deployment back (the hook's timeout action, ROLLBACK)", Some("ROLLBACK")),
+            (TimeoutAction::Known("CONTINUE".into()), "then ECS continues the deployment (the hook's timeout action, CONTINUE)", Some("CONTINUE")),
+            (
+                TimeoutAction::Unknown("DescribeServiceDeployments failed (AccessDeniedException)".into()),
+                "not known: DescribeServiceDeployments failed (AccessDeniedException); ECS's default is ROLLBACK",
+                None,
+            ),
+        ] {
+            let n = awaiting_approval_notification(&paused(action));
+            assert_eq!(n.event_type, "deploy.awaiting-approval");
+            assert_eq!(n.subject, "auth: deployment paused at POST_TEST_TRAFFIC_SHIFT, awaiting approval");
+            assert!(n.sns_subject().len() < 100);
+            assert!(n.description.starts_with(&format!("stage01/auth: service deployment 0EYSiB0qap8xf0N76FsbE is paused by pause hook {hook} at POST_TEST_TRAFFIC_SHIFT")), "{}", n.description);
+            assert!(n.description.contains("waits until 2025-11-26T14:06:41Z (23h59m after it paused)"), "{}", n.description);
+            assert!(n.description.contains(says), "{}", n.description);
+            for a in ["CONTINUE", "ROLLBACK"] {
+                let cmd = format!("aws ecs continue-service-deployment --region us-east-1 --service-deployment-arn {arn} --hook-id {hook} --action {a}");
+                assert!(n.description.contains(&format!("```\n{cmd}\n```")), "{a}: {}", n.description);
+            }
+            let body = n.chatbot_body(false);
+            let ctx = &body["metadata"]["additionalContext"];
+            assert_eq!(body["version"], "1.0");
+            assert_eq!(body["source"], "custom");
+            assert_eq!(ctx["serviceDeploymentArn"], arn);
+            assert_eq!(ctx["hookId"], hook);
+            assert_eq!(ctx["expiresAt"], "2025-11-26T14:06:41Z");
+            assert_eq!(ctx["lifecycleStage"], "POST_TEST_TRAFFIC_SHIFT");
+            assert_eq!(ctx["timeoutAction"].as_str(), field);
+            assert!(ctx["continueCommand"].as_str().unwrap().ends_with("--action CONTINUE"));
+            assert!(ctx["rollbackCommand"].as_str().unwrap().ends_with("--action ROLLBACK"));
+        }
+        let unknown_deadline = PausedHook { expires_at: None, lifecycle_stage: None, ..paused(TimeoutAction::Known("ROLLBACK".into())) };
+        let n = awaiting_approval_notification(&unknown_deadline);
+        assert_eq!(n.subject, "auth: deployment paused at a lifecycle stage, awaiting approval");
+        assert!(n.description.contains("waits until the hook's timeout;"), "{}", n.description);
+    }
+
+    #[test]
+    fn a_code_deploy_service_is_told_why_and_where_the_migration_is() {
+        let skip = Skip {
+            cluster: "arn:aws:ecs:us-east-1:123456789012:cluster/stage01".into(),
+            service: "auth-bg".into(),
+            reason: crate::plan::code_deploy_reason(),
+            misconfigured: false,
+            code_deploy: true,
+            fix: None,
+            held_back: None,
+        };
+        let n = code_deploy_notification(&skip);
+        assert_eq!(n.event_type, "deploy.code-deploy-skipped");
+        assert_eq!(n.subject, "auth-bg: not deployed, its deployments are controlled by CodeDeploy");
+        assert!(n.description.starts_with("stage01/auth-bg has deploymentController CODE_DEPLOY"), "{}", n.description);
+        assert!(n.description.ends_with("https://docs.aws.amazon.com/AmazonECS/latest/developerguide/migrate-codedeploy-to-ecs-bluegreen.html"), "{}", n.description);
+        let body = n.chatbot_body(false);
+        assert_eq!(body["metadata"]["additionalContext"]["migrationGuide"], CODE_DEPLOY_MIGRATION);
+        assert_eq!(body["metadata"]["additionalContext"]["deploymentController"], "CODE_DEPLOY");
     }
 }

@@ -17,6 +17,7 @@ pub enum Outcome {
     Push(PushReport),
     Reconcile(ReconcileReport),
     Rollout(RolloutReport),
+    Hook(HookReport),
 }
 
 impl Outcome {
@@ -241,6 +242,28 @@ pub struct RolloutReport {
     pub notified: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookStatus {
+    /// A deployment waits at a pause hook for ContinueServiceDeployment.
+    AwaitingApproval,
+}
+
+/// An "ECS Hook State Change" HOOK_AWAITING_ACTION reported (`hook.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookReport {
+    pub status: HookStatus,
+    pub cluster: String,
+    pub service: String,
+    pub service_deployment_arn: String,
+    pub hook_id: String,
+    pub expires_at: Option<String>,
+    /// CONTINUE or ROLLBACK as DescribeServiceDeployments reports it; null when not read.
+    pub timeout_action: Option<String>,
+    pub notified: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +332,21 @@ mod tests {
         assert_eq!(
             Outcome::Rollout(rollout).to_json(),
             json!({"status": "rolling-back", "cluster": "stage01", "service": "random", "taskDefinition": "random:1", "notified": true})
+        );
+        let hook = HookReport {
+            status: HookStatus::AwaitingApproval,
+            cluster: "stage01".into(),
+            service: "auth".into(),
+            service_deployment_arn: "arn:sd".into(),
+            hook_id: "ecs-pause-x".into(),
+            expires_at: Some("2025-11-26T14:06:41Z".into()),
+            timeout_action: None,
+            notified: true,
+        };
+        assert_eq!(
+            Outcome::Hook(hook).to_json(),
+            json!({"status": "awaiting-approval", "cluster": "stage01", "service": "auth", "serviceDeploymentArn": "arn:sd", "hookId": "ecs-pause-x",
+                   "expiresAt": "2025-11-26T14:06:41Z", "timeoutAction": null, "notified": true})
         );
     }
 

@@ -180,6 +180,10 @@ pub struct Skip {
     /// The service's own tags are invalid: a person is told, once (the reason says what to write).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub misconfigured: bool,
+    /// Opted in, but CodeDeploy controls its deployments: a person is told once per service why,
+    /// and where AWS documents the migration to ECS-native blue/green.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub code_deploy: bool,
     /// The command that fixes a misconfigured tag, when the right value is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
@@ -263,10 +267,27 @@ pub enum Eligibility {
     Eligible { rules: DeployRules, pin: PinMode },
 }
 
+/// AWS's guide from CodeDeploy blue/green to Amazon ECS blue/green deployments, where a service
+/// autopilot can deploy ends up.
+pub const CODE_DEPLOY_MIGRATION: &str = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/migrate-codedeploy-to-ecs-bluegreen.html";
+
+pub const CONTROLLER_CODE_DEPLOY: &str = "CODE_DEPLOY";
+
+/// Why a CODE_DEPLOY service is skipped: ECS answers UpdateService with a new task definition
+/// "Unable to update task definition on services with a CODE_DEPLOY deployment controller";
+/// only a CodeDeploy deployment moves it.
+pub fn code_deploy_reason() -> String {
+    format!(
+        "deployment controller CODE_DEPLOY: ECS takes a new task definition for it only through a CodeDeploy deployment, and autopilot deploys only ECS-controlled services; migrate it to Amazon ECS blue/green ({CODE_DEPLOY_MIGRATION})"
+    )
+}
+
 pub fn eligibility(s: &ObservedService) -> Eligibility {
     let Some(raw) = s.tags.get(TAG_DEPLOY) else { return Eligibility::NotOptedIn };
-    if let Some(c) = s.controller.as_deref().filter(|c| *c != "ECS") {
-        return Eligibility::Skip(format!("deployment controller {c}: autopilot deploys only ECS-controlled services"));
+    match s.controller.as_deref() {
+        Some(CONTROLLER_CODE_DEPLOY) => return Eligibility::Skip(code_deploy_reason()),
+        Some(c) if c != "ECS" => return Eligibility::Skip(format!("deployment controller {c}: autopilot deploys only ECS-controlled services")),
+        _ => {}
     }
     let rules = match DeployRules::parse(raw) {
         Ok(r) => r,
@@ -327,11 +348,11 @@ pub fn plan_push(push: &Push, observed: &Observed) -> Plan {
     let mut groups: BTreeMap<(String, String), FamilyPlan> = BTreeMap::new();
     let mut pins: HashMap<(String, String), PinMode> = HashMap::new();
     for s in &observed.services {
-        let skip = |reason: String| Skip { cluster: s.cluster.clone(), service: s.name.clone(), reason, misconfigured: false, fix: None, held_back: None };
+        let skip = |reason: String| Skip { cluster: s.cluster.clone(), service: s.name.clone(), reason, misconfigured: false, code_deploy: false, fix: None, held_back: None };
         let (rules, pin) = match eligibility(s) {
             Eligibility::NotOptedIn => continue,
             Eligibility::Skip(reason) => {
-                plan.skipped.push(skip(reason));
+                plan.skipped.push(Skip { code_deploy: s.controller.as_deref() == Some(CONTROLLER_CODE_DEPLOY), ..skip(reason) });
                 continue;
             }
             Eligibility::Misconfigured { reason, suggestion } => {

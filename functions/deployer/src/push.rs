@@ -137,7 +137,7 @@ async fn coalesce(env: &Env, aws: &Aws, account: &str, push: &Push, pushed: Opti
     }
     for s in &disc.services {
         if let Some(reason) = superseded.get(&s.arn) {
-            out.skipped.push(Skip { cluster: s.cluster.clone(), service: s.name.clone(), reason: reason.clone(), misconfigured: false, fix: None, held_back: None });
+            out.skipped.push(Skip { cluster: s.cluster.clone(), service: s.name.clone(), reason: reason.clone(), misconfigured: false, fix: None, held_back: None, code_deploy: false });
         }
     }
     Ok(out)

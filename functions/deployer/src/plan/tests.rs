@@ -126,6 +126,10 @@ fn skips_with_reasons() {
         assert!(plan.skipped[0].reason.contains(want), "{name}: {}", plan.skipped[0].reason);
         let misconfigured = ["old glob", "bad rule", "bad pin"].contains(&name);
         assert_eq!(plan.skipped[0].misconfigured, misconfigured, "{name}");
+        assert_eq!(plan.skipped[0].code_deploy, name == "code deploy", "{name}: only CODE_DEPLOY is told about the migration");
+        if name == "code deploy" {
+            assert!(plan.skipped[0].reason.ends_with(&format!("migrate it to Amazon ECS blue/green ({CODE_DEPLOY_MIGRATION})")), "{}", plan.skipped[0].reason);
+        }
         if name == "old glob" {
             assert_eq!(
                 plan.skipped[0].fix.as_deref(),
