@@ -62,6 +62,23 @@ def _cluster_name(arn: str) -> str:
     return arn.rsplit("/", 1)[-1] if arn else "default"
 
 
+def _service_key(spec, allowed: set[str]) -> tuple[str, str, str]:
+    """(access key, cluster name, service name) of a control request naming one service; raises
+    ValueError naming what is wrong (not an object, a key not in ``allowed``, a missing name)."""
+    if not isinstance(spec, dict):
+        raise ValueError("body must be a JSON object")
+    unknown = set(spec) - {"account", "cluster", "service"} - allowed
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)}")
+    key = []
+    for k in ("account", "cluster", "service"):
+        v = spec.get(k)
+        if not isinstance(v, str) or not v:
+            raise ValueError(f"{k} must be a non-empty string")
+        key.append(_cluster_name(v) if k == "cluster" else v)
+    return key[0], key[1], key[2]
+
+
 def _service_name(arn_or_name: str) -> str:
     """`arn:aws:ecs:R:A:service/CLUSTER/NAME` or NAME -> NAME."""
     return arn_or_name.rsplit("/", 1)[-1]
@@ -128,17 +145,7 @@ class MotoCompat:
     def set_rollout(self, spec) -> dict:
         """Show (or, with ``rolloutState`` null, stop showing) a rollout of one service.
         Raises ValueError naming what is wrong."""
-        if not isinstance(spec, dict):
-            raise ValueError("body must be a JSON object")
-        unknown = set(spec) - {"account", "cluster", "service", "rolloutState", "activeDeployments"}
-        if unknown:
-            raise ValueError(f"unknown keys {sorted(unknown)}")
-        key = []
-        for k in ("account", "cluster", "service"):
-            v = spec.get(k)
-            if not isinstance(v, str) or not v:
-                raise ValueError(f"{k} must be a non-empty string")
-            key.append(_cluster_name(v) if k == "cluster" else v)
+        key = _service_key(spec, {"rolloutState", "activeDeployments"})
         state = spec.get("rolloutState")
         active = spec.get("activeDeployments", 0)
         if state is not None and state not in ROLLOUT_STATES:
@@ -147,9 +154,9 @@ class MotoCompat:
             raise ValueError(f"activeDeployments must be a whole number from 0 to {MAX_ACTIVE_DEPLOYMENTS}")
         with self._lock:
             if state is None:
-                self._rollouts.pop(tuple(key), None)
+                self._rollouts.pop(key, None)
             else:
-                self._rollouts[tuple(key)] = {"rolloutState": state, "activeDeployments": active}
+                self._rollouts[key] = {"rolloutState": state, "activeDeployments": active}
         return self.rollouts()
 
     def rollouts(self) -> dict:
@@ -161,39 +168,19 @@ class MotoCompat:
     def set_service_deployments(self, spec) -> dict:
         """Give (or, with an empty list, take away) the deployment records of one service.
         Raises ValueError naming what is wrong."""
-        if not isinstance(spec, dict):
-            raise ValueError("body must be a JSON object")
-        unknown = set(spec) - {"account", "cluster", "service", "serviceDeployments"}
-        if unknown:
-            raise ValueError(f"unknown keys {sorted(unknown)}")
-        key = []
-        for k in ("account", "cluster", "service"):
-            v = spec.get(k)
-            if not isinstance(v, str) or not v:
-                raise ValueError(f"{k} must be a non-empty string")
-            key.append(_cluster_name(v) if k == "cluster" else v)
+        key = _service_key(spec, {"serviceDeployments"})
         records = spec.get("serviceDeployments")
         if not isinstance(records, list) or not all(
                 isinstance(r, dict) and isinstance(r.get("serviceDeploymentArn"), str) for r in records):
             raise ValueError("serviceDeployments must be a list of objects with a serviceDeploymentArn")
         with self._lock:
-            self._service_deployments[tuple(key)] = records
+            self._service_deployments[key] = records
         return {"services": len(self._service_deployments)}
 
     def set_configuration(self, spec) -> dict:
         """Show (or, with ``deploymentConfiguration`` null, stop showing) a service's
         deploymentConfiguration. Raises ValueError naming what is wrong."""
-        if not isinstance(spec, dict):
-            raise ValueError("body must be a JSON object")
-        unknown = set(spec) - {"account", "cluster", "service", "deploymentConfiguration", "resourceManagementType"}
-        if unknown:
-            raise ValueError(f"unknown keys {sorted(unknown)}")
-        key = []
-        for k in ("account", "cluster", "service"):
-            v = spec.get(k)
-            if not isinstance(v, str) or not v:
-                raise ValueError(f"{k} must be a non-empty string")
-            key.append(_cluster_name(v) if k == "cluster" else v)
+        key = _service_key(spec, {"deploymentConfiguration", "resourceManagementType"})
         config = spec.get("deploymentConfiguration")
         if config is not None and not isinstance(config, dict):
             raise ValueError("deploymentConfiguration must be an object or null")
@@ -203,9 +190,9 @@ class MotoCompat:
         shown = {k: v for k, v in (("deploymentConfiguration", config), ("resourceManagementType", managed)) if v is not None}
         with self._lock:
             if not shown:
-                self._configurations.pop(tuple(key), None)
+                self._configurations.pop(key, None)
             else:
-                self._configurations[tuple(key)] = shown
+                self._configurations[key] = shown
         return {"services": len(self._configurations)}
 
     @staticmethod

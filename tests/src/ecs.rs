@@ -248,22 +248,16 @@ pub async fn free_instances(w: &World) {
 /// `None` goes back to what a steady service shows. moto itself never rolls out
 /// (tests/proxy/moto_compat.py: a steady service reads COMPLETED, a new one IN_PROGRESS).
 pub fn show_rollout(w: &World, service: &str, rollout_state: Option<&str>, active: u32) {
-    let endpoint = crate::moto_endpoint();
-    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
     let body = json!({"account": w.str("/access_key_id"), "cluster": "stage01", "service": service, "rolloutState": rollout_state, "activeDeployments": active});
-    let (status, answer) = crate::proxy::http_post(addr, "/__proxy/ecs/rollouts", &body);
-    assert_eq!(status, 200, "the suite's proxy at {endpoint} (--moto-compat) must show rollouts: {answer}");
+    tell_suite_proxy("/__proxy/ecs/rollouts", &body);
 }
 
 /// Have the suite's proxy answer ListServiceDeployments / DescribeServiceDeployments for
 /// `service` of stage01 with `records` (ServiceDeployment objects, e.g. events/records/*.json
 /// through `for_world`), as ECS keeps them; moto keeps none (tests/proxy/moto_compat.py).
 pub fn show_service_deployments(w: &World, service: &str, records: Vec<Value>) {
-    let endpoint = crate::moto_endpoint();
-    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
     let body = json!({"account": w.str("/access_key_id"), "cluster": "stage01", "service": service, "serviceDeployments": records});
-    let (status, answer) = crate::proxy::http_post(addr, "/__proxy/ecs/service-deployments", &body);
-    assert_eq!(status, 200, "the suite's proxy at {endpoint} (--moto-compat) must answer service deployments: {answer}");
+    tell_suite_proxy("/__proxy/ecs/service-deployments", &body);
 }
 
 /// A service deployment record of events/records/, for the world (its account in the ARNs).
@@ -276,22 +270,25 @@ pub fn deployment_record(w: &World, file: &str) -> Value {
 /// Have the suite's proxy show `config` as `service`'s deploymentConfiguration (a BLUE_GREEN,
 /// LINEAR or CANARY strategy and its bake times), which moto drops; `None` stops.
 pub fn show_deployment_configuration(w: &World, service: &str, config: Option<Value>) {
-    let endpoint = crate::moto_endpoint();
-    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
     let body = json!({"account": w.str("/access_key_id"), "cluster": "stage01", "service": service, "deploymentConfiguration": config});
-    let (status, answer) = crate::proxy::http_post(addr, "/__proxy/ecs/service-configuration", &body);
-    assert_eq!(status, 200, "the suite's proxy at {endpoint} (--moto-compat) must show configurations: {answer}");
+    tell_suite_proxy("/__proxy/ecs/service-configuration", &body);
 }
 
 /// Have the suite's proxy show `service` as an Express Mode service (resourceManagementType ECS,
 /// an empty taskDefinition) and carry out UpdateExpressGatewayService for it; `false` stops.
 pub fn show_express(w: &World, service: &str, express: bool) {
-    let endpoint = crate::moto_endpoint();
-    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
     let mut body = json!({"account": w.str("/access_key_id"), "cluster": "stage01", "service": service});
     if express {
         body["resourceManagementType"] = json!("ECS");
     }
-    let (status, answer) = crate::proxy::http_post(addr, "/__proxy/ecs/service-configuration", &body);
-    assert_eq!(status, 200, "the suite's proxy at {endpoint} (--moto-compat) must show Express services: {answer}");
+    tell_suite_proxy("/__proxy/ecs/service-configuration", &body);
+}
+
+/// POST `body` to a control endpoint of the suite's proxy (`--moto-compat`: what moto lacks,
+/// tests/proxy/moto_compat.py), which must accept it.
+fn tell_suite_proxy(path: &str, body: &Value) {
+    let endpoint = crate::moto_endpoint();
+    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let (status, answer) = crate::proxy::http_post(addr, path, body);
+    assert_eq!(status, 200, "the suite's proxy at {endpoint} (--moto-compat) refused {path}: {answer}");
 }

@@ -166,20 +166,17 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<DeploymentStateCh
     let strategy = deployment.as_ref().and_then(|d| d.strategy.clone()).filter(|s| s != "ROLLING");
     let by = strategy.as_deref().map(|s| format!(" ({} deployment)", s.to_lowercase().replace('_', "/"))).unwrap_or_default();
     let rolled_back_from = from.as_deref().map(|f| format!(" rollout of {f}")).unwrap_or_else(|| " rollout".into());
+    // A completed rollout, or a completed rollback (the revision ECS went back to): the service's
+    // last stable revision.
+    if matches!(status, RolloutStatus::Stable | RolloutStatus::RolledBack) {
+        let (pk, sk) = keys::stable_revision(&s.cluster, service);
+        env.state.put(&pk, &sk, &json!({"taskDefinition": current, "at": now_epoch(), "deploymentId": deployment_id}), STABLE_TTL).await?;
+    }
     let (event_type, subject) = match status {
-        RolloutStatus::Stable => {
-            let (pk, sk) = keys::stable_revision(&s.cluster, service);
-            env.state.put(&pk, &sk, &json!({"taskDefinition": current, "at": now_epoch(), "deploymentId": deployment_id}), STABLE_TTL).await?;
-            ("deploy.completed", format!("{service} rolled onto {on}{took}{by}"))
-        }
+        RolloutStatus::Stable => ("deploy.completed", format!("{service} rolled onto {on}{took}{by}")),
         RolloutStatus::Failed => ("deploy.failed", format!("{service}: rollout failed, running {on}")),
         RolloutStatus::RollingBack => ("deploy.rollback", format!("{service}: ECS rolling back{rolled_back_from} to {on}")),
-        RolloutStatus::RolledBack => {
-            // ECS completed the rollback: the revision it went back to is the stable one.
-            let (pk, sk) = keys::stable_revision(&s.cluster, service);
-            env.state.put(&pk, &sk, &json!({"taskDefinition": current, "at": now_epoch(), "deploymentId": deployment_id}), STABLE_TTL).await?;
-            ("deploy.rolled-back", format!("{service}:{rolled_back_from} rolled back by ECS, running {on}{took}"))
-        }
+        RolloutStatus::RolledBack => ("deploy.rolled-back", format!("{service}:{rolled_back_from} rolled back by ECS, running {on}{took}")),
         RolloutStatus::RollbackFailed => ("deploy.rollback-failed", format!("{service}:{rolled_back_from} failed and ECS's rollback failed too, running {on}")),
         RolloutStatus::Stopped => ("deploy.stopped", format!("{service}:{rolled_back_from} was stopped, running {on}")),
     };
