@@ -136,3 +136,77 @@ async fn a_function_killed_mid_event_leaves_the_event_to_the_next_delivery() {
     second.kill().unwrap();
     second.wait().unwrap();
 }
+
+/// Issue 15 under the Runtime API: the deployer binary, configured as the template configures
+/// it, against moto with what moto lacks scripted by the suite's proxy (deployment records, a
+/// rollout in progress, an Express service), every call through a per-test proxy that counts.
+/// Items 3 and 6: a LINEAR service deploys and deploy.started names the strategy and its bake; a
+/// CODE_DEPLOY service is skipped and told why. Item 7: a burst (v2 handled with v3 already
+/// pushed) goes straight to v3. Item 4: a deployment paused at a pause hook is told with the
+/// commands that answer it. Item 1: the end of a
+/// rollout that ECS rolled back is reported as rolled back. Item 2: a rollout of ours past its
+/// deadline is reported stuck by the reconcile pass. Item 5: an Express service rolls through
+/// UpdateExpressGatewayService.
+#[tokio::test(flavor = "multi_thread")]
+async fn modern_deployments_under_the_runtime_api() {
+    use harness::ecr::{push_event, push_image};
+    use harness::ecs::{deployment_record, service_td, show_express, show_rollout, show_service_deployments};
+    use harness::proxy::AwsProxy;
+    let world = World::seed().await;
+    let proxy = AwsProxy::start();
+    let mut env = world.lambda_env();
+    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint.clone()));
+    let lambda = LocalLambda::start("deployer", &env);
+    let v1_td = service_td(&world, "auth").await;
+
+    // Items 3, 6 and 7: auth as a LINEAR service, a CODE_DEPLOY service beside it, and v2 and v3
+    // pushed within seconds: the v2 event takes auth straight to v3.
+    harness::ecs::create_service(&world, "auth-bg", &v1_td, &[("autopilot:deploy", "any")], Some(aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy)).await;
+    let linear = json!({"strategy": "LINEAR", "bakeTimeInMinutes": 10, "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 5}, "maximumPercent": 200, "minimumHealthyPercent": 100});
+    harness::ecs::show_deployment_configuration(&world, "auth", Some(linear));
+    let v2 = push_image(&world, "auth", "v2", "r").await;
+    let v3 = push_image(&world, "auth", "v3", "r").await;
+    let out = lambda.invoke(&push_event(&world, "auth", Some("v2"), &v2)).unwrap();
+    harness::ecs::show_deployment_configuration(&world, "auth", None);
+    assert_eq!(out["deployed"][0]["digest"], json!(v3), "{out:#}");
+    let notes = world.notifications().await;
+    let kinds: Vec<&str> = notes.iter().filter_map(|(_, b)| b["metadata"]["eventType"].as_str()).collect();
+    assert!(kinds.contains(&"deploy.code-deploy-skipped"), "{kinds:?}");
+    let started = notes.iter().find(|(_, b)| b["metadata"]["eventType"] == "deploy.started").expect("deploy.started");
+    assert!(started.1["content"]["description"].as_str().unwrap().contains("a linear deployment; ECS shifts traffic in stages, then bakes 30 min"), "{:#}", started.1);
+
+    // Item 4: a deployment paused at a pause hook (AWS's documented event).
+    let out = lambda.invoke(&for_world(sample_event("ecs-hook-awaiting-action.json"), &world)).unwrap();
+    assert_eq!(out["status"], "awaiting-approval", "{out:#}");
+    let notes = world.notifications().await;
+    assert!(notes[0].1["content"]["description"].as_str().unwrap().contains("aws ecs continue-service-deployment"), "{notes:?}");
+
+    // Item 2: our record of that deploy 31 minutes old, ECS still IN_PROGRESS: stuck.
+    let (pk, sk) = autopilot::keys::deployment("stage01", "auth");
+    let state = world.env().state;
+    let mut record = state.get(&pk, &sk).await.unwrap().expect("our deployment record").data;
+    record["at"] = json!(autopilot::state::now_epoch() - 31 * 60);
+    state.put(&pk, &sk, &record, std::time::Duration::from_secs(3600)).await.unwrap();
+    show_rollout(&world, "auth", Some("IN_PROGRESS"), 1);
+    let out = lambda.invoke(&for_world(sample_event("schedule-reconcile.json"), &world)).unwrap();
+    show_rollout(&world, "auth", None, 0);
+    assert_eq!(out["stuck"], json!(["stage01/auth"]), "{out:#}");
+
+    // Item 1: ECS rolled v3 back to auth:1 and the rollback's COMPLETED event arrives.
+    world.ecs().update_service().cluster("stage01").service("auth").task_definition(&v1_td).send().await.unwrap();
+    show_service_deployments(&world, "auth", vec![deployment_record(&world, "ecs-service-deployment-rolling-rollback-successful.json")]);
+    let mut completed = for_world(sample_event("ecs-deployment-completed.json"), &world);
+    completed["resources"] = json!([world.str("/services/auth")]);
+    let out = lambda.invoke(&completed).unwrap();
+    assert_eq!(out["status"], "rolled-back", "never reported as success: {out:#}");
+
+    // Item 5: auth as an Express service; a newer push rolls through UpdateExpressGatewayService.
+    show_express(&world, "auth", true);
+    proxy.reset();
+    let v4 = push_image(&world, "auth", "v4", "r").await;
+    let out = lambda.invoke(&push_event(&world, "auth", Some("v4"), &v4)).unwrap();
+    show_express(&world, "auth", false);
+    assert_eq!(out["deployed"][0]["digest"], json!(v4), "{out:#}");
+    assert_eq!((proxy.count("ecs:UpdateExpressGatewayService", "calls"), proxy.count("ecs:UpdateService", "calls")), (1, 0));
+}
