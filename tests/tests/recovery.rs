@@ -410,13 +410,13 @@ async fn crash_loop_rollback_under_the_runtime_api() {
 /// Issue 15, item 9 (StopServiceDeployment, API reference: stopType ROLLBACK). random is a
 /// BLUE_GREEN service whose deployment of random:2 is still in progress when its tasks crash: ECS
 /// itself rolls it back (traffic goes back to the source revision), not an UpdateService that
-/// would start another staged deployment from a half-shifted service.
+/// would start another staged deployment from a half-shifted service. Under the Runtime API.
 #[tokio::test]
 async fn a_crash_loop_during_a_blue_green_deployment_is_rolled_back_by_ecs() {
     use harness::ecs::{deployment_record, show_deployment_configuration, show_rollout, show_service_deployments};
     let world = World::seed().await;
-    let f = recovery(&world);
-    let (_v1, v2) = deploy_random_v2(&world, &f.env).await;
+    let (_v1, v2) = deploy_random_v2(&world, &world.env()).await;
+    let lambda = harness::lambda::LocalLambda::start("recovery", &world.lambda_env());
     tag_service(&world, "random", "autopilot:rollback", "on").await;
     show_deployment_configuration(&world, "random", Some(json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 5, "maximumPercent": 200, "minimumHealthyPercent": 100})));
     show_rollout(&world, "random", Some("IN_PROGRESS"), 1);
@@ -430,7 +430,7 @@ async fn a_crash_loop_during_a_blue_green_deployment_is_rolled_back_by_ecs() {
 
     let mut last = Value::Null;
     for n in 0..3 {
-        last = f.handle(stopped_event(&world, "ecs-task-stopped-crash.json", &service_task_arn(&world, n), &v2, "service:random", Some(1))).await.expect("handled");
+        last = lambda.invoke(&stopped_event(&world, "ecs-task-stopped-crash.json", &service_task_arn(&world, n), &v2, "service:random", Some(1))).unwrap_or_else(|e| panic!("invocation {n}: {e}"));
     }
     show_rollout(&world, "random", None, 0);
     show_deployment_configuration(&world, "random", None);
