@@ -36,6 +36,13 @@ SDKs or changes what a test shows, corrected on the way through aws_proxy.py (--
   gives one per (access key, cluster, service) with ``POST /__proxy/ecs/service-configuration``
   (``{"account", "cluster", "service", "deploymentConfiguration"}``, null to stop) and service
   answers carry it, as ECS's would for a BLUE_GREEN, LINEAR or CANARY service.
+* Task scale-in protection (GetTaskProtection): moto has no such operation. The proxy answers
+  it itself, after its model check, from what a test gives per (access key, cluster) with ``POST
+  /__proxy/ecs/task-protection`` (``{"account", "cluster", "protectedTasks": [ProtectedTask as
+  GetTaskProtection answers it, expirationDate in epoch seconds]}``, replacing what was given
+  before); every other task asked about reads ``protectionEnabled`` false, as ECS answers for a
+  task nobody protected ("Protect your Amazon ECS tasks from being terminated by scale-in
+  events", https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection.html).
 
 Python 3.11 standard library only.
 """
@@ -117,6 +124,8 @@ class MotoCompat:
         self._service_deployments: dict[tuple[str, str, str], list] = {}
         # (access key, cluster name, service name) -> deploymentConfiguration, as a test gave it
         self._configurations: dict[tuple[str, str, str], dict] = {}
+        # (access key, cluster name) -> {task ARN: ProtectedTask}, as a test gave them
+        self._task_protection: dict[tuple[str, str], dict[str, dict]] = {}
 
     # -- rollouts a test asks for -------------------------------------------------------------
     def set_rollout(self, spec) -> dict:
@@ -197,6 +206,45 @@ class MotoCompat:
             else:
                 self._configurations[tuple(key)] = config
         return {"services": len(self._configurations)}
+
+    # -- task scale-in protection a test gives --------------------------------------------------
+    def set_task_protection(self, spec) -> dict:
+        """Give (or, with an empty list, take away) the protected tasks of one cluster. Raises
+        ValueError naming what is wrong."""
+        if not isinstance(spec, dict):
+            raise ValueError("body must be a JSON object")
+        unknown = set(spec) - {"account", "cluster", "protectedTasks"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
+        for k in ("account", "cluster"):
+            if not isinstance(spec.get(k), str) or not spec[k]:
+                raise ValueError(f"{k} must be a non-empty string")
+        tasks = spec.get("protectedTasks")
+        if not isinstance(tasks, list) or not all(
+                isinstance(t, dict) and isinstance(t.get("taskArn"), str) and isinstance(t.get("protectionEnabled"), bool)
+                for t in tasks):
+            raise ValueError("protectedTasks must be a list of objects with a taskArn and a boolean protectionEnabled")
+        with self._lock:
+            self._task_protection[(spec["account"], _cluster_name(spec["cluster"]))] = {t["taskArn"]: t for t in tasks}
+        return {"clusters": len(self._task_protection)}
+
+    def answer_task_protection(self, account: str, action: str, body: bytes) -> bytes | None:
+        """The answer to GetTaskProtection from what a test gave (a task given by id matches its
+        ARN's last part), or None for other actions."""
+        if action != "GetTaskProtection":
+            return None
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            req = {}
+        with self._lock:
+            given = dict(self._task_protection.get((account, _cluster_name(req.get("cluster") or "default")), {}))
+        by_id = {arn.rsplit("/", 1)[-1]: t for arn, t in given.items()}
+        answer = []
+        for task in req.get("tasks") or []:
+            t = given.get(task) or by_id.get(task.rsplit("/", 1)[-1])
+            answer.append(t if t is not None else {"taskArn": task, "protectionEnabled": False})
+        return json.dumps({"protectedTasks": answer, "failures": []}).encode()
 
     def answer_service_deployments(self, account: str, action: str, body: bytes) -> bytes | None:
         """The answer to ListServiceDeployments or DescribeServiceDeployments from the records a
