@@ -314,3 +314,24 @@ pub fn show_task_protection(w: &World, tasks: &[(&str, bool, i64)]) {
     let (status, answer) = crate::proxy::http_post(addr, "/__proxy/ecs/task-protection", &body);
     assert_eq!(status, 200, "the suite's proxy at {endpoint} (--moto-compat) must answer task protection: {answer}");
 }
+
+/// Have the suite's proxy answer DescribeCapacityProviders for the world's account with
+/// `providers` (CapacityProvider objects as ECS answers them), and list them on stage01
+/// (PutClusterCapacityProviders). moto cannot create an ECS Managed Instances provider
+/// (tests/proxy/moto_compat.py).
+pub async fn give_capacity_providers(w: &World, providers: Vec<Value>) {
+    let endpoint = crate::moto_endpoint();
+    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let names: Vec<String> = providers.iter().filter_map(|p| p["name"].as_str().map(String::from)).collect();
+    let body = json!({"account": w.str("/access_key_id"), "capacityProviders": providers});
+    let (status, answer) = crate::proxy::http_post(addr, "/__proxy/ecs/capacity-providers", &body);
+    assert_eq!(status, 200, "the suite's proxy at {endpoint} (--moto-compat) must answer capacity providers: {answer}");
+    w.ecs()
+        .put_cluster_capacity_providers()
+        .cluster("stage01")
+        .set_capacity_providers(Some(names))
+        .set_default_capacity_provider_strategy(Some(vec![]))
+        .send()
+        .await
+        .expect("put the cluster's capacity providers");
+}

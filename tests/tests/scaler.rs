@@ -524,3 +524,44 @@ async fn scale_in_never_goes_below_the_tasks_protected_from_scale_in() {
     assert_eq!((out["action"].as_str(), out["refusal"].as_str()), (Some("refused"), Some("tasks-protected")), "{out}");
     assert_eq!(desired(&world, "random").await, 3);
 }
+
+/// ECS Managed Instances own stage01's capacity (a capacity provider of `type` MANAGED_INSTANCES:
+/// ECS launches and terminates the instances; there is no customer Auto Scaling group). The
+/// scaler never grows or shrinks stage01-asg then, though autopilot:asg still names it: a
+/// scale-out and a placement failure say whose the capacity is, naming the provider, and an
+/// idle instance stays. The suite's proxy answers DescribeCapacityProviders (moto cannot create
+/// such a provider).
+#[tokio::test]
+async fn ecs_managed_instances_capacity_is_never_grown_or_shrunk() {
+    let world = World::seed().await;
+    let provider = json!({
+        "capacityProviderArn": format!("arn:aws:ecs:{}:{}:capacity-provider/stage01-mi", world.region, world.account),
+        "name": "stage01-mi", "cluster": "stage01", "status": "ACTIVE", "type": "MANAGED_INSTANCES",
+        "managedInstancesProvider": {"infrastructureRoleArn": format!("arn:aws:iam::{}:role/ecsInfrastructureRole", world.account)},
+    });
+    harness::ecs::give_capacity_providers(&world, vec![provider]).await;
+    fill_instances(&world).await;
+    let out = run(&world, random_cpu_high(&world)).await;
+    assert_eq!((out["action"].as_str(), out["to"].as_u64()), (Some("scaled"), Some(6)), "{out}");
+    assert_eq!(out["capacity"], json!({"provider": "stage01-mi", "ecsManages": "managed-instances"}), "{out}");
+    assert_eq!(group(&world).await.desired_capacity(), Some(2), "no group of ours is grown");
+    let notes = world.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].1["content"]["description"].as_str().unwrap().contains("capacity provider stage01-mi, ECS Managed Instances"), "{:?}", notes[0].1);
+    // Tasks that cannot be placed: told once per service and window, the provider named.
+    let failure = for_world(sample_event("ecs-service-action-placement-failure.json"), &world);
+    let out = run(&world, failure.clone()).await;
+    assert_eq!(out["capacity"], json!({"provider": "stage01-mi", "ecsManages": "managed-instances"}), "{out}");
+    let mut again = failure;
+    again["id"] = json!("a-second-placement-failure");
+    run(&world, again).await;
+    assert_eq!(group(&world).await.desired_capacity(), Some(2));
+    let notes = world.notifications().await;
+    assert_eq!(notes.iter().map(|n| n.0.as_str()).collect::<Vec<_>>(), ["random tasks cannot be placed in stage01: ECS manages the capacity (stage01-mi)"]);
+    // An idle instance is ECS's to remove, not ours.
+    harness::ecs::free_instances(&world).await;
+    asg(&world).update_auto_scaling_group().auto_scaling_group_name("stage01-asg").min_size(1).send().await.unwrap();
+    let out = reeval_capacity(&world).await;
+    assert_eq!(out["capacity"], json!([]), "{out}");
+    assert_eq!(group(&world).await.desired_capacity(), Some(2));
+}
