@@ -53,7 +53,7 @@ pub async fn on_placement_failure(env: &Env, aws: &Aws, failure: PlacementFailur
 /// Grow the cluster's group when `to_place` tasks of `task_definition` do not fit.
 /// `None`: the cluster has no group to manage; `Capacity::EcsManaged`: ECS owns the capacity.
 pub async fn ensure_capacity(env: &Env, aws: &Aws, cluster: &str, task_definition: &str, to_place: i64) -> Result<Option<Capacity>, Error> {
-    let group_name = match backing(aws, cluster).await? {
+    let group_name = match backing(aws, cluster, true).await? {
         Backing::None => return Ok(None),
         Backing::Ecs(owner) => return Ok(Some(Capacity::ecs_managed(owner))),
         Backing::Group(group) => group,
@@ -78,7 +78,7 @@ pub async fn ensure_capacity(env: &Env, aws: &Aws, cluster: &str, task_definitio
 /// set DRAINING, then terminated in its group with the desired capacity decremented. When each
 /// instance was first seen idle, and which ones the scaler drained, live in the state table.
 pub async fn shrink(env: &Env, aws: &Aws, cluster: &str) -> Result<Option<ClusterChange>, Error> {
-    let Backing::Group(group_name) = backing(aws, cluster).await? else { return Ok(None) };
+    let Backing::Group(group_name) = backing(aws, cluster, false).await? else { return Ok(None) };
     let instances = instances(aws, cluster).await?;
     let now = now_epoch() as i64;
     let stored = env.state.get(IDLE_PK, cluster).await?;
@@ -122,9 +122,15 @@ enum Backing {
     Ecs(EcsCapacity),
 }
 
-async fn backing(aws: &Aws, cluster: &str) -> Result<Backing, Error> {
+/// `untagged_too`: whether a cluster without `autopilot:asg` is worth a DescribeCapacityProviders
+/// (to tell a placement failure on ECS's capacity); the idle-instance pass has nothing to do on
+/// such a cluster and leaves it at DescribeClusters.
+async fn backing(aws: &Aws, cluster: &str, untagged_too: bool) -> Result<Backing, Error> {
     let Some(c) = aws.describe_cluster(cluster).await? else { return Ok(Backing::None) };
     let group = capacity::tagged_group(&c).map_err(|e| Error::tag(format!("cluster {cluster}"), e))?;
+    if group.is_none() && !untagged_too {
+        return Ok(Backing::None);
+    }
     if !c.capacity_providers.is_empty() {
         let providers = aws.describe_capacity_providers(&c.capacity_providers).await?;
         if let Some(owner) = capacity::ecs_owned_capacity(group.as_deref(), &providers) {
