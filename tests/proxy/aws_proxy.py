@@ -32,6 +32,10 @@ Control endpoints (never delayed, throttled or faulted):
   POST /__proxy/ecs/service-configuration    show a service's deploymentConfiguration (--moto-compat)
   POST /__proxy/ecs/service-deployments      give one service's deployment records (--moto-compat):
                                              {"account", "cluster", "service", "serviceDeployments"}
+  POST /__proxy/ecs/task-protection          give one cluster's protected tasks (--moto-compat):
+                                             {"account", "cluster", "protectedTasks"}
+  POST /__proxy/ecs/capacity-providers       give an account's capacity providers (--moto-compat):
+                                             {"account", "capacityProviders"}
 
 Python 3.11 standard library only; ``--validate`` also needs botocore and regex (and cbor2 to
 check CBOR bodies), ``--cbor-to-json`` botocore and cbor2: each imported only when turned on.
@@ -779,6 +783,22 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 return self._send_json(200, st.compat.set_service_deployments(json.loads(body or b"{}")))
             except ValueError as e:
                 return self._send_json(400, {"error": str(e)})
+        if path == "/__proxy/ecs/capacity-providers" and self.command == "POST":
+            # Answered by --moto-compat in place of moto, which knows only Auto Scaling providers.
+            if not st.cfg.moto_compat:
+                return self._send_json(400, {"error": "capacity providers are answered by --moto-compat, which is off"})
+            try:
+                return self._send_json(200, st.compat.set_capacity_providers(json.loads(body or b"{}")))
+            except ValueError as e:
+                return self._send_json(400, {"error": str(e)})
+        if path == "/__proxy/ecs/task-protection" and self.command == "POST":
+            # Answered by --moto-compat in place of moto, which has no GetTaskProtection.
+            if not st.cfg.moto_compat:
+                return self._send_json(400, {"error": "task protection is answered by --moto-compat, which is off"})
+            try:
+                return self._send_json(200, st.compat.set_task_protection(json.loads(body or b"{}")))
+            except ValueError as e:
+                return self._send_json(400, {"error": str(e)})
         if path == "/__proxy/config" and self.command == "POST":
             try:
                 upd = json.loads(body or b"{}")
@@ -891,9 +911,16 @@ class ProxyHandler(BaseHTTPRequestHandler):
                     time.sleep(half)
                 return self._send(status, hdrs, ebody)
 
-        # --moto-compat: service deployment records, which moto does not keep (moto_compat.py).
+        # --moto-compat: service deployment records, task protection and capacity providers a
+        # test gives, which moto does not keep (moto_compat.py).
         if cfg.moto_compat and info.service == "ecs" and info.protocol == "json":
             answered = st.compat.answer_service_deployments(info.account, info.action, body)
+            if answered is None:  # GetTaskProtection, which moto does not implement
+                records = st.compat.answer_task_protection(info.account, info.action, body)
+                answered = None if records is None else (200, records)
+            if answered is None:  # Managed Instances providers, which moto cannot create
+                records = st.compat.answer_capacity_providers(info.account, info.action, body)
+                answered = None if records is None else (200, records)
             if answered is not None:
                 status, records = answered
                 st.count(info, "forwarded")

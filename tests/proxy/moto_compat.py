@@ -42,6 +42,21 @@ SDKs or changes what a test shows, corrected on the way through aws_proxy.py (--
   deployment: the Express Mode docs). UpdateExpressGatewayService with ``taskDefinitionArn`` is
   carried out as the UpdateService moto knows, and answered with the Express service's ARN and
   cluster (ECSExpressGatewayService's members that moto can tell).
+* Task scale-in protection (GetTaskProtection): moto has no such operation. The proxy answers
+  it itself, after its model check, from what a test gives per (access key, cluster) with ``POST
+  /__proxy/ecs/task-protection`` (``{"account", "cluster", "protectedTasks": [ProtectedTask as
+  GetTaskProtection answers it, expirationDate in epoch seconds]}``, replacing what was given
+  before); every other task asked about reads ``protectionEnabled`` false, as ECS answers for a
+  task nobody protected ("Protect your Amazon ECS tasks from being terminated by scale-in
+  events", https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection.html).
+* ECS Managed Instances capacity providers: moto's CreateCapacityProvider knows only
+  ``autoScalingGroupProvider`` (and fails without one), and answers no ``type``. A test gives an
+  account's capacity providers as DescribeCapacityProviders answers them (``type``
+  MANAGED_INSTANCES with a ``managedInstancesProvider``, say) with ``POST
+  /__proxy/ecs/capacity-providers`` (``{"account", "capacityProviders": [CapacityProvider]}``);
+  from then on the proxy answers that account's DescribeCapacityProviders itself, after its model
+  check: the named providers it was given, the others as MISSING failures, as ECS answers a name
+  it does not know. The cluster lists them with moto's PutClusterCapacityProviders.
 
 Python 3.11 standard library only.
 """
@@ -140,6 +155,10 @@ class MotoCompat:
         self._service_deployments: dict[tuple[str, str, str], list] = {}
         # (access key, cluster name, service name) -> deploymentConfiguration, as a test gave it
         self._configurations: dict[tuple[str, str, str], dict] = {}
+        # (access key, cluster name) -> {task ARN: ProtectedTask}, as a test gave them
+        self._task_protection: dict[tuple[str, str], dict[str, dict]] = {}
+        # access key -> {name: CapacityProvider}, as a test gave them
+        self._capacity_providers: dict[str, dict[str, dict]] = {}
 
     # -- rollouts a test asks for -------------------------------------------------------------
     def set_rollout(self, spec) -> dict:
@@ -220,6 +239,89 @@ class MotoCompat:
             svc = {}
         arn = json.loads(body or b"{}").get("serviceArn")
         return json.dumps({"service": {"serviceArn": svc.get("serviceArn", arn), "cluster": svc.get("clusterArn", "")}}).encode()
+
+    # -- task scale-in protection a test gives --------------------------------------------------
+    def set_task_protection(self, spec) -> dict:
+        """Give (or, with an empty list, take away) the protected tasks of one cluster. Raises
+        ValueError naming what is wrong."""
+        if not isinstance(spec, dict):
+            raise ValueError("body must be a JSON object")
+        unknown = set(spec) - {"account", "cluster", "protectedTasks"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
+        for k in ("account", "cluster"):
+            if not isinstance(spec.get(k), str) or not spec[k]:
+                raise ValueError(f"{k} must be a non-empty string")
+        tasks = spec.get("protectedTasks")
+        if not isinstance(tasks, list) or not all(
+                isinstance(t, dict) and isinstance(t.get("taskArn"), str) and isinstance(t.get("protectionEnabled"), bool)
+                for t in tasks):
+            raise ValueError("protectedTasks must be a list of objects with a taskArn and a boolean protectionEnabled")
+        with self._lock:
+            self._task_protection[(spec["account"], _cluster_name(spec["cluster"]))] = {t["taskArn"]: t for t in tasks}
+        return {"clusters": len(self._task_protection)}
+
+    def answer_task_protection(self, account: str, action: str, body: bytes) -> bytes | None:
+        """The answer to GetTaskProtection from what a test gave (a task given by id matches its
+        ARN's last part), or None for other actions."""
+        if action != "GetTaskProtection":
+            return None
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            req = {}
+        with self._lock:
+            given = dict(self._task_protection.get((account, _cluster_name(req.get("cluster") or "default")), {}))
+        by_id = {arn.rsplit("/", 1)[-1]: t for arn, t in given.items()}
+        answer = []
+        for task in req.get("tasks") or []:
+            t = given.get(task) or by_id.get(task.rsplit("/", 1)[-1])
+            answer.append(t if t is not None else {"taskArn": task, "protectionEnabled": False})
+        return json.dumps({"protectedTasks": answer, "failures": []}).encode()
+
+    # -- capacity providers a test gives --------------------------------------------------------
+    def set_capacity_providers(self, spec) -> dict:
+        """Give (or, with an empty list, take away) an account's capacity providers. Raises
+        ValueError naming what is wrong."""
+        if not isinstance(spec, dict):
+            raise ValueError("body must be a JSON object")
+        unknown = set(spec) - {"account", "capacityProviders"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
+        if not isinstance(spec.get("account"), str) or not spec["account"]:
+            raise ValueError("account must be a non-empty string")
+        providers = spec.get("capacityProviders")
+        if not isinstance(providers, list) or not all(isinstance(p, dict) and isinstance(p.get("name"), str) for p in providers):
+            raise ValueError("capacityProviders must be a list of objects with a name")
+        with self._lock:
+            if providers:
+                self._capacity_providers[spec["account"]] = {p["name"]: p for p in providers}
+            else:
+                self._capacity_providers.pop(spec["account"], None)
+        return {"accounts": len(self._capacity_providers)}
+
+    def answer_capacity_providers(self, account: str, action: str, body: bytes) -> bytes | None:
+        """The answer to DescribeCapacityProviders from the providers a test gave this account
+        (by name or ARN), or None: another action, or an account that gave none (moto answers)."""
+        if action != "DescribeCapacityProviders":
+            return None
+        with self._lock:
+            given = dict(self._capacity_providers.get(account, {}))
+        if not given:
+            return None
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            req = {}
+        names = req.get("capacityProviders") or list(given)
+        found, failures = [], []
+        for name in names:
+            p = given.get(name) or next((p for p in given.values() if p.get("capacityProviderArn") == name), None)
+            if p is None:
+                failures.append({"arn": name, "reason": "MISSING"})
+            else:
+                found.append(p)
+        return json.dumps({"capacityProviders": found, "failures": failures}).encode()
 
     def answer_service_deployments(self, account: str, action: str, body: bytes) -> tuple[int, bytes] | None:
         """(HTTP status, answer) to ListServiceDeployments, DescribeServiceDeployments or

@@ -1092,6 +1092,51 @@ def test_moto_compat_answers_service_deployment_records(compat_proxy, proxy):
         control(proxy, "/__proxy/ecs/service-deployments", {"account": "A", "cluster": "c", "service": "s", "serviceDeployments": []})
 
 
+def test_moto_compat_answers_task_protection(compat_proxy, proxy):
+    """moto has no GetTaskProtection: the compat proxy answers it from what a test gives
+    (ProtectedTask: taskArn, protectionEnabled, expirationDate), a task given by id included;
+    other tasks read unprotected, and boto3 parses the answer with ECS's model."""
+    acct = "arn:aws:ecs:us-east-1:123456789012"
+    kept = {"taskArn": f"{acct}:task/stage01/aaa", "protectionEnabled": True, "expirationDate": 1700007200}
+    assert control(compat_proxy, "/__proxy/ecs/task-protection", {"account": "AKIDPROTECT", "cluster": "stage01", "protectedTasks": [kept]})["clusters"] >= 1
+    ecs = client(compat_proxy, key="AKIDPROTECT")
+    got = ecs.get_task_protection(cluster="stage01", tasks=["aaa", f"{acct}:task/stage01/bbb"])["protectedTasks"]
+    assert [(t["taskArn"].rsplit("/", 1)[-1], t["protectionEnabled"]) for t in got] == [("aaa", True), ("bbb", False)]
+    assert got[0]["expirationDate"].timestamp() == 1700007200
+    other = client(compat_proxy, key="AKIDOTHER").get_task_protection(cluster="stage01", tasks=["aaa"])["protectedTasks"]
+    assert other[0]["protectionEnabled"] is False, "another account's protection is its own"
+    for bad, word in [({"account": "A", "cluster": "c", "protectedTasks": [{"taskArn": "t"}]}, "protectionEnabled"),
+                      ({"account": "A", "protectedTasks": []}, "cluster"),
+                      ({"account": "A", "cluster": "c", "tasks": []}, "unknown")]:
+        with pytest.raises(urllib.error.HTTPError) as e:
+            control(compat_proxy, "/__proxy/ecs/task-protection", bad)
+        assert e.value.code == 400 and word in e.value.read().decode(), bad
+    with pytest.raises(urllib.error.HTTPError):
+        control(proxy, "/__proxy/ecs/task-protection", {"account": "A", "cluster": "c", "protectedTasks": []})
+
+
+def test_moto_compat_answers_managed_instances_capacity_providers(compat_proxy, proxy):
+    """moto cannot create an ECS Managed Instances capacity provider: the compat proxy answers
+    DescribeCapacityProviders from the providers a test gives (by name or ARN; others MISSING), and
+    boto3 parses the answer with ECS's model."""
+    acct = "arn:aws:ecs:us-east-1:123456789012"
+    mi = {"capacityProviderArn": f"{acct}:capacity-provider/stage01-mi", "name": "stage01-mi", "cluster": "stage01", "status": "ACTIVE",
+          "type": "MANAGED_INSTANCES", "managedInstancesProvider": {"infrastructureRoleArn": "arn:aws:iam::123456789012:role/ecsInfrastructure"}}
+    key = "AKIDPROVIDERS" + uuid.uuid4().hex[:6].upper()
+    control(compat_proxy, "/__proxy/ecs/capacity-providers", {"account": key, "capacityProviders": [mi]})
+    got = client(compat_proxy, key=key).describe_capacity_providers(capacityProviders=[mi["capacityProviderArn"], "gone"])
+    assert [(p["name"], p["type"]) for p in got["capacityProviders"]] == [("stage01-mi", "MANAGED_INSTANCES")]
+    assert got["failures"] == [{"arn": "gone", "reason": "MISSING"}]
+    control(compat_proxy, "/__proxy/ecs/capacity-providers", {"account": key, "capacityProviders": []})
+    assert client(compat_proxy, key=key).describe_capacity_providers(capacityProviders=["stage01-mi"])["capacityProviders"] == [], \
+        "taken away: moto answers again"
+    with pytest.raises(urllib.error.HTTPError) as e:
+        control(compat_proxy, "/__proxy/ecs/capacity-providers", {"account": key, "capacityProviders": [{"type": "FARGATE"}]})
+    assert e.value.code == 400 and "name" in e.value.read().decode()
+    with pytest.raises(urllib.error.HTTPError):
+        control(proxy, "/__proxy/ecs/capacity-providers", {"account": "A", "capacityProviders": []})
+
+
 def test_moto_compat_shows_a_deployment_configuration_moto_drops(compat_proxy, moto_url):
     """moto drops deploymentConfiguration (strategy, bake time): the compat proxy shows the one a
     test gives, on every service answer, until told to stop."""

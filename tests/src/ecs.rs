@@ -292,3 +292,56 @@ fn tell_suite_proxy(path: &str, body: &Value) {
     let (status, answer) = crate::proxy::http_post(addr, path, body);
     assert_eq!(status, 200, "the suite's proxy at {endpoint} (--moto-compat) refused {path}: {answer}");
 }
+
+/// Start `count` tasks in stage01 standing for `service`'s (group `service:NAME`), and answer
+/// their ARNs. moto never starts service tasks, and its ListTasks ignores `serviceName` (it lists
+/// every task of the cluster), so these are the service's tasks as the scaler sees them. They run
+/// a small task definition without host ports: moto places at most one task per instance of one
+/// with fixed host ports, as the seed's services have. moto answers launchType "" for them, which
+/// the SDK cannot decode: the RunTask answer is dropped and the tasks are listed instead.
+pub async fn start_service_tasks(w: &World, service: &str, count: i32) -> Vec<String> {
+    let ecs = w.ecs();
+    let family = format!("{service}-tasks");
+    ecs.register_task_definition()
+        .family(&family)
+        .container_definitions(ContainerDefinition::builder().name("app").image("busybox").cpu(128).memory(64).essential(true).build())
+        .send()
+        .await
+        .expect("register the stand-in task definition");
+    let _ = ecs.run_task().cluster("stage01").task_definition(&family).group(format!("service:{service}")).count(count).send().await;
+    let listed = ecs.list_tasks().cluster("stage01").family(&family).send().await.expect("list the service's tasks");
+    listed.task_arns().to_vec()
+}
+
+/// Have the suite's proxy answer GetTaskProtection for stage01 with `tasks` (task ARN,
+/// protectionEnabled, expirationDate in epoch seconds), as ECS would after UpdateTaskProtection;
+/// every other task reads unprotected. moto has no GetTaskProtection (tests/proxy/moto_compat.py).
+pub fn show_task_protection(w: &World, tasks: &[(&str, bool, i64)]) {
+    let endpoint = crate::moto_endpoint();
+    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let protected: Vec<Value> = tasks.iter().map(|(arn, on, until)| json!({"taskArn": arn, "protectionEnabled": on, "expirationDate": until})).collect();
+    let body = json!({"account": w.str("/access_key_id"), "cluster": "stage01", "protectedTasks": protected});
+    let (status, answer) = crate::proxy::http_post(addr, "/__proxy/ecs/task-protection", &body);
+    assert_eq!(status, 200, "the suite's proxy at {endpoint} (--moto-compat) must answer task protection: {answer}");
+}
+
+/// Have the suite's proxy answer DescribeCapacityProviders for the world's account with
+/// `providers` (CapacityProvider objects as ECS answers them), and list them on stage01
+/// (PutClusterCapacityProviders). moto cannot create an ECS Managed Instances provider
+/// (tests/proxy/moto_compat.py).
+pub async fn give_capacity_providers(w: &World, providers: Vec<Value>) {
+    let endpoint = crate::moto_endpoint();
+    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let names: Vec<String> = providers.iter().filter_map(|p| p["name"].as_str().map(String::from)).collect();
+    let body = json!({"account": w.str("/access_key_id"), "capacityProviders": providers});
+    let (status, answer) = crate::proxy::http_post(addr, "/__proxy/ecs/capacity-providers", &body);
+    assert_eq!(status, 200, "the suite's proxy at {endpoint} (--moto-compat) must answer capacity providers: {answer}");
+    w.ecs()
+        .put_cluster_capacity_providers()
+        .cluster("stage01")
+        .set_capacity_providers(Some(names))
+        .set_default_capacity_provider_strategy(Some(vec![]))
+        .send()
+        .await
+        .expect("put the cluster's capacity providers");
+}

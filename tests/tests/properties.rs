@@ -516,14 +516,17 @@ proptest! {
         state in cooldowns(),
         now in 0i64..=4_000_000_000,
         rollout in any::<bool>(),
+        protected in prop_oneof![Just(0u32), 0u32..=10_000],
     ) {
-        let input = Input { current, bounds, adjustment, cooldown, state, now, rollout_in_progress: rollout };
+        let input = Input { current, bounds, adjustment, cooldown, state, now, rollout_in_progress: rollout, protected };
         let wanted = steps::raw_target(current, adjustment);
         match steps::decide(&input) {
             Decision::Scale { from, to, next, .. } => {
                 prop_assert_eq!(from, current);
                 prop_assert_ne!(to, from);
-                prop_assert!(bounds.min <= to && to <= bounds.max, "{} outside {:?}", to, bounds);
+                // Above autopilot:max only when held there by tasks protected from scale-in
+                // (a count above max by hand, scaled in as far as ECS would stop tasks).
+                prop_assert!(bounds.min <= to && (to <= bounds.max || (to < from && to == protected)), "{} outside {:?}", to, bounds);
                 if to > from {
                     prop_assert!(wanted > current as i64, "scale-out only when the step asks for more");
                     // Beyond the step only to come back inside the bounds (a count below autopilot:min).
@@ -531,8 +534,11 @@ proptest! {
                     prop_assert_eq!(next.last_scale_out_at, Some(now));
                 } else {
                     prop_assert!(wanted < current as i64, "scale-in only when the step asks for less");
-                    prop_assert!((to as i64) >= wanted || to == bounds.max, "beyond the step");
+                    // Beyond the step only to come back inside the bounds (a count above
+                    // autopilot:max), stopping at the tasks protected from scale-in on the way.
+                    prop_assert!((to as i64) >= wanted || to == bounds.max || to == protected, "beyond the step");
                     prop_assert!(!rollout, "no scale-in during a rollout");
+                    prop_assert!(to >= protected, "never below the tasks protected from scale-in");
                 }
             }
             Decision::Refused { from, .. } => prop_assert_eq!(from, current),

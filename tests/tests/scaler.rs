@@ -492,3 +492,76 @@ async fn an_instance_drained_by_someone_else_is_left_alone() {
     let other_id = other.ec2_instance_id().unwrap();
     assert!(group(&world).await.instances().iter().any(|i| i.instance_id() == Some(other_id)));
 }
+
+/// Task scale-in protection ("Protect your Amazon ECS tasks from being terminated by scale-in
+/// events", https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection.html):
+/// ECS does not stop a protected task when desiredCount drops, so the scaler never sets a count
+/// below the service's protected tasks, and says why; with every task protected it refuses. The
+/// suite's proxy answers GetTaskProtection (moto has none).
+#[tokio::test]
+async fn scale_in_never_goes_below_the_tasks_protected_from_scale_in() {
+    let world = World::seed().await;
+    world.ecs().update_service().cluster("stage01").service("random").desired_count(6).send().await.unwrap();
+    let tasks = harness::ecs::start_service_tasks(&world, "random", 6).await;
+    assert_eq!(tasks.len(), 6, "{tasks:?}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    // Three protected for an hour; a fourth's protection expired a minute ago (ECS may stop it).
+    let protection: Vec<(&str, bool, i64)> = tasks.iter().enumerate().map(|(i, t)| (t.as_str(), i < 4, if i < 3 { now + 3600 } else { now - 60 })).collect();
+    harness::ecs::show_task_protection(&world, &protection);
+    // 5 against 20: step -4 wants 6 -> 2 (autopilot:min 2); three tasks stay whatever we say.
+    let low = json!({"autopilot:scale": "stage01/random", "autopilot:steps": ":0:-4"});
+    let out = run(&world, alarm_event(&world, "random-cpu-low", "ALARM", &[5.0], 20.0, "t1", Some(low.clone()))).await;
+    assert_eq!((out["action"].as_str(), out["from"].as_u64(), out["to"].as_u64()), (Some("scaled"), Some(6), Some(3)), "{out}");
+    assert_eq!(desired(&world, "random").await, 3);
+    let notes = world.notifications().await;
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].1.to_string().contains("3 task(s) are protected from scale-in"), "{notes:?}");
+    // Every task protected now: the next scale-in is refused and desiredCount stays.
+    let all: Vec<(&str, bool, i64)> = tasks.iter().map(|t| (t.as_str(), true, now + 3600)).collect();
+    harness::ecs::show_task_protection(&world, &all);
+    world.env().state.delete("scale", "stage01/random").await.unwrap();
+    let out = run(&world, alarm_event(&world, "random-cpu-low", "ALARM", &[5.0], 20.0, "t2", Some(low))).await;
+    assert_eq!((out["action"].as_str(), out["refusal"].as_str()), (Some("refused"), Some("tasks-protected")), "{out}");
+    assert_eq!(desired(&world, "random").await, 3);
+}
+
+/// ECS Managed Instances own stage01's capacity (a capacity provider of `type` MANAGED_INSTANCES:
+/// ECS launches and terminates the instances; there is no customer Auto Scaling group). The
+/// scaler never grows or shrinks stage01-asg then, though autopilot:asg still names it: a
+/// scale-out and a placement failure say whose the capacity is, naming the provider, and an
+/// idle instance stays. The suite's proxy answers DescribeCapacityProviders (moto cannot create
+/// such a provider).
+#[tokio::test]
+async fn ecs_managed_instances_capacity_is_never_grown_or_shrunk() {
+    let world = World::seed().await;
+    let provider = json!({
+        "capacityProviderArn": format!("arn:aws:ecs:{}:{}:capacity-provider/stage01-mi", world.region, world.account),
+        "name": "stage01-mi", "cluster": "stage01", "status": "ACTIVE", "type": "MANAGED_INSTANCES",
+        "managedInstancesProvider": {"infrastructureRoleArn": format!("arn:aws:iam::{}:role/ecsInfrastructureRole", world.account)},
+    });
+    harness::ecs::give_capacity_providers(&world, vec![provider]).await;
+    fill_instances(&world).await;
+    let out = run(&world, random_cpu_high(&world)).await;
+    assert_eq!((out["action"].as_str(), out["to"].as_u64()), (Some("scaled"), Some(6)), "{out}");
+    assert_eq!(out["capacity"], json!({"provider": "stage01-mi", "ecsManages": "managed-instances"}), "{out}");
+    assert_eq!(group(&world).await.desired_capacity(), Some(2), "no group of ours is grown");
+    let notes = world.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].1["content"]["description"].as_str().unwrap().contains("capacity provider stage01-mi, ECS Managed Instances"), "{:?}", notes[0].1);
+    // Tasks that cannot be placed: told once per service and window, the provider named.
+    let failure = for_world(sample_event("ecs-service-action-placement-failure.json"), &world);
+    let out = run(&world, failure.clone()).await;
+    assert_eq!(out["capacity"], json!({"provider": "stage01-mi", "ecsManages": "managed-instances"}), "{out}");
+    let mut again = failure;
+    again["id"] = json!("a-second-placement-failure");
+    run(&world, again).await;
+    assert_eq!(group(&world).await.desired_capacity(), Some(2));
+    let notes = world.notifications().await;
+    assert_eq!(notes.iter().map(|n| n.0.as_str()).collect::<Vec<_>>(), ["random tasks cannot be placed in stage01: ECS manages the capacity (stage01-mi)"]);
+    // An idle instance is ECS's to remove, not ours.
+    harness::ecs::free_instances(&world).await;
+    asg(&world).update_auto_scaling_group().auto_scaling_group_name("stage01-asg").min_size(1).send().await.unwrap();
+    let out = reeval_capacity(&world).await;
+    assert_eq!(out["capacity"], json!([]), "{out}");
+    assert_eq!(group(&world).await.desired_capacity(), Some(2));
+}

@@ -224,3 +224,139 @@ async fn composite_alarms_in_alarm_are_reevaluated_with_cooldowns() {
     assert_eq!(out["alarms"][0]["action"], "none", "{out}");
     assert_eq!(update.num_calls(), 1);
 }
+
+fn tasks(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("arn:aws:ecs:us-east-1:123456789012:task/stage01/{i:032x}")).collect()
+}
+
+fn list_tasks(arns: Vec<String>) -> Rule {
+    mock!(ecs::Client::list_tasks)
+        .match_requests(|req| req.service_name() == Some("random") && req.desired_status() == Some(&ecs::types::DesiredStatus::Running))
+        .then_output(move || ecs::operation::list_tasks::ListTasksOutput::builder().set_task_arns(Some(arns.clone())).build())
+}
+
+/// GetTaskProtection's answer: the first `protected` tasks protected until far in the future,
+/// then one whose protection expired an hour ago, then the rest unprotected.
+fn task_protection(arns: Vec<String>, protected: usize) -> Rule {
+    use aws_smithy_types::DateTime;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    mock!(ecs::Client::get_task_protection).then_output(move || {
+        let tasks = arns.iter().enumerate().map(|(i, arn)| {
+            let t = ecs::types::ProtectedTask::builder().task_arn(arn);
+            let t = match i {
+                i if i < protected => t.protection_enabled(true).expiration_date(DateTime::from_secs(now + 3600)),
+                i if i == protected => t.protection_enabled(true).expiration_date(DateTime::from_secs(now - 3600)),
+                _ => t.protection_enabled(false),
+            };
+            t.build()
+        });
+        ecs::operation::get_task_protection::GetTaskProtectionOutput::builder().set_protected_tasks(Some(tasks.collect())).build()
+    })
+}
+
+/// Task scale-in protection (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection.html,
+/// GetTaskProtection): ECS does not stop a protected task on scale-in, so a scale-in stops at the
+/// protected tasks (4 of the service's 6; a fifth's protection has expired), and desiredCount
+/// says what will run. moto has no GetTaskProtection.
+#[tokio::test]
+async fn scale_in_stops_at_the_tasks_protected_from_scale_in() {
+    let describe = service(vec![dep("PRIMARY", DeploymentRolloutState::Completed)]);
+    let (list, protection) = (list_tasks(tasks(6)), task_protection(tasks(6), 4));
+    let update = mock!(ecs::Client::update_service)
+        .match_requests(|req| req.desired_count() == Some(4))
+        .then_output(|| ecs::operation::update_service::UpdateServiceOutput::builder().build());
+    let s = scaler(&[&describe, &list, &protection, &update]);
+    // 10 against 30: -20, step -4 would take 6 to 2 (autopilot:min 2).
+    let out = s.handle(event(":0:-4", "10", 30.0)).await.unwrap();
+    assert_eq!((out["action"].as_str(), out["from"].as_u64(), out["to"].as_u64()), (Some("scaled"), Some(6), Some(4)), "{out}");
+    assert_eq!((list.num_calls(), protection.num_calls(), update.num_calls()), (1, 1, 1));
+}
+
+/// Every task protected: the scale-in is refused (once per transition, like any refusal), and
+/// desiredCount is left alone.
+#[tokio::test]
+async fn a_scale_in_with_every_task_protected_is_refused() {
+    let describe = service(vec![dep("PRIMARY", DeploymentRolloutState::Completed)]);
+    let (list, protection) = (list_tasks(tasks(6)), task_protection(tasks(6), 6));
+    let update = mock!(ecs::Client::update_service).then_output(|| ecs::operation::update_service::UpdateServiceOutput::builder().build());
+    let s = scaler(&[&describe, &list, &protection, &update]);
+    let out = s.handle(event(":0:-1", "10", 30.0)).await.unwrap();
+    assert_eq!((out["action"].as_str(), out["refusal"].as_str()), (Some("refused"), Some("tasks-protected")), "{out}");
+    assert_eq!(out["reason"], "6 task(s) are protected from scale-in");
+    assert_eq!(update.num_calls(), 0);
+}
+
+/// A scale-out needs no protection and reads none.
+#[tokio::test]
+async fn scale_out_reads_no_task_protection() {
+    let describe = service(vec![dep("PRIMARY", DeploymentRolloutState::Completed)]);
+    let (list, protection) = (list_tasks(tasks(6)), task_protection(tasks(6), 6));
+    let update = mock!(ecs::Client::update_service).then_output(|| ecs::operation::update_service::UpdateServiceOutput::builder().build());
+    let no_cluster = mock!(ecs::Client::describe_clusters).then_output(|| ecs::operation::describe_clusters::DescribeClustersOutput::builder().build());
+    let s = scaler(&[&describe, &list, &protection, &update, &no_cluster]);
+    let out = s.handle(event("0::+2", "90", 70.0)).await.unwrap();
+    assert_eq!((out["action"].as_str(), out["to"].as_u64()), (Some("scaled"), Some(8)), "{out}");
+    assert_eq!((list.num_calls(), protection.num_calls()), (0, 0));
+}
+
+/// stage01 tagged autopilot:asg, its capacity from an ECS Managed Instances provider (CapacityProvider
+/// `type` MANAGED_INSTANCES, `managedInstancesProvider`; no customer Auto Scaling group exists).
+fn managed_instances_cluster() -> (Rule, Rule) {
+    use ecs::types::{CapacityProvider, CapacityProviderType, Cluster, ManagedInstancesProvider};
+    let cluster = mock!(ecs::Client::describe_clusters).then_output(|| {
+        ecs::operation::describe_clusters::DescribeClustersOutput::builder()
+            .clusters(
+                Cluster::builder()
+                    .cluster_name("stage01")
+                    .capacity_providers("stage01-mi")
+                    .capacity_providers("FARGATE")
+                    .tags(Tag::builder().key("autopilot:asg").value("stage01-asg").build())
+                    .build(),
+            )
+            .build()
+    });
+    let providers = mock!(ecs::Client::describe_capacity_providers).then_output(|| {
+        ecs::operation::describe_capacity_providers::DescribeCapacityProvidersOutput::builder()
+            .capacity_providers(
+                CapacityProvider::builder()
+                    .name("stage01-mi")
+                    .cluster("stage01")
+                    .r#type(CapacityProviderType::ManagedInstances)
+                    .managed_instances_provider(ManagedInstancesProvider::builder().infrastructure_role_arn("arn:aws:iam::123456789012:role/ecsInfrastructure").build())
+                    .build(),
+            )
+            .capacity_providers(CapacityProvider::builder().name("FARGATE").r#type(CapacityProviderType::Fargate).build())
+            .build()
+    });
+    (cluster, providers)
+}
+
+/// ECS Managed Instances own the capacity: a scale-out grows no group (the Auto Scaling client
+/// has no rule: any call would fail the test) and says whose the capacity is.
+#[tokio::test]
+async fn scale_out_on_managed_instances_grows_no_group() {
+    let describe = service(vec![dep("PRIMARY", DeploymentRolloutState::Completed)]);
+    let update = mock!(ecs::Client::update_service).then_output(|| ecs::operation::update_service::UpdateServiceOutput::builder().build());
+    let (cluster, providers) = managed_instances_cluster();
+    let s = scaler(&[&describe, &update, &cluster, &providers]);
+    let out = s.handle(event("0::+2", "90", 70.0)).await.unwrap();
+    assert_eq!(out["action"], "scaled", "{out}");
+    assert_eq!(out["capacity"], json!({"provider": "stage01-mi", "ecsManages": "managed-instances"}), "{out}");
+    assert_eq!(providers.num_calls(), 1);
+}
+
+/// A placement failure on Managed Instances: no group grown, the answer names the provider.
+#[tokio::test]
+async fn placement_failure_on_managed_instances_names_the_provider() {
+    let describe = service(vec![dep("PRIMARY", DeploymentRolloutState::Completed)]);
+    let (cluster, providers) = managed_instances_cluster();
+    let s = scaler(&[&describe, &cluster, &providers]);
+    let failure = json!({
+        "id": "p1", "detail-type": "ECS Service Action", "source": "aws.ecs", "account": "123456789012", "region": "us-east-1",
+        "time": "2025-11-25T14:35:12Z", "resources": ["arn:aws:ecs:us-east-1:123456789012:service/stage01/random"],
+        "detail": {"eventType": "ERROR", "eventName": "SERVICE_TASK_PLACEMENT_FAILURE", "clusterArn": "arn:aws:ecs:us-east-1:123456789012:cluster/stage01",
+                   "capacityProviderArns": ["arn:aws:ecs:us-east-1:123456789012:capacity-provider/stage01-mi"], "reason": "RESOURCE:MEMORY"}
+    });
+    let out = s.handle(failure).await.unwrap();
+    assert_eq!(out, json!({"action": "placement-failure", "cluster": "stage01", "service": "random", "capacity": {"provider": "stage01-mi", "ecsManages": "managed-instances"}, "dryRun": false}));
+}

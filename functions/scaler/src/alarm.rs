@@ -125,7 +125,7 @@ pub async fn evaluate(env: &Env, aws: &Aws, view: &AlarmView, tags: &Tags, origi
     let record = env.state.get("scale", &sk).await?;
     let state: Cooldowns = record.as_ref().and_then(|r| serde_json::from_value(r.data.clone()).ok()).unwrap_or_default();
     let version = record.as_ref().map_or(0, |r| r.version);
-    let input = steps::Input {
+    let mut input = steps::Input {
         current,
         bounds,
         adjustment: step.adjustment,
@@ -133,9 +133,20 @@ pub async fn evaluate(env: &Env, aws: &Aws, view: &AlarmView, tags: &Tags, origi
         state,
         now,
         rollout_in_progress: decide::rollout_in_progress(&svc),
+        protected: 0,
     };
+    let mut decision = steps::decide(&input);
+    // A scale-in that would happen is decided again with the tasks protected from scale-in as
+    // its floor: ECS does not stop them, so a lower desiredCount would say tasks go that stay.
+    // Read only then: refusals and scale-outs need no task list.
+    if matches!(decision, Decision::Scale { from, to, .. } if to < from) {
+        input.protected = protected_tasks(aws, &cluster, &service, now).await?;
+        if input.protected > 0 {
+            decision = steps::decide(&input);
+        }
+    }
     let say = Scaling { view, cluster: &cluster, service: &service, step: step.adjustment };
-    match steps::decide(&input) {
+    match decision {
         Decision::Nothing { reason } => {
             tracing::info!(alarm = %alarm, service, reason, "no change");
             Ok(Outcome::Unchanged { alarm: alarm.clone(), service, desired: Some(current), reason, origin: Some(origin) })
@@ -146,7 +157,7 @@ pub async fn evaluate(env: &Env, aws: &Aws, view: &AlarmView, tags: &Tags, origi
             tracing::info!(alarm = %alarm, service, refusal = refusal.as_str(), detail, "scaling refused");
             Ok(Outcome::Refused { alarm: alarm.clone(), service, from, wanted, refusal, reason: detail, origin })
         }
-        Decision::Scale { from, to, next, clamped } => {
+        Decision::Scale { from, to, next, held } => {
             let dry = env.config.dry_run;
             if !dry {
                 let new_version = env.state.put_if_version("scale", &sk, &serde_json::to_value(&next).unwrap_or_default(), COOLDOWN_MEMORY, version).await?;
@@ -172,7 +183,7 @@ pub async fn evaluate(env: &Env, aws: &Aws, view: &AlarmView, tags: &Tags, origi
                     }
                 }
             }
-            let n = say.scaled(from, to, bounds, clamped, capacity.as_ref());
+            let n = say.scaled(from, to, bounds, held, capacity.as_ref());
             env.notifier.publish(&n).await?;
             tracing::info!(alarm = %alarm, service, from, to, dry_run = dry, "scaled");
             Ok(Outcome::Scaled(Scaled {
@@ -188,4 +199,13 @@ pub async fn evaluate(env: &Env, aws: &Aws, view: &AlarmView, tags: &Tags, origi
             }))
         }
     }
+}
+
+/// The service's tasks protected from scale-in at `now` (ListTasks, then GetTaskProtection).
+async fn protected_tasks(aws: &Aws, cluster: &str, service: &str, now: i64) -> Result<u32, Error> {
+    let tasks = aws.service_task_arns(cluster, service).await?;
+    if tasks.is_empty() {
+        return Ok(0);
+    }
+    Ok(decide::protected_tasks(&aws.task_protection(cluster, &tasks).await?, now))
 }

@@ -9,8 +9,8 @@ use autopilot::tags::{self, Tags};
 use autopilot::Error;
 use aws_sdk_ecs as ecs;
 
-use crate::capacity::{AsgProvider, ContainerSize, GroupMember, Instance, ObservedCluster, ObservedGroup, TaskDefSizes};
-use crate::decide::{self, AlarmView, Direction, ObservedDeployment, ObservedService};
+use crate::capacity::{ContainerSize, GroupMember, Instance, ObservedCluster, ObservedGroup, Provider, ProviderKind, TaskDefSizes};
+use crate::decide::{self, AlarmView, Direction, ObservedDeployment, ObservedService, TaskProtection};
 
 pub struct Aws {
     pub ecs: ecs::Client,
@@ -135,8 +135,9 @@ impl Aws {
         }))
     }
 
-    /// The Auto Scaling group providers among `names`.
-    pub async fn describe_capacity_providers(&self, names: &[String]) -> Result<Vec<AsgProvider>, Error> {
+    /// The capacity providers among `names`, by what backs them (CapacityProvider `type`, or the
+    /// provider detail it carries when an older answer has no type).
+    pub async fn describe_capacity_providers(&self, names: &[String]) -> Result<Vec<Provider>, Error> {
         let out = self
             .ecs
             .describe_capacity_providers()
@@ -144,15 +145,52 @@ impl Aws {
             .send()
             .await
             .map_err(|e| Error::aws("ecs", "DescribeCapacityProviders", e))?;
-        Ok(out
-            .capacity_providers()
-            .iter()
-            .filter_map(|cp| cp.auto_scaling_group_provider())
-            .map(|p| AsgProvider {
-                group_arn: p.auto_scaling_group_arn().to_string(),
-                managed_scaling: p.managed_scaling().and_then(|m| m.status()) == Some(&ecs::types::ManagedScalingStatus::Enabled),
-            })
-            .collect())
+        Ok(out.capacity_providers().iter().map(provider).collect())
+    }
+
+    /// The tasks ECS wants running for a service (ListTasks `serviceName`, desiredStatus RUNNING).
+    pub async fn service_task_arns(&self, cluster: &str, service: &str) -> Result<Vec<String>, Error> {
+        let mut arns = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .ecs
+                .list_tasks()
+                .cluster(cluster)
+                .service_name(service)
+                .desired_status(ecs::types::DesiredStatus::Running)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| Error::aws("ecs", "ListTasks", e))?;
+            arns.extend(out.task_arns().iter().cloned());
+            token = out.next_token().map(String::from);
+            if token.is_none() {
+                return Ok(arns);
+            }
+        }
+    }
+
+    /// Each task's scale-in protection, 100 tasks a call (GetTaskProtection's limit: "A list of
+    /// up to 100 task IDs or full ARN entries").
+    pub async fn task_protection(&self, cluster: &str, tasks: &[String]) -> Result<Vec<TaskProtection>, Error> {
+        let mut protection = Vec::new();
+        for chunk in tasks.chunks(100) {
+            let out = self
+                .ecs
+                .get_task_protection()
+                .cluster(cluster)
+                .set_tasks(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| Error::aws("ecs", "GetTaskProtection", e))?;
+            protection.extend(out.protected_tasks().iter().map(|t| TaskProtection {
+                task_arn: t.task_arn().unwrap_or_default().to_string(),
+                enabled: t.protection_enabled(),
+                expires_at: t.expiration_date().map(|d| d.secs()),
+            }));
+        }
+        Ok(protection)
     }
 
     pub async fn list_services(&self, cluster: &str) -> Result<Vec<String>, Error> {
@@ -334,6 +372,22 @@ fn composite_view(a: &cw::types::CompositeAlarm) -> Option<AlarmView> {
         tags: None,
         direction: Some(Direction::Either),
     })
+}
+
+/// What backs a capacity provider: its `type`, else the provider detail it carries.
+fn provider(cp: &ecs::types::CapacityProvider) -> Provider {
+    use ecs::types::CapacityProviderType as T;
+    let asg = cp.auto_scaling_group_provider().map(|p| ProviderKind::AutoScalingGroup {
+        group_arn: p.auto_scaling_group_arn().to_string(),
+        managed_scaling: p.managed_scaling().and_then(|m| m.status()) == Some(&ecs::types::ManagedScalingStatus::Enabled),
+    });
+    let kind = match (cp.r#type(), asg) {
+        (Some(T::ManagedInstances), _) => ProviderKind::ManagedInstances,
+        (None, _) if cp.managed_instances_provider().is_some() => ProviderKind::ManagedInstances,
+        (Some(T::Ec2Autoscaling) | None, Some(asg)) => asg,
+        _ => ProviderKind::Other,
+    };
+    Provider { name: cp.name().unwrap_or_default().to_string(), kind }
 }
 
 fn transition_millis(t: Option<&aws_smithy_types::DateTime>) -> String {

@@ -17,11 +17,40 @@ pub struct ObservedCluster {
     pub capacity_providers: Vec<String>,
 }
 
-/// An Auto Scaling group provider, from DescribeCapacityProviders.
+/// One of the cluster's capacity providers, from DescribeCapacityProviders.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AsgProvider {
-    pub group_arn: String,
-    pub managed_scaling: bool,
+pub struct Provider {
+    pub name: String,
+    pub kind: ProviderKind,
+}
+
+/// What backs a capacity provider (CapacityProvider `type`, ECS API reference).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderKind {
+    /// EC2_AUTOSCALING: a customer's Auto Scaling group, scaled by ECS when managed scaling is on.
+    AutoScalingGroup { group_arn: String, managed_scaling: bool },
+    /// MANAGED_INSTANCES: "Amazon ECS manages the underlying Amazon EC2 instances on your
+    /// behalf" (CapacityProvider.type); there is no customer Auto Scaling group at all.
+    ManagedInstances,
+    /// FARGATE, FARGATE_SPOT, or a type this code does not know: no instances of ours.
+    Other,
+}
+
+/// Through what ECS owns a cluster's EC2 capacity, when it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EcsCapacityKind {
+    /// An ECS Managed Instances capacity provider launches and terminates the instances.
+    ManagedInstances,
+    /// A capacity provider with managed scaling scales the `autopilot:asg` group.
+    ManagedScaling,
+}
+
+/// The capacity provider through which ECS owns the cluster's capacity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcsCapacity {
+    pub provider: String,
+    pub kind: EcsCapacityKind,
 }
 
 /// The group `autopilot:asg` names, if the cluster has the tag.
@@ -29,10 +58,23 @@ pub fn tagged_group(cluster: &ObservedCluster) -> Result<Option<String>, TagErro
     cluster.tags.get(tags::TAG_ASG).map(|raw| tags::parse_asg(raw)).transpose()
 }
 
-/// Whether a capacity provider with managed scaling owns `group` (then ECS scales the group and
-/// we must not fight it).
-pub fn managed_by_provider(group: &str, providers: &[AsgProvider]) -> bool {
-    providers.iter().any(|p| p.managed_scaling && (p.group_arn == group || p.group_arn.ends_with(&format!("autoScalingGroupName/{group}"))))
+/// Whether ECS owns the cluster's capacity, and through which provider: an ECS Managed Instances
+/// provider on the cluster (its instances belong to no group of ours, and ECS launches what
+/// tasks need), or a provider with managed scaling over `group` (ECS scales the group and we must
+/// not fight it). Managed Instances come first: with one on the cluster, no group is grown or
+/// shrunk by us, whatever `autopilot:asg` names.
+pub fn ecs_owned_capacity(group: Option<&str>, providers: &[Provider]) -> Option<EcsCapacity> {
+    if let Some(p) = providers.iter().find(|p| p.kind == ProviderKind::ManagedInstances) {
+        return Some(EcsCapacity { provider: p.name.clone(), kind: EcsCapacityKind::ManagedInstances });
+    }
+    let group = group?;
+    let owns_group = |p: &&Provider| match &p.kind {
+        ProviderKind::AutoScalingGroup { group_arn, managed_scaling } => {
+            *managed_scaling && (group_arn == group || group_arn.ends_with(&format!("autoScalingGroupName/{group}")))
+        }
+        _ => false,
+    };
+    providers.iter().find(owns_group).map(|p| EcsCapacity { provider: p.name.clone(), kind: EcsCapacityKind::ManagedScaling })
 }
 
 /// What DescribeAutoScalingGroups says of a group.
@@ -394,16 +436,25 @@ mod tests {
         assert_eq!(tagged_group(&cluster(&[("autopilot:asg", " stage01-asg ")])), Ok(Some("stage01-asg".into())));
         assert_eq!(tagged_group(&cluster(&[("autopilot:asg", "")])).unwrap_err().tag, tags::TAG_ASG);
         let arn = "arn:aws:autoscaling:us-east-1:1:autoScalingGroup:uuid:autoScalingGroupName/stage01-asg";
-        let p = |group_arn: &str, managed_scaling| AsgProvider { group_arn: group_arn.into(), managed_scaling };
-        // (providers, owned by ECS)
-        for (providers, owned) in [
-            (vec![p(arn, true)], true),
-            (vec![p("stage01-asg", true)], true),
-            (vec![p(arn, false)], false),
-            (vec![p("arn:aws:autoscaling:us-east-1:1:autoScalingGroup:uuid:autoScalingGroupName/other", true)], false),
-            (vec![], false),
-        ] {
-            assert_eq!(managed_by_provider("stage01-asg", &providers), owned, "{providers:?}");
+        let asg = |name: &str, group_arn: &str, managed_scaling| Provider { name: name.into(), kind: ProviderKind::AutoScalingGroup { group_arn: group_arn.into(), managed_scaling } };
+        let mi = Provider { name: "stage01-mi".into(), kind: ProviderKind::ManagedInstances };
+        let fargate = Provider { name: "FARGATE".into(), kind: ProviderKind::Other };
+        let owned = |provider: &str, kind| Some(EcsCapacity { provider: provider.into(), kind });
+        // (tagged group, providers, owner)
+        let cases: [(Option<&str>, Vec<Provider>, Option<EcsCapacity>); 9] = [
+            (Some("stage01-asg"), vec![asg("cp", arn, true)], owned("cp", EcsCapacityKind::ManagedScaling)),
+            (Some("stage01-asg"), vec![asg("cp", "stage01-asg", true)], owned("cp", EcsCapacityKind::ManagedScaling)),
+            (Some("stage01-asg"), vec![asg("cp", arn, false)], None),
+            (Some("stage01-asg"), vec![asg("cp", "arn:aws:autoscaling:us-east-1:1:autoScalingGroup:uuid:autoScalingGroupName/other", true)], None),
+            (Some("stage01-asg"), vec![], None),
+            (None, vec![asg("cp", arn, true)], None), // no group of ours to leave alone
+            // ECS Managed Instances: no customer group at all, whatever autopilot:asg names.
+            (Some("stage01-asg"), vec![asg("cp", arn, false), mi.clone()], owned("stage01-mi", EcsCapacityKind::ManagedInstances)),
+            (None, vec![fargate.clone(), mi.clone()], owned("stage01-mi", EcsCapacityKind::ManagedInstances)),
+            (Some("stage01-asg"), vec![fargate], None),
+        ];
+        for (group, providers, owner) in cases {
+            assert_eq!(ecs_owned_capacity(group, &providers), owner, "{group:?} {providers:?}");
         }
         let member = |protected, lifecycle: &str| GroupMember { protected, lifecycle: lifecycle.into() };
         let g = ObservedGroup { members: [("i-a".to_string(), member(false, "InService")), ("i-b".to_string(), member(true, "Terminating:Wait"))].into(), ..Default::default() };

@@ -1,6 +1,11 @@
 //! The EC2 Auto Scaling group behind a cluster (`autopilot:asg`): grow it when tasks no longer
 //! fit (a placement failure, or after a scale-out), shrink it by one instance per re-evaluation
 //! that has been idle long enough. Observe (`aws.rs`), decide (`capacity.rs`), act, notify (`messages.rs`).
+//!
+//! Capacity that ECS owns is never ours to resize: an ECS Managed Instances capacity provider
+//! (no customer Auto Scaling group exists; ECS launches the instances tasks need), or a capacity
+//! provider with managed scaling over the tagged group. A placement failure there is told as
+//! `capacity.ecs-managed`, naming the provider.
 
 use std::time::Duration;
 
@@ -10,7 +15,7 @@ use autopilot::Error;
 use serde_json::json;
 
 use crate::aws::Aws;
-use crate::capacity::{self, GroupChange, IdlePolicy, IdleRecord, Instance, TaskSize};
+use crate::capacity::{self, EcsCapacity, GroupChange, IdlePolicy, IdleRecord, Instance, TaskSize};
 use crate::decide::PlacementFailure;
 use crate::messages;
 use crate::outcome::{Capacity, ClusterChange, Outcome};
@@ -33,6 +38,12 @@ pub async fn on_placement_failure(env: &Env, aws: &Aws, failure: PlacementFailur
         return Ok(Outcome::Ignored { alarm: None, service: Some(service), reason: format!("cluster {cluster} has no autopilot:asg group to grow") });
     };
     match messages::placement_failure(&cluster, &service, &reasons, &capacity) {
+        // ECS reports a placement failure again while its own capacity catches up: once per
+        // service and notification window is enough to say whose the capacity is.
+        Some(n) if matches!(capacity, Capacity::EcsManaged { .. }) => {
+            let key = format!("capacity-ecs-managed#{cluster}/{service}");
+            env.notifier.publish_once(&env.state, &key, env.config.notification_window, &n).await?;
+        }
         Some(n) => env.notifier.publish(&n).await?,
         None => tracing::info!(cluster, service, ?reasons, "placement failed but the instances have CPU and memory for the tasks: not a capacity problem"),
     }
@@ -40,9 +51,13 @@ pub async fn on_placement_failure(env: &Env, aws: &Aws, failure: PlacementFailur
 }
 
 /// Grow the cluster's group when `to_place` tasks of `task_definition` do not fit.
-/// `None`: the cluster has no group to manage.
+/// `None`: the cluster has no group to manage; `Capacity::EcsManaged`: ECS owns the capacity.
 pub async fn ensure_capacity(env: &Env, aws: &Aws, cluster: &str, task_definition: &str, to_place: i64) -> Result<Option<Capacity>, Error> {
-    let Some(group_name) = cluster_group(aws, cluster).await? else { return Ok(None) };
+    let group_name = match backing(aws, cluster, true).await? {
+        Backing::None => return Ok(None),
+        Backing::Ecs(owner) => return Ok(Some(Capacity::ecs_managed(owner))),
+        Backing::Group(group) => group,
+    };
     let size = size_of(aws, task_definition).await?;
     let instances = instances(aws, cluster).await?;
     let Some(group) = aws.describe_auto_scaling_group(&group_name).await? else {
@@ -63,7 +78,7 @@ pub async fn ensure_capacity(env: &Env, aws: &Aws, cluster: &str, task_definitio
 /// set DRAINING, then terminated in its group with the desired capacity decremented. When each
 /// instance was first seen idle, and which ones the scaler drained, live in the state table.
 pub async fn shrink(env: &Env, aws: &Aws, cluster: &str) -> Result<Option<ClusterChange>, Error> {
-    let Some(group_name) = cluster_group(aws, cluster).await? else { return Ok(None) };
+    let Backing::Group(group_name) = backing(aws, cluster, false).await? else { return Ok(None) };
     let instances = instances(aws, cluster).await?;
     let now = now_epoch() as i64;
     let stored = env.state.get(IDLE_PK, cluster).await?;
@@ -97,19 +112,33 @@ pub async fn shrink(env: &Env, aws: &Aws, cluster: &str) -> Result<Option<Cluste
     Ok(Some(ClusterChange::Shrunk { cluster: cluster.to_string(), group: group_name, instance: ec2_id, from: group.desired, to: group.desired - 1, dry_run: dry }))
 }
 
-/// The Auto Scaling group behind a cluster, unless a capacity provider with managed scaling
-/// owns it (then ECS scales the group and we must not fight it).
-async fn cluster_group(aws: &Aws, cluster: &str) -> Result<Option<String>, Error> {
-    let Some(c) = aws.describe_cluster(cluster).await? else { return Ok(None) };
-    let Some(group) = capacity::tagged_group(&c).map_err(|e| Error::tag(format!("cluster {cluster}"), e))? else { return Ok(None) };
+/// What backs a cluster's capacity, as far as the scaler is concerned.
+enum Backing {
+    /// No `autopilot:asg` and no capacity of ECS's: nothing to grow or tell.
+    None,
+    /// The `autopilot:asg` group, ours to grow and shrink.
+    Group(String),
+    /// ECS owns the capacity (`capacity::ecs_owned_capacity`): never resized by us.
+    Ecs(EcsCapacity),
+}
+
+/// `untagged_too`: whether a cluster without `autopilot:asg` is worth a DescribeCapacityProviders
+/// (to tell a placement failure on ECS's capacity); the idle-instance pass has nothing to do on
+/// such a cluster and leaves it at DescribeClusters.
+async fn backing(aws: &Aws, cluster: &str, untagged_too: bool) -> Result<Backing, Error> {
+    let Some(c) = aws.describe_cluster(cluster).await? else { return Ok(Backing::None) };
+    let group = capacity::tagged_group(&c).map_err(|e| Error::tag(format!("cluster {cluster}"), e))?;
+    if group.is_none() && !untagged_too {
+        return Ok(Backing::None);
+    }
     if !c.capacity_providers.is_empty() {
         let providers = aws.describe_capacity_providers(&c.capacity_providers).await?;
-        if capacity::managed_by_provider(&group, &providers) {
-            tracing::info!(cluster, group, "a capacity provider with managed scaling owns the group: left to ECS");
-            return Ok(None);
+        if let Some(owner) = capacity::ecs_owned_capacity(group.as_deref(), &providers) {
+            tracing::info!(cluster, ?group, provider = %owner.provider, kind = ?owner.kind, "ECS owns the cluster's capacity: left to ECS");
+            return Ok(Backing::Ecs(owner));
         }
     }
-    Ok(Some(group))
+    Ok(group.map_or(Backing::None, Backing::Group))
 }
 
 async fn instances(aws: &Aws, cluster: &str) -> Result<Vec<Instance>, Error> {

@@ -244,6 +244,27 @@ impl ObservedService {
     }
 }
 
+/// What GetTaskProtection says of one task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskProtection {
+    pub task_arn: String,
+    pub enabled: bool,
+    /// expirationDate, epoch seconds ("The epoch time when protection for the task will
+    /// expire"); `None` when ECS gives none.
+    pub expires_at: Option<i64>,
+}
+
+/// Tasks protected from scale-in at `now`: `protectionEnabled` and not yet expired. ECS does not
+/// stop them when the service scales in ("Protect your Amazon ECS tasks from being terminated by
+/// scale-in events",
+/// https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection.html:
+/// protected tasks are not terminated "by scale-in events from either service auto scaling or
+/// deployments"; protection lasts 1 minute to 48 hours and then clears itself), so they are a
+/// floor under any desiredCount the scaler sets.
+pub fn protected_tasks(tasks: &[TaskProtection], now: i64) -> u32 {
+    tasks.iter().filter(|t| t.enabled && t.expires_at.is_none_or(|at| at > now)).count() as u32
+}
+
 /// A rollout is in progress (scale-in waits) when ECS says so: its PRIMARY deployment's
 /// rolloutState is IN_PROGRESS ("When a service deployment is started, it begins in an
 /// IN_PROGRESS state. When the service reaches a steady state, the deployment transitions to a
@@ -306,6 +327,22 @@ mod tests {
         assert_eq!(e.tag, tags::TAG_STEPS);
         let e = parse_alarm_tags(&t(&[("autopilot:scale", "stage01/random"), ("autopilot:steps", "+1"), ("autopilot:cooldown", "soon")])).unwrap().unwrap_err();
         assert_eq!(e.tag, tags::TAG_COOLDOWN);
+    }
+
+    /// Only enabled, unexpired protection counts (GetTaskProtection: protectionEnabled,
+    /// expirationDate; task-scale-in-protection.html: protection clears itself when it expires).
+    #[test]
+    fn protected_task_count() {
+        let t = |enabled, expires_at: Option<i64>| TaskProtection { task_arn: "arn:task".into(), enabled, expires_at };
+        // (tasks, protected at now = 1000)
+        for (tasks, want) in [
+            (vec![], 0),
+            (vec![t(true, Some(1001)), t(true, None), t(false, None)], 2),
+            (vec![t(true, Some(1000)), t(true, Some(999))], 0), // expired: ECS may stop them
+            (vec![t(false, Some(5000))], 0),
+        ] {
+            assert_eq!(protected_tasks(&tasks, 1000), want, "{tasks:?}");
+        }
     }
 
     fn dep(status: &str, rollout_state: &str) -> ObservedDeployment {

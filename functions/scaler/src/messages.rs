@@ -5,10 +5,10 @@
 use autopilot::tags::{Adjustment, Bounds, TagError};
 use autopilot::Notification;
 
-use crate::capacity::GroupChange;
+use crate::capacity::{EcsCapacityKind, GroupChange};
 use crate::decide::AlarmView;
 use crate::outcome::Capacity;
-use crate::steps::Refusal;
+use crate::steps::{Held, Refusal};
 
 pub fn fmt_num(x: f64) -> String {
     let r = (x * 100.0).round() / 100.0;
@@ -67,11 +67,16 @@ impl Scaling<'_> {
         (format!("scale-refused#{}#{}#{}", view.name, view.timestamp, refusal.as_str()), n)
     }
 
-    /// desiredCount `from` → `to` (`clamped`: held at a bound), with what the cluster's group did
-    /// about it (`capacity`).
-    pub fn scaled(&self, from: u32, to: u32, bounds: Bounds, clamped: bool, capacity: Option<&Capacity>) -> Notification {
+    /// desiredCount `from` → `to` (`held`: short of the step, at a bound or at the tasks
+    /// protected from scale-in), with what the cluster's group did about it (`capacity`).
+    pub fn scaled(&self, from: u32, to: u32, bounds: Bounds, held: Option<Held>, capacity: Option<&Capacity>) -> Notification {
         let (cluster, service, why) = (self.cluster, self.service, why(self.view, Some(self.step)));
-        let bound = if clamped { if to > from { format!(" (held at max {})", bounds.max) } else { format!(" (held at min {})", bounds.min) } } else { String::new() };
+        let bound = match held {
+            None => String::new(),
+            Some(Held::AtMax) => format!(" (held at max {})", bounds.max),
+            Some(Held::AtMin) => format!(" (held at min {})", bounds.min),
+            Some(Held::Protected(n)) => format!(" (held at {n}: {n} task(s) are protected from scale-in, ECS would not stop them)"),
+        };
         let subject = format!("{service} {from} -> {to} ({why})");
         let extra = capacity_text(capacity);
         let mut n = Notification::new(if to > from { "scale.out" } else { "scale.in" }, &subject, format!("{service} in {cluster}: desiredCount {from} → {to}{bound}.{extra}"))
@@ -92,6 +97,7 @@ pub fn capacity_text(capacity: Option<&Capacity>) -> String {
         None => String::new(),
         Some(Capacity::Unchecked { error }) => format!(" Cluster capacity could not be checked: {error}."),
         Some(Capacity::GroupNotFound { group, .. }) => format!(" Auto Scaling group {group} (autopilot:asg) does not exist."),
+        Some(Capacity::EcsManaged { provider, kind }) => format!(" {}", ecs_managed_text(provider, *kind)),
         Some(Capacity::Checked(c)) => match c.change() {
             GroupChange::None => String::new(),
             GroupChange::Grow { from, to, wanted, capped } => {
@@ -107,9 +113,31 @@ pub fn capacity_text(capacity: Option<&Capacity>) -> String {
     }
 }
 
-/// A placement failure the group grew for, or cannot grow for; `None` when the instances have
-/// room (not a capacity problem) or the group does not exist.
+/// Whose the capacity is when ECS's: the sentence scale-outs and placement failures carry.
+fn ecs_managed_text(provider: &str, kind: EcsCapacityKind) -> String {
+    match kind {
+        EcsCapacityKind::ManagedInstances => {
+            format!("ECS manages this cluster's capacity (capacity provider {provider}, ECS Managed Instances): there is no Auto Scaling group for the scaler to grow.")
+        }
+        EcsCapacityKind::ManagedScaling => {
+            format!("ECS manages this cluster's capacity (capacity provider {provider}, managed scaling of the Auto Scaling group): the scaler leaves the group to ECS.")
+        }
+    }
+}
+
+/// A placement failure the group grew for, or cannot grow for, or that ECS's own capacity must
+/// answer; `None` when the instances have room (not a capacity problem) or the group does not
+/// exist.
 pub fn placement_failure(cluster: &str, service: &str, reasons: &[String], capacity: &Capacity) -> Option<Notification> {
+    if let Capacity::EcsManaged { provider, kind } = capacity {
+        let subject = format!("{service} tasks cannot be placed in {cluster}: ECS manages the capacity ({provider})");
+        let text = ecs_managed_text(provider, *kind);
+        let n = Notification::new("capacity.ecs-managed", subject, format!("{service} in {cluster}: task placement failed ({}). {text}", reasons.join("; ")))
+            .field("cluster", cluster)
+            .field("service", service)
+            .field("capacityProvider", provider.as_str());
+        return Some(n);
+    }
     let Capacity::Checked(c) = capacity else { return None };
     let (event_type, subject) = match c.change() {
         GroupChange::None => return None,
@@ -226,20 +254,23 @@ mod tests {
         let say = Scaling { view: &high, cluster: "stage01", service: "random", step: Adjustment::Change(2) };
         let bounds = Bounds { min: 2, max: 12 };
         let grown = Capacity::Checked(check(2, 0, 1, 2, 6));
-        let n = say.scaled(4, 6, bounds, false, Some(&grown));
+        let n = say.scaled(4, 6, bounds, None, Some(&grown));
         assert_eq!((n.event_type.as_str(), n.subject.as_str()), ("scale.out", "random 4 -> 6 (alarm random-cpu-high: 87.5 > 70 for 2 datapoints; step +2)"));
         assert_eq!(n.title, "random 4 → 6 (alarm random-cpu-high: 87.5 > 70 for 2 datapoints; step +2)");
         assert_eq!(n.description, "random in stage01: desiredCount 4 → 6. stage01-asg 2 → 3: 2 task(s) need room, the instances fit 0.");
         assert_eq!(json!(n.fields), json!({"cluster": "stage01", "service": "random", "alarm": "random-cpu-high", "from": 4, "to": 6, "step": "+2"}));
-        // (from, to, clamped, capacity, event type, description)
+        // (from, to, held, capacity, event type, description)
         let unchecked = Capacity::Unchecked { error: "ecs DescribeClusters: boom".into() };
-        for (from, to, clamped, capacity, event_type, description) in [
-            (11, 12, true, None, "scale.out", "random in stage01: desiredCount 11 → 12 (held at max 12)."),
-            (3, 2, true, None, "scale.in", "random in stage01: desiredCount 3 → 2 (held at min 2)."),
-            (6, 5, false, None, "scale.in", "random in stage01: desiredCount 6 → 5."),
-            (4, 6, false, Some(&unchecked), "scale.out", "random in stage01: desiredCount 4 → 6. Cluster capacity could not be checked: ecs DescribeClusters: boom."),
+        let mi = Capacity::EcsManaged { provider: "stage01-mi".into(), kind: EcsCapacityKind::ManagedInstances };
+        for (from, to, held, capacity, event_type, description) in [
+            (11, 12, Some(Held::AtMax), None, "scale.out", "random in stage01: desiredCount 11 → 12 (held at max 12)."),
+            (3, 2, Some(Held::AtMin), None, "scale.in", "random in stage01: desiredCount 3 → 2 (held at min 2)."),
+            (6, 5, None, None, "scale.in", "random in stage01: desiredCount 6 → 5."),
+            (8, 6, Some(Held::Protected(6)), None, "scale.in", "random in stage01: desiredCount 8 → 6 (held at 6: 6 task(s) are protected from scale-in, ECS would not stop them)."),
+            (4, 6, None, Some(&unchecked), "scale.out", "random in stage01: desiredCount 4 → 6. Cluster capacity could not be checked: ecs DescribeClusters: boom."),
+            (4, 6, None, Some(&mi), "scale.out", "random in stage01: desiredCount 4 → 6. ECS manages this cluster's capacity (capacity provider stage01-mi, ECS Managed Instances): there is no Auto Scaling group for the scaler to grow."),
         ] {
-            let n = say.scaled(from, to, bounds, clamped, capacity);
+            let n = say.scaled(from, to, bounds, held, capacity);
             assert_eq!((n.event_type.as_str(), n.description.as_str()), (event_type, description));
         }
     }
@@ -272,6 +303,15 @@ mod tests {
         assert_eq!(n.description, "random in stage01: task placement failed (RESOURCE:CPU). stage01-asg is at its max 3 (desired 3, 4 needed): 1 task(s) will not be placed.");
         assert_eq!(placement_failure("stage01", "random", &reasons, &Capacity::Checked(check(1, 7, 0, 2, 6))), None, "room on the instances");
         assert_eq!(placement_failure("stage01", "random", &reasons, &Capacity::group_not_found("gone".into())), None);
+        // ECS owns the capacity: said so, with the provider, never a group of ours.
+        let mi = Capacity::EcsManaged { provider: "stage01-mi".into(), kind: EcsCapacityKind::ManagedInstances };
+        let n = placement_failure("stage01", "random", &reasons, &mi).unwrap();
+        assert_eq!((n.event_type.as_str(), n.subject.as_str()), ("capacity.ecs-managed", "random tasks cannot be placed in stage01: ECS manages the capacity (stage01-mi)"));
+        assert_eq!(n.description, "random in stage01: task placement failed (RESOURCE:CPU; RESOURCE:MEMORY). ECS manages this cluster's capacity (capacity provider stage01-mi, ECS Managed Instances): there is no Auto Scaling group for the scaler to grow.");
+        assert_eq!(json!(n.fields), json!({"cluster": "stage01", "service": "random", "capacityProvider": "stage01-mi"}));
+        let scaling = Capacity::EcsManaged { provider: "stage01-cp".into(), kind: EcsCapacityKind::ManagedScaling };
+        let n = placement_failure("stage01", "random", &reasons[..1], &scaling).unwrap();
+        assert_eq!(n.description, "random in stage01: task placement failed (RESOURCE:CPU). ECS manages this cluster's capacity (capacity provider stage01-cp, managed scaling of the Auto Scaling group): the scaler leaves the group to ECS.");
     }
 
     #[test]

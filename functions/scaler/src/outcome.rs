@@ -10,7 +10,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::capacity::{grow_group, GroupChange, Growth};
+use crate::capacity::{grow_group, EcsCapacity, EcsCapacityKind, GroupChange, Growth};
 use crate::steps::Refusal;
 
 /// The answer to one event. `action` names the variant.
@@ -138,6 +138,13 @@ pub enum Capacity {
     GroupNotFound { group: String, error: &'static str },
     /// The check itself failed; the scale-out before it stands.
     Unchecked { error: String },
+    /// ECS owns the cluster's capacity through `provider` (ECS Managed Instances, or managed
+    /// scaling of the `autopilot:asg` group): no group is grown or shrunk by the scaler.
+    EcsManaged {
+        provider: String,
+        #[serde(rename = "ecsManages")]
+        kind: EcsCapacityKind,
+    },
 }
 
 pub const GROUP_NOT_FOUND: &str = "group not found";
@@ -145,6 +152,10 @@ pub const GROUP_NOT_FOUND: &str = "group not found";
 impl Capacity {
     pub fn group_not_found(group: String) -> Self {
         Capacity::GroupNotFound { group, error: GROUP_NOT_FOUND }
+    }
+
+    pub fn ecs_managed(owner: EcsCapacity) -> Self {
+        Capacity::EcsManaged { provider: owner.provider, kind: owner.kind }
     }
 }
 
@@ -312,6 +323,11 @@ mod tests {
         at_max["max"] = json!(6);
         let o = Outcome::PlacementFailure { cluster: "stage01".into(), service: "random".into(), capacity: Capacity::Checked(full), dry_run: false };
         pins(&o, json!({"action": "placement-failure", "cluster": "stage01", "service": "random", "capacity": at_max, "dryRun": false}));
+        let ecs = Capacity::ecs_managed(EcsCapacity { provider: "stage01-mi".into(), kind: EcsCapacityKind::ManagedInstances });
+        let o = Outcome::PlacementFailure { cluster: "stage01".into(), service: "random".into(), capacity: ecs, dry_run: false };
+        pins(&o, json!({"action": "placement-failure", "cluster": "stage01", "service": "random", "capacity": {"provider": "stage01-mi", "ecsManages": "managed-instances"}, "dryRun": false}));
+        let scaling = Capacity::ecs_managed(EcsCapacity { provider: "stage01-cp".into(), kind: EcsCapacityKind::ManagedScaling });
+        assert_eq!(serde_json::to_value(&scaling).unwrap(), json!({"provider": "stage01-cp", "ecsManages": "managed-scaling"}));
         let missing = Outcome::PlacementFailure { cluster: "stage01".into(), service: "random".into(), capacity: Capacity::group_not_found("gone".into()), dry_run: true };
         pins(&missing, json!({"action": "placement-failure", "cluster": "stage01", "service": "random", "capacity": {"group": "gone", "error": "group not found"}, "dryRun": true}));
     }

@@ -114,6 +114,8 @@ pub enum Refusal {
     AtMin,
     InCooldown,
     RolloutInProgress,
+    /// Every task the scale-in would remove is protected from scale-in: ECS would not stop them.
+    TasksProtected,
 }
 
 impl Refusal {
@@ -123,19 +125,30 @@ impl Refusal {
             Refusal::AtMin => "at-min",
             Refusal::InCooldown => "in-cooldown",
             Refusal::RolloutInProgress => "rollout-in-progress",
+            Refusal::TasksProtected => "tasks-protected",
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    /// Change desiredCount `from` → `to`; `next` is the record to store.
-    Scale { from: u32, to: u32, next: Cooldowns, clamped: bool },
+    /// Change desiredCount `from` → `to`; `next` is the record to store; `held`: `to` is not what
+    /// the step asked for, and why.
+    Scale { from: u32, to: u32, next: Cooldowns, held: Option<Held> },
     /// The step asks for no change (a 0 adjustment, or a scale-out already applied in this
     /// cooldown): nothing to do, nothing to say.
     Nothing { reason: String },
     /// A change was asked for and is refused for now.
     Refused { from: u32, wanted: i64, refusal: Refusal, detail: String },
+}
+
+/// Why a change stops short of what the step asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    AtMax,
+    AtMin,
+    /// At this many tasks protected from scale-in (`Input::protected`).
+    Protected(u32),
 }
 
 pub struct Input {
@@ -146,6 +159,10 @@ pub struct Input {
     pub state: Cooldowns,
     pub now: i64,
     pub rollout_in_progress: bool,
+    /// The service's tasks protected from scale-in now (`decide::protected_tasks`): a scale-in
+    /// never goes below them, since ECS does not stop a protected task when desiredCount drops
+    /// and a lower count would promise tasks going away that stay.
+    pub protected: u32,
 }
 
 pub fn decide(i: &Input) -> Decision {
@@ -189,7 +206,7 @@ pub fn decide(i: &Input) -> Decision {
             last_scale_in_at: None,
             scale_in_cooldown: 0,
         };
-        return Decision::Scale { from: cur, to, next, clamped: to as i64 != target };
+        return Decision::Scale { from: cur, to, next, held: (to as i64 != target).then_some(Held::AtMax) };
     }
     // Scale-in.
     if i.rollout_in_progress {
@@ -199,12 +216,27 @@ pub fn decide(i: &Input) -> Decision {
     if left > 0 {
         return Decision::Refused { from: cur, wanted, refusal: Refusal::InCooldown, detail: format!("in cooldown, {left}s left") };
     }
-    let to = i.bounds.clamp(wanted).min(cur);
-    if to == cur {
+    let bounded = i.bounds.clamp(wanted).min(cur);
+    if bounded == cur {
         return Decision::Refused { from: cur, wanted, refusal: Refusal::AtMin, detail: format!("at min {} (autopilot:min)", i.bounds.min) };
     }
+    let protected = i.protected.min(cur);
+    if protected >= cur {
+        return Decision::Refused {
+            from: cur,
+            wanted,
+            refusal: Refusal::TasksProtected,
+            detail: format!("{protected} task(s) are protected from scale-in"),
+        };
+    }
+    let to = bounded.max(protected);
+    let held = if to > bounded {
+        Some(Held::Protected(protected))
+    } else {
+        (to as i64 != wanted).then_some(Held::AtMin)
+    };
     let next = Cooldowns { last_scale_in_at: Some(i.now), scale_in_cooldown: i.cooldown, ..i.state.clone() };
-    Decision::Scale { from: cur, to, next, clamped: to as i64 != wanted }
+    Decision::Scale { from: cur, to, next, held }
 }
 
 #[cfg(test)]
@@ -290,15 +322,15 @@ mod tests {
     }
 
     fn input(current: u32, a: Adjustment, state: Cooldowns, now: i64) -> Input {
-        Input { current, bounds: Bounds { min: 2, max: 12 }, adjustment: a, cooldown: 300, state, now, rollout_in_progress: false }
+        Input { current, bounds: Bounds { min: 2, max: 12 }, adjustment: a, cooldown: 300, state, now, rollout_in_progress: false, protected: 0 }
     }
 
     #[test]
     fn bounds_hold() {
         let d = decide(&input(4, Adjustment::Change(2), Cooldowns::default(), 1000));
-        assert!(matches!(d, Decision::Scale { from: 4, to: 6, clamped: false, .. }), "{d:?}");
+        assert!(matches!(d, Decision::Scale { from: 4, to: 6, held: None, .. }), "{d:?}");
         let d = decide(&input(11, Adjustment::Change(2), Cooldowns::default(), 1000));
-        assert!(matches!(d, Decision::Scale { from: 11, to: 12, clamped: true, .. }), "{d:?}");
+        assert!(matches!(d, Decision::Scale { from: 11, to: 12, held: Some(Held::AtMax), .. }), "{d:?}");
         let d = decide(&input(12, Adjustment::Change(2), Cooldowns::default(), 1000));
         assert!(matches!(d, Decision::Refused { refusal: Refusal::AtMax, .. }), "{d:?}");
         // Above max by hand: a scale-out never lowers.
@@ -352,5 +384,37 @@ mod tests {
         assert!(matches!(decide(&i), Decision::Refused { refusal: Refusal::RolloutInProgress, .. }));
         i.adjustment = Adjustment::Change(2);
         assert!(matches!(decide(&i), Decision::Scale { to: 8, .. }));
+    }
+
+    /// Protected tasks are a floor under scale-in (task-scale-in-protection.html: ECS does not
+    /// stop them on scale-in), never a reason to scale out, and never lift a count above where it is.
+    #[test]
+    fn scale_in_stops_at_the_protected_tasks() {
+        // (current, adjustment, protected, decision as (to, held) or refusal)
+        type Want = Result<(u32, Option<Held>), Refusal>;
+        let cases: [(u32, i64, u32, Want); 8] = [
+            (8, -4, 0, Ok((4, None))),
+            (8, -4, 3, Ok((4, None))),                       // the floor is below the target
+            (8, -4, 6, Ok((6, Some(Held::Protected(6))))),   // held at the 6 protected
+            (8, -7, 5, Ok((5, Some(Held::Protected(5))))),   // protection above autopilot:min 2
+            (8, -7, 1, Ok((2, Some(Held::AtMin)))),          // autopilot:min above protection
+            (8, -1, 8, Err(Refusal::TasksProtected)),        // every task protected
+            (8, -1, 12, Err(Refusal::TasksProtected)),       // more protected than desired (a count lowered by hand)
+            (2, -1, 5, Err(Refusal::AtMin)),                 // the bound speaks first
+        ];
+        for (current, change, protected, want) in cases {
+            let mut i = input(current, Adjustment::Change(change), Cooldowns::default(), 1000);
+            i.protected = protected;
+            let got = match decide(&i) {
+                Decision::Scale { to, held, .. } => Ok((to, held)),
+                Decision::Refused { refusal, .. } => Err(refusal),
+                d => panic!("{d:?}"),
+            };
+            assert_eq!(got, want, "{current} {change:+} with {protected} protected");
+        }
+        // A scale-out ignores protection.
+        let mut i = input(4, Adjustment::Change(2), Cooldowns::default(), 1000);
+        i.protected = 9;
+        assert!(matches!(decide(&i), Decision::Scale { to: 6, held: None, .. }));
     }
 }
