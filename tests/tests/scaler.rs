@@ -501,6 +501,8 @@ async fn an_instance_drained_by_someone_else_is_left_alone() {
 #[tokio::test]
 async fn scale_in_never_goes_below_the_tasks_protected_from_scale_in() {
     let world = World::seed().await;
+    // Under the Runtime API: the scaler binary as the template configures it.
+    let lambda = harness::lambda::LocalLambda::start("scaler", &world.lambda_env());
     world.ecs().update_service().cluster("stage01").service("random").desired_count(6).send().await.unwrap();
     let tasks = harness::ecs::start_service_tasks(&world, "random", 6).await;
     assert_eq!(tasks.len(), 6, "{tasks:?}");
@@ -510,7 +512,7 @@ async fn scale_in_never_goes_below_the_tasks_protected_from_scale_in() {
     harness::ecs::show_task_protection(&world, &protection);
     // 5 against 20: step -4 wants 6 -> 2 (autopilot:min 2); three tasks stay whatever we say.
     let low = json!({"autopilot:scale": "stage01/random", "autopilot:steps": ":0:-4"});
-    let out = run(&world, alarm_event(&world, "random-cpu-low", "ALARM", &[5.0], 20.0, "t1", Some(low.clone()))).await;
+    let out = lambda.invoke(&alarm_event(&world, "random-cpu-low", "ALARM", &[5.0], 20.0, "t1", Some(low.clone()))).unwrap();
     assert_eq!((out["action"].as_str(), out["from"].as_u64(), out["to"].as_u64()), (Some("scaled"), Some(6), Some(3)), "{out}");
     assert_eq!(desired(&world, "random").await, 3);
     let notes = world.notifications().await;
@@ -520,7 +522,7 @@ async fn scale_in_never_goes_below_the_tasks_protected_from_scale_in() {
     let all: Vec<(&str, bool, i64)> = tasks.iter().map(|t| (t.as_str(), true, now + 3600)).collect();
     harness::ecs::show_task_protection(&world, &all);
     world.env().state.delete("scale", "stage01/random").await.unwrap();
-    let out = run(&world, alarm_event(&world, "random-cpu-low", "ALARM", &[5.0], 20.0, "t2", Some(low))).await;
+    let out = lambda.invoke(&alarm_event(&world, "random-cpu-low", "ALARM", &[5.0], 20.0, "t2", Some(low))).unwrap();
     assert_eq!((out["action"].as_str(), out["refusal"].as_str()), (Some("refused"), Some("tasks-protected")), "{out}");
     assert_eq!(desired(&world, "random").await, 3);
 }
@@ -541,7 +543,9 @@ async fn ecs_managed_instances_capacity_is_never_grown_or_shrunk() {
     });
     harness::ecs::give_capacity_providers(&world, vec![provider]).await;
     fill_instances(&world).await;
-    let out = run(&world, random_cpu_high(&world)).await;
+    // Under the Runtime API: the scaler binary as the template configures it.
+    let lambda = harness::lambda::LocalLambda::start("scaler", &world.lambda_env());
+    let out = lambda.invoke(&random_cpu_high(&world)).unwrap();
     assert_eq!((out["action"].as_str(), out["to"].as_u64()), (Some("scaled"), Some(6)), "{out}");
     assert_eq!(out["capacity"], json!({"provider": "stage01-mi", "ecsManages": "managed-instances"}), "{out}");
     assert_eq!(group(&world).await.desired_capacity(), Some(2), "no group of ours is grown");
@@ -550,11 +554,11 @@ async fn ecs_managed_instances_capacity_is_never_grown_or_shrunk() {
     assert!(notes[0].1["content"]["description"].as_str().unwrap().contains("capacity provider stage01-mi, ECS Managed Instances"), "{:?}", notes[0].1);
     // Tasks that cannot be placed: told once per service and window, the provider named.
     let failure = for_world(sample_event("ecs-service-action-placement-failure.json"), &world);
-    let out = run(&world, failure.clone()).await;
+    let out = lambda.invoke(&failure).unwrap();
     assert_eq!(out["capacity"], json!({"provider": "stage01-mi", "ecsManages": "managed-instances"}), "{out}");
     let mut again = failure;
     again["id"] = json!("a-second-placement-failure");
-    run(&world, again).await;
+    lambda.invoke(&again).unwrap();
     assert_eq!(group(&world).await.desired_capacity(), Some(2));
     let notes = world.notifications().await;
     assert_eq!(notes.iter().map(|n| n.0.as_str()).collect::<Vec<_>>(), ["random tasks cannot be placed in stage01: ECS manages the capacity (stage01-mi)"]);
