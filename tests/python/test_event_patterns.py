@@ -57,6 +57,8 @@ EXPECTED: dict[str, set[str]] = {
     "ecs-task-stopped-exit0.json": {RECOVERY_STOPPED},
     "ecs-task-stopped-sidecar-killed.json": {RECOVERY_STOPPED},
     "ecs-task-stopped-instance-gone.json": {RECOVERY_STOPPED},
+    "ecs-task-stopped-az-rebalancing.json": {RECOVERY_STOPPED},
+    "ecs-task-stopped-infrastructure-health.json": {RECOVERY_STOPPED},
     "ecs-task-running.json": set(),
     # ECS deployment state change: all of them go to the deployer
     "ecs-deployment-in-progress.json": {DEPLOYER_DEPLOYMENT},

@@ -608,7 +608,7 @@ proptest! {
     fn classify_never_panics(
         reason in prop::option::of(prop_oneof![any_string(), ".{0,200}", "Task failed ELB health checks in \\(target-group arn:aws.{0,80}".prop_map(String::from)]),
         stop_code in prop::option::of(prop_oneof![
-            prop::sample::select(vec!["EssentialContainerExited", "TaskFailedToStart", "UserInitiated", "ServiceSchedulerInitiated", "SpotInterruption", "TerminationNotice"]).prop_map(String::from),
+            prop::sample::select(vec!["EssentialContainerExited", "TaskFailedToStart", "UserInitiated", "ServiceSchedulerInitiated", "SpotInterruption", "TerminationNotice", "InfrastructureHealth"]).prop_map(String::from),
             any_string(),
         ]),
         containers in prop::collection::vec(container(), 0..4),
@@ -639,8 +639,8 @@ proptest! {
     /// the screen never settles a stop whose class depends on a sidecar (issue 14 item 6).
     #[test]
     fn the_event_alone_agrees_with_every_task_definition(
-        reason in prop::option::of(prop::sample::select(vec!["Essential container in task exited", "Task stopped by user", "Scaling activity initiated by (deployment ecs-svc/1)", "", "OutOfMemoryError: x"]).prop_map(String::from)),
-        stop_code in prop::option::of(prop::sample::select(vec!["EssentialContainerExited", "TaskFailedToStart", "UserInitiated", "ServiceSchedulerInitiated"]).prop_map(String::from)),
+        reason in prop::option::of(prop::sample::select(vec!["Essential container in task exited", "Task stopped by user", "Scaling activity initiated by (deployment ecs-svc/1)", "", "OutOfMemoryError: x", "AZ Rebalancing", "Task failed new health checks"]).prop_map(String::from)),
+        stop_code in prop::option::of(prop::sample::select(vec!["EssentialContainerExited", "TaskFailedToStart", "UserInitiated", "ServiceSchedulerInitiated", "InfrastructureHealth"]).prop_map(String::from)),
         containers in prop::collection::vec(exited_container(), 0..4),
         essential_mask in any::<u8>(),
     ) {

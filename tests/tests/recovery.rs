@@ -237,6 +237,7 @@ async fn normal_stops_are_silent() {
     for (file, class) in [
         ("ecs-task-stopped-scale-in.json", "scale-in"),
         ("ecs-task-stopped-deployment-replaced.json", "scale-in"),
+        ("ecs-task-stopped-az-rebalancing.json", "az-rebalancing"),
         ("ecs-task-stopped-user.json", "user-stop"),
         ("ecs-task-stopped-exit0.json", "normal-exit"),
     ] {
@@ -247,6 +248,57 @@ async fn normal_stops_are_silent() {
     let running = f.handle(for_world(sample_event("ecs-task-running.json"), &world)).await.unwrap();
     assert_eq!(running["status"], "ignored", "{running}");
     assert!(world.notifications().await.is_empty());
+}
+
+/// Issue 15 item 8: stops ECS makes on purpose are silent and never count towards a crash loop,
+/// even of a revision the deployer just rolled out on a service tagged `autopilot:rollback=on`.
+/// Availability Zone rebalancing: AWS documents its service events ("Track Amazon ECS Availability
+/// Zone rebalancing", https://docs.aws.amazon.com/AmazonECS/latest/developerguide/track-service-rebalancing.html),
+/// not the stopped task's stoppedReason (events/README.md). The old tasks of a blue/green
+/// deployment: AWS documents no stoppedReason at all, so a ServiceSchedulerInitiated stop worded
+/// otherwise (here: none) is silent too. Stop code InfrastructureHealth (ECS API TaskStopCode) is
+/// infrastructure: one message per incident, no count. On main, every one of these stops with
+/// exit 143 was a crash.
+#[tokio::test]
+async fn az_rebalancing_deployment_and_infrastructure_health_stops_never_make_a_crash_loop() {
+    let world = World::seed().await;
+    let env = world.env();
+    let (_, v2) = deploy_random_v2(&world, &env).await;
+    // Under the Runtime API: the recovery binary as the template configures it.
+    let lambda = harness::lambda::LocalLambda::start("recovery", &world.lambda_env());
+    tag_service(&world, "random", "autopilot:rollback", "on").await;
+    let failures_key = autopilot_recovery::plan::revision_key("stage01", "random", &autopilot_recovery::plan::revision(&v2));
+    let stop = |sample: &str, n: usize| stopped_event(&world, sample, &service_task_arn(&world, n), &v2, "service:random", Some(143));
+
+    for n in 0..4 {
+        let out = lambda.invoke(&stop("ecs-task-stopped-az-rebalancing.json", n)).unwrap();
+        assert_eq!((out["class"].as_str(), out["action"].as_str()), (Some("az-rebalancing"), Some("none")), "{out}");
+        assert!(out.get("crashLoop").is_none(), "{out}");
+
+        let mut retired = stop("ecs-task-stopped-az-rebalancing.json", 10 + n);
+        retired["detail"].as_object_mut().unwrap().remove("stoppedReason");
+        let out = lambda.invoke(&retired).unwrap();
+        assert_eq!((out["class"].as_str(), out["action"].as_str()), (Some("scale-in"), Some("none")), "{out}");
+    }
+    assert!(world.notifications().await.is_empty());
+
+    let mut actions = Vec::new();
+    for n in 20..24 {
+        let out = lambda.invoke(&stop("ecs-task-stopped-infrastructure-health.json", n)).unwrap();
+        assert_eq!(out["class"], "infrastructure", "{out}");
+        assert_eq!(out["detail"], "stopped by infrastructure (infrastructure health)", "{out}");
+        assert!(out.get("crashLoop").is_none(), "{out}");
+        actions.push(out["action"].as_str().unwrap().to_string());
+    }
+    assert_eq!(actions, ["notified", "none", "none", "none"]);
+    let notes = world.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].0.contains("infrastructure health") && notes[0].0.contains("replaced by ECS"), "{}", notes[0].0);
+    assert_eq!(notes[0].1["metadata"]["additionalContext"]["stopCode"], "InfrastructureHealth");
+    assert_no_secrets(&world, &notes);
+
+    assert!(env.state.get("recovery#failures", &failures_key).await.unwrap().is_none(), "nothing counted towards a crash loop");
+    assert_eq!(service(&world, "random").await.task_definition(), Some(v2.as_str()), "no rollback");
 }
 
 #[tokio::test]

@@ -77,6 +77,9 @@ pub enum StopClass {
     UserStop,
     ScaleIn,
     DeploymentReplacement,
+    /// ECS stopped the task to even the service out across Availability Zones (AZ rebalancing,
+    /// on by default for services created since June 30, 2025): it starts one in another zone.
+    AzRebalancing,
     Unknown,
 }
 
@@ -93,6 +96,9 @@ pub enum InfraKind {
     Spot,
     Termination,
     InstanceGone,
+    /// stopCode `InfrastructureHealth` (ECS API `TaskStopCode`): by its name, the health of what
+    /// the task ran on; AWS documents no stoppedReason for it.
+    Health,
 }
 
 impl StopClass {
@@ -110,7 +116,7 @@ impl StopClass {
 
     /// Stops that are part of normal operation: never notified, never acted on.
     pub fn is_normal(&self) -> bool {
-        matches!(self, StopClass::NormalExit | StopClass::UserStop | StopClass::ScaleIn | StopClass::DeploymentReplacement)
+        matches!(self, StopClass::NormalExit | StopClass::UserStop | StopClass::ScaleIn | StopClass::DeploymentReplacement | StopClass::AzRebalancing)
     }
 
     /// Stable machine-readable label (outcomes, notification metadata, debounce keys).
@@ -126,6 +132,7 @@ impl StopClass {
             StopClass::UserStop => "user-stop",
             StopClass::ScaleIn => "scale-in",
             StopClass::DeploymentReplacement => "deployment-replacement",
+            StopClass::AzRebalancing => "az-rebalancing",
             StopClass::Unknown => "unknown",
         }
     }
@@ -174,6 +181,7 @@ impl fmt::Display for StopClass {
                     InfraKind::Spot => "spot interruption",
                     InfraKind::Termination => "termination notice",
                     InfraKind::InstanceGone => "instance gone",
+                    InfraKind::Health => "infrastructure health",
                 }
             ),
             other => f.write_str(other.label()),
@@ -231,6 +239,12 @@ pub fn classify(task: &TaskStateChange, essential: Option<&BTreeSet<String>>) ->
     if stop_code == "TerminationNotice" {
         return Some(StopClass::Infrastructure { kind: InfraKind::Termination });
     }
+    // `InfrastructureHealth` is a value of ECS's TaskStopCode (botocore's ECS model; the Python
+    // SDK v4 reference, https://docs.aws.amazon.com/sdk-for-python/v4/reference/clients/ecs/enums/TaskStopCode/).
+    // AWS documents no stoppedReason text for it: the code alone decides, whatever the exits.
+    if stop_code == "InfrastructureHealth" {
+        return Some(StopClass::Infrastructure { kind: InfraKind::Health });
+    }
     if lower.starts_with("host ec2") && (lower.contains("terminated") || lower.contains("stopped"))
         || lower.contains("container instance deregistration")
         || lower.contains("instance is being stopped")
@@ -239,6 +253,16 @@ pub fn classify(task: &TaskStateChange, essential: Option<&BTreeSet<String>>) ->
     }
     if lower.contains("deployment") && (lower.contains("replaced") || lower.contains("replacement")) {
         return Some(StopClass::DeploymentReplacement);
+    }
+    // AZ rebalancing. AWS documents the service events of a rebalancing, not the stopped task's
+    // stoppedReason: TASKS_STOPPED says "<service> has stopped <n> running tasks in <AZ> due to
+    // AZ rebalancing: <task ids>." ("Track Amazon ECS Availability Zone rebalancing",
+    // https://docs.aws.amazon.com/AmazonECS/latest/developerguide/track-service-rebalancing.html).
+    // So the wording decides, after every infrastructure cause (an Auto Scaling capacity
+    // rebalance that takes the host away is the host's loss); a scheduler stop worded otherwise
+    // is still silent (the ServiceSchedulerInitiated rule below).
+    if lower.contains("rebalanc") && stop_code != "TaskFailedToStart" && stop_code != "EssentialContainerExited" {
+        return Some(StopClass::AzRebalancing);
     }
     if reason.starts_with("Scaling activity initiated by") {
         // ECS writes this text both when a service scales in and when a rollout scales the old
@@ -251,9 +275,18 @@ pub fn classify(task: &TaskStateChange, essential: Option<&BTreeSet<String>>) ->
     if stop_code == "UserInitiated" || lower.starts_with("task stopped by user") {
         return Some(StopClass::UserStop);
     }
+    let essential_exited = lower.contains("essential container in task exited") || stop_code == "EssentialContainerExited";
+    // The service scheduler stopped the task on purpose and not for its health (those reasons
+    // were settled above): a scale-in, a deployment retiring the old tasks (rolling, or the blue
+    // service revision or task set of a blue/green, linear or canary deployment, whose
+    // stoppedReason AWS does not document) or an AZ rebalancing worded otherwise. The exit codes
+    // are what SIGTERM or SIGKILL left (143, 137), not the task's failure; an essential
+    // container that exits on its own stops the task as EssentialContainerExited.
+    if stop_code == "ServiceSchedulerInitiated" && !lower.contains("health") && !essential_exited {
+        return Some(StopClass::ScaleIn);
+    }
 
     // Exit codes: essential containers only.
-    let essential_exited = lower.contains("essential container in task exited") || stop_code == "EssentialContainerExited";
     match &counted {
         Some(essential) => {
             if let Some(c) = essential.iter().find(|c| c.exit_code.is_some_and(|code| code != 0)) {
@@ -400,6 +433,33 @@ mod tests {
             ("", "Task stopped by user", none.clone(), StopClass::UserStop),
             ("", "", none.clone(), StopClass::Unknown),
             ("SomethingNew", "A reason from the future", none.clone(), StopClass::Unknown),
+            // Issue 15 item 8. InfrastructureHealth: a TaskStopCode value with no documented
+            // stoppedReason (botocore's ECS model; Python SDK v4 reference, TaskStopCode).
+            ("InfrastructureHealth", "", exited(143), StopClass::Infrastructure { kind: InfraKind::Health }),
+            ("InfrastructureHealth", "", none.clone(), StopClass::Infrastructure { kind: InfraKind::Health }),
+            // AZ rebalancing: AWS documents the TASKS_STOPPED service event ("… due to AZ
+            // rebalancing: …", track-service-rebalancing.html), not the task's stoppedReason.
+            (
+                "ServiceSchedulerInitiated",
+                "random has stopped 1 running tasks in us-east-1b due to AZ rebalancing: 0123456789abcdef.",
+                exited(143),
+                StopClass::AzRebalancing,
+            ),
+            ("ServiceSchedulerInitiated", "AZ Rebalancing", exited(137), StopClass::AzRebalancing),
+            ("", "Availability Zone rebalancing", none.clone(), StopClass::AzRebalancing),
+            ("TaskFailedToStart", "Task failed to start during AZ rebalancing", none.clone(), StopClass::FailedToStart { kind: StartFailure::Other }),
+            ("SpotInterruption", "Capacity rebalancing: your Spot Task was interrupted.", none.clone(), StopClass::Infrastructure { kind: InfraKind::Spot }),
+            // A scheduler stop in words AWS does not document (the blue service revision or task
+            // set of a blue/green deployment retired): on purpose, whatever SIGTERM left.
+            ("ServiceSchedulerInitiated", "A reason AWS does not document", exited(143), StopClass::ScaleIn),
+            ("ServiceSchedulerInitiated", "A reason AWS does not document", exited(1), StopClass::ScaleIn),
+            // …unless it names a health check: the task's own failure.
+            (
+                "ServiceSchedulerInitiated",
+                "Task failed some new health checks",
+                exited(143),
+                StopClass::Crash { container: Some("random".into()), exit_code: Some(143) },
+            ),
         ];
         for (code, reason, containers, want) in cases {
             // Task definitions that mark every container essential (ECS's default).
@@ -420,6 +480,11 @@ mod tests {
         assert_eq!(c.to_string(), "crashed (exit 137)");
         assert!(StopClass::ScaleIn.is_normal() && StopClass::UserStop.is_normal() && StopClass::NormalExit.is_normal());
         assert!(StopClass::Infrastructure { kind: InfraKind::Spot }.is_infrastructure());
+        let health = StopClass::Infrastructure { kind: InfraKind::Health };
+        assert!(health.is_infrastructure() && !health.is_failure() && !health.is_normal());
+        assert_eq!(health.to_string(), "stopped by infrastructure (infrastructure health)");
+        assert!(StopClass::AzRebalancing.is_normal() && !StopClass::AzRebalancing.is_failure());
+        assert_eq!((StopClass::AzRebalancing.label(), StopClass::AzRebalancing.to_string()), ("az-rebalancing", "az-rebalancing".to_string()));
         assert!(!StopClass::Unknown.is_failure() && !StopClass::Unknown.is_normal());
     }
 
@@ -439,6 +504,8 @@ mod tests {
             ("ecs-task-stopped-sidecar-killed.json", "normal-exit"),
             ("ecs-task-stopped-spot.json", "infrastructure"),
             ("ecs-task-stopped-user.json", "user-stop"),
+            ("ecs-task-stopped-az-rebalancing.json", "az-rebalancing"),
+            ("ecs-task-stopped-infrastructure-health.json", "infrastructure"),
         ];
         for (file, label) in want {
             let Ok(text) = std::fs::read_to_string(dir.join(file)) else { continue };
@@ -532,6 +599,9 @@ mod tests {
             ("deployment replacement", task("ServiceSchedulerInitiated", "Task replaced by a newer deployment", json!([{"name": "app", "exitCode": 143}])), Some(StopClass::DeploymentReplacement)),
             ("ELB health checks", task("ServiceSchedulerInitiated", "Task failed ELB health checks in (target-group x)", json!([{"name": "app", "exitCode": 143}])), Some(StopClass::ElbHealthCheck { target_group_arn: None })),
             ("spot", task("SpotInterruption", "Your Spot Task was interrupted.", json!([{"name": "app", "exitCode": 143}])), Some(StopClass::Infrastructure { kind: InfraKind::Spot })),
+            ("infrastructure health", task("InfrastructureHealth", "", json!([{"name": "app", "exitCode": 137}])), Some(StopClass::Infrastructure { kind: InfraKind::Health })),
+            ("AZ rebalancing", task("ServiceSchedulerInitiated", "AZ Rebalancing", json!([{"name": "app", "exitCode": 143}])), Some(StopClass::AzRebalancing)),
+            ("a scheduler stop worded otherwise", task("ServiceSchedulerInitiated", "A reason AWS does not document", json!([{"name": "app", "exitCode": 143}])), Some(StopClass::ScaleIn)),
             ("nothing recognisable", task("", "", json!([])), Some(StopClass::Unknown)),
         ];
         for (what, t, want) in cases {
