@@ -419,7 +419,7 @@ def test_service_deployment_records_follow_ecs_model() -> None:
         elif shape.type_name == "boolean":
             assert isinstance(value, bool), path
 
-    files = sorted((REPO / "events" / "records").glob("*.json"))
+    files = sorted((REPO / "events" / "records").glob("ecs-service-deployment-*.json"))
     assert files, "events/records/ has the deployment records of each strategy"
     strategies = set()
     for f in files:
@@ -427,3 +427,7 @@ def test_service_deployment_records_follow_ecs_model() -> None:
         check(record, model.shape_for("ServiceDeployment"), f.name)
         strategies.add(record["deploymentConfiguration"]["strategy"])
     assert strategies == {"ROLLING", "BLUE_GREEN", "LINEAR", "CANARY"}
+    # An Express Mode service as DescribeServices answers it (the Service shape).
+    express = json.loads((REPO / "events" / "records" / "ecs-service-express.json").read_text(encoding="utf-8"))
+    check(express, model.shape_for("Service"), "ecs-service-express.json")
+    assert express["resourceManagementType"] == "ECS"
