@@ -77,6 +77,16 @@ def _cluster_name(arn: str) -> str:
     return arn.rsplit("/", 1)[-1] if arn else "default"
 
 
+def _request(body: bytes) -> dict:
+    """An ECS JSON request body as an object; {} when it is not one (the SDK under test sent
+    something else, which the model check reports)."""
+    try:
+        req = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return req if isinstance(req, dict) else {}
+
+
 def _service_key(spec, allowed: set[str]) -> tuple[str, str, str]:
     """(access key, cluster name, service name) of a control request naming one service; raises
     ValueError naming what is wrong (not an object, a key not in ``allowed``, a missing name)."""
@@ -218,10 +228,7 @@ class MotoCompat:
     def express_update(body: bytes) -> tuple[str, bytes] | None:
         """UpdateExpressGatewayService with a taskDefinitionArn, as the UpdateService moto knows:
         (X-Amz-Target, body), or None when the request is not one this can carry out."""
-        try:
-            req = json.loads(body or b"{}")
-        except ValueError:
-            return None
+        req = _request(body)
         arn, td = req.get("serviceArn"), req.get("taskDefinitionArn")
         if not isinstance(arn, str) or not isinstance(td, str) or arn.count("/") != 2:
             return None
@@ -237,7 +244,7 @@ class MotoCompat:
             svc = json.loads(data).get("service") or {}
         except (ValueError, AttributeError):
             svc = {}
-        arn = json.loads(body or b"{}").get("serviceArn")
+        arn = _request(body).get("serviceArn")
         return json.dumps({"service": {"serviceArn": svc.get("serviceArn", arn), "cluster": svc.get("clusterArn", "")}}).encode()
 
     # -- task scale-in protection a test gives --------------------------------------------------
@@ -266,10 +273,7 @@ class MotoCompat:
         ARN's last part), or None for other actions."""
         if action != "GetTaskProtection":
             return None
-        try:
-            req = json.loads(body or b"{}")
-        except ValueError:
-            req = {}
+        req = _request(body)
         with self._lock:
             given = dict(self._task_protection.get((account, _cluster_name(req.get("cluster") or "default")), {}))
         by_id = {arn.rsplit("/", 1)[-1]: t for arn, t in given.items()}
@@ -309,10 +313,7 @@ class MotoCompat:
             given = dict(self._capacity_providers.get(account, {}))
         if not given:
             return None
-        try:
-            req = json.loads(body or b"{}")
-        except ValueError:
-            req = {}
+        req = _request(body)
         names = req.get("capacityProviders") or list(given)
         found, failures = [], []
         for name in names:
@@ -329,10 +330,7 @@ class MotoCompat:
         list), or None for other actions."""
         if action not in ("ListServiceDeployments", "DescribeServiceDeployments", "StopServiceDeployment"):
             return None
-        try:
-            req = json.loads(body or b"{}")
-        except ValueError:
-            req = {}
+        req = _request(body)
         with self._lock:
             mine = {k: v for k, v in self._service_deployments.items() if k[0] == account}
         if action == "ListServiceDeployments":
@@ -426,10 +424,7 @@ class MotoCompat:
     @staticmethod
     def run_task_key(account: str, body: bytes) -> tuple[str, str] | None:
         """(caller, clientToken) of a RunTask request, or None without a token."""
-        try:
-            token = json.loads(body or b"{}").get("clientToken")
-        except (ValueError, AttributeError):
-            return None
+        token = _request(body).get("clientToken")
         return (account, token) if isinstance(token, str) and token else None
 
     def replay(self, key: tuple[str, str] | None) -> tuple[int, list, bytes] | None:
