@@ -29,8 +29,10 @@ pub struct PushTarget {
 /// registry from.
 pub fn push_target(ev: &EventBridgeEvent<EcrImageAction>) -> Result<PushTarget, String> {
     let d = &ev.detail;
-    if d.action_type != EcrActionType::Push {
-        return Err(format!("ECR {:?} action on {}: only pushes deploy", d.action_type, d.repository_name));
+    // A replication into this registry (the recommended way to serve an Organization from one
+    // central registry, issue 16) brings the image as a push would.
+    if !matches!(d.action_type, EcrActionType::Push | EcrActionType::Replicate) {
+        return Err(format!("ECR {:?} action on {}: only pushes and replications deploy", d.action_type, d.repository_name));
     }
     if d.result != EcrResult::Success {
         return Err(format!("push to {} did not succeed ({:?})", d.repository_name, d.result));
