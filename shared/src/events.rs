@@ -561,7 +561,7 @@ mod tests {
     fn unknown_enum_values_and_fields_are_tolerated() {
         let ev = Incoming::parse(json!({
             "detail-type": "ECR Image Action", "source": "aws.ecr", "id": "1",
-            "detail": {"result": "PARTIAL", "action-type": "REPLICATE", "repository-name": "auth", "brand-new": 1}
+            "detail": {"result": "PARTIAL", "action-type": "RETAG", "repository-name": "auth", "brand-new": 1}
         }))
         .unwrap();
         let Incoming::EcrImageAction(e) = ev else { panic!("wrong variant") };
