@@ -347,6 +347,30 @@ def test_member_templates_are_the_two_documented_ones() -> None:
     assert [p.name for p in member_templates()] == ["forwarding.yaml", "roles.yaml"]
 
 
+def test_member_readme_commands_fill_every_parameter(roles, forwarding, template) -> None:
+    """member/README.md's commands are the documented way in: each StackSet's create-stack-set
+    passes every parameter of its template, from central outputs that exist, with the
+    capabilities and permission model AWS needs."""
+    readme = (MEMBER_DIR / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```sh\n(.*?)```", readme, re.S)
+    for stack_set, tpl, path in (("ecs-autopilot-roles", roles, "member/roles.yaml"), ("ecs-autopilot-forwarding", forwarding, "member/forwarding.yaml")):
+        create = next(b for b in blocks if "create-stack-set" in b and f"--stack-set-name {stack_set}" in b)
+        assert f"file://{path}" in create
+        assert "--permission-model SERVICE_MANAGED" in create
+        # auto-deployment on, in shorthand (Enabled=true) or JSON ({\"Enabled\":true, ...})
+        assert re.search(r'--auto-deployment \S*Enabled(=|\\?":)true', create), stack_set
+        assert "--call-as DELEGATED_ADMIN" in create
+        for name in tpl["Parameters"]:
+            assert f"ParameterKey={name}," in create, f"{stack_set}: parameter {name} is not passed"
+        needs_iam = any(r["Type"].startswith("AWS::IAM::") for r in tpl["Resources"].values())
+        assert ("CAPABILITY_NAMED_IAM" in create) == needs_iam, stack_set
+        instances = next(b for b in blocks if "create-stack-instances" in b and f"--stack-set-name {stack_set}" in b)
+        assert "OrganizationalUnitIds=" in instances
+    for output in re.findall(r"\$\(out (\w+)\)", readme):
+        assert output in template["Outputs"], f"member/README.md reads a central output that does not exist: {output}"
+    assert readme.index("ecs-autopilot-roles") < readme.index("ecs-autopilot-forwarding")
+
+
 # ------------------------------------------------------------------ the deployer's work queue
 
 
