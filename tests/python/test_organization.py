@@ -124,8 +124,16 @@ def test_organization_id_is_required_in_organization_mode(template) -> None:
     rule = template["Rules"]["OrganizationModeNeedsOrganizationId"]
     assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "Mode"}, "organization"]}
     assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "OrganizationId"}, ""]}]}
-    assert re.fullmatch(params["MemberAccounts"]["AllowedPattern"], "111122223333 444455556666,777788889999")
-    assert re.fullmatch(params["MemberRegions"]["AllowedPattern"], "us-east-1 eu-west-1,ap-southeast-2")
+    accounts = re.compile(params["MemberAccounts"]["AllowedPattern"])
+    for ok in ["", "111122223333", "111122223333 444455556666,777788889999", "111122223333, 444455556666"]:
+        assert accounts.fullmatch(ok), ok
+    for bad in ["11112222333", "111122223333;444455556666", "o-a1b2c3d4e5", "1111222233334"]:
+        assert not accounts.fullmatch(bad), bad
+    regions = re.compile(params["MemberRegions"]["AllowedPattern"])
+    for ok in ["", "us-east-1", "us-east-1 eu-west-1,ap-southeast-2", "us-gov-west-1 il-central-1"]:
+        assert regions.fullmatch(ok), ok
+    for bad in ["us-east", "US-EAST-1", "us-east-1;eu-west-1", "*"]:
+        assert not regions.fullmatch(bad), bad
 
 
 def test_pattern_rules_move_to_the_bus_and_schedules_stay_on_the_default_bus(template, transformed) -> None:
