@@ -415,6 +415,12 @@ def test_work_queue_is_a_high_throughput_fifo_queue_with_a_fifo_dead_letter_queu
     assert redrive["maxReceiveCount"] == 5
     dlq = res["DeployerWorkDeadLetterQueue"]["Properties"]
     assert dlq["FifoQueue"] is True, "a FIFO queue's dead-letter queue is FIFO"
+    # A FIFO queue's name ends in .fifo, and so does AUTOPILOT_QUEUE_URL (the deployer refuses to
+    # start otherwise); 80 characters at most with the longest stack name the template allows (47).
+    for queue in (q, dlq):
+        name = queue["QueueName"]["Fn::Sub"]
+        assert name.startswith("${AWS::StackName}-") and name.endswith(".fifo")
+        assert len(name.replace("${AWS::StackName}", "x" * 47)) <= 80
     assert dlq["MessageRetentionPeriod"] > q["MessageRetentionPeriod"]
 
 
