@@ -210,18 +210,28 @@ ORGANIZATION_CALLS_PENDING: dict[str, frozenset[str]] = {
 }
 
 
-def policy_owners(template: dict[str, Any], function_id: str) -> set[str]:
-    """The function itself and every AWS::IAM::Policy attached to its role (SAM names the role
-    <Function>Role): organization mode's <Function>OrganizationPolicy."""
+# Calls only organization mode makes (with AUTOPILOT_QUEUE_URL set): the organization policy may be
+# their only grant. Every other call must be allowed in account mode too, by the function's own
+# policy: the organization policy exists only with Mode=organization.
+ORGANIZATION_ONLY_CALLS: dict[str, frozenset[str]] = {
+    "sqs:SendMessage": frozenset({"DeployerFunction"}),
+}
+
+
+def policy_owners(template: dict[str, Any], function_id: str, *, organization: bool = True) -> set[str]:
+    """The function itself and the AWS::IAM::Policy resources attached to its role (SAM names the
+    role <Function>Role): organization mode's <Function>OrganizationPolicy, which exists only
+    under the condition IsOrganization (left out with organization=False)."""
     role = {"Ref": f"{function_id}Role"}
     return {function_id} | {
         rid for rid, r in template["Resources"].items()
         if r["Type"] == "AWS::IAM::Policy" and role in r["Properties"].get("Roles", [])
+        and (organization or r.get("Condition") != "IsOrganization")
     }
 
 
-def policy_actions(template: dict[str, Any], function_id: str) -> set[str]:
-    owners = policy_owners(template, function_id)
+def policy_actions(template: dict[str, Any], function_id: str, *, organization: bool = True) -> set[str]:
+    owners = policy_owners(template, function_id, organization=organization)
     return {a for rid, st in policy_statements(template) if rid in owners for a in as_list(st["Action"])}
 
 
@@ -231,10 +241,13 @@ def coverage_problems(template: dict[str, Any], function_id: str, root: Path = R
     implied = {a for a, (needed_by, _) in IMPLIED.items() if needed_by & used.keys()}
     implied |= {a for a, (functions, _) in NOT_CALLED_BY_CODE.items() if function_id in functions}
     allowed = policy_actions(template, function_id)
+    in_account_mode = policy_actions(template, function_id, organization=False)
+    needs = lambda a: allowed if function_id in ORGANIZATION_ONLY_CALLS.get(a, ()) else in_account_mode  # noqa: E731
     problems = [f"{function_id} calls {a} ({', '.join(used[a])}) but its policy does not allow it"
-                for a in sorted(used.keys() - allowed)]
+                + (" in account mode (only the organization policy does)" if a in allowed else "")
+                for a in sorted(used) if a not in needs(a)]
     problems += [f"{function_id} needs {a} behind {sorted(IMPLIED[a][0] & used.keys())} "
-                 f"but its policy lacks it ({IMPLIED[a][1]})" for a in sorted(implied - allowed)]
+                 f"but its policy lacks it ({IMPLIED[a][1]})" for a in sorted(implied & set(IMPLIED)) if a not in in_account_mode]
     problems += [f"{function_id}'s policy allows {a}, which its code never calls (least privilege: remove it, "
                  "or list it in IMPLIED with the AWS reason)" for a in sorted(allowed - used.keys() - implied)]
     return problems

@@ -238,6 +238,17 @@ def test_member_role_holds_exactly_todays_function_permissions(function_id, role
     assert not {a for a in actions(member) if a.split(":")[0] in ("dynamodb", "sns", "kms", "sqs", "sts")}
 
 
+@pytest.mark.parametrize("function_id", sorted(MEMBER_ROLES))
+def test_central_function_holds_its_member_permissions_in_every_region_of_its_own_account(function_id, roles, template) -> None:
+    """In organization mode the functions act in their own account without a role, in any Region an
+    event or a schedule names (MemberRegions): their organization policy carries exactly the member
+    role's statements (the Region widened, this account), next to the AssumeRole and queue ones."""
+    policy = template["Resources"][function_id.replace("Function", "OrganizationPolicy")]["Properties"]["PolicyDocument"]
+    own = [st for st in policy["Statement"] if st["Sid"] not in ("AssumeMemberRoles", "EnqueueWork", "WorkFromQueue")]
+    role_id = MEMBER_ROLES[function_id][0]
+    assert own == roles["Resources"][role_id]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+
 def test_member_roles_act_in_their_own_account_only(roles) -> None:
     for role_id, *_ in MEMBER_ROLES.values():
         for st in roles["Resources"][role_id]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
