@@ -204,7 +204,7 @@ impl Members {
         if self.role.is_none() {
             return Ok(None);
         }
-        let sts = aws_sdk_sts::Client::new(&self.base);
+        let sts: aws_sdk_sts::Client = aws_sdk_sts::Client::new(&self.base);
         let account = self
             .own
             .get_or_try_init(|| async {

@@ -79,7 +79,7 @@ pub struct Env {
     pub state: StateStore,
     pub notifier: Notifier,
     /// `None`: the function's own account and region. `Some`: a member's (issue 16), whose
-    /// clients get their own retry partition ([`crate::aws::clients`]).
+    /// clients get their own retry partition ([`crate::clients`]).
     pub place: Option<Place>,
     /// The Organization as this container knows it: its own account, member role sessions, and
     /// the function instances built per place.
@@ -515,9 +515,8 @@ async fn enqueue(env: &Env, queue: &str, incoming: &Incoming, place: &Place) -> 
     if env.config.dry_run {
         tracing::info!(group = %group, "dry run: the work would be queued");
     }
-    env.members
-        .sqs()
-        .send_message()
+    let sqs: &aws_sdk_sqs::Client = env.members.sqs();
+    sqs.send_message()
         .queue_url(queue)
         .message_body(body.to_string())
         .message_group_id(&group)

@@ -38,6 +38,10 @@ ALL_FUNCTIONS = frozenset(FUNCTION_CRATES)
 SHARED_MODULES_USED_BY: dict[str, frozenset[str]] = {
     "shared/src/state.rs": ALL_FUNCTIONS,
     "shared/src/notify.rs": ALL_FUNCTIONS,
+    # The function's own account (sts:GetCallerIdentity, which needs no permission).
+    "shared/src/members.rs": ALL_FUNCTIONS,
+    # The work queue: only the deployer is `Function::QUEUED` (issue 16).
+    "shared/src/runtime.rs": frozenset({"DeployerFunction"}),
 }
 
 # Shared helpers that functions call by name (`autopilot::aws::ecs::service_arns(...)`): their
@@ -54,7 +58,7 @@ EXPECTED_RECEIVERS: dict[str, dict[str, str]] = {
     # self.elb is handed to elb::target_group_health(client: &elbv2::Client, ...)
     "functions/recovery": {"ecs": "ecs", "client": "elasticloadbalancingv2"},
     "functions/scaler": {"ecs": "ecs", "cw": "cloudwatch", "asg": "autoscaling"},
-    "shared": {"client": "dynamodb", "ecs": "ecs"},
+    "shared": {"client": "dynamodb", "ecs": "ecs", "sqs": "sqs", "sts": "sts"},
 }
 
 # Permissions that no SDK call names but AWS checks when one is made: action -> (the calls that
