@@ -28,6 +28,7 @@ pub use aws_sdk_dynamodb;
 pub use aws_sdk_ecr;
 pub use aws_sdk_ecs;
 pub use aws_sdk_elasticloadbalancingv2;
+pub use aws_sdk_organizations;
 pub use aws_sdk_sns;
 pub use aws_sdk_sqs;
 pub use aws_sdk_sts;

@@ -169,6 +169,8 @@ pub struct Members {
     /// environment that holds this is shared by all three functions' code.
     instances: Mutex<HashMap<Place, Arc<dyn std::any::Any + Send + Sync>>>,
     sqs: std::sync::OnceLock<aws_sdk_sqs::Client>,
+    organizations: std::sync::OnceLock<aws_sdk_organizations::Client>,
+    names: Mutex<HashMap<String, Option<String>>>,
 }
 
 impl Members {
@@ -182,6 +184,8 @@ impl Members {
         Members {
             instances: Mutex::default(),
             sqs: std::sync::OnceLock::new(),
+            organizations: std::sync::OnceLock::new(),
+            names: Mutex::default(),
             base,
             role: config.member_role.clone(),
             own: tokio::sync::OnceCell::new(),
@@ -240,6 +244,26 @@ impl Members {
     /// The SQS client of the function's own account (its work queue).
     pub fn sqs(&self) -> &aws_sdk_sqs::Client {
         self.sqs.get_or_init(|| aws_sdk_sqs::Client::new(&self.base))
+    }
+
+    /// A member account's name in the Organization (AWS Organizations DescribeAccount), asked once
+    /// per container, for notifications. Only the management account or a delegated administrator
+    /// may ask; elsewhere the answer is AccessDenied, and the account is named by its id alone.
+    pub async fn account_name(&self, account: &str) -> Option<String> {
+        if let Some(known) = self.names.lock().unwrap_or_else(|p| p.into_inner()).get(account) {
+            return known.clone();
+        }
+        let organizations: &aws_sdk_organizations::Client = self.organizations.get_or_init(|| aws_sdk_organizations::Client::new(&self.base));
+        let name = match organizations.describe_account().account_id(account).send().await {
+            Ok(out) => out.account().and_then(|a| a.name()).map(printable).filter(|n| !n.trim().is_empty()),
+            Err(e) => {
+                let e = Error::aws("organizations", "DescribeAccount", e);
+                tracing::debug!(account, error = %e, "no account name from AWS Organizations: notifications name the account by its id");
+                None
+            }
+        };
+        self.names.lock().unwrap_or_else(|p| p.into_inner()).insert(account.to_string(), name.clone());
+        name
     }
 
     /// How many AssumeRole calls this container made (the bench's "at most one per account").

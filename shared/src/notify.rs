@@ -77,32 +77,43 @@ impl Notification {
 pub struct Notifier {
     sns: Option<(aws_sdk_sns::Client, String)>,
     dry_run: bool,
-    /// Organization mode: the member account and region the notifications are about.
+    /// Organization mode: the member account and region the notifications are about, and the
+    /// account's name in the Organization when it gives one.
     place: Option<crate::members::Place>,
+    account_name: Option<String>,
 }
 
 impl Notifier {
     pub fn new(sns: Option<(aws_sdk_sns::Client, String)>, dry_run: bool) -> Self {
-        Notifier { sns, dry_run, place: None }
+        Notifier { sns, dry_run, place: None, account_name: None }
     }
 
     pub fn log_only(dry_run: bool) -> Self {
-        Notifier { sns: None, dry_run, place: None }
+        Notifier { sns: None, dry_run, place: None, account_name: None }
     }
 
     /// The same topic, for work done in `place`: every notification names its account and
     /// region (subject, description and the `account` and `region` fields), since one topic
     /// now speaks for the whole Organization.
-    pub fn for_place(&self, place: &crate::members::Place) -> Self {
-        Notifier { place: Some(place.clone()), ..self.clone() }
+    pub fn for_place(&self, place: &crate::members::Place, account_name: Option<String>) -> Self {
+        Notifier { place: Some(place.clone()), account_name, ..self.clone() }
     }
 
     /// `n` as sent from this notifier's place.
     pub fn placed(&self, n: &Notification) -> Notification {
         let Some(place) = &self.place else { return n.clone() };
         let mut n = n.clone().field("account", place.account.as_str()).field("region", place.region.as_str());
-        n.subject = format!("[{} {}] {}", place.account, place.region, n.subject);
-        n.description = format!("Account {}, {}.\n{}", place.account, place.region, n.description);
+        match &self.account_name {
+            Some(name) => {
+                n = n.field("accountName", name.as_str());
+                n.subject = format!("[{name} {}] {}", place.region, n.subject);
+                n.description = format!("Account {name} ({}), {}.\n{}", place.account, place.region, n.description);
+            }
+            None => {
+                n.subject = format!("[{} {}] {}", place.account, place.region, n.subject);
+                n.description = format!("Account {}, {}.\n{}", place.account, place.region, n.description);
+            }
+        }
         n
     }
 
@@ -189,11 +200,16 @@ mod tests {
         let n = Notification::new("deploy.completed", "stage01/auth: rolled onto auth:7", "desc").field("service", "auth");
         let home = Notifier::log_only(false);
         assert_eq!(home.placed(&n), n, "the home account's read as before");
-        let member = home.for_place(&crate::members::Place::new("111122223333", "eu-west-1"));
+        let member = home.for_place(&crate::members::Place::new("111122223333", "eu-west-1"), None);
         let placed = member.placed(&n);
         assert_eq!(placed.sns_subject(), "[111122223333 eu-west-1] stage01/auth: rolled onto auth:7");
         assert!(placed.description.starts_with("Account 111122223333, eu-west-1."));
         let body = placed.chatbot_body(false);
         assert_eq!((body["metadata"]["additionalContext"]["account"].as_str(), body["metadata"]["additionalContext"]["region"].as_str()), (Some("111122223333"), Some("eu-west-1")));
+        // With the name the Organization gives the account.
+        let named = home.for_place(&crate::members::Place::new("111122223333", "eu-west-1"), Some("payments-prod".into())).placed(&n);
+        assert_eq!(named.sns_subject(), "[payments-prod eu-west-1] stage01/auth: rolled onto auth:7");
+        assert!(named.description.starts_with("Account payments-prod (111122223333), eu-west-1."));
+        assert_eq!(named.fields["accountName"], "payments-prod");
     }
 }

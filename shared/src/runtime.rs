@@ -94,12 +94,12 @@ impl Env {
 
     /// The environment of work done in `place`: the member's AWS configuration, the state table
     /// scoped to the place, notifications naming it; the same configuration and members.
-    pub fn for_place(&self, place: &Place, sdk: SdkConfig) -> Env {
+    pub fn for_place(&self, place: &Place, sdk: SdkConfig, account_name: Option<String>) -> Env {
         Env {
             config: self.config.clone(),
             sdk,
             state: self.state.scoped(&place.scope()),
-            notifier: self.notifier.for_place(place),
+            notifier: self.notifier.for_place(place, account_name),
             place: Some(place.clone()),
             members: self.members.clone(),
         }
@@ -436,7 +436,9 @@ async fn at_place<F: Function>(home: &F, place: &Place) -> Result<Arc<F>, Error>
             return Err(e);
         }
     };
-    Ok(env.members.keep(place, F::new(env.for_place(place, sdk))))
+    let own = env.members.own_account().await?;
+    let name = if own.as_deref() == Some(place.account.as_str()) { None } else { env.members.account_name(&place.account).await };
+    Ok(env.members.keep(place, F::new(env.for_place(place, sdk, name))))
 }
 
 /// One notification per account and hour when its role cannot be assumed.

@@ -38,6 +38,7 @@ IAM_PREFIX: dict[str, str] = {
     "sns": "sns",
     "sqs": "sqs",
     "sts": "sts",
+    "organizations": "organizations",
 }
 
 _FLUENT = re.compile(r"pub fn ([a-z0-9_]+)\(\s*&self,?\s*\)\s*->\s*crate::operation::([a-z0-9_]+)::builders::\w+FluentBuilder")

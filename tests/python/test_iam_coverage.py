@@ -58,7 +58,7 @@ EXPECTED_RECEIVERS: dict[str, dict[str, str]] = {
     # self.elb is handed to elb::target_group_health(client: &elbv2::Client, ...)
     "functions/recovery": {"ecs": "ecs", "client": "elasticloadbalancingv2"},
     "functions/scaler": {"ecs": "ecs", "cw": "cloudwatch", "asg": "autoscaling"},
-    "shared": {"client": "dynamodb", "ecs": "ecs", "sqs": "sqs", "sts": "sts"},
+    "shared": {"client": "dynamodb", "ecs": "ecs", "sqs": "sqs", "sts": "sts", "organizations": "organizations"},
 }
 
 # Permissions that no SDK call names but AWS checks when one is made: action -> (the calls that
@@ -219,6 +219,8 @@ ORGANIZATION_CALLS_PENDING: dict[str, frozenset[str]] = {
 # policy: the organization policy exists only with Mode=organization.
 ORGANIZATION_ONLY_CALLS: dict[str, frozenset[str]] = {
     "sqs:SendMessage": frozenset({"DeployerFunction"}),
+    # The member's name for notifications: asked only for a member account.
+    "organizations:DescribeAccount": ALL_FUNCTIONS,
 }
 
 

@@ -104,7 +104,12 @@ impl World {
 
     /// Provision with extra arguments to seed_world.py (e.g. `["--scenario", "push"]`).
     pub async fn seed_with(args: &[&str]) -> World {
-        let account = unique_account();
+        Self::seed_in(&unique_account(), args).await
+    }
+
+    /// The seed world in a given account (one an Organization created, say).
+    pub async fn seed_in(account: &str, args: &[&str]) -> World {
+        let account = account.to_string();
         let endpoint = moto_endpoint();
         let out = tokio::process::Command::new(python())
             .arg(repo_root().join("tests/seed_world.py"))

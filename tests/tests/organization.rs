@@ -210,3 +210,29 @@ async fn the_deployers_work_goes_through_its_queue_one_group_per_account() {
     assert_eq!(out, json!({"batchItemFailures": []}));
     assert_eq!(service_td(&a, "auth").await, after, "a message handed back twice does the work once");
 }
+
+/// A member's notifications carry the name the Organization gives the account (DescribeAccount,
+/// which the central account may ask when it manages the Organization or is its delegated
+/// administrator); elsewhere they name the account by its id (the tests above).
+#[tokio::test]
+async fn notifications_name_the_account_as_the_organization_does() {
+    use autopilot::aws_sdk_organizations as organizations;
+    let central = World::seed().await;
+    let org = organizations::Client::new(&central.sdk);
+    org.create_organization().feature_set(organizations::types::OrganizationFeatureSet::All).send().await.expect("create the Organization");
+    let created = org.create_account().email("payments@example.com").account_name("payments-prod").send().await.expect("create a member account");
+    let account = created.create_account_status().and_then(|s| s.account_id()).expect("the new account's id").to_string();
+    let member = World::seed_in(&account, &[]).await;
+
+    let deployer = Deployer::new(central.env_with(central_config(&central, DEPLOYER_ROLE, &[&member])));
+    let digest = push_image(&member, "auth", "v2", "p").await;
+    let out = deployer.handle(push_event(&member, "auth", Some("v2"), &digest)).await.expect("a push in the named member");
+    assert_eq!(out["status"], "deployed", "{out:#}");
+    let notes = central.notifications().await;
+    assert!(!notes.is_empty());
+    for (subject, body) in &notes {
+        assert!(subject.starts_with(&format!("[payments-prod {}] ", member.region)), "{subject}");
+        let context = &body["metadata"]["additionalContext"];
+        assert_eq!((context["account"].as_str(), context["accountName"].as_str()), (Some(account.as_str()), Some("payments-prod")), "{body}");
+    }
+}
