@@ -364,7 +364,7 @@ pub trait Function: Sized + Send + Sync + 'static {
                     tracing::error!(error_kind = "InvalidEvent", message_id = %message_id, "a work-queue message that is not JSON: dropped");
                     continue;
                 };
-                let dispatch = |incoming| async move { Box::pin(route(self, incoming, None)).await };
+                let dispatch = |incoming| async move { Box::pin(route_queued(self, incoming)).await };
                 let run = run_event_claimed_as(self.env(), Self::NAME, &claims, event, screen_json::<Self>, deadline, dispatch);
                 if DEADLINE.scope(deadline, run).await.is_err() {
                     failures.push(message_id);
@@ -397,13 +397,26 @@ fn queue_batch(event: &Value) -> Option<Vec<(String, String)>> {
 /// why). A schedule visits every listed account and region, in parallel.
 pub async fn route<F: Function>(home: &F, incoming: Incoming, queue: Option<&str>) -> Result<Value, Error> {
     let env = home.env();
-    let own_region = env.region();
     let own = env.members.own_account().await?;
     if let (Incoming::Scheduled(ev), Some(own)) = (&incoming, own.as_deref()) {
         if env.config.organization() {
-            return visit(home, ev, &schedule_places(&env.config, own, &own_region), own, queue).await;
+            let places = schedule_places(&env.config, own, &env.region());
+            return visit(home, ev, &places, own, queue).await;
         }
     }
+    route_to_place(home, incoming, queue, own).await
+}
+
+/// An event from the work queue: its work is for the one place the event names (a schedule's
+/// message is already one place's visit).
+async fn route_queued<F: Function>(home: &F, incoming: Incoming) -> Result<Value, Error> {
+    let own = home.env().members.own_account().await?;
+    route_to_place(home, incoming, None, own).await
+}
+
+async fn route_to_place<F: Function>(home: &F, incoming: Incoming, queue: Option<&str>, own: Option<String>) -> Result<Value, Error> {
+    let env = home.env();
+    let own_region = env.region();
     match reach(&env.config, own.as_deref(), &own_region, incoming.account(), incoming.region()) {
         Reach::Ignored(why) => {
             tracing::info!(account = incoming.account().unwrap_or("-"), region = incoming.region().unwrap_or("-"), reason = %why, "event ignored: not an account this function acts in");

@@ -209,6 +209,35 @@ async fn the_deployers_work_goes_through_its_queue_one_group_per_account() {
     let out = deployer.handle(delivery).await.expect("handed back again");
     assert_eq!(out, json!({"batchItemFailures": []}));
     assert_eq!(service_td(&a, "auth").await, after, "a message handed back twice does the work once");
+    sqs.delete_message().queue_url(&queue).receipt_handle(m.receipt_handle().unwrap()).send().await.expect("delete");
+
+    // The reconcile schedule: one message per listed account, each in its account's group, and
+    // each one's pass only in its own account (v3 is in both registries, with no push event).
+    push_image(&a, "auth", "v3", "a3").await;
+    push_image(&b, "auth", "v3", "b3").await;
+    let b_before = service_td(&b, "auth").await;
+    let out = deployer.handle(for_world(sample_event("schedule-reconcile.json"), &central)).await.expect("schedule queued");
+    assert_eq!(out["status"], "visited", "{out:#}");
+    let groups: Vec<&str> = out["places"].as_array().unwrap().iter().map(|p| p["outcome"]["messageGroup"].as_str().unwrap_or_default()).collect();
+    assert_eq!(groups, [format!("{}#{}", a.account, a.region), format!("{}#{}", b.account, b.region)], "{out:#}");
+    let got = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    let messages = got.messages.unwrap_or_default();
+    assert_eq!(messages.len(), 2, "one reconcile message per account");
+    let for_a = messages
+        .iter()
+        .find(|m| m.attributes().and_then(|x| x.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)).map(String::as_str) == Some(format!("{}#{}", a.account, a.region).as_str()))
+        .expect("a's message");
+    let delivery = json!({"Records": [{"messageId": for_a.message_id().unwrap(), "body": for_a.body().unwrap(), "eventSource": "aws:sqs", "awsRegion": central.region}]});
+    assert_eq!(deployer.handle(delivery).await.expect("a's reconcile"), json!({"batchItemFailures": []}));
+    assert_ne!(service_td(&a, "auth").await, after, "a reconciled onto v3");
+    assert_eq!(service_td(&b, "auth").await, b_before, "b's pass is b's message, not handed back yet");
 }
 
 /// A member's notifications carry the name the Organization gives the account (DescribeAccount,
