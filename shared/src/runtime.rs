@@ -626,6 +626,19 @@ mod tests {
         assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
     }
 
+    /// Issue 16: a member's clients spend their own retry budget. The SDK keys its retry token
+    /// buckets by partition, `{service}-{region}` by default, process-wide: without this, one
+    /// account's throttling would drain another's retries in the same region.
+    #[test]
+    fn member_clients_have_a_retry_partition_per_account_and_region() {
+        let home = env();
+        let place = |a: &str| home.for_place(&Place::new(a, "eu-west-1"), home.sdk.clone(), None);
+        let (a, b) = (place("111122223333"), place("444455556666"));
+        assert_eq!(crate::clients::ecs_partition(&a).as_deref(), Some("ecs-111122223333:eu-west-1"));
+        assert_eq!(crate::clients::ecs_partition(&b).as_deref(), Some("ecs-444455556666:eu-west-1"));
+        assert_ne!(crate::clients::ecs_partition(&home).as_deref(), Some("ecs-111122223333:eu-west-1"), "home keeps the SDK's default");
+    }
+
     #[test]
     fn a_lease_never_outlives_the_invocation() {
         let now = SystemTime::now();
