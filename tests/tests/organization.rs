@@ -158,6 +158,19 @@ async fn reconcile_visits_every_listed_account_and_an_unreachable_one_stops_no_o
     assert_eq!(unreachable(&central.notifications().await), 0, "one notification per account and hour");
 }
 
+/// What the work queue holds now, with each message's group.
+async fn receive(sqs: &aws_sdk_sqs::Client, queue: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let got = sqs
+        .receive_message()
+        .queue_url(queue)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    got.messages.unwrap_or_default()
+}
+
 /// The deployer's work queue: each event's work goes on the FIFO queue in its account's message
 /// group and is done when the queue hands it back, once however often it is handed back.
 #[tokio::test]
@@ -183,15 +196,7 @@ async fn the_deployers_work_goes_through_its_queue_one_group_per_account() {
     assert_eq!(out["messageGroup"], format!("{}#{}", a.account, a.region));
     assert_eq!(service_td(&a, "auth").await, before, "nothing done until the queue hands it back");
 
-    let got = sqs
-        .receive_message()
-        .queue_url(&queue)
-        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .expect("receive");
-    let messages = got.messages.unwrap_or_default();
+    let messages = receive(&sqs, &queue).await;
     assert_eq!(messages.len(), 1, "one message for the push");
     let m = &messages[0];
     let group = m.attributes().and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)).cloned();
@@ -220,15 +225,7 @@ async fn the_deployers_work_goes_through_its_queue_one_group_per_account() {
     assert_eq!(out["status"], "visited", "{out:#}");
     let groups: Vec<&str> = out["places"].as_array().unwrap().iter().map(|p| p["outcome"]["messageGroup"].as_str().unwrap_or_default()).collect();
     assert_eq!(groups, [format!("{}#{}", a.account, a.region), format!("{}#{}", b.account, b.region)], "{out:#}");
-    let got = sqs
-        .receive_message()
-        .queue_url(&queue)
-        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .expect("receive");
-    let messages = got.messages.unwrap_or_default();
+    let messages = receive(&sqs, &queue).await;
     assert_eq!(messages.len(), 2, "one reconcile message per account");
     let for_a = messages
         .iter()
