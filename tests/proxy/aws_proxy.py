@@ -526,15 +526,18 @@ class Accounts:
         with self.lock:
             return {k: dict(v) for k, v in sorted(self.keys.items())}
 
-    def note_assume_role(self, form_body: bytes, answer: bytes) -> None:
+    def note_assume_role(self, form_body: bytes, answer: bytes) -> str | None:
+        """Records the new key's account; returns that account (None if unreadable)."""
         try:
             form = urllib.parse.parse_qs(form_body.decode("utf-8", "replace"))
             m = ROLE_ARN_RE.match(form.get("RoleArn", [""])[0])
             k = XML_ACCESS_KEY_RE.search(answer.decode("utf-8", "replace"))
         except Exception:  # noqa: BLE001 - never fails a call
-            return
+            return None
         if m and k:
             self.note(k.group(1), m.group(1), "assume-role")
+            return m.group(1)
+        return None
 
     def resolve(self, akid: str) -> str:
         if akid == "anonymous":
@@ -621,6 +624,7 @@ class State:
             self.by_account: dict[str, dict[str, dict]] = {}
             self.groups: dict[tuple, dict] = {}    # (account, region, group) -> counters
             self.account_keys: dict[str, set] = {}
+            self.assumed: dict[str, int] = {}      # role's account -> AssumeRole sessions into it
             self.sequences: dict[str, int] = {}
             self.since = time.time()
 
@@ -783,11 +787,12 @@ class State:
                 accounts[owner] = {**tot, "services": services,
                                    "actions": {k: dict(v) for k, v in sorted(acts.items())},
                                    "keys": sorted(self.account_keys.get(owner, ())),
-                                   "buckets": {}, "unexplained_throttles": 0}
+                                   "buckets": {}, "unexplained_throttles": 0,
+                                   "assume_role_sessions": self.assumed.get(owner, 0)}
             for (owner, region, group), g in sorted(self.groups.items()):
                 a = accounts.setdefault(owner, {c: 0 for c in COUNTERS} | {
                     "services": {}, "actions": {}, "keys": [], "buckets": {},
-                    "unexplained_throttles": 0})
+                    "unexplained_throttles": 0, "assume_role_sessions": self.assumed.get(owner, 0)})
                 spec = self.cfg.buckets.get(group, {"burst": 0, "rate": 0})
                 b = self.buckets.get((owner, region, group))
                 level = None if b is None else round(
@@ -795,10 +800,16 @@ class State:
                 a["buckets"][f"{region}/{group}"] = {**g, "burst": spec["burst"],
                                                      "rate": spec["rate"], "level": level}
                 a["unexplained_throttles"] += g["unexplained"]
+            for owner, n in self.assumed.items():  # sessions opened into an account not used yet
+                accounts.setdefault(owner, {c: 0 for c in COUNTERS} | {
+                    "services": {}, "actions": {}, "keys": [], "buckets": {},
+                    "unexplained_throttles": 0, "assume_role_sessions": n})
+            assumed_total = sum(self.assumed.values())
             since = self.since
         totals = {c: sum(a[c] for a in accounts.values()) for c in COUNTERS}
         totals["unexplained_throttles"] = sum(a["unexplained_throttles"] for a in accounts.values())
         totals["accounts"] = len(accounts)
+        totals["assume_role_sessions"] = assumed_total
         return {"by": "account", "accounts": accounts, "totals": totals, "since": since}
 
     def stats(self) -> dict:
@@ -1158,7 +1169,10 @@ class ProxyHandler(BaseHTTPRequestHandler):
             return self._send(502, [("Content-Type", "application/json")], ebody)
         st.count(info, "forwarded")
         if info.service == "sts" and info.action == "AssumeRole" and status == 200:
-            st.accounts.note_assume_role(body, data)
+            into = st.accounts.note_assume_role(body, data)
+            if into is not None:
+                with st.lock:
+                    st.assumed[into] = st.assumed.get(into, 0) + 1
         if cfg.moto_compat and info.service == "ecs" and info.protocol == "json":
             data = st.compat.fix_answer(data)
             if status == 200:

@@ -395,6 +395,7 @@ def test_assume_role_keys_act_in_the_role_account(proxy, moto_url):
     assert len(arns) == 20 and all(f":{member}:" in a for a in arns)
     calls = control(proxy, "/__proxy/calls?by=account")["accounts"]
     assert calls[central]["actions"]["sts:AssumeRole"]["calls"] == 2
+    assert calls[member]["assume_role_sessions"] == 2 and calls[central]["assume_role_sessions"] == 0
     assert "ecs" not in calls[central]["services"]
     assert calls[member]["services"]["ecs"]["throttled"] == 1
     assert sorted(calls[member]["keys"]) == sorted(c["AccessKeyId"] for c in creds)
