@@ -211,13 +211,17 @@ def central_world(endpoint: str, account: str, repo: str = "org-app") -> dict[st
 
 
 def member_world(endpoint: str, account: str, central: str, services: int = 200, deployed: int = 20, families: int = 10,
-                 other_families: int = 20, repo: str = "org-app", cluster: str = "stage01") -> dict[str, Any]:
+                 other_families: int = 20, repo: str = "org-app", cluster: str = "stage01", state: bool = False) -> dict[str, Any]:
     """One member account: cluster `cluster` of `services` services, `deployed` of them (2 per
     family) running `repo` and tagged autopilot:deploy=any, the rest on other repositories,
     untagged; then v2 of `repo` arrives by replication (the same digest as in the central
-    registry: the manifest is the same)."""
+    registry: the manifest is the same). `state`: a state table and topic of its own too, for a
+    deployer that runs with the member's own key (the single-account form)."""
     t0 = time.monotonic()
     w = account_world(endpoint, account)
+    if state:
+        seed_world.provision_state_table(w)
+        seed_world.provision_notifications(w)
     ecs = w.ecs
     arn = ecs.create_cluster(clusterName=cluster)["cluster"]["clusterArn"]
     uri = ensure_repository(w, repo)
@@ -242,6 +246,7 @@ def member_world(endpoint: str, account: str, central: str, services: int = 200,
         created += 1
     digest = push_image(w, repo, "v2")  # the replicated image
     return {
+        **({"table_name": w.out["table_name"], "topic_arn": w.out["topic_arn"]} if state else {}),
         "account": account, "region": REGION, "access_key_id": w.out["access_key_id"],
         "secret_access_key": w.out["secret_access_key"], "cluster": cluster, "cluster_arn": arn, "services": created,
         "deployed": deployed, "families": families, "repository": repo, "repository_uri": uri, "tag": "v2",
@@ -252,13 +257,15 @@ def member_world(endpoint: str, account: str, central: str, services: int = 200,
 
 
 def org_world(endpoint: str, central: str, members: list[str], services: int = 200, deployed: int = 20, families: int = 10,
-              other_families: int = 20, repo: str = "org-app", cluster: str = "stage01", workers: int = 8) -> dict[str, Any]:
+              other_families: int = 20, repo: str = "org-app", cluster: str = "stage01", workers: int = 8,
+              member_state: bool = False) -> dict[str, Any]:
     """The central account and every member, members `workers` at a time (moto's server is one
     process: more threads only queue there)."""
     t0 = time.monotonic()
     c = central_world(endpoint, central, repo)
     with ThreadPoolExecutor(max(1, workers)) as ex:
-        ms = list(ex.map(lambda a: member_world(endpoint, a, central, services, deployed, families, other_families, repo, cluster),
+        ms = list(ex.map(lambda a: member_world(endpoint, a, central, services, deployed, families, other_families, repo, cluster,
+                                                   member_state),
                          members))
     digests = {m["digest"] for m in ms}
     if digests != {c["digest"]}:
