@@ -523,11 +523,57 @@ def bed_throughput(url: str, key: str, threads: int, per_thread: int = 10) -> fl
     return threads * per_thread / (time.perf_counter() - t0)
 
 
+def _org_opted_in(args: argparse.Namespace) -> int:
+    """10% of each member's services, 2 per family."""
+    return max(2, round(args.org_services * 0.1) // 2 * 2)
+
+
+def _org_invocation(args: argparse.Namespace, w: dict, mw: dict, members: list[str]) -> tuple[dict, dict]:
+    """(environment, event) of the invocation that handles member `mw`'s event."""
+    if args.org_plumbing:  # today's single-account deployer: the member's own key, a push
+        env = world_env(mw, args.proxy, w["cluster"])
+        event = mw["push_event"]
+    else:
+        env = world_env(w["central"], args.proxy, w["cluster"])
+        env["AUTOPILOT_MEMBER_ROLE"] = MEMBER_ROLE
+        env["AUTOPILOT_ACCOUNTS"] = " ".join(members)
+        event = mw["event"] if args.org_event == "replicate" else mw["push_event"]
+    env.pop("AUTOPILOT_QUEUE_URL", None)  # each invocation handles its account's event itself
+    return env, event
+
+
+def org_probe(args: argparse.Namespace, proxy: Proxy) -> str | None:
+    """Before 50 accounts are seeded: does this deployer act in a member account at all? One
+    member with 2 services, one event. None if it does, else why the row is skipped."""
+    central, member = unique_account(), unique_account()
+    w = worlds.org_world(args.moto, central, [member], services=2, deployed=2, families=1, workers=1)
+    env, event = _org_invocation(args, w, w["members"][0], [member])
+    proxy.reset()
+    r = run_invoke(args, "deployer", event, env, f"org-probe-{member}")
+    accts = proxy.calls_by_account()["accounts"]
+    a, ca = accts.get(member, {}), accts.get(central, {})
+    if a.get("calls", 0) or a.get("assume_role_sessions", 0):
+        return None
+    outcome = r["outcome"] or {}
+    why = _why(outcome) or next((l for l in reversed(r["stderr"].splitlines()) if l.strip()), "")[:200]
+    central_ecs = ca.get("services", {}).get("ecs", {}).get("calls", 0)
+    return (f"the deployer acted in no member account (probe: 1 member, 2 services; AssumeRole sessions 0): this binary "
+            f"has no organization mode (AUTOPILOT_MEMBER_ROLE){' and acted in the central account' if central_ecs else ''}; "
+            f"status {outcome.get('status')!r}, {why!r}"
+            + ("; --org-event push sends ECR Image Action PUSH events instead" if args.org_event == "replicate" else ""))
+
+
 def organization(args: argparse.Namespace, proxy: Proxy) -> dict:
     """One replicated image into every member account of an Organization, each account's event
     an invocation of its own, all at once; per-account figures from the proxy."""
     m = args.org_accounts
-    deployed = max(2, round(args.org_services * 0.1) // 2 * 2)
+    if not args.org_plumbing:
+        probe = org_probe(args, proxy)
+        if probe:
+            log(f"organization: SKIPPED: {probe}")
+            return {"accounts": m, "services": args.org_services, "opted_in": _org_opted_in(args), "event": args.org_event,
+                    "plumbing": False, "skipped": probe}
+    deployed = _org_opted_in(args)
     central = unique_account()
     members = sorted({unique_account() for _ in range(m * 2)} - {central})[:m]
     log(f"organization: provisioning {m} member accounts x {args.org_services} services ({deployed} opted in) and "
@@ -536,18 +582,7 @@ def organization(args: argparse.Namespace, proxy: Proxy) -> dict:
                          families=deployed // 2, workers=args.org_workers, member_state=args.org_plumbing)
     c = w["central"]
     log(f"organization: provisioned in {w['provision_seconds']} s; {m} concurrent deployer invocations through the proxy")
-    jobs = []
-    for mw in w["members"]:
-        if args.org_plumbing:  # today's single-account deployer: the member's own key, a push
-            env = world_env(mw, args.proxy, w["cluster"])
-            event = mw["push_event"]
-        else:
-            env = world_env(c, args.proxy, w["cluster"])
-            env["AUTOPILOT_MEMBER_ROLE"] = MEMBER_ROLE
-            env["AUTOPILOT_ACCOUNTS"] = " ".join(members)
-            event = mw["event"] if args.org_event == "replicate" else mw["push_event"]
-        env.pop("AUTOPILOT_QUEUE_URL", None)  # each invocation handles its account's event itself
-        jobs.append((mw, env, event))
+    jobs = [(mw, *_org_invocation(args, w, mw, members)) for mw in w["members"]]
     callers = max(m, 50)
     capacity = bed_throughput(args.proxy, c["access_key_id"], callers)
     log(f"organization: the proxy and moto carry {capacity:.0f} calls/s with {callers} callers at once")
