@@ -401,6 +401,21 @@ def test_assume_role_keys_act_in_the_role_account(proxy, moto_url):
     assert sorted(calls[member]["keys"]) == sorted(c["AccessKeyId"] for c in creds)
 
 
+def test_unexplained_throttles_catch_a_bucket_drained_by_someone_else():
+    """The guard behind "throttles crossing accounts": an account throttled before its own calls
+    could have emptied its bucket is counted (here its bucket is emptied behind its back, as a
+    bucket shared with another account would be); one that spent its own burst is not."""
+    st = aws_proxy.State(aws_proxy.Config(latency_ms=0))
+    a = aws_proxy.CallInfo("ecs", "RegisterTaskDefinition", "json", "AKIDA", REGION, owner="111111111111")
+    b = aws_proxy.CallInfo("ecs", "RegisterTaskDefinition", "json", "AKIDB", REGION, owner="222222222222")
+    assert all(st.take_token(a) for _ in range(20)) and not st.take_token(a)
+    st.buckets[("222222222222", REGION, "task-definition-modify")] = [0.0, time.monotonic()]
+    assert not st.take_token(b)
+    accts = st.calls_by_account()["accounts"]
+    assert accts["111111111111"]["buckets"][f"{REGION}/task-definition-modify"]["unexplained"] == 0
+    assert accts["222222222222"]["unexplained_throttles"] == 1
+
+
 def test_accounts_endpoint_and_unknown_keys(proxy):
     """Keys moto does not know stay accounts of their own (named by the key); a set-up may name
     a key's account itself; bad bodies get HTTP 400."""
