@@ -32,6 +32,18 @@ pub struct Config {
     /// circuit breaker: it retries for ever ("Amazon ECS service deployment state change events":
     /// SERVICE_DEPLOYMENT_FAILED is sent only with the circuit breaker on).
     pub rollout_deadline: Duration,
+    /// Organization mode (issue 16): the role, with its path (`ecs-autopilot/ecs-autopilot-deployer`),
+    /// the function assumes in the account an event names when that is not its own. `None`:
+    /// single-account mode, where events of other accounts are ignored.
+    pub member_role: Option<String>,
+    /// Organization mode: the accounts the function may act in (empty: every account whose events
+    /// reach it). The schedules visit each of them.
+    pub accounts: Vec<String>,
+    /// The regions the schedules visit in each account (empty: the function's own region).
+    pub regions: Vec<String>,
+    /// deployer, organization mode: the SQS FIFO queue its work goes through, one message group
+    /// per account and region, so concurrent invocations never overrun one account's ECS buckets.
+    pub queue_url: Option<String>,
 }
 
 impl Default for Config {
@@ -47,6 +59,10 @@ impl Default for Config {
             idle_instance: Duration::from_secs(900),
             min_instance_age: Duration::from_secs(600),
             rollout_deadline: Duration::from_secs(1800),
+            member_role: None,
+            accounts: Vec::new(),
+            regions: Vec::new(),
+            queue_url: None,
         }
     }
 }
@@ -61,6 +77,25 @@ pub const ENV_NOTIFICATION_WINDOW: &str = "AUTOPILOT_NOTIFICATION_WINDOW_SECONDS
 pub const ENV_IDLE_INSTANCE: &str = "AUTOPILOT_IDLE_INSTANCE_SECONDS";
 pub const ENV_MIN_INSTANCE_AGE: &str = "AUTOPILOT_MIN_INSTANCE_AGE_SECONDS";
 pub const ENV_ROLLOUT_DEADLINE: &str = "AUTOPILOT_ROLLOUT_DEADLINE_SECONDS";
+pub const ENV_MEMBER_ROLE: &str = "AUTOPILOT_MEMBER_ROLE";
+pub const ENV_ACCOUNTS: &str = "AUTOPILOT_ACCOUNTS";
+pub const ENV_REGIONS: &str = "AUTOPILOT_REGIONS";
+pub const ENV_QUEUE_URL: &str = "AUTOPILOT_QUEUE_URL";
+
+/// Space- or comma-separated items.
+fn list(raw: &str) -> Vec<String> {
+    raw.split([' ', ',', '\t', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+/// A region name as AWS spells them (`us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`).
+pub fn is_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts.len() <= 5
+        && parts[0].len() == 2
+        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.last().is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+}
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -139,7 +174,46 @@ impl Config {
                 .map(Duration::from_secs)
                 .ok_or(ConfigError { variable: ENV_ROLLOUT_DEADLINE, value: raw, expected: "a number of seconds from 60 to 172800" })?;
         }
+        if let Some(role) = get(ENV_MEMBER_ROLE) {
+            // IAM: a path of `/`-separated segments and a name of at most 64 of [\w+=,.@-].
+            let name = role.rsplit('/').next().unwrap_or_default();
+            let ok = !role.starts_with('/')
+                && !role.starts_with("arn:")
+                && role.len() <= 512
+                && (1..=64).contains(&name.len())
+                && role.split('/').all(|seg| !seg.is_empty() && seg.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)));
+            if !ok {
+                return Err(ConfigError { variable: ENV_MEMBER_ROLE, value: role, expected: "an IAM role name with its path, e.g. ecs-autopilot/ecs-autopilot-deployer (no leading /, no ARN)" });
+            }
+            config.member_role = Some(role);
+        }
+        if let Some(raw) = get(ENV_ACCOUNTS) {
+            let accounts = list(&raw);
+            if accounts.iter().any(|a| !crate::image::is_account_id(a)) {
+                return Err(ConfigError { variable: ENV_ACCOUNTS, value: raw, expected: "12-digit AWS account ids separated by spaces or commas" });
+            }
+            config.accounts = accounts;
+        }
+        if let Some(raw) = get(ENV_REGIONS) {
+            let regions = list(&raw);
+            if regions.iter().any(|r| !is_region(r)) {
+                return Err(ConfigError { variable: ENV_REGIONS, value: raw, expected: "AWS region names (us-east-1 eu-west-1 ...) separated by spaces or commas" });
+            }
+            config.regions = regions;
+        }
+        if let Some(url) = get(ENV_QUEUE_URL) {
+            let ok = (url.starts_with("https://") || url.starts_with("http://")) && url.ends_with(".fifo") && !url.contains(char::is_whitespace);
+            if !ok {
+                return Err(ConfigError { variable: ENV_QUEUE_URL, value: url, expected: "an SQS FIFO queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME.fifo)" });
+            }
+            config.queue_url = Some(url);
+        }
         Ok(config)
+    }
+
+    /// Organization mode: the function may act in accounts other than its own.
+    pub fn organization(&self) -> bool {
+        self.member_role.is_some()
     }
 
     /// Whether a cluster (name or ARN) is managed.
@@ -183,8 +257,16 @@ mod tests {
             (ENV_IDLE_INSTANCE, "0"),
             (ENV_MIN_INSTANCE_AGE, "1800"),
             (ENV_ROLLOUT_DEADLINE, "3600"),
+            (ENV_MEMBER_ROLE, "ecs-autopilot/ecs-autopilot-deployer"),
+            (ENV_ACCOUNTS, "111122223333, 444455556666 777788889999"),
+            (ENV_REGIONS, "us-east-1 eu-west-1,us-gov-west-1"),
+            (ENV_QUEUE_URL, "https://sqs.us-east-1.amazonaws.com/123456789012/ecs-autopilot-deployer.fifo"),
         ])
         .unwrap();
+        assert_eq!(c.member_role.as_deref(), Some("ecs-autopilot/ecs-autopilot-deployer"));
+        assert_eq!(c.accounts, ["111122223333", "444455556666", "777788889999"]);
+        assert_eq!(c.regions, ["us-east-1", "eu-west-1", "us-gov-west-1"]);
+        assert!(c.organization() && c.queue_url.is_some());
         assert_eq!(c.rollout_deadline, Duration::from_secs(3600));
         assert_eq!((c.idle_instance, c.min_instance_age), (Duration::ZERO, Duration::from_secs(1800)));
         assert_eq!(c.clusters, vec!["stage01", "arn:aws:ecs:us-east-1:123456789012:cluster/prod"]);
@@ -208,6 +290,13 @@ mod tests {
             (ENV_MIN_INSTANCE_AGE, "86401"),
             (ENV_ROLLOUT_DEADLINE, "30"),
             (ENV_ROLLOUT_DEADLINE, "1h"),
+            (ENV_MEMBER_ROLE, "arn:aws:iam::111122223333:role/x"),
+            (ENV_MEMBER_ROLE, "/ecs-autopilot/deployer"),
+            (ENV_MEMBER_ROLE, "role with spaces"),
+            (ENV_ACCOUNTS, "1111-2222-3333"),
+            (ENV_REGIONS, "us_east_1"),
+            (ENV_REGIONS, "eu-west"),
+            (ENV_QUEUE_URL, "https://sqs.us-east-1.amazonaws.com/123456789012/standard-queue"),
         ] {
             let err = parse(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);

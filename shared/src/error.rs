@@ -54,6 +54,17 @@ pub enum Error {
     #[error("the handler panicked (a defect; the log names where)")]
     Panic,
 
+    /// Organization mode: the function cannot act in a member account, since its role there
+    /// could not be assumed (missing, trust refused, STS unreachable). That account's work fails;
+    /// the others proceed.
+    #[error("account {account}: cannot assume {role}: {message}")]
+    Account {
+        account: String,
+        role: String,
+        message: String,
+        retryable: bool,
+    },
+
     /// Some of the independent actions of one invocation failed.
     #[error("{failed} of {total} actions failed: {summary}")]
     Partial {
@@ -69,6 +80,7 @@ impl Error {
         match self {
             Error::Aws { retryable, .. } => *retryable,
             Error::Partial { retryable, .. } => *retryable,
+            Error::Account { retryable, .. } => *retryable,
             Error::Conflict(_) | Error::Panic => true,
             Error::InvalidEvent(_) | Error::Config(_) | Error::Tag { .. } | Error::Refused(_) => false,
         }
@@ -86,6 +98,7 @@ impl Error {
             Error::Conflict(_) => "Conflict",
             Error::Panic => "Panic",
             Error::Partial { .. } => "PartialFailure",
+            Error::Account { .. } => "AccountUnreachable",
         }
     }
 

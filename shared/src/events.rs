@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub const DETAIL_ECR_IMAGE_ACTION: &str = "ECR Image Action";
+pub const DETAIL_ECR_REPLICATION_ACTION: &str = "ECR Replication Action";
 pub const DETAIL_TASK_STATE_CHANGE: &str = "ECS Task State Change";
 pub const DETAIL_DEPLOYMENT_STATE_CHANGE: &str = "ECS Deployment State Change";
 pub const DETAIL_SERVICE_ACTION: &str = "ECS Service Action";
@@ -62,6 +63,9 @@ impl Incoming {
         }
         match (source.as_str(), detail_type.as_str()) {
             ("aws.ecr", DETAIL_ECR_IMAGE_ACTION) => typed(value, &detail_type).map(Incoming::EcrImageAction),
+            // Cross-account (or cross-Region) replication into this registry: the image arrives
+            // as a push would, with action-type REPLICATE ("Amazon ECR events and EventBridge").
+            ("aws.ecr", DETAIL_ECR_REPLICATION_ACTION) => typed(value, &detail_type).map(Incoming::EcrImageAction),
             ("aws.ecs", DETAIL_TASK_STATE_CHANGE) => typed(value, &detail_type).map(Incoming::TaskStateChange),
             ("aws.ecs", DETAIL_DEPLOYMENT_STATE_CHANGE) => typed(value, &detail_type).map(Incoming::DeploymentStateChange),
             ("aws.ecs", DETAIL_HOOK_STATE_CHANGE) => typed(value, &detail_type).map(Incoming::HookStateChange),
@@ -82,6 +86,43 @@ impl Incoming {
             Incoming::AlarmStateChange(e) => e.id.as_deref(),
             Incoming::Scheduled(e) => e.id.as_deref(),
         }
+    }
+
+    /// The account the event comes from (EventBridge sets it; a member cannot name another).
+    pub fn account(&self) -> Option<&str> {
+        self.envelope(|account, _| account)
+    }
+
+    /// The region the event comes from.
+    pub fn region(&self) -> Option<&str> {
+        self.envelope(|_, region| region)
+    }
+
+    fn envelope<'a>(&'a self, pick: impl Fn(Option<&'a str>, Option<&'a str>) -> Option<&'a str>) -> Option<&'a str> {
+        match self {
+            Incoming::EcrImageAction(e) => pick(e.account.as_deref(), e.region.as_deref()),
+            Incoming::TaskStateChange(e) => pick(e.account.as_deref(), e.region.as_deref()),
+            Incoming::DeploymentStateChange(e) => pick(e.account.as_deref(), e.region.as_deref()),
+            Incoming::HookStateChange(e) => pick(e.account.as_deref(), e.region.as_deref()),
+            Incoming::ServiceAction(e) => pick(e.account.as_deref(), e.region.as_deref()),
+            Incoming::AlarmStateChange(e) => pick(e.account.as_deref(), e.region.as_deref()),
+            Incoming::Scheduled(e) => pick(e.account.as_deref(), e.region.as_deref()),
+        }
+    }
+
+    /// The event as JSON again (what the deployer puts on its work queue): the fields this code
+    /// reads, under the names AWS gives them, so that parsing it again gives the same event.
+    pub fn to_value(&self) -> Value {
+        let v = match self {
+            Incoming::EcrImageAction(e) => serde_json::to_value(e),
+            Incoming::TaskStateChange(e) => serde_json::to_value(e),
+            Incoming::DeploymentStateChange(e) => serde_json::to_value(e),
+            Incoming::HookStateChange(e) => serde_json::to_value(e),
+            Incoming::ServiceAction(e) => serde_json::to_value(e),
+            Incoming::AlarmStateChange(e) => serde_json::to_value(e),
+            Incoming::Scheduled(e) => serde_json::to_value(e),
+        };
+        v.unwrap_or(Value::Null)
     }
 
     pub fn detail_type(&self) -> &'static str {
@@ -143,7 +184,7 @@ macro_rules! open_enum {
 
 // ---------------------------------------------------------------- ECR
 
-open_enum!(EcrActionType { Push = "PUSH", Delete = "DELETE" });
+open_enum!(EcrActionType { Push = "PUSH", Delete = "DELETE", Replicate = "REPLICATE" });
 open_enum!(EcrResult { Success = "SUCCESS", Failure = "FAILURE" });
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -520,7 +561,7 @@ mod tests {
     fn unknown_enum_values_and_fields_are_tolerated() {
         let ev = Incoming::parse(json!({
             "detail-type": "ECR Image Action", "source": "aws.ecr", "id": "1",
-            "detail": {"result": "PARTIAL", "action-type": "REPLICATE", "repository-name": "auth", "brand-new": 1}
+            "detail": {"result": "PARTIAL", "action-type": "RETAG", "repository-name": "auth", "brand-new": 1}
         }))
         .unwrap();
         let Incoming::EcrImageAction(e) = ev else { panic!("wrong variant") };

@@ -73,21 +73,42 @@ impl Notification {
 }
 
 /// Publishes to SNS, or only logs when no topic is configured.
+#[derive(Clone)]
 pub struct Notifier {
     sns: Option<(aws_sdk_sns::Client, String)>,
     dry_run: bool,
+    /// Organization mode: the member account and region the notifications are about.
+    place: Option<crate::members::Place>,
 }
 
 impl Notifier {
     pub fn new(sns: Option<(aws_sdk_sns::Client, String)>, dry_run: bool) -> Self {
-        Notifier { sns, dry_run }
+        Notifier { sns, dry_run, place: None }
     }
 
     pub fn log_only(dry_run: bool) -> Self {
-        Notifier { sns: None, dry_run }
+        Notifier { sns: None, dry_run, place: None }
+    }
+
+    /// The same topic, for work done in `place`: every notification names its account and
+    /// region (subject, description and the `account` and `region` fields), since one topic
+    /// now speaks for the whole Organization.
+    pub fn for_place(&self, place: &crate::members::Place) -> Self {
+        Notifier { place: Some(place.clone()), ..self.clone() }
+    }
+
+    /// `n` as sent from this notifier's place.
+    pub fn placed(&self, n: &Notification) -> Notification {
+        let Some(place) = &self.place else { return n.clone() };
+        let mut n = n.clone().field("account", place.account.as_str()).field("region", place.region.as_str());
+        n.subject = format!("[{} {}] {}", place.account, place.region, n.subject);
+        n.description = format!("Account {}, {}.\n{}", place.account, place.region, n.description);
+        n
     }
 
     pub async fn publish(&self, n: &Notification) -> Result<()> {
+        let placed = self.placed(n);
+        let n = &placed;
         let subject = if self.dry_run { format!("[dry run] {}", n.subject) } else { n.subject.clone() };
         let body = n.chatbot_body(self.dry_run);
         tracing::info!(notification = %subject, event_type = %n.event_type, "notify");
@@ -159,5 +180,20 @@ mod tests {
         assert_eq!(b["metadata"]["additionalContext"]["dryRun"], true);
         let long = Notification::new("x", "é".repeat(10) + &"a".repeat(200), "");
         assert!(long.sns_subject().len() <= SUBJECT_MAX);
+    }
+
+    /// Issue 16: one topic speaks for the Organization, so a member's notification names its
+    /// account and region where a reader looks first.
+    #[test]
+    fn a_members_notification_names_its_account_and_region() {
+        let n = Notification::new("deploy.completed", "stage01/auth: rolled onto auth:7", "desc").field("service", "auth");
+        let home = Notifier::log_only(false);
+        assert_eq!(home.placed(&n), n, "the home account's read as before");
+        let member = home.for_place(&crate::members::Place::new("111122223333", "eu-west-1"));
+        let placed = member.placed(&n);
+        assert_eq!(placed.sns_subject(), "[111122223333 eu-west-1] stage01/auth: rolled onto auth:7");
+        assert!(placed.description.starts_with("Account 111122223333, eu-west-1."));
+        let body = placed.chatbot_body(false);
+        assert_eq!((body["metadata"]["additionalContext"]["account"].as_str(), body["metadata"]["additionalContext"]["region"].as_str()), (Some("111122223333"), Some("eu-west-1")));
     }
 }

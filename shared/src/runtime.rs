@@ -15,7 +15,11 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::events::Incoming;
 use crate::notify::Notifier;
+use crate::members::{reach, schedule_places, Members, Place, Reach};
 use crate::state::{EventClaim, Lease, StateStore};
+
+use std::sync::Arc;
+
 
 /// An event claim is a lease this long, renewed every [`HEARTBEAT`] while the work runs and
 /// never past the invocation's deadline. An invocation that dies (timeout, out of memory, a
@@ -66,18 +70,45 @@ pub fn init_logging() {
     }));
 }
 
-/// Configuration, AWS configuration, state store and notifier, built once per container.
+/// Configuration, AWS configuration, state store and notifier, built once per container; and,
+/// in organization mode, once per member account and region the container acts in
+/// ([`Env::for_place`]).
 pub struct Env {
     pub config: Config,
     pub sdk: SdkConfig,
     pub state: StateStore,
     pub notifier: Notifier,
+    /// `None`: the function's own account and region. `Some`: a member's (issue 16), whose
+    /// clients get their own retry partition ([`crate::aws::clients`]).
+    pub place: Option<Place>,
+    /// The Organization as this container knows it: its own account, member role sessions, and
+    /// the function instances built per place.
+    pub members: Arc<Members>,
 }
 
 impl Env {
     pub async fn load(config: Config) -> Self {
         let sdk = crate::aws::load_sdk_config().await;
         Self::new(config, sdk)
+    }
+
+    /// The environment of work done in `place`: the member's AWS configuration, the state table
+    /// scoped to the place, notifications naming it; the same configuration and members.
+    pub fn for_place(&self, place: &Place, sdk: SdkConfig) -> Env {
+        Env {
+            config: self.config.clone(),
+            sdk,
+            state: self.state.scoped(&place.scope()),
+            notifier: self.notifier.for_place(place),
+            place: Some(place.clone()),
+            members: self.members.clone(),
+        }
+    }
+
+    /// An environment of the given parts (tests that mock the state table or the topic).
+    pub fn from_parts(config: Config, sdk: SdkConfig, state: StateStore, notifier: Notifier) -> Self {
+        let members = Arc::new(Members::new(&config, sdk.clone()));
+        Env { config, sdk, state, notifier, place: None, members }
     }
 
     pub fn new(config: Config, sdk: SdkConfig) -> Self {
@@ -89,7 +120,8 @@ impl Env {
             }
         };
         let notifier = Notifier::new(config.topic_arn.clone().map(|t| (aws_sdk_sns::Client::new(&sdk), t)), config.dry_run);
-        Env { config, sdk, state, notifier }
+        let members = Arc::new(Members::new(&config, sdk.clone()));
+        Env { config, sdk, state, notifier, place: None, members }
     }
 
     pub fn region(&self) -> String {
@@ -153,6 +185,16 @@ where
     F: FnOnce(Incoming) -> Fut,
     Fut: Future<Output = Result<Value, Error>>,
 {
+    run_event_claimed_as(env, function, function, raw, screen, deadline, handler).await
+}
+
+/// [`run_event`] with the event's claim under `claims` instead of the function's name: the
+/// deployer claims an event once to put it on its work queue and once more to do the work.
+async fn run_event_claimed_as<F, Fut>(env: &Env, function: &str, claims: &str, raw: Value, screen: Screen, deadline: Option<SystemTime>, handler: F) -> Result<Value, Error>
+where
+    F: FnOnce(Incoming) -> Fut,
+    Fut: Future<Output = Result<Value, Error>>,
+{
     let incoming = match Incoming::parse(raw) {
         Ok(incoming) => incoming,
         Err(e) => return Ok(rejected(function, &e)),
@@ -166,7 +208,7 @@ where
     }
     let lease = match &id {
         None => None,
-        Some(id) => match env.state.begin_event(function, id, lease_for(deadline)).await? {
+        Some(id) => match env.state.begin_event(claims, id, lease_for(deadline)).await? {
             EventClaim::Fresh(lease) => {
                 let deadline_in = deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or_default().as_secs());
                 tracing::debug!(lease_seconds = lease_for(deadline).as_secs(), deadline_in_seconds = ?deadline_in, "event claimed");
@@ -271,6 +313,10 @@ pub fn invocation_deadline() -> Option<SystemTime> {
 pub trait Function: Sized + Send + Sync + 'static {
     /// The binary's name, also the idempotency namespace in the state table.
     const NAME: &'static str;
+    /// Whether, in organization mode with a work queue (`AUTOPILOT_QUEUE_URL`), this function
+    /// puts each event's work on that queue, one message group per account and region, and does
+    /// it when the queue hands it back (docs/architecture.md, "Pacing across accounts").
+    const QUEUED: bool = false;
     /// What the function answers for an event: invocation result, log line and metric source.
     type Outcome: serde::Serialize + Send;
     fn new(env: Env) -> Self;
@@ -279,20 +325,207 @@ pub trait Function: Sized + Send + Sync + 'static {
     fn screen(_incoming: &Incoming, _config: &Config) -> Option<Self::Outcome> {
         None
     }
-    /// An event `screen` did not settle, past the idempotency claim.
+    /// An event `screen` did not settle, past the idempotency claim, in the place its work is
+    /// done (`self` is the instance built for that account and region).
     fn dispatch(&self, incoming: Incoming) -> impl Future<Output = Result<Self::Outcome, Error>> + Send;
     /// An invocation with no deadline (tests, the `invoke` tool): see [`Function::handle_until`].
     fn handle(&self, event: Value) -> impl Future<Output = Result<Value, Error>> + Send {
         self.handle_until(event, None)
     }
-    /// The invocation: [`run_event`] around `screen` and `dispatch`, its claim bounded by
-    /// `deadline` (the Runtime API's `Lambda-Runtime-Deadline-Ms`).
+    /// The invocation: [`run_event`] around `screen` and [`route`] (which finds the account and
+    /// region the work belongs to, then `dispatch`es there), its claim bounded by `deadline` (the
+    /// Runtime API's `Lambda-Runtime-Deadline-Ms`). A batch from the function's work queue is
+    /// handled message by message ([`Function::handle_queued`]).
     fn handle_until(&self, event: Value, deadline: Option<SystemTime>) -> impl Future<Output = Result<Value, Error>> + Send {
         async move {
-            let dispatch = |incoming| async move { self.dispatch(incoming).await.map(|o| to_json(&o)) };
+            if let Some(batch) = queue_batch(&event) {
+                return Ok(self.handle_queued(batch, deadline).await);
+            }
+            let queue = if Self::QUEUED { self.env().config.queue_url.clone() } else { None };
+            let dispatch = |incoming| async move { route(self, incoming, queue.as_deref()).await };
             DEADLINE.scope(deadline, run_event(self.env(), Self::NAME, event, screen_json::<Self>, deadline, dispatch)).await
         }
     }
+    /// Messages from the work queue (an SQS event, batch size 1 in template.yaml): each body is
+    /// an event this function put there, handled under a claim of its own. The answer is SQS's
+    /// partial batch response: a message that failed, and every one after it (a FIFO group keeps
+    /// its order), goes back to the queue ("Handling errors for an SQS event source in Lambda").
+    fn handle_queued(&self, batch: Vec<(String, String)>, deadline: Option<SystemTime>) -> impl Future<Output = Value> + Send {
+        async move {
+            let claims = format!("{}-work", Self::NAME);
+            let mut failures: Vec<String> = Vec::new();
+            for (message_id, body) in batch {
+                if !failures.is_empty() {
+                    failures.push(message_id);
+                    continue;
+                }
+                let Ok(event) = serde_json::from_str::<Value>(&body) else {
+                    tracing::error!(error_kind = "InvalidEvent", message_id = %message_id, "a work-queue message that is not JSON: dropped");
+                    continue;
+                };
+                let dispatch = |incoming| async move { route(self, incoming, None).await };
+                let run = run_event_claimed_as(self.env(), Self::NAME, &claims, event, screen_json::<Self>, deadline, dispatch);
+                if DEADLINE.scope(deadline, run).await.is_err() {
+                    failures.push(message_id);
+                }
+            }
+            json!({"batchItemFailures": failures.iter().map(|id| json!({"itemIdentifier": id})).collect::<Vec<_>>()})
+        }
+    }
+}
+
+/// The messages of an SQS event (`Records` whose `eventSource` is `aws:sqs`): (messageId, body).
+fn queue_batch(event: &Value) -> Option<Vec<(String, String)>> {
+    let records = event.get("Records")?.as_array()?;
+    if records.is_empty() || !records.iter().all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs")) {
+        return None;
+    }
+    Some(
+        records
+            .iter()
+            .map(|r| {
+                let field = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+                (field("messageId"), field("body"))
+            })
+            .collect(),
+    )
+}
+
+/// Where an event's work is done (issue 16), then that work: at home, in a member account and
+/// region through its role, on the work queue, or nowhere (an account not ours: ignored, said
+/// why). A schedule visits every listed account and region, in parallel.
+pub async fn route<F: Function>(home: &F, incoming: Incoming, queue: Option<&str>) -> Result<Value, Error> {
+    let env = home.env();
+    let own_region = env.region();
+    let own = env.members.own_account().await?;
+    if let (Incoming::Scheduled(ev), Some(own)) = (&incoming, own.as_deref()) {
+        if env.config.organization() {
+            return visit(home, ev, &schedule_places(&env.config, own, &own_region), own, queue).await;
+        }
+    }
+    match reach(&env.config, own.as_deref(), &own_region, incoming.account(), incoming.region()) {
+        Reach::Ignored(why) => {
+            tracing::info!(account = incoming.account().unwrap_or("-"), region = incoming.region().unwrap_or("-"), reason = %why, "event ignored: not an account this function acts in");
+            Ok(json!({"status": "ignored", "reason": why}))
+        }
+        Reach::Home => match (queue, own) {
+            (Some(queue), Some(own)) => enqueue(env, queue, &incoming, &Place::new(own, incoming.region().filter(|r| !r.is_empty()).unwrap_or(&own_region))).await,
+            _ => home.dispatch(incoming).await.map(|o| to_json(&o)),
+        },
+        Reach::Member(place) => match queue {
+            Some(queue) => enqueue(env, queue, &incoming, &place).await,
+            None => at_place(home, &place).await?.dispatch(incoming).await.map(|o| to_json(&o)),
+        },
+    }
+}
+
+/// The function instance that acts in `place`, built once per container: a member role session
+/// (assumed now, so that a refusal is known before any work), a scoped state table, notifications
+/// naming the place. A refusal is notified once per account and hour and fails that work.
+async fn at_place<F: Function>(home: &F, place: &Place) -> Result<Arc<F>, Error> {
+    let env = home.env();
+    if let Some(f) = env.members.instance::<F>(place) {
+        return Ok(f);
+    }
+    let sdk = match env.members.sdk_for(place, F::NAME).await {
+        Ok(sdk) => sdk,
+        Err(e) => {
+            tracing::error!(error_kind = e.kind(), retryable = e.retryable(), account = %place.account, region = %place.region, error = %e, "cannot act in the member account");
+            notify_unreachable(env, place, &e).await;
+            return Err(e);
+        }
+    };
+    Ok(env.members.keep(place, F::new(env.for_place(place, sdk))))
+}
+
+/// One notification per account and hour when its role cannot be assumed.
+async fn notify_unreachable(env: &Env, place: &Place, e: &Error) {
+    let Error::Account { account, role, message, .. } = e else { return };
+    let n = crate::notify::Notification::new(
+        "account.unreachable",
+        format!("ecs-autopilot cannot act in account {account}"),
+        format!(
+            "Assuming {role} failed: {message}\nNothing is done in account {account} until it can be assumed; the other accounts are not affected. \
+             Deploy member/roles.yaml to the account (the roles StackSet, docs/organization.md) and check that its trust names this function's role."
+        ),
+    )
+    .field("account", account.as_str())
+    .field("region", place.region.as_str())
+    .field("role", role.as_str());
+    let once = std::time::Duration::from_secs(3600);
+    if let Err(e) = env.notifier.publish_once(&env.state, &format!("account-unreachable/{account}"), once, &n).await {
+        tracing::warn!(error = %e, "could not notify that the account is unreachable");
+    }
+}
+
+/// A schedule in organization mode: the same pass in every listed account and region, in
+/// parallel (each account's ECS buckets are its own). One place's failure does not stop the
+/// others; the invocation fails only if a failure a retry could fix happened somewhere.
+async fn visit<F: Function>(home: &F, ev: &aws_lambda_events::eventbridge::EventBridgeEvent<Value>, places: &[Place], own: &str, queue: Option<&str>) -> Result<Value, Error> {
+    let env = home.env();
+    let own_region = env.region();
+    let own_region = own_region.as_str();
+    let runs = places.iter().map(|place| async move {
+        let mut here = ev.clone();
+        here.account = Some(place.account.clone());
+        here.region = Some(place.region.clone());
+        here.id = ev.id.as_ref().map(|id| format!("{id}/{}", place.scope()));
+        let incoming = Incoming::Scheduled(here);
+        let result = match queue {
+            Some(queue) => enqueue(env, queue, &incoming, place).await,
+            None if place.account == own && place.region == own_region => home.dispatch(incoming).await.map(|o| to_json(&o)),
+            None => match at_place(home, place).await {
+                Ok(f) => f.dispatch(incoming).await.map(|o| to_json(&o)),
+                Err(e) => Err(e),
+            },
+        };
+        (place, result)
+    });
+    let results = futures_util::future::join_all(runs).await;
+    let mut visited = Vec::new();
+    let (mut failed, mut retryable, mut summary) = (0, false, Vec::new());
+    for (place, result) in results {
+        match result {
+            Ok(outcome) => visited.push(json!({"account": place.account, "region": place.region, "outcome": outcome})),
+            Err(e) => {
+                failed += 1;
+                retryable |= e.retryable();
+                summary.push(format!("{place}: {e}"));
+                visited.push(json!({"account": place.account, "region": place.region, "error": {"kind": e.kind(), "message": e.to_string()}}));
+            }
+        }
+    }
+    if retryable {
+        return Err(Error::Partial { failed, total: places.len(), summary: summary.join("; "), retryable });
+    }
+    Ok(json!({"status": "visited", "places": visited}))
+}
+
+/// Put an event's work on the function's FIFO work queue, in the message group of its account
+/// and region: SQS hands a group's messages out one at a time, and different groups in
+/// parallel ("Using Lambda with Amazon SQS": FIFO queues and message groups), so concurrent
+/// invocations never pile onto one account's ECS buckets. The deduplication id is the event's
+/// (and place's): a retried put within SQS's five-minute window is dropped by SQS.
+async fn enqueue(env: &Env, queue: &str, incoming: &Incoming, place: &Place) -> Result<Value, Error> {
+    let body = incoming.to_value();
+    let id = incoming.id().map(str::to_string).unwrap_or_else(|| crate::keys::digest_of(&body.to_string()));
+    let group = format!("{}#{}", place.account, place.region);
+    let dedup = crate::keys::digest_of(&format!("{id}|{}", place.scope()));
+    if env.config.dry_run {
+        tracing::info!(group = %group, "dry run: the work would be queued");
+    }
+    env.members
+        .sqs()
+        .send_message()
+        .queue_url(queue)
+        .message_body(body.to_string())
+        .message_group_id(&group)
+        .message_deduplication_id(&dedup)
+        .send()
+        .await
+        .map_err(|e| Error::aws("sqs", "SendMessage", e))?;
+    tracing::info!(group = %group, "work queued for its account and region");
+    Ok(json!({"status": "queued", "account": place.account, "region": place.region, "messageGroup": group}))
 }
 
 /// An outcome as JSON. Outcomes are plain data (strings, numbers, lists): serialising one cannot
@@ -316,7 +549,9 @@ pub async fn serve<F: Function>() -> Result<(), lambda_runtime::Error> {
     let function: tokio::sync::OnceCell<F> = tokio::sync::OnceCell::new();
     let (function, config) = (&function, &config);
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| async move {
-        if let Some(answer) = answer_without_aws(F::NAME, config, &event.payload, screen_json::<F>) {
+        crate::members::learn_own_account(&event.context.invoked_function_arn);
+        let queued = queue_batch(&event.payload).is_some();
+        if let Some(answer) = (!queued).then(|| answer_without_aws(F::NAME, config, &event.payload, screen_json::<F>)).flatten() {
             return Ok(answer);
         }
         let f = function.get_or_init(|| async { F::new(Env::load(config.clone()).await) }).await;

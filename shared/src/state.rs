@@ -38,7 +38,17 @@ pub struct Record {
     pub expires_at: u64,
 }
 
-pub enum StateStore {
+/// The state table, seen from one place: the function's own account and region (no scope, the
+/// keys of every release so far), or one member account and region of an Organization (issue
+/// 16), whose partition keys all start with `ACCOUNT:REGION#`, so that two accounts with a cluster
+/// `stage01` and a service `auth` never share a record. Clones share one table (or one memory).
+#[derive(Clone)]
+pub struct StateStore {
+    backend: std::sync::Arc<Backend>,
+    scope: Option<String>,
+}
+
+enum Backend {
     Dynamo { client: aws_sdk_dynamodb::Client, table: String },
     Memory(Mutex<HashMap<(String, String), Record>>),
 }
@@ -70,33 +80,64 @@ pub fn now_epoch() -> u64 {
 
 impl StateStore {
     pub fn memory() -> Self {
-        StateStore::Memory(Mutex::new(HashMap::new()))
+        StateStore { backend: std::sync::Arc::new(Backend::Memory(Mutex::new(HashMap::new()))), scope: None }
     }
 
     pub fn dynamo(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        StateStore::Dynamo { client, table: table.into() }
+        StateStore { backend: std::sync::Arc::new(Backend::Dynamo { client, table: table.into() }), scope: None }
     }
 
     pub fn is_persistent(&self) -> bool {
-        matches!(self, StateStore::Dynamo { .. })
+        matches!(*self.backend, Backend::Dynamo { .. })
+    }
+
+    /// The same table seen from `scope` (`ACCOUNT:REGION`): every partition key it reads or
+    /// writes starts with `ACCOUNT:REGION#`. Event claims are taken on the unscoped store, since
+    /// EventBridge's event ids are unique whichever account sent them.
+    pub fn scoped(&self, scope: &str) -> Self {
+        StateStore { backend: self.backend.clone(), scope: Some(scope.to_string()) }
+    }
+
+    /// The partition key as stored.
+    fn pk(&self, pk: &str) -> String {
+        match &self.scope {
+            Some(scope) => format!("{scope}#{pk}"),
+            None => pk.to_string(),
+        }
+    }
+
+    /// A stored key as the caller named it.
+    fn unscoped(&self, (pk, sk): (String, String)) -> (String, String) {
+        match &self.scope {
+            Some(scope) => (pk.strip_prefix(scope.as_str()).and_then(|p| p.strip_prefix('#')).map(str::to_string).unwrap_or(pk), sk),
+            None => (pk, sk),
+        }
     }
 
     /// Read a live (unexpired) record.
     pub async fn get(&self, pk: &str, sk: &str) -> Result<Option<Record>> {
+        self.get_stored(&self.pk(pk), sk).await
+    }
+
+    async fn get_stored(&self, pk: &str, sk: &str) -> Result<Option<Record>> {
         let now = now_epoch();
-        match self {
-            StateStore::Memory(map) => Ok(map.lock().unwrap_or_else(|p| p.into_inner()).get(&(pk.into(), sk.into())).filter(|r| r.expires_at > now).cloned()),
-            StateStore::Dynamo { client, table } => Ok(get_item(client, table, pk, sk).await?.and_then(|item| record_from_item(&item)).filter(|r| r.expires_at > now)),
+        match &*self.backend {
+            Backend::Memory(map) => Ok(map.lock().unwrap_or_else(|p| p.into_inner()).get(&(pk.into(), sk.into())).filter(|r| r.expires_at > now).cloned()),
+            Backend::Dynamo { client, table } => Ok(get_item(client, table, pk, sk).await?.and_then(|item| record_from_item(&item)).filter(|r| r.expires_at > now)),
         }
     }
 
     /// Write unconditionally (the newest writer wins).
     pub async fn put(&self, pk: &str, sk: &str, data: &Value, ttl: Duration) -> Result<()> {
-        self.write(pk, sk, data, ttl, None).await.map(|_| ())
+        self.write(&self.pk(pk), sk, data, ttl, None).await.map(|_| ())
     }
 
     /// Create the record only if no live record exists. `Ok(false)`: it already existed.
     pub async fn create(&self, pk: &str, sk: &str, data: &Value, ttl: Duration) -> Result<bool> {
+        self.create_stored(&self.pk(pk), sk, data, ttl).await
+    }
+
+    async fn create_stored(&self, pk: &str, sk: &str, data: &Value, ttl: Duration) -> Result<bool> {
         match self.write(pk, sk, data, ttl, Some(0)).await {
             Ok(_) => Ok(true),
             Err(Error::Conflict(_)) => Ok(false),
@@ -107,16 +148,18 @@ impl StateStore {
     /// Optimistic concurrency: write only if the live record still has `version`
     /// (0 = must not exist). A lost race is [`Error::Conflict`]: re-read and retry.
     pub async fn put_if_version(&self, pk: &str, sk: &str, data: &Value, ttl: Duration, version: u64) -> Result<u64> {
-        self.write(pk, sk, data, ttl, Some(version)).await
+        self.write(&self.pk(pk), sk, data, ttl, Some(version)).await
     }
 
     pub async fn delete(&self, pk: &str, sk: &str) -> Result<()> {
-        match self {
-            StateStore::Memory(map) => {
+        let pk = self.pk(pk);
+        let pk = pk.as_str();
+        match &*self.backend {
+            Backend::Memory(map) => {
                 map.lock().unwrap_or_else(|p| p.into_inner()).remove(&(pk.into(), sk.into()));
                 Ok(())
             }
-            StateStore::Dynamo { client, table } => client
+            Backend::Dynamo { client, table } => client
                 .delete_item()
                 .table_name(table)
                 .key(ATTR_PK, AttributeValue::S(pk.into()))
@@ -132,8 +175,8 @@ impl StateStore {
         let now = now_epoch();
         let expires_at = now + ttl.as_secs().max(1);
         let new_version = expected.map_or(1, |v| v + 1);
-        match self {
-            StateStore::Memory(map) => {
+        match &*self.backend {
+            Backend::Memory(map) => {
                 let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
                 let key = (pk.to_string(), sk.to_string());
                 let live = map.get(&key).filter(|r| r.expires_at > now);
@@ -147,7 +190,7 @@ impl StateStore {
                 map.insert(key, Record { data: data.clone(), version, expires_at });
                 Ok(version)
             }
-            StateStore::Dynamo { client, table } => {
+            Backend::Dynamo { client, table } => {
                 let token = write_token();
                 let Some(expected) = expected else {
                     return put_item_bumping_version(client, table, pk, sk, data, expires_at, &token).await;
@@ -187,13 +230,19 @@ impl StateStore {
     /// Read many live records at once: one consistent BatchGetItem per 100 keys. Keys without a
     /// live record are absent from the answer.
     pub async fn get_many(&self, keys: &BTreeSet<(String, String)>) -> Result<HashMap<(String, String), Record>> {
+        let keys: BTreeSet<(String, String)> = keys.iter().map(|(pk, sk)| (self.pk(pk), sk.clone())).collect();
+        let found = self.get_many_stored(&keys).await?;
+        Ok(found.into_iter().map(|(k, r)| (self.unscoped(k), r)).collect())
+    }
+
+    async fn get_many_stored(&self, keys: &BTreeSet<(String, String)>) -> Result<HashMap<(String, String), Record>> {
         let now = now_epoch();
-        match self {
-            StateStore::Memory(map) => {
+        match &*self.backend {
+            Backend::Memory(map) => {
                 let map = map.lock().unwrap_or_else(|p| p.into_inner());
                 Ok(keys.iter().filter_map(|k| map.get(k).filter(|r| r.expires_at > now).map(|r| (k.clone(), r.clone()))).collect())
             }
-            StateStore::Dynamo { client, table } => {
+            Backend::Dynamo { client, table } => {
                 let mut found = HashMap::new();
                 let keys: Vec<&(String, String)> = keys.iter().collect();
                 for chunk in keys.chunks(100) {
@@ -225,10 +274,16 @@ impl StateStore {
     /// common case where none exists yet. Returns the keys this call created; the others already
     /// had a live record (someone else's claim).
     pub async fn create_many(&self, items: &BTreeMap<(String, String), Value>, ttl: Duration) -> Result<BTreeSet<(String, String)>> {
+        let items: BTreeMap<(String, String), Value> = items.iter().map(|((pk, sk), v)| ((self.pk(pk), sk.clone()), v.clone())).collect();
+        let created = self.create_many_stored(&items, ttl).await?;
+        Ok(created.into_iter().map(|k| self.unscoped(k)).collect())
+    }
+
+    async fn create_many_stored(&self, items: &BTreeMap<(String, String), Value>, ttl: Duration) -> Result<BTreeSet<(String, String)>> {
         let mut created = BTreeSet::new();
-        let StateStore::Dynamo { client, table } = self else {
+        let Backend::Dynamo { client, table } = &*self.backend else {
             for ((pk, sk), data) in items {
-                if self.create(pk, sk, data, ttl).await? {
+                if self.create_stored(pk, sk, data, ttl).await? {
                     created.insert((pk.clone(), sk.clone()));
                 }
             }
@@ -294,7 +349,7 @@ impl StateStore {
     /// version, so each record gets a new unique one (microseconds since the epoch): enough for
     /// an optimistic writer to notice the change.
     pub async fn put_many(&self, items: &BTreeMap<(String, String), Value>, ttl: Duration) -> Result<()> {
-        let StateStore::Dynamo { client, table } = self else {
+        let Backend::Dynamo { client, table } = &*self.backend else {
             for ((pk, sk), data) in items {
                 self.put(pk, sk, data, ttl).await?;
             }
@@ -306,7 +361,7 @@ impl StateStore {
         for chunk in entries.chunks(25) {
             let mut pending: Vec<WriteRequest> = Vec::new();
             for ((pk, sk), data) in chunk {
-                let put = PutRequest::builder().set_item(Some(item_of(pk, sk, data, expires_at, &write_token(), version))).build().map_err(|e| build_error("BatchWriteItem", e))?;
+                let put = PutRequest::builder().set_item(Some(item_of(&self.pk(pk), sk, data, expires_at, &write_token(), version))).build().map_err(|e| build_error("BatchWriteItem", e))?;
                 pending.push(WriteRequest::builder().put_request(put).build());
             }
             for attempt in 0..BATCH_ATTEMPTS {
@@ -329,14 +384,14 @@ impl StateStore {
     /// within `lease`); [`StateStore::finish_event`] makes it permanent (for `ttl`) or releases it
     /// on failure so that EventBridge's retry can do the work.
     pub async fn begin_event(&self, function: &str, event_id: &str, lease: Duration) -> Result<EventClaim> {
-        let pk = format!("event#{function}");
+        let pk = self.pk(&format!("event#{function}"));
         let data = serde_json::json!({"status": "in-progress", "holder": write_token()});
         for _ in 0..2 {
-            if self.create(&pk, event_id, &data, lease).await? {
+            if self.create_stored(&pk, event_id, &data, lease).await? {
                 return Ok(EventClaim::Fresh(Lease { pk, sk: event_id.to_string(), data }));
             }
             // Expired between the create and this read: the create is worth one more try.
-            let Some(found) = self.get(&pk, event_id).await? else { continue };
+            let Some(found) = self.get_stored(&pk, event_id).await? else { continue };
             return Ok(match found.data.get("status").and_then(Value::as_str) {
                 Some("in-progress") => EventClaim::InFlight,
                 _ => EventClaim::Done,
@@ -350,8 +405,8 @@ impl StateStore {
     pub async fn renew(&self, held: &Lease, lease: Duration) -> Result<bool> {
         let now = now_epoch();
         let expires_at = now + lease.as_secs().max(1);
-        match self {
-            StateStore::Memory(map) => {
+        match &*self.backend {
+            Backend::Memory(map) => {
                 let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
                 match map.get_mut(&(held.pk.clone(), held.sk.clone())) {
                     Some(r) if r.expires_at > now && r.data == held.data => {
@@ -362,7 +417,7 @@ impl StateStore {
                     _ => Ok(false),
                 }
             }
-            StateStore::Dynamo { client, table } => {
+            Backend::Dynamo { client, table } => {
                 let answer = client
                     .update_item()
                     .table_name(table)
@@ -393,10 +448,11 @@ impl StateStore {
     /// (only if still this holder's) when it failed, so that EventBridge's retry does the work.
     pub async fn finish_event(&self, held: &Lease, succeeded: bool, ttl: Duration) -> Result<()> {
         if succeeded {
-            return self.put(&held.pk, &held.sk, &serde_json::json!({"status": "done"}), ttl).await;
+            // The lease's key is the stored one already.
+            return self.write(&held.pk, &held.sk, &serde_json::json!({"status": "done"}), ttl, None).await.map(|_| ());
         }
-        match self {
-            StateStore::Memory(map) => {
+        match &*self.backend {
+            Backend::Memory(map) => {
                 let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
                 let key = (held.pk.clone(), held.sk.clone());
                 if map.get(&key).is_some_and(|r| r.data == held.data) {
@@ -404,7 +460,7 @@ impl StateStore {
                 }
                 Ok(())
             }
-            StateStore::Dynamo { client, table } => {
+            Backend::Dynamo { client, table } => {
                 let answer = client
                     .delete_item()
                     .table_name(table)
@@ -560,5 +616,26 @@ mod tests {
         let mut data: Vec<_> = got.into_iter().map(|(key, r)| (key, r.data)).collect();
         data.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(data, vec![(k("b", "1"), json!(1)), (k("b", "2"), json!(3)), (k("b", "3"), json!(4))]);
+    }
+
+    /// Issue 16: two accounts with the same cluster and service names never share a record, and
+    /// a scoped store names its keys as its caller did.
+    #[tokio::test]
+    async fn scoped_stores_never_share_a_record() {
+        let home = StateStore::memory();
+        let (a, b) = (home.scoped("111122223333:us-east-1"), home.scoped("444455556666:us-east-1"));
+        let ttl = Duration::from_secs(60);
+        let k = |pk: &str, sk: &str| (pk.to_string(), sk.to_string());
+        assert!(a.create("stable", "stage01/auth", &json!("a"), ttl).await.unwrap());
+        assert!(b.create("stable", "stage01/auth", &json!("b"), ttl).await.unwrap(), "another account's record is another record");
+        assert!(home.get("stable", "stage01/auth").await.unwrap().is_none(), "nor the home account's");
+        assert_eq!(home.get("111122223333:us-east-1#stable", "stage01/auth").await.unwrap().unwrap().data, json!("a"), "stored under the scoped key");
+        let got = b.get_many(&BTreeSet::from([k("stable", "stage01/auth")])).await.unwrap();
+        assert_eq!(got.get(&k("stable", "stage01/auth")).map(|r| r.data.clone()), Some(json!("b")));
+        let created = a.create_many(&BTreeMap::from([(k("stable", "stage01/auth"), json!(1)), (k("stable", "stage01/random"), json!(2))]), ttl).await.unwrap();
+        assert_eq!(created, BTreeSet::from([k("stable", "stage01/random")]));
+        a.put_many(&BTreeMap::from([(k("deployed", "stage01/auth"), json!(3))]), ttl).await.unwrap();
+        assert_eq!(a.get("deployed", "stage01/auth").await.unwrap().unwrap().data, json!(3));
+        assert!(b.get("deployed", "stage01/auth").await.unwrap().is_none());
     }
 }

@@ -119,8 +119,8 @@ fn millis(t: Option<&autopilot::aws_sdk_ecs::primitives::DateTime>) -> Option<i6
 }
 
 impl Aws {
-    pub fn new(sdk: &autopilot::aws_config::SdkConfig) -> Self {
-        Aws { ecs: autopilot::aws_sdk_ecs::Client::new(sdk), ecr: autopilot::aws_sdk_ecr::Client::new(sdk) }
+    pub fn new(env: &autopilot::runtime::Env) -> Self {
+        Aws { ecs: autopilot::aws::clients::ecs(env), ecr: autopilot::aws::clients::ecr(env) }
     }
 
     /// The managed clusters: the configured ones, else every cluster (ListClusters).

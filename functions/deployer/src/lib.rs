@@ -39,10 +39,11 @@ pub struct Deployer {
 
 impl Function for Deployer {
     const NAME: &'static str = "deployer";
+    const QUEUED: bool = true;
     type Outcome = Outcome;
 
     fn new(env: Env) -> Self {
-        let aws = Aws::new(&env.sdk);
+        let aws = Aws::new(&env);
         Deployer { env, aws }
     }
 

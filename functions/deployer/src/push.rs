@@ -13,7 +13,7 @@ use crate::aws::EcrImage;
 use crate::deploy::{deploy_push, discover, Discovered, PushOutcome};
 use crate::outcome::{conclude, Outcome, PushReport};
 use crate::plan::{self, Push, Skip};
-use crate::reconcile::{newer, newest_matching, services_by_repository};
+use crate::reconcile::{newest_matching, services_by_repository, strictly_newer};
 
 /// What a push event offers, when it can deploy anything at all.
 pub struct PushTarget {
@@ -29,8 +29,10 @@ pub struct PushTarget {
 /// registry from.
 pub fn push_target(ev: &EventBridgeEvent<EcrImageAction>) -> Result<PushTarget, String> {
     let d = &ev.detail;
-    if d.action_type != EcrActionType::Push {
-        return Err(format!("ECR {:?} action on {}: only pushes deploy", d.action_type, d.repository_name));
+    // A replication into this registry (the recommended way to serve an Organization from one
+    // central registry, issue 16) brings the image as a push would.
+    if !matches!(d.action_type, EcrActionType::Push | EcrActionType::Replicate) {
+        return Err(format!("ECR {:?} action on {}: only pushes and replications deploy", d.action_type, d.repository_name));
     }
     if d.result != EcrResult::Success {
         return Err(format!("push to {} did not succeed ({:?})", d.repository_name, d.result));
@@ -115,7 +117,7 @@ async fn coalesce(env: &Env, aws: &Aws, account: &str, push: &Push, pushed: Opti
         let on_newest = disc.services.iter().find(|s| &s.arn == arn).and_then(|s| disc.task_defs.get(&s.task_definition)).is_some_and(|td| {
             td.containers.iter().filter_map(|c| ImageRef::parse(&c.image).ok()).any(|r| r.repository == push.repository && r.digest.as_deref() == Some(newest.digest.as_str()))
         });
-        if !on_newest && newest.digest != push.digest && rules.matches(&push.tag) && newer((&newest, &tag), (&this, &push.tag)) {
+        if !on_newest && newest.digest != push.digest && rules.matches(&push.tag) && strictly_newer((&newest, &tag), (&this, &push.tag)) {
             superseded.insert(arn.clone(), format!("{who}: a newer image matches its rules, {tag} ({}): deployed that instead", plan::short_digest(&newest.digest)));
             newer_for.entry((newest.digest.clone(), tag)).or_default().insert(arn.clone());
         }

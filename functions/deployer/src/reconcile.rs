@@ -152,21 +152,30 @@ pub fn artifacts(images: &[EcrImage]) -> Vec<(String, String)> {
     images.iter().flat_map(|i| i.tags.iter().filter_map(move |t| i.not_runnable(t).map(|why| (t.clone(), why)))).collect()
 }
 
-/// Whether candidate `a` is newer than `b` (never-downgrade order, DESIGN.md).
+/// Whether candidate `a` is newer than `b` (never-downgrade order, DESIGN.md); a tie (same version
+/// and push time) goes to the greater tag, so the reconcile pass picks one image, always the same.
 pub fn newer(a: (&EcrImage, &String), b: (&EcrImage, &String)) -> bool {
-    use std::cmp::Ordering::*;
+    match order(a, b) {
+        std::cmp::Ordering::Equal => a.1 > b.1,
+        o => o.is_gt(),
+    }
+}
+
+/// Whether `a` is shown to be newer than `b`: a higher version, else a later push. A tie shows
+/// nothing: ECR's push times are coarse enough for two images of one burst to share one (moto's
+/// count whole seconds), and a push event is news of its own, so the pushed image is not
+/// superseded by one that merely sorts after it.
+pub fn strictly_newer(a: (&EcrImage, &String), b: (&EcrImage, &String)) -> bool {
+    order(a, b).is_gt()
+}
+
+fn order(a: (&EcrImage, &String), b: (&EcrImage, &String)) -> std::cmp::Ordering {
     if let (Some(va), Some(vb)) = (semver_tag(a.1), semver_tag(b.1)) {
-        match va.cmp(&vb) {
-            Greater => return true,
-            Less => return false,
-            Equal => {}
+        if va != vb {
+            return va.cmp(&vb);
         }
     }
-    match a.0.pushed_at.cmp(&b.0.pushed_at) {
-        Greater => true,
-        Less => false,
-        Equal => a.1 > b.1,
-    }
+    a.0.pushed_at.cmp(&b.0.pushed_at)
 }
 
 #[cfg(test)]
@@ -204,6 +213,21 @@ mod tests {
         assert_eq!(pick(&images, "semver"), Some(("v3".into(), "v3.0.0".into())), "pre-releases are not releases");
         assert_eq!(pick(&images, "semver:2"), Some(("hotfix".into(), "v2.5.1".into())));
         assert_eq!(pick(&images, "any"), Some(("rc".into(), "v3.1.0-rc.1".into())), "any takes every tag, in version order");
+    }
+
+    /// A burst's images can share a push time: the coalescer moves a service past the pushed
+    /// image only onto one shown to be newer (CI flake: `v1` seeded in the same second as the
+    /// pushed `feature-x` sorted after it by tag alone, and `any` skipped the push).
+    #[test]
+    fn a_tie_in_push_time_is_not_newer() {
+        let (v1, feature) = (img("a", &["v1"], 5), img("b", &["feature-x"], 5));
+        let (t1, tf) = ("v1".to_string(), "feature-x".to_string());
+        assert!(newer((&v1, &t1), (&feature, &tf)), "reconcile still picks one of the two, always the same");
+        assert!(!strictly_newer((&v1, &t1), (&feature, &tf)) && !strictly_newer((&feature, &tf), (&v1, &t1)));
+        let later = img("c", &["feature-y"], 6);
+        assert!(strictly_newer((&later, &"feature-y".to_string()), (&feature, &tf)));
+        let (v2, v2t) = (img("d", &["v2"], 1), "v2".to_string());
+        assert!(strictly_newer((&v2, &v2t), (&v1, &t1)), "a higher version is newer whatever its push time");
     }
 
     #[test]

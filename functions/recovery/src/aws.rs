@@ -49,8 +49,8 @@ pub enum RunTaskAnswer {
 }
 
 impl Aws {
-    pub fn new(sdk: &autopilot::aws_config::SdkConfig) -> Self {
-        Aws { ecs: ecs::Client::new(sdk), elb: elbv2::Client::new(sdk) }
+    pub fn new(env: &autopilot::runtime::Env) -> Self {
+        Aws { ecs: autopilot::aws::clients::ecs(env), elb: autopilot::aws::clients::elbv2(env) }
     }
 
     /// DescribeTasks of one task, with its tags: what the re-run decisions see, and what a re-run

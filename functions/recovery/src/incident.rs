@@ -137,12 +137,7 @@ mod tests {
                 r.topic_arn() == Some(TOPIC)
             })
             .then_output(|| sns::operation::publish::PublishOutput::builder().message_id("m-1").build());
-        let env = Env {
-            config: Config { topic_arn: Some(TOPIC.into()), ..Config::default() },
-            sdk: sdk(),
-            state: StateStore::memory(),
-            notifier: Notifier::new(Some((sns_client(&[&publish]), TOPIC.into())), false),
-        };
+        let env = Env::from_parts(Config { topic_arn: Some(TOPIC.into()), ..Config::default() }, sdk(), StateStore::memory(), Notifier::new(Some((sns_client(&[&publish]), TOPIC.into())), false));
         let f = Recovery::new(env).with_elb(elb_client(&[&health, &groups]));
 
         let out = f.handle(elb_event("e-1", "aaaa")).await.unwrap();

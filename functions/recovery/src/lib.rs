@@ -73,7 +73,7 @@ impl Function for Recovery {
     type Outcome = Outcome;
 
     fn new(env: Env) -> Self {
-        let aws = Aws::new(&env.sdk);
+        let aws = Aws::new(&env);
         Recovery { env, aws, clock: Arc::new(autopilot::state::now_epoch), essentials: Mutex::default() }
     }
 

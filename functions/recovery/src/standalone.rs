@@ -331,7 +331,7 @@ mod tests {
     }
 
     fn plain_env() -> Env {
-        Env { config: Config::default(), sdk: sdk(), state: StateStore::memory(), notifier: Notifier::new(None, false) }
+        Env::from_parts(Config::default(), sdk(), StateStore::memory(), Notifier::new(None, false))
     }
 
     #[tokio::test]
@@ -550,12 +550,7 @@ mod tests {
             })
             .then_output(|| autopilot::aws_sdk_sns::operation::publish::PublishOutput::builder().message_id("m-1").build());
         const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:autopilot-notifications";
-        let env = Env {
-            config: Config { topic_arn: Some(TOPIC.into()), ..Config::default() },
-            sdk: sdk(),
-            state: StateStore::memory(),
-            notifier: Notifier::new(Some((sns_client(&[&publish]), TOPIC.into())), false),
-        };
+        let env = Env::from_parts(Config { topic_arn: Some(TOPIC.into()), ..Config::default() }, sdk(), StateStore::memory(), Notifier::new(Some((sns_client(&[&publish]), TOPIC.into())), false));
         let td = job_definition(&[("nightly-report", None)]);
         let f = Recovery::new(env).with_ecs(ecs_client(&[&td, &describe, &run]));
         let out = f.handle(job_event("e-1")).await.unwrap();

@@ -49,8 +49,8 @@ pub struct MetricQuery {
 const QUERY_ID: &str = "autopilot";
 
 impl Aws {
-    pub fn new(sdk: &autopilot::aws_config::SdkConfig) -> Self {
-        Aws { ecs: ecs::Client::new(sdk), cw: cw::Client::new(sdk), asg: asg::Client::new(sdk) }
+    pub fn new(env: &autopilot::runtime::Env) -> Self {
+        Aws { ecs: autopilot::aws::clients::ecs(env), cw: autopilot::aws::clients::cloudwatch(env), asg: autopilot::aws::clients::autoscaling(env) }
     }
 
     // ------------------------------------------------------------------ CloudWatch

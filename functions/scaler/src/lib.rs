@@ -51,7 +51,7 @@ impl Function for Scaler {
     type Outcome = Outcome;
 
     fn new(env: Env) -> Self {
-        let aws = Aws::new(&env.sdk);
+        let aws = Aws::new(&env);
         Scaler { env, aws }
     }
 
