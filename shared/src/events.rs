@@ -127,6 +127,7 @@ impl Incoming {
 
     pub fn detail_type(&self) -> &'static str {
         match self {
+            Incoming::EcrImageAction(e) if e.detail.action_type == EcrActionType::Replicate => DETAIL_ECR_REPLICATION_ACTION,
             Incoming::EcrImageAction(_) => DETAIL_ECR_IMAGE_ACTION,
             Incoming::TaskStateChange(_) => DETAIL_TASK_STATE_CHANGE,
             Incoming::DeploymentStateChange(_) => DETAIL_DEPLOYMENT_STATE_CHANGE,

@@ -173,6 +173,12 @@ pub struct Members {
 
 impl Members {
     pub fn new(config: &Config, base: SdkConfig) -> Self {
+        // aws-config's loader always sets a time source; a configuration built by hand (tests,
+        // the invoke tool) may not, and the AssumeRole provider needs one to judge expiry.
+        let base = match base.time_source() {
+            Some(_) => base,
+            None => base.to_builder().time_source(aws_types::sdk_config::SharedTimeSource::default()).build(),
+        };
         Members {
             instances: Mutex::default(),
             sqs: std::sync::OnceLock::new(),
@@ -198,7 +204,7 @@ impl Members {
         if self.role.is_none() {
             return Ok(None);
         }
-        let sts = aws_sdk_sts::Client::new(&self.base);
+        let sts: aws_sdk_sts::Client = aws_sdk_sts::Client::new(&self.base);
         let account = self
             .own
             .get_or_try_init(|| async {

@@ -79,7 +79,7 @@ pub struct Env {
     pub state: StateStore,
     pub notifier: Notifier,
     /// `None`: the function's own account and region. `Some`: a member's (issue 16), whose
-    /// clients get their own retry partition ([`crate::aws::clients`]).
+    /// clients get their own retry partition ([`crate::clients`]).
     pub place: Option<Place>,
     /// The Organization as this container knows it: its own account, member role sessions, and
     /// the function instances built per place.
@@ -342,7 +342,8 @@ pub trait Function: Sized + Send + Sync + 'static {
                 return Ok(self.handle_queued(batch, deadline).await);
             }
             let queue = if Self::QUEUED { self.env().config.queue_url.clone() } else { None };
-            let dispatch = |incoming| async move { route(self, incoming, queue.as_deref()).await };
+            // Boxed: `route` holds the deepest handler future of the three functions.
+            let dispatch = |incoming| async move { Box::pin(route(self, incoming, queue.as_deref())).await };
             DEADLINE.scope(deadline, run_event(self.env(), Self::NAME, event, screen_json::<Self>, deadline, dispatch)).await
         }
     }
@@ -363,7 +364,7 @@ pub trait Function: Sized + Send + Sync + 'static {
                     tracing::error!(error_kind = "InvalidEvent", message_id = %message_id, "a work-queue message that is not JSON: dropped");
                     continue;
                 };
-                let dispatch = |incoming| async move { route(self, incoming, None).await };
+                let dispatch = |incoming| async move { Box::pin(route(self, incoming, None)).await };
                 let run = run_event_claimed_as(self.env(), Self::NAME, &claims, event, screen_json::<Self>, deadline, dispatch);
                 if DEADLINE.scope(deadline, run).await.is_err() {
                     failures.push(message_id);
@@ -410,11 +411,11 @@ pub async fn route<F: Function>(home: &F, incoming: Incoming, queue: Option<&str
         }
         Reach::Home => match (queue, own) {
             (Some(queue), Some(own)) => enqueue(env, queue, &incoming, &Place::new(own, incoming.region().filter(|r| !r.is_empty()).unwrap_or(&own_region))).await,
-            _ => home.dispatch(incoming).await.map(|o| to_json(&o)),
+            _ => Box::pin(home.dispatch(incoming)).await.map(|o| to_json(&o)),
         },
         Reach::Member(place) => match queue {
             Some(queue) => enqueue(env, queue, &incoming, &place).await,
-            None => at_place(home, &place).await?.dispatch(incoming).await.map(|o| to_json(&o)),
+            None => Box::pin(at_place(home, &place).await?.dispatch(incoming)).await.map(|o| to_json(&o)),
         },
     }
 }
@@ -473,9 +474,9 @@ async fn visit<F: Function>(home: &F, ev: &aws_lambda_events::eventbridge::Event
         let incoming = Incoming::Scheduled(here);
         let result = match queue {
             Some(queue) => enqueue(env, queue, &incoming, place).await,
-            None if place.account == own && place.region == own_region => home.dispatch(incoming).await.map(|o| to_json(&o)),
+            None if place.account == own && place.region == own_region => Box::pin(home.dispatch(incoming)).await.map(|o| to_json(&o)),
             None => match at_place(home, place).await {
-                Ok(f) => f.dispatch(incoming).await.map(|o| to_json(&o)),
+                Ok(f) => Box::pin(f.dispatch(incoming)).await.map(|o| to_json(&o)),
                 Err(e) => Err(e),
             },
         };
@@ -514,9 +515,8 @@ async fn enqueue(env: &Env, queue: &str, incoming: &Incoming, place: &Place) -> 
     if env.config.dry_run {
         tracing::info!(group = %group, "dry run: the work would be queued");
     }
-    env.members
-        .sqs()
-        .send_message()
+    let sqs: &aws_sdk_sqs::Client = env.members.sqs();
+    sqs.send_message()
         .queue_url(queue)
         .message_body(body.to_string())
         .message_group_id(&group)

@@ -1001,6 +1001,14 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 return self._send_json(200, st.compat.set_task_protection(json.loads(body or b"{}")))
             except ValueError as e:
                 return self._send_json(400, {"error": str(e)})
+        if path == "/__proxy/sts/refused-roles" and self.command == "POST":
+            # Answered by --moto-compat in place of moto, which never refuses an AssumeRole.
+            if not st.cfg.moto_compat:
+                return self._send_json(400, {"error": "refused roles are answered by --moto-compat, which is off"})
+            try:
+                return self._send_json(200, st.compat.set_refused_roles(json.loads(body or b"{}")))
+            except ValueError as e:
+                return self._send_json(400, {"error": str(e)})
         if path == "/__proxy/config" and self.command == "POST":
             try:
                 upd = json.loads(body or b"{}")
@@ -1113,6 +1121,16 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 if half:
                     time.sleep(half)
                 return self._send(status, hdrs, ebody)
+
+        # --moto-compat: an AssumeRole of a role the test says does not trust the caller
+        # (moto trusts every caller; moto_compat.py).
+        if cfg.moto_compat and info.service == "sts" and info.action == "AssumeRole":
+            refused = st.compat.refused_assume_role(body)
+            if refused is not None:
+                st.count(info, "errors")
+                if half:
+                    time.sleep(half)
+                return self._send(403, [("Content-Type", "text/xml")], refused)
 
         # --moto-compat: service deployment records, task protection and capacity providers a
         # test gives, which moto does not keep (moto_compat.py).

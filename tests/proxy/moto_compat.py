@@ -58,6 +58,12 @@ SDKs or changes what a test shows, corrected on the way through aws_proxy.py (--
   check: the named providers it was given, the others as MISSING failures, as ECS answers a name
   it does not know. The cluster lists them with moto's PutClusterCapacityProviders.
 
+* STS AssumeRole: moto lets any caller assume any role (it never evaluates a trust policy), so
+  the refusal a member account gives when its role is missing or does not trust the caller
+  cannot happen. A test names the role ARNs to refuse with ``POST /__proxy/sts/refused-roles``
+  (``{"roleArns": [ARN, ..]}``), and AssumeRole of those is answered as STS answers a refused
+  one: HTTP 403, ``AccessDenied`` ("not authorized to perform: sts:AssumeRole on resource").
+
 Python 3.11 standard library only.
 """
 
@@ -66,6 +72,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import urllib.parse
+import uuid
 
 CONTAINER_NUMBERS = ("cpu", "memory", "memoryReservation")
 # DeploymentRolloutState in ECS's model.
@@ -169,6 +177,33 @@ class MotoCompat:
         self._task_protection: dict[tuple[str, str], dict[str, dict]] = {}
         # access key -> {name: CapacityProvider}, as a test gave them
         self._capacity_providers: dict[str, dict[str, dict]] = {}
+        # role ARNs whose AssumeRole is refused, as a test gave them
+        self._refused_roles: set[str] = set()
+
+    # -- STS: roles whose trust refuses the caller ------------------------------------------
+    def set_refused_roles(self, spec) -> dict:
+        arns = spec.get("roleArns") if isinstance(spec, dict) else None
+        if not isinstance(arns, list) or not all(isinstance(a, str) and a.startswith("arn:") and ":role/" in a for a in arns):
+            raise ValueError("roleArns: a list of IAM role ARNs")
+        with self._lock:
+            self._refused_roles.update(arns)
+            return {"refusedRoles": sorted(self._refused_roles)}
+
+    def refused_assume_role(self, body: bytes) -> bytes | None:
+        """STS's answer to an AssumeRole of a refused role (query protocol, XML), or None."""
+        try:
+            form = urllib.parse.parse_qs(body.decode("utf-8"))
+        except UnicodeDecodeError:
+            return None
+        arn = (form.get("RoleArn") or [""])[0]
+        with self._lock:
+            if arn not in self._refused_roles:
+                return None
+        return (
+            '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+            "<Code>AccessDenied</Code><Message>User: the caller is not authorized to perform: "
+            f"sts:AssumeRole on resource: {arn}</Message></Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+        ).encode()
 
     # -- rollouts a test asks for -------------------------------------------------------------
     def set_rollout(self, spec) -> dict:

@@ -36,6 +36,8 @@ IAM_PREFIX: dict[str, str] = {
     "elasticloadbalancingv2": "elasticloadbalancing",
     "dynamodb": "dynamodb",
     "sns": "sns",
+    "sqs": "sqs",
+    "sts": "sts",
 }
 
 _FLUENT = re.compile(r"pub fn ([a-z0-9_]+)\(\s*&self,?\s*\)\s*->\s*crate::operation::([a-z0-9_]+)::builders::\w+FluentBuilder")

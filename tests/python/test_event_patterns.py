@@ -22,6 +22,7 @@ from moto.events.models import EventPattern
 from template_support import EVENTBRIDGE_EVENT_TYPES, REPO, Route, as_list, event_files, resolve, resources_of_type
 
 DEPLOYER_PUSH = "DeployerFunction.ImagePush"
+DEPLOYER_REPLICATION = "DeployerFunction.ImageReplication"
 DEPLOYER_DEPLOYMENT = "DeployerFunction.DeploymentState"
 DEPLOYER_HOOK = "DeployerFunction.HookAwaitingAction"
 DEPLOYER_RECONCILE = "DeployerFunction.Reconcile"
@@ -44,6 +45,8 @@ EXPECTED: dict[str, set[str]] = {
     # AWS's documented storage-class samples: not pushes
     "ecr-image-archive.json": set(),
     "ecr-referrer-restore.json": set(),
+    # A completed replication into this account and Region deploys like a push (AWS's sample)
+    "ecr-replication-action.json": {DEPLOYER_REPLICATION},
     # ECS task state change: every STOPPED task, whatever the cause; never a RUNNING one
     "ecs-task-stopped-crash.json": {RECOVERY_STOPPED},
     "ecs-task-stopped-oom.json": {RECOVERY_STOPPED},
@@ -92,6 +95,7 @@ SCHEDULES: dict[str, tuple[str, str, str, str]] = {
 # Every route of the template -> the function it must target
 ROUTE_TARGETS: dict[str, str] = {
     DEPLOYER_PUSH: "DeployerFunction",
+    DEPLOYER_REPLICATION: "DeployerFunction",
     DEPLOYER_DEPLOYMENT: "DeployerFunction",
     DEPLOYER_HOOK: "DeployerFunction",
     DEPLOYER_RECONCILE: "DeployerFunction",
@@ -100,6 +104,11 @@ ROUTE_TARGETS: dict[str, str] = {
     SCALER_PLACEMENT: "ScalerFunction",
     SCALER_REEVALUATE: "ScalerFunction",
 }
+
+# Where a pattern route's rule lives: the default bus in account mode, the central bus of
+# organization mode otherwise (template.yaml, "organization mode"). Schedules have no EventBusName:
+# a schedule rule can only be on the default bus.
+PATTERN_ROUTE_BUS = {"Fn::If": ["IsOrganization", {"Ref": "EventBus"}, {"Ref": "AWS::NoValue"}]}
 
 # EventBridge's retries of every route before the event goes to the dead-letter queue: 4 attempts
 # within an hour (docs/operations.md, alarms table: "4 retries within 1 hour").
@@ -209,6 +218,22 @@ def test_only_a_hook_awaiting_action_reaches_the_deployer(routes, template, stac
         assert matching_routes(other, patterns) == set(), name
 
 
+def test_only_a_successful_replication_reaches_the_deployer(routes, template, stack_name, events) -> None:
+    """A replication deploys like a push only when it succeeded; the other ECR Replication Action
+    results (AWS documents a FAILED one) and other action types reach no function."""
+    patterns = pattern_routes(routes, template, stack_name)
+    replicated = events["ecr-replication-action.json"]
+    assert matching_routes(replicated, patterns) == {DEPLOYER_REPLICATION}
+    for field, value in [("result", "FAILED"), ("action-type", "PUSH"), ("action-type", "DELETE")]:
+        other = json.loads(json.dumps(replicated))
+        other["detail"][field] = value
+        assert matching_routes(other, patterns) == set(), (field, value)
+    # and a push event is never taken for a replication (nor the other way round)
+    pushed = json.loads(json.dumps(events["ecr-push-tagged.json"]))
+    pushed["detail"]["action-type"] = "REPLICATE"
+    assert matching_routes(pushed, patterns) == set()
+
+
 # ------------------------------------------------------------------ the events are well-formed
 
 
@@ -280,9 +305,14 @@ def test_route_targets_its_function_with_retries_and_a_dead_letter_queue(route_i
     assert props.get("State", "ENABLED") == "ENABLED" and props.get("Enabled", True) is True, f"{route_id} is disabled"
     assert ("Pattern" in props) == (route.type == "EventBridgeRule"), f"{route_id}: a pattern for EventBridgeRule only"
     assert ("Schedule" in props) == (route.type == "Schedule"), f"{route_id}: a schedule for Schedule only"
-    # the whole event reaches the function, from the default bus
-    for key in ("Input", "InputPath", "InputTransformer", "EventBusName"):
+    # the whole event reaches the function, from the default bus (account mode) or the central
+    # bus (organization mode); schedules from the default bus always
+    for key in ("Input", "InputPath", "InputTransformer"):
         assert key not in props, f"{route_id}: {key} would change what reaches the function"
+    if route.type == "EventBridgeRule":
+        assert props.get("EventBusName") == PATTERN_ROUTE_BUS, f"{route_id}: EventBusName {props.get('EventBusName')}"
+    else:
+        assert "EventBusName" not in props, f"{route_id}: a schedule is on the default bus"
 
     assert props.get("RetryPolicy") == RETRY_POLICY, f"{route_id}: RetryPolicy {props.get('RetryPolicy')}"
 
@@ -305,7 +335,10 @@ def test_generated_rule_targets_its_function_with_retries_and_a_dead_letter_queu
     function_id = ROUTE_TARGETS[route_id]
     rule = transformed["Resources"][route.rule_id]["Properties"]
     assert rule.get("State", "ENABLED") == "ENABLED", f"{route.rule_id}: State {rule.get('State')}"
-    assert rule.get("EventBusName", "default") == "default"
+    if route.type == "EventBridgeRule":
+        assert rule.get("EventBusName") == PATTERN_ROUTE_BUS, f"{route.rule_id}: {rule.get('EventBusName')}"
+    else:
+        assert rule.get("EventBusName", "default") == "default"
     targets = rule.get("Targets", [])
     assert len(targets) == 1, f"{route.rule_id}: expected one target, got {len(targets)}"
     target = targets[0]

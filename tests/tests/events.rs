@@ -25,5 +25,10 @@ fn every_sample_event_parses() {
         let parsed = Incoming::parse(value).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(parsed.detail_type(), want, "{}", path.display());
         assert!(parsed.id().is_some(), "{} has no id", path.display());
+        // What the deployer puts on its work queue parses back into the same event (issue 16).
+        let queued = parsed.to_value();
+        let again = Incoming::parse(queued.clone()).unwrap_or_else(|e| panic!("{} as queued: {e}", path.display()));
+        assert_eq!(again.to_value(), queued, "{}", path.display());
+        assert_eq!((again.account(), again.region(), again.id()), (parsed.account(), parsed.region(), parsed.id()), "{}", path.display());
     }
 }

@@ -210,3 +210,52 @@ async fn modern_deployments_under_the_runtime_api() {
     assert_eq!(out["deployed"][0]["digest"], json!(v4), "{out:#}");
     assert_eq!((proxy.count("ecs:UpdateExpressGatewayService", "calls"), proxy.count("ecs:UpdateService", "calls")), (1, 0));
 }
+
+/// Issue 16 under the Runtime API: the deployer binary as the template configures it in
+/// organization mode (AUTOPILOT_MEMBER_ROLE, AUTOPILOT_ACCOUNTS), its own account known from the
+/// function ARN the Runtime API gives with each invocation (no STS call): a push in a listed
+/// member deploys there, one in an unlisted member changes nothing; the same binary in
+/// single-account mode ignores another account's event.
+#[tokio::test]
+async fn organization_mode_under_the_runtime_api() {
+    use harness::ecr::{push_event, push_image};
+    use harness::ecs::service_td;
+    use harness::runtime_api::{deliver, spawn_function, start_server, Answer};
+    use std::time::Duration;
+
+    let (central, a, c) = tokio::join!(World::seed(), World::seed(), World::seed());
+    let binary = harness::lambda::function_binary("deployer");
+    let invoke = |rx: &std::sync::mpsc::Receiver<harness::runtime_api::Msg>, id: &str, event: &serde_json::Value| -> serde_json::Value {
+        match deliver(rx, id, &event.to_string(), Duration::from_secs(60), Some(Duration::from_secs(60))).expect("an answer") {
+            Answer::Response(body) => serde_json::from_str(&body).expect("JSON"),
+            Answer::Error(body) => panic!("{id}: {body}"),
+        }
+    };
+    let arn = format!("arn:aws:lambda:{}:{}:function:deployer", central.region, central.account);
+
+    let mut env = central.lambda_env();
+    env.push(("AUTOPILOT_MEMBER_ROLE".into(), "ecs-autopilot/ecs-autopilot-deployer".into()));
+    env.push(("AUTOPILOT_ACCOUNTS".into(), a.account.clone()));
+    let (port, rx) = start_server(arn.clone());
+    let mut org = spawn_function(&binary, &format!("127.0.0.1:{port}"), "deployer", &env, None);
+    let (a_before, c_before) = (service_td(&a, "auth").await, service_td(&c, "auth").await);
+    let digest = push_image(&a, "auth", "v2", "a").await;
+    let out = invoke(&rx, "org-1", &push_event(&a, "auth", Some("v2"), &digest));
+    assert_eq!(out["status"], "deployed", "{out:#}");
+    assert_ne!(service_td(&a, "auth").await, a_before);
+    let digest_c = push_image(&c, "auth", "v2", "c").await;
+    let out = invoke(&rx, "org-2", &push_event(&c, "auth", Some("v2"), &digest_c));
+    assert_eq!(out["status"], "ignored", "{out:#}");
+    assert_eq!(service_td(&c, "auth").await, c_before);
+    org.kill().unwrap();
+    org.wait().unwrap();
+
+    let (port, rx) = start_server(arn);
+    let mut single = spawn_function(&binary, &format!("127.0.0.1:{port}"), "deployer", &central.lambda_env(), None);
+    let out = invoke(&rx, "single-1", &push_event(&c, "auth", Some("v2"), &digest_c));
+    assert_eq!(out["status"], "ignored", "{out:#}");
+    assert!(out["reason"].as_str().unwrap().contains(&format!("not this function's own ({})", central.account)), "{out:#}");
+    assert_eq!(service_td(&c, "auth").await, c_before);
+    single.kill().unwrap();
+    single.wait().unwrap();
+}

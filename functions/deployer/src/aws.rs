@@ -120,7 +120,7 @@ fn millis(t: Option<&autopilot::aws_sdk_ecs::primitives::DateTime>) -> Option<i6
 
 impl Aws {
     pub fn new(env: &autopilot::runtime::Env) -> Self {
-        Aws { ecs: autopilot::aws::clients::ecs(env), ecr: autopilot::aws::clients::ecr(env) }
+        Aws { ecs: autopilot::clients::ecs(env), ecr: autopilot::clients::ecr(env) }
     }
 
     /// The managed clusters: the configured ones, else every cluster (ListClusters).

@@ -50,7 +50,7 @@ pub enum RunTaskAnswer {
 
 impl Aws {
     pub fn new(env: &autopilot::runtime::Env) -> Self {
-        Aws { ecs: autopilot::aws::clients::ecs(env), elb: autopilot::aws::clients::elbv2(env) }
+        Aws { ecs: autopilot::clients::ecs(env), elb: autopilot::clients::elbv2(env) }
     }
 
     /// DescribeTasks of one task, with its tags: what the re-run decisions see, and what a re-run

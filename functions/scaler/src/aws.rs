@@ -50,7 +50,7 @@ const QUERY_ID: &str = "autopilot";
 
 impl Aws {
     pub fn new(env: &autopilot::runtime::Env) -> Self {
-        Aws { ecs: autopilot::aws::clients::ecs(env), cw: autopilot::aws::clients::cloudwatch(env), asg: autopilot::aws::clients::autoscaling(env) }
+        Aws { ecs: autopilot::clients::ecs(env), cw: autopilot::clients::cloudwatch(env), asg: autopilot::clients::autoscaling(env) }
     }
 
     // ------------------------------------------------------------------ CloudWatch
