@@ -3,7 +3,8 @@
 artifacts and starts moto and the AWS proxy (tests/proxy) first; this file only measures.
 
     bench.py --moto URL --proxy URL [--runs 30] [--deploy-runs 10] [--fanout-runs 1]
-             [--peer-runs 1] [--only cold,sizes,fanout,peer,alarm] [--out benches/results.md]
+             [--peer-runs 1] [--only cold,sizes,fanout,peer,alarm,org] [--org-accounts 50]
+             [--org-services 200] [--org-event replicate|push] [--org-plumbing] [--out benches/results.md]
 
 Figures and how each is taken:
 - sizes: bootstrap.zip of `cargo lambda build --release --output-format zip`, arm64 and x86_64.
@@ -20,6 +21,15 @@ Figures and how each is taken:
 - peer: one tag to 20 services, ecs-autopilot (one event) vs `ecs deploy CLUSTER SERVICE --tag v2
   --timeout -1` per service; each side in its own account (full token buckets), same proxy.
 - alarm: calls an OK→ALARM transition costs the scaler in the seed world (proxy counters).
+- org (issue 16): an Organization of --org-accounts member accounts × --org-services services
+  (one cluster `stage01` each, 10% opted in to one repository, 2 services per family); one ECR
+  replication of a new image into every member, delivered as that many concurrent invocations of
+  target/release/invoke deployer (one per account, as Lambda runs concurrent events), all signed
+  with the central account's key and acting through AUTOPILOT_MEMBER_ROLE; through the proxy
+  (25 ms per call, ECS buckets per caller account: tests/proxy/README.md). Skipped, with the
+  reason, when the deployer acts in no member account (no organization mode in the binary).
+  --org-plumbing runs the same world as today's deployer can: each invocation with its member's
+  own key and a PUSH event (no AssumeRole), to check the seeding, invocation and counting.
 
 CloudWatch: the scaler's aws-sdk-cloudwatch speaks only Smithy RPC v2 CBOR, which moto does not
 serve, so every aws_proxy.py the functions reach moto through must translate it (--cbor-to-json).
@@ -49,6 +59,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -87,7 +98,10 @@ TARGETS = {
     "fanout_ratio": 1.1,
     "peer_ratio": 20.0,
     "alarm_calls": 4,
+    "org_ratio": 1.2,
 }
+# The deployer's organization-mode contract (shared/DESIGN.md): the role it assumes in a member.
+MEMBER_ROLE = "ecs-autopilot/ecs-autopilot-deployer"
 
 
 def log(msg: str) -> None:
@@ -119,6 +133,9 @@ class Proxy:
 
     def config(self) -> dict:
         return self._call("GET", "/__proxy/config")
+
+    def calls_by_account(self) -> dict:
+        return self._call("GET", "/__proxy/calls?by=account")
 
 
 # ------------------------------------------------------------------ CloudWatch's CBOR through the proxies
@@ -456,6 +473,216 @@ def fanout(args: argparse.Namespace, proxy: Proxy) -> dict:
     return {"runs": runs}
 
 
+def _why(outcome: Any) -> str:
+    """The reason an outcome gives: an ignored event's, or a rejected one's error."""
+    if not isinstance(outcome, dict):
+        return ""
+    err = outcome.get("error")
+    why = outcome.get("reason") or (err.get("message") if isinstance(err, dict) else err) or ""
+    return str(why)[:200]
+
+
+def _spread(values: list[int]) -> dict[str, float]:
+    v = sorted(values) or [0]
+    return {"min": v[0], "median": statistics.median(v), "max": v[-1], "total": sum(v)}
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds process `pid` has used so far (/proc), None when unknown."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def bed_throughput(url: str, key: str, threads: int, per_thread: int = 10) -> float:
+    """Calls per second the proxy and moto carry with `threads` callers at once: ECS ListClusters
+    (in no bucket) signed in form only, so the callers cost next to nothing. The organization
+    row's calls come from that many processes at once, and this is the ceiling they share."""
+    host, port = url.removeprefix("http://").rstrip("/").split(":")
+    headers = {"X-Amz-Target": "AmazonEC2ContainerServiceV20141113.ListClusters",
+               "Content-Type": "application/x-amz-json-1.1", "X-Amz-Date": "20260101T000000Z",
+               "Authorization": f"AWS4-HMAC-SHA256 Credential={key}/20260101/us-east-1/ecs/aws4_request, "
+                                "SignedHeaders=host;x-amz-date, Signature=00"}
+
+    def caller(_):
+        import http.client
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        for _ in range(per_thread):
+            conn.request("POST", "/", body=b"{}", headers=headers)
+            conn.getresponse().read()
+        conn.close()
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as ex:
+        list(ex.map(caller, range(threads)))
+    return threads * per_thread / (time.perf_counter() - t0)
+
+
+def _org_opted_in(args: argparse.Namespace) -> int:
+    """10% of each member's services, 2 per family."""
+    return max(2, round(args.org_services * 0.1) // 2 * 2)
+
+
+def _org_invocation(args: argparse.Namespace, w: dict, mw: dict, members: list[str]) -> tuple[dict, dict]:
+    """(environment, event) of the invocation that handles member `mw`'s event."""
+    if args.org_plumbing:  # today's single-account deployer: the member's own key, a push
+        env = world_env(mw, args.proxy, w["cluster"])
+        event = mw["push_event"]
+    else:
+        env = world_env(w["central"], args.proxy, w["cluster"])
+        env["AUTOPILOT_MEMBER_ROLE"] = MEMBER_ROLE
+        env["AUTOPILOT_ACCOUNTS"] = " ".join(members)
+        event = mw["event"] if args.org_event == "replicate" else mw["push_event"]
+    env.pop("AUTOPILOT_QUEUE_URL", None)  # each invocation handles its account's event itself
+    return env, event
+
+
+def org_probe(args: argparse.Namespace, proxy: Proxy) -> str | None:
+    """Before 50 accounts are seeded: does this deployer act in a member account at all? One
+    member with 2 services, one event. None if it does, else why the row is skipped."""
+    central, member = unique_account(), unique_account()
+    w = worlds.org_world(args.moto, central, [member], services=2, deployed=2, families=1, workers=1)
+    env, event = _org_invocation(args, w, w["members"][0], [member])
+    proxy.reset()
+    r = run_invoke(args, "deployer", event, env, f"org-probe-{member}")
+    accts = proxy.calls_by_account()["accounts"]
+    a, ca = accts.get(member, {}), accts.get(central, {})
+    if a.get("calls", 0) or a.get("assume_role_sessions", 0):
+        return None
+    outcome = r["outcome"] or {}
+    why = _why(outcome) or next((l for l in reversed(r["stderr"].splitlines()) if l.strip()), "")[:200]
+    central_ecs = ca.get("services", {}).get("ecs", {}).get("calls", 0)
+    return (f"the deployer acted in no member account (probe: 1 member, 2 services; AssumeRole sessions 0): this binary "
+            f"has no organization mode (AUTOPILOT_MEMBER_ROLE){' and acted in the central account' if central_ecs else ''}; "
+            f"status {outcome.get('status')!r}, {why!r}"
+            + ("; --org-event push sends ECR Image Action PUSH events instead" if args.org_event == "replicate" else ""))
+
+
+def organization(args: argparse.Namespace, proxy: Proxy) -> dict:
+    """One replicated image into every member account of an Organization, each account's event
+    an invocation of its own, all at once; per-account figures from the proxy."""
+    m = args.org_accounts
+    if not args.org_plumbing:
+        probe = org_probe(args, proxy)
+        if probe:
+            log(f"organization: SKIPPED: {probe}")
+            return {"accounts": m, "services": args.org_services, "opted_in": _org_opted_in(args), "event": args.org_event,
+                    "plumbing": False, "skipped": probe}
+    deployed = _org_opted_in(args)
+    central = unique_account()
+    members = sorted({unique_account() for _ in range(m * 2)} - {central})[:m]
+    log(f"organization: provisioning {m} member accounts x {args.org_services} services ({deployed} opted in) and "
+        f"central account {central} (moto directly, {args.org_workers} accounts at a time)")
+    w = worlds.org_world(args.moto, central, members, services=args.org_services, deployed=deployed,
+                         families=deployed // 2, workers=args.org_workers, member_state=args.org_plumbing)
+    c = w["central"]
+    log(f"organization: provisioned in {w['provision_seconds']} s; {m} concurrent deployer invocations through the proxy")
+    jobs = [(mw, *_org_invocation(args, w, mw, members)) for mw in w["members"]]
+    callers = max(m, 50)
+    capacity = bed_throughput(args.proxy, c["access_key_id"], callers)
+    log(f"organization: the proxy and moto carry {capacity:.0f} calls/s with {callers} callers at once")
+    proxy.reset()
+    cpu0 = {"moto": cpu_seconds(args.moto_pid), "proxy": cpu_seconds(args.proxy_pid)}
+    kids0 = os.times()
+    t0 = time.perf_counter()
+
+    def one(job):
+        mw, env, event = job
+        r = run_invoke(args, "deployer", event, env, f"org-{mw['account']}")
+        r["end_s"] = time.perf_counter() - t0
+        return r
+
+    with ThreadPoolExecutor(len(jobs)) as ex:
+        results = list(ex.map(one, jobs))
+    wall = max(r["end_s"] for r in results)
+    kids1 = os.times()
+    # CPU the test bed spent on the run: moto and the proxy are each one Python process (one
+    # core at most, under the GIL), so the run cannot be shorter than either's CPU time.
+    cpu = {k: (None if v is None or cpu_seconds(getattr(args, f"{k}_pid")) is None
+               else round(cpu_seconds(getattr(args, f"{k}_pid")) - v, 2)) for k, v in cpu0.items()}
+    cpu["deployers"] = round((kids1.children_user + kids1.children_system) - (kids0.children_user + kids0.children_system), 2)
+    calls = proxy.calls_by_account()
+    accts = calls["accounts"]
+    latency_s = args.latency_ms / 1000
+    per: list[dict] = []
+    for (mw, _, _), r in zip(jobs, results):
+        a = accts.get(mw["account"], {})
+        svc = a.get("services", {})
+        outcome = r["outcome"] or {}
+        per.append({
+            "account": mw["account"], "rc": r["rc"], "wall_s": r["end_s"], "status": outcome.get("status"),
+            "deployed": len(outcome.get("deployed", []) or []), "failed": len(outcome.get("failed", []) or []),
+            "calls": a.get("calls", 0), "calls_ecs_ecr": sum(svc.get(x, {}).get("calls", 0) for x in ("ecs", "ecr")),
+            "by_service": {k: v["calls"] for k, v in sorted(svc.items())}, "throttled": a.get("throttled", 0),
+            "unexplained_throttles": a.get("unexplained_throttles", 0), "assume_role": a.get("assume_role_sessions", 0),
+            "reason": _why(outcome),
+            "stderr": r["stderr"][-500:] if r["rc"] else "",
+        })
+        if not per[-1]["reason"] and r["rc"]:  # a failed invocation: its last line says why
+            per[-1]["reason"] = next((l for l in reversed(r["stderr"].splitlines()) if l.strip()), "")[:200]
+    acted = [p for p in per if p["calls_ecs_ecr"] > 0]
+    ca = accts.get(c["account"], {})
+    res: dict[str, Any] = {
+        "accounts": m, "services": args.org_services, "opted_in": deployed, "families": deployed // 2,
+        "event": "push (plumbing: member keys)" if args.org_plumbing else args.org_event,
+        "plumbing": args.org_plumbing, "central": c["account"], "provision_s": w["provision_seconds"], "wall_s": wall,
+        "members": per, "central_calls": ca.get("calls", 0), "bed_calls_per_s": capacity, "cpu_s": cpu,
+        "central_by_service": {k: v["calls"] for k, v in sorted(ca.get("services", {}).items())},
+        "totals": calls["totals"],
+    }
+    central_ecs = ca.get("services", {}).get("ecs", {}).get("calls", 0)
+    # No organization mode at all: no session into any member and no call in one. (A binary that
+    # has it but fails some accounts is measured, and those failures show.)
+    if not acted and not calls["totals"].get("assume_role_sessions", 0) and not args.org_plumbing:
+        sample = next((p for p in per if not p["calls_ecs_ecr"]), per[0])
+        res["skipped"] = (f"the deployer acted in {len(acted)}/{m} member accounts (AssumeRole sessions: "
+                          f"{calls['totals'].get('assume_role_sessions', 0)}): this binary has no organization mode "
+                          f"(AUTOPILOT_MEMBER_ROLE){' and acted in the central account' if central_ecs else ''}; e.g. "
+                          f"account {sample['account']}: status {sample['status']!r}, {sample['reason']!r}"
+                          + ("; --org-event push sends ECR Image Action PUSH events instead" if args.org_event == "replicate" else ""))
+        log(f"organization: SKIPPED: {res['skipped']}")
+        return res
+    # The single-account bound of the busiest account, as the fan-out row computes its own: the
+    # register bucket's refill beyond its burst of 20, plus 25 ms per call made one after the
+    # other, counting the account's own calls and its share of the central account's (state
+    # table, notifications, STS).
+    busiest = max(per, key=lambda p: p["calls"])
+    share = math.ceil(res["central_calls"] / max(1, m))
+    bound = max(0, res["families"] - 20) * 1.0 + latency_s * (busiest["calls"] + share)
+    res.update({
+        "busiest": busiest["account"], "busiest_calls": busiest["calls"], "central_share": share, "bound_s": bound,
+        "ratio": wall / bound if bound else math.inf,
+        "deployed": sum(p["deployed"] for p in per), "expected_deployed": deployed * m,
+        "failed": sum(p["failed"] for p in per), "failed_invocations": sum(1 for p in per if p["rc"] != 0),
+        "throttled": sum(p["throttled"] for p in per), "unexplained_throttles": calls["totals"].get("unexplained_throttles", 0),
+        "assume_role": _spread([p["assume_role"] for p in per]), "calls": _spread([p["calls"] for p in per]),
+        "calls_ecs_ecr": _spread([p["calls_ecs_ecr"] for p in per]), "throttles": _spread([p["throttled"] for p in per]),
+        "calls_total": calls["totals"].get("calls", 0),
+        # What the test bed itself allowed: every call of the run goes through one proxy and one
+        # moto process on this machine's cores, so the run cannot end before all its calls fit
+        # through them; against AWS that floor is not there.
+        "throughput_per_s": calls["totals"].get("calls", 0) / wall if wall else 0.0,
+        "bed_floor_s": max([calls["totals"].get("calls", 0) / capacity if capacity else 0.0]
+                           + [v for k, v in cpu.items() if k != "deployers" and v is not None]),
+    })
+    res["bed_bound_s"] = max(bound, res["bed_floor_s"])
+    res["bed_ratio"] = wall / res["bed_bound_s"] if res["bed_bound_s"] else math.inf
+    log(f"organization: wall {wall:.1f} s vs bound {bound:.2f} s ({res['ratio']:.2f}x; busiest account {busiest['account']}: "
+        f"{busiest['calls']} calls + {share} central); {res['deployed']}/{res['expected_deployed']} deployed, {res['failed']} failed, "
+        f"{res['failed_invocations']} failed invocations; throttled {res['throttled']} (crossing accounts "
+        f"{res['unexplained_throttles']}); AssumeRole per account {res['assume_role']}; calls per account {res['calls']} "
+        f"(ECS+ECR {res['calls_ecs_ecr']}); central {res['central_calls']} {res['central_by_service']}; "
+        f"{res['throughput_per_s']:.0f} calls/s through the proxy; the test bed's floor for {res['calls_total']} calls at "
+        f"{capacity:.0f} calls/s, or moto's / the proxy's CPU time, is {res['bed_floor_s']:.1f} s "
+        f"({res['bed_ratio']:.2f}x of max(bound, floor)); CPU seconds {cpu}")
+    return res
+
+
 def peer(args: argparse.Namespace, proxy: Proxy) -> dict:
     runs = []
     ecs_cli = os.path.join(args.peer_venv, "bin", "ecs")
@@ -615,6 +842,39 @@ def report(args: argparse.Namespace, r: dict) -> str:
         rows.append(("… plus the capacity check that follows a scale-out on an `autopilot:asg` EC2 cluster", "≤ 4",
                      f"{a['control_calls']} (+ {', '.join(k.split(':')[1] for k in a['capacity'])})",
                      verdict(a["control_calls"] <= TARGETS["alarm_calls"] and a["rc"] == 0)))
+    if "org" in r:
+        o = r["org"]
+        what = (f"organization: one replicated image into {o['accounts']} member accounts × {o['services']} services "
+                f"({o['opted_in']} opted in each), {o['accounts']} concurrent invocations")
+        if o.get("plumbing"):
+            what += " — plumbing run: member keys and PUSH events, no AssumeRole"
+        if o.get("skipped"):
+            rows.append((what, "≤ 1.2 × bound", f"skipped: {o['skipped']}", verdict(None)))
+        else:
+            rows.append((what + " (wall time)", "≤ 1.2 × bound",
+                         f"{o['wall_s']:.1f} s = {o['ratio']:.2f} × bound {o['bound_s']:.2f} s (busiest account: 25 ms × "
+                         f"({o['busiest_calls']} + {o['central_share']} central) calls); test-bed floor {o['bed_floor_s']:.1f} s "
+                         f"({o['calls_total']} calls through one moto and one proxy process here: {o['bed_calls_per_s']:.0f} "
+                         f"ListClusters/s at most; CPU s moto {o['cpu_s'].get('moto')}, proxy {o['cpu_s'].get('proxy')}, "
+                         f"deployers {o['cpu_s'].get('deployers')}): {o['bed_ratio']:.2f} × max(bound, floor)",
+                         verdict(o["ratio"] <= TARGETS["org_ratio"])))
+            rows.append(("organization failed services", "0",
+                         f"{o['failed']} failed, {o['deployed']}/{o['expected_deployed']} deployed, "
+                         f"{o['failed_invocations']} failed invocations",
+                         verdict(o["failed"] == 0 and o["failed_invocations"] == 0 and o["deployed"] == o["expected_deployed"])))
+            rows.append(("organization throttles crossing accounts (ECS buckets per account and Region)", "0",
+                         f"{o['unexplained_throttles']} ({o['throttled']} throttled answers in all; per account "
+                         f"min/median/max {o['throttles']['min']}/{o['throttles']['median']:g}/{o['throttles']['max']})",
+                         verdict(o["unexplained_throttles"] == 0)))
+            ar = o["assume_role"]
+            rows.append(("organization AssumeRole per member account", "≤ 1",
+                         f"min/median/max {ar['min']}/{ar['median']:g}/{ar['max']} (total {ar['total']})",
+                         verdict(None) if o.get("plumbing") else verdict(ar["max"] <= 1 and ar["min"] >= 1)))
+            cc, ce = o["calls"], o["calls_ecs_ecr"]
+            rows.append(("organization calls per member account (all; ECS + ECR)", "(for scale)",
+                         f"min/median/max {cc['min']}/{cc['median']:g}/{cc['max']}, total {cc['total']}; ECS + ECR "
+                         f"{ce['min']}/{ce['median']:g}/{ce['max']}, total {ce['total']}; central account {o['central_calls']} "
+                         f"({', '.join(f'{k} {v}' for k, v in o['central_by_service'].items())})", "—"))
     lines = [
         f"ecs-autopilot benchmarks — {m['date']}, {m['cores']} cores ({m['cpu']}), load average at start {m['load']}, "
         f"commit {m['commit']}, {m['rustc']}",
@@ -680,7 +940,16 @@ def main() -> int:
     ap.add_argument("--latency-ms", type=int, default=25)
     ap.add_argument("--budget-constant", type=int, default=5,
                     help="the budget's constant: ECR look-ups of the pushed and the running image, slack")
-    ap.add_argument("--only", default="sizes,cold,variants,rss,fanout,peer,alarm")
+    ap.add_argument("--only", default="sizes,cold,variants,rss,fanout,peer,alarm,org")
+    ap.add_argument("--org-accounts", type=int, default=50, help="organization row: member accounts")
+    ap.add_argument("--org-services", type=int, default=200, help="organization row: services per member account (10%% opted in)")
+    ap.add_argument("--org-event", choices=("replicate", "push"), default="replicate",
+                    help="organization row: an ECR Replication Action (default) or an ECR Image Action PUSH in each member")
+    ap.add_argument("--org-plumbing", action="store_true",
+                    help="organization row as today's single-account deployer runs it: each member's own key and a PUSH event")
+    ap.add_argument("--org-workers", type=int, default=8, help="organization row: member accounts provisioned at a time")
+    ap.add_argument("--moto-pid", type=int, default=None, help="moto's pid: the organization row reports its CPU time")
+    ap.add_argument("--proxy-pid", type=int, default=None, help="the proxy's pid: the organization row reports its CPU time")
     ap.add_argument("--tls", default=None, help="URL of a TLS front for moto (benches/tls_relay.py)")
     ap.add_argument("--tls-roots", default=None, help="root bundle that trusts the TLS front (SSL_CERT_FILE)")
     ap.add_argument("--out", default=os.path.join(REPO, "benches/results.md"))
@@ -730,6 +999,8 @@ def measure(args: argparse.Namespace) -> int:
         r["peer"] = peer(args, proxy)
     if "fanout" in only:
         r["fanout"] = fanout(args, proxy)
+    if "org" in only:
+        r["org"] = organization(args, proxy)
     r["seconds"] = round(time.monotonic() - t0, 1)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w", encoding="utf-8") as f:

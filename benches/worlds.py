@@ -6,7 +6,13 @@ trick), so every measured run starts with full ECS token buckets in the proxy.
   repository and are tagged autopilot:deploy=any; the rest run other families, untagged.
 - peer_world: one cluster of n services, one family each, all tagged autopilot:deploy=any, for
   ecs-autopilot vs fabfuel's ecs-deploy.
-- push_image / push_event: a new image in ECR and the EventBridge event ECR sends for it.
+- org_world: an Organization (issue 16): a central account (the functions' own: state table,
+  topic) and M member accounts, each with one cluster of N services, K of them (2 per family)
+  opted in to ONE repository, the rest on other repositories; each member holds that repository
+  in its own registry, and the new image arrives there by ECR replication from the central
+  account (same digest everywhere). Members are provisioned in parallel, one thread per account.
+- push_image / push_event / replication_event: a new image in ECR and the EventBridge event ECR
+  sends for it (a push, or a replication into a member's registry).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import os
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,6 +69,32 @@ def push_event(account: str, repo: str, tag: str, digest: str, event_id: str | N
             "action-type": "PUSH",
             "image-tag": tag,
             "manifest-media-type": "application/vnd.docker.distribution.manifest.v2+json",
+        },
+    }
+
+
+def replication_event(account: str, repo: str, tag: str, digest: str, source_account: str,
+                      source_region: str = REGION, event_id: str | None = None) -> dict[str, Any]:
+    """What the destination registry's account gets when ECR replicates an image into it
+    (detail-type "ECR Replication Action", docs.aws.amazon.com/AmazonECR/latest/userguide/
+    ecr-eventbridge.html): `account`/`region` are the destination's, detail.source-* the origin."""
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": "ECR Replication Action",
+        "source": "aws.ecr",
+        "account": account,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": REGION,
+        "resources": [f"arn:aws:ecr:{REGION}:{account}:repository/{repo}"],
+        "detail": {
+            "result": "SUCCESS",
+            "repository-name": repo,
+            "image-digest": digest,
+            "action-type": "REPLICATE",
+            "image-tag": tag,
+            "source-account": source_account,
+            "source-region": source_region,
         },
     }
 
@@ -163,6 +196,84 @@ def peer_world(endpoint: str, account: str, n: int = 20, repo: str = "peer-app",
     return out
 
 
+def central_world(endpoint: str, account: str, repo: str = "org-app") -> dict[str, Any]:
+    """The Organization's tooling account: the functions' credentials, state table and topic,
+    and the central registry the image is pushed to before ECR replicates it."""
+    w = account_world(endpoint, account)
+    seed_world.provision_state_table(w)
+    seed_world.provision_notifications(w)
+    ensure_repository(w, repo)
+    digest = push_image(w, repo, "v2")
+    return {"account": account, "region": REGION, "endpoint": w.endpoint,
+            "access_key_id": w.out["access_key_id"], "secret_access_key": w.out["secret_access_key"],
+            "table_name": w.out["table_name"], "topic_arn": w.out["topic_arn"], "queue_url": w.out["queue_url"],
+            "repository": repo, "tag": "v2", "digest": digest}
+
+
+def member_world(endpoint: str, account: str, central: str, services: int = 200, deployed: int = 20, families: int = 10,
+                 other_families: int = 20, repo: str = "org-app", cluster: str = "stage01", state: bool = False) -> dict[str, Any]:
+    """One member account: cluster `cluster` of `services` services, `deployed` of them (2 per
+    family) running `repo` and tagged autopilot:deploy=any, the rest on other repositories,
+    untagged; then v2 of `repo` arrives by replication (the same digest as in the central
+    registry: the manifest is the same). `state`: a state table and topic of its own too, for a
+    deployer that runs with the member's own key (the single-account form)."""
+    t0 = time.monotonic()
+    w = account_world(endpoint, account)
+    if state:
+        seed_world.provision_state_table(w)
+        seed_world.provision_notifications(w)
+    ecs = w.ecs
+    arn = ecs.create_cluster(clusterName=cluster)["cluster"]["clusterArn"]
+    uri = ensure_repository(w, repo)
+    other_uri = ensure_repository(w, "other-app")
+    push_image(w, repo, "v1")
+    push_image(w, "other-app", "v1")
+    per_family = deployed // families
+    if per_family * families != deployed:
+        raise SystemExit("deployed must be a multiple of families")
+    created = 0
+    for f in range(families):
+        td = ecs.register_task_definition(**_task_definition(f"org-{f:02d}", f"{uri}:v1"))["taskDefinition"]["taskDefinitionArn"]
+        for i in range(per_family):
+            ecs.create_service(cluster=cluster, serviceName=f"org-{f:02d}-{i}", taskDefinition=td, desiredCount=1,
+                               launchType="EC2", tags=[{"key": "autopilot:deploy", "value": "any"}])
+            created += 1
+    other_tds = [ecs.register_task_definition(**_task_definition(f"other-{g:02d}", f"{other_uri}:v1"))["taskDefinition"]["taskDefinitionArn"]
+                 for g in range(other_families)]
+    for i in range(services - deployed):
+        ecs.create_service(cluster=cluster, serviceName=f"other-{i:03d}", taskDefinition=other_tds[i % other_families],
+                           desiredCount=1, launchType="EC2", tags=[{"key": "team", "value": "other"}])
+        created += 1
+    digest = push_image(w, repo, "v2")  # the replicated image
+    return {
+        **({"table_name": w.out["table_name"], "topic_arn": w.out["topic_arn"]} if state else {}),
+        "account": account, "region": REGION, "access_key_id": w.out["access_key_id"],
+        "secret_access_key": w.out["secret_access_key"], "cluster": cluster, "cluster_arn": arn, "services": created,
+        "deployed": deployed, "families": families, "repository": repo, "repository_uri": uri, "tag": "v2",
+        "digest": digest, "event": replication_event(account, repo, "v2", digest, central),
+        "push_event": push_event(account, repo, "v2", digest),
+        "provision_seconds": round(time.monotonic() - t0, 1),
+    }
+
+
+def org_world(endpoint: str, central: str, members: list[str], services: int = 200, deployed: int = 20, families: int = 10,
+              other_families: int = 20, repo: str = "org-app", cluster: str = "stage01", workers: int = 8,
+              member_state: bool = False) -> dict[str, Any]:
+    """The central account and every member, members `workers` at a time (moto's server is one
+    process: more threads only queue there)."""
+    t0 = time.monotonic()
+    c = central_world(endpoint, central, repo)
+    with ThreadPoolExecutor(max(1, workers)) as ex:
+        ms = list(ex.map(lambda a: member_world(endpoint, a, central, services, deployed, families, other_families, repo, cluster,
+                                                   member_state),
+                         members))
+    digests = {m["digest"] for m in ms}
+    if digests != {c["digest"]}:
+        raise SystemExit(f"replicated digests differ from the central one: {digests} vs {c['digest']}")
+    return {"central": c, "members": ms, "services": services, "deployed": deployed, "families": families,
+            "repository": repo, "cluster": cluster, "provision_seconds": round(time.monotonic() - t0, 1)}
+
+
 def service_images(endpoint: str, creds: dict[str, Any], cluster: str, names: list[str]) -> dict[str, list[str]]:
     """service name -> images of the task definition it now runs (to check a deploy happened)."""
     import boto3
@@ -178,7 +289,11 @@ def service_images(endpoint: str, creds: dict[str, Any], cluster: str, names: li
     return out
 
 
-if __name__ == "__main__":  # manual use: worlds.py fanout|peer ENDPOINT ACCOUNT
+if __name__ == "__main__":  # manual use: worlds.py fanout|peer ENDPOINT ACCOUNT, or org ENDPOINT CENTRAL MEMBER...
     kind, endpoint, account = sys.argv[1:4]
-    world = fanout_world(endpoint, account) if kind == "fanout" else peer_world(endpoint, account)
+    if kind == "org":
+        world = org_world(endpoint, account, sys.argv[4:])
+        print(f"org world: {len(world['members'])} members in {world['provision_seconds']} s", file=sys.stderr)
+    else:
+        world = fanout_world(endpoint, account) if kind == "fanout" else peer_world(endpoint, account)
     print(json.dumps(world, indent=2, default=str))

@@ -5,8 +5,10 @@ It forwards every request unchanged (method, path + query, headers, body) to an 
 moto URL and, on the way, emulates what makes real AWS different from moto:
 
 * a per-call latency (``--latency-ms``, default 25 ms: half before forwarding, half after);
-* ECS's per-account token buckets (burst / refill per second), answering
-  ``ThrottlingException`` exactly as ECS's JSON 1.1 protocol does;
+* ECS's token buckets per caller account and Region (burst / refill per second), answering
+  ``ThrottlingException`` exactly as ECS's JSON 1.1 protocol does; the account of an access key
+  comes from the STS AssumeRole answers passing through, else from moto's GetCallerIdentity
+  (class Accounts);
 * fault injection: a fraction of calls answered with a throttling error or HTTP 500/503
   without being forwarded (``--fault-rate``), or forwarded and then the connection closed
   without an answer (``--drop-after-forward-rate``), deterministic with ``--seed``;
@@ -24,6 +26,9 @@ Control endpoints (never delayed, throttled or faulted):
   GET  /__proxy/config   current runtime configuration
   POST /__proxy/config   change it (JSON object with any of the keys of Config; "holds":
                          {"ecs:RunTask": 8000} holds such calls 8 s, then forwards them)
+  GET  /__proxy/calls?by=account             calls, throttles and ECS bucket groups per caller account
+  GET  /__proxy/accounts                     access key -> account, as the proxy knows it
+  POST /__proxy/accounts                     name keys' accounts: {"keys": {"AKID": "111122223333"}}
   GET  /__proxy/violations[?account=AKID]   requests that break the API model
   POST /__proxy/violations/clear            forget them (reset keeps them)
   GET  /__proxy/ecs/rollouts                 rollouts shown in ECS service answers (--moto-compat)
@@ -297,6 +302,8 @@ class CallInfo:
     protocol: str   # json | query | ec2 | rpcv2 | rest | control
     account: str    # access key id ("anonymous" when unsigned)
     region: str
+    owner: str = ""  # the caller's AWS account (Accounts.resolve); "" until resolved
+
 
     @property
     def key(self) -> str:
@@ -479,6 +486,112 @@ def validation_response(info: CallInfo, headers, message: str) -> tuple[int, lis
 
 
 # ---------------------------------------------------------------------------------------------
+# Whose account a call is: ECS's buckets are per account and Region, whatever the key
+# ---------------------------------------------------------------------------------------------
+# What moto answers GetCallerIdentity for an access key it does not know (it acts in its default
+# account then): such a key stays an account of its own, named by the key, as before.
+MOTO_CATCH_ALL_ARN = "arn:aws:sts::123456789012:user/moto"
+ACCOUNT_RE = re.compile(r"^\d{12}$")
+ROLE_ARN_RE = re.compile(r"^arn:[^:]+:iam::(\d{12}):role/")
+XML_ACCESS_KEY_RE = re.compile(r"<AccessKeyId>\s*([^<\s]+)\s*</AccessKeyId>")
+XML_ACCOUNT_RE = re.compile(r"<Account>\s*(\d{12})\s*</Account>")
+XML_ARN_RE = re.compile(r"<Arn>\s*([^<\s]+)\s*</Arn>")
+
+
+class Accounts:
+    """Access key id -> the AWS account its calls act in, as moto sees it.
+
+    - Keys an STS AssumeRole returns: recorded from the call passing through the proxy (the
+      form's ``RoleArn`` names the account, the XML answer the new ``AccessKeyId``).
+    - Every other key: asked once, on its first call, with an STS GetCallerIdentity sent to moto
+      under that key (moto reads the key from the credential scope and checks no signature), and
+      cached. A key moto does not know (its catch-all identity) is an account of its own, named
+      by the key: the proxy's behaviour before accounts, which tests sharing one proxy rely on.
+    - ``POST /__proxy/accounts`` may also say it (``{"keys": {"AKID": "111122223333"}}``).
+    If moto cannot answer, the key stands for itself for that call and is asked again later.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.keys: dict[str, dict] = {}   # akid -> {"account": ..., "source": ...}
+        self.pending: dict[str, threading.Lock] = {}  # akid -> held while it is being asked
+        self.upstream: tuple[str, int] | None = None
+        self.timeout = 5.0
+
+    def note(self, akid: str, account: str, source: str) -> None:
+        with self.lock:
+            self.keys[akid] = {"account": account, "source": source}
+
+    def known(self) -> dict:
+        with self.lock:
+            return {k: dict(v) for k, v in sorted(self.keys.items())}
+
+    def note_assume_role(self, form_body: bytes, answer: bytes) -> str | None:
+        """Records the new key's account; returns that account (None if unreadable)."""
+        try:
+            form = urllib.parse.parse_qs(form_body.decode("utf-8", "replace"))
+            m = ROLE_ARN_RE.match(form.get("RoleArn", [""])[0])
+            k = XML_ACCESS_KEY_RE.search(answer.decode("utf-8", "replace"))
+        except Exception:  # noqa: BLE001 - never fails a call
+            return None
+        if m and k:
+            self.note(k.group(1), m.group(1), "assume-role")
+            return m.group(1)
+        return None
+
+    def resolve(self, akid: str) -> str:
+        if akid == "anonymous":
+            return akid
+        with self.lock:
+            hit = self.keys.get(akid)
+            if hit is not None:
+                return hit["account"]
+            # One question per key, however many of its calls arrive at once (a burst of
+            # concurrent first calls then reaches the bucket together, as it would at AWS).
+            pending = self.pending.setdefault(akid, threading.Lock())
+        with pending:
+            with self.lock:
+                hit = self.keys.get(akid)
+            if hit is not None:
+                return hit["account"]
+            account = self._ask(akid)
+            with self.lock:
+                self.pending.pop(akid, None)
+                if account is None:
+                    return akid
+                # an AssumeRole answer noted meanwhile wins
+                return self.keys.setdefault(akid, {"account": account, "source": "caller-identity"})["account"]
+
+    def _ask(self, akid: str) -> str | None:
+        if self.upstream is None:
+            return None
+        host, port = self.upstream
+        body = b"Action=GetCallerIdentity&Version=2011-06-15"
+        date = time.strftime("%Y%m%d", time.gmtime())
+        conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        try:
+            conn.request("POST", "/", body=body, headers={
+                "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+                "X-Amz-Date": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+                "Authorization": f"AWS4-HMAC-SHA256 Credential={akid}/{date}/us-east-1/sts/"
+                                 "aws4_request, SignedHeaders=host;x-amz-date, Signature=00"})
+            r = conn.getresponse()
+            text = r.read().decode("utf-8", "replace")
+            if r.status != 200:
+                return None
+        except (OSError, http.client.HTTPException):
+            return None
+        finally:
+            conn.close()
+        acct, arn = XML_ACCOUNT_RE.search(text), XML_ARN_RE.search(text)
+        if not acct:
+            return None
+        if arn and arn.group(1) == MOTO_CATCH_ALL_ARN:
+            return akid
+        return acct.group(1)
+
+
+# ---------------------------------------------------------------------------------------------
 # State: buckets, counters, fault sequences, model violations
 # ---------------------------------------------------------------------------------------------
 COUNTERS = ("calls", "forwarded", "throttled", "faults", "dropped", "errors")
@@ -499,6 +612,7 @@ class State:
             sys.path.insert(0, here)
         import moto_compat
         self.compat = moto_compat.MotoCompat()
+        self.accounts = Accounts()  # kept across reset(): keys stay in their accounts
         self.reset()
 
     def reset(self) -> None:
@@ -506,6 +620,11 @@ class State:
             self.actions: dict[str, dict] = {}
             self.faults_by_kind = {k: 0 for k in FAULT_KINDS}
             self.buckets: dict[tuple, list] = {}   # (account, region, group) -> [tokens, t]
+            # per account: "service:Action" -> counters; (region, group) -> answered/throttled
+            self.by_account: dict[str, dict[str, dict]] = {}
+            self.groups: dict[tuple, dict] = {}    # (account, region, group) -> counters
+            self.account_keys: dict[str, set] = {}
+            self.assumed: dict[str, int] = {}      # role's account -> AssumeRole sessions into it
             self.sequences: dict[str, int] = {}
             self.since = time.time()
 
@@ -527,15 +646,25 @@ class State:
             spec = self.cfg.buckets[group]
             burst, rate = float(spec["burst"]), float(spec["rate"])
             now = time.monotonic()
-            key = (info.account, info.region, group)
+            key = (info.owner or info.account, info.region, group)
             b = self.buckets.get(key)
             if b is None:
                 b = self.buckets[key] = [burst, now]
             b[0] = min(burst, b[0] + (now - b[1]) * rate)
             b[1] = now
+            # Counted per caller account, apart from how the bucket is keyed.
+            g = self.groups.setdefault((info.owner or info.account, info.region, group),
+                                       {"admitted": 0, "throttled": 0, "unexplained": 0})
             if b[0] >= 1.0:
                 b[0] -= 1.0
+                g["admitted"] += 1
                 return True
+            g["throttled"] += 1
+            # The account's own bucket is empty only once it admitted a burst's worth of the
+            # account's own calls (since the last reset): a throttle before that would come from
+            # other accounts' calls, i.e. buckets shared across accounts. Counted, not assumed.
+            if g["admitted"] < burst:
+                g["unexplained"] += 1
             return False
 
     def refill_buckets(self) -> None:
@@ -630,6 +759,58 @@ class State:
             e[what] += 1
             if kind:
                 self.faults_by_kind[kind] += 1
+            if info.protocol == "control":
+                return
+            owner = info.owner or info.account
+            acc = self.by_account.setdefault(owner, {})
+            a = acc.get(info.key)
+            if a is None:
+                a = acc[info.key] = {"service": info.service, "action": info.action,
+                                     **{c: 0 for c in COUNTERS}}
+            a[what] += 1
+            self.account_keys.setdefault(owner, set()).add(info.account)
+
+    def calls_by_account(self) -> dict:
+        """GET /__proxy/calls?by=account (README.md): every AWS call since the last reset, per
+        caller account, with its ECS bucket groups."""
+        with self.lock:
+            now = time.monotonic()
+            accounts: dict[str, dict] = {}
+            for owner, acts in sorted(self.by_account.items()):
+                services: dict[str, dict] = {}
+                tot = {c: 0 for c in COUNTERS}
+                for v in acts.values():
+                    sv = services.setdefault(v["service"], {c: 0 for c in COUNTERS})
+                    for c in COUNTERS:
+                        sv[c] += v[c]
+                        tot[c] += v[c]
+                accounts[owner] = {**tot, "services": services,
+                                   "actions": {k: dict(v) for k, v in sorted(acts.items())},
+                                   "keys": sorted(self.account_keys.get(owner, ())),
+                                   "buckets": {}, "unexplained_throttles": 0,
+                                   "assume_role_sessions": self.assumed.get(owner, 0)}
+            for (owner, region, group), g in sorted(self.groups.items()):
+                a = accounts.setdefault(owner, {c: 0 for c in COUNTERS} | {
+                    "services": {}, "actions": {}, "keys": [], "buckets": {},
+                    "unexplained_throttles": 0, "assume_role_sessions": self.assumed.get(owner, 0)})
+                spec = self.cfg.buckets.get(group, {"burst": 0, "rate": 0})
+                b = self.buckets.get((owner, region, group))
+                level = None if b is None else round(
+                    min(float(spec["burst"]), b[0] + (now - b[1]) * float(spec["rate"])), 3)
+                a["buckets"][f"{region}/{group}"] = {**g, "burst": spec["burst"],
+                                                     "rate": spec["rate"], "level": level}
+                a["unexplained_throttles"] += g["unexplained"]
+            for owner, n in self.assumed.items():  # sessions opened into an account not used yet
+                accounts.setdefault(owner, {c: 0 for c in COUNTERS} | {
+                    "services": {}, "actions": {}, "keys": [], "buckets": {},
+                    "unexplained_throttles": 0, "assume_role_sessions": n})
+            assumed_total = sum(self.assumed.values())
+            since = self.since
+        totals = {c: sum(a[c] for a in accounts.values()) for c in COUNTERS}
+        totals["unexplained_throttles"] = sum(a["unexplained_throttles"] for a in accounts.values())
+        totals["accounts"] = len(accounts)
+        totals["assume_role_sessions"] = assumed_total
+        return {"by": "account", "accounts": accounts, "totals": totals, "since": since}
 
     def stats(self) -> dict:
         with self.lock:
@@ -752,6 +933,27 @@ class ProxyHandler(BaseHTTPRequestHandler):
             return self._send_json(200, {"reset": True})
         if path == "/__proxy/config" and self.command == "GET":
             return self._send_json(200, st.cfg.public())
+        if path == "/__proxy/calls" and self.command == "GET":
+            q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            by = q.get("by", ["account"])[0]
+            if by != "account":
+                return self._send_json(400, {"error": f"by={by}: only by=account is counted here "
+                                                      "(per action: GET /__proxy/stats)"})
+            return self._send_json(200, st.calls_by_account())
+        if path == "/__proxy/accounts" and self.command == "GET":
+            return self._send_json(200, {"keys": st.accounts.known()})
+        if path == "/__proxy/accounts" and self.command == "POST":
+            try:
+                upd = json.loads(body or b"{}")
+                keys = upd["keys"]
+                assert isinstance(keys, dict) and all(
+                    isinstance(k, str) and isinstance(v, str) and ACCOUNT_RE.match(v)
+                    for k, v in keys.items())
+            except (ValueError, KeyError, TypeError, AssertionError):
+                return self._send_json(400, {"error": 'body must be {"keys": {"AKID": "<12 digits>"}}'})
+            for k, v in keys.items():
+                st.accounts.note(k, v, "given")
+            return self._send_json(200, {"keys": st.accounts.known()})
         if path == "/__proxy/violations" and self.command == "GET":
             q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
             account = q["account"][0] if "account" in q else None
@@ -858,8 +1060,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
         st = self.state
         cfg = st.cfg
         info = classify(self.command, self.path, self.headers, body)
-        st.count(info, "calls")
         control = info.protocol == "control"
+        info.owner = info.account if control else st.accounts.resolve(info.account)
+        st.count(info, "calls")
         half = 0.0 if control else cfg.latency_ms / 2000.0
         if half:
             time.sleep(half)
@@ -983,6 +1186,11 @@ class ProxyHandler(BaseHTTPRequestHandler):
             ebody = json.dumps({"__type": "ProxyUpstreamError", "message": msg}).encode()
             return self._send(502, [("Content-Type", "application/json")], ebody)
         st.count(info, "forwarded")
+        if info.service == "sts" and info.action == "AssumeRole" and status == 200:
+            into = st.accounts.note_assume_role(body, data)
+            if into is not None:
+                with st.lock:
+                    st.assumed[into] = st.assumed.get(into, 0) + 1
         if cfg.moto_compat and info.service == "ecs" and info.protocol == "json":
             data = st.compat.fix_answer(data)
             if status == 200:
@@ -1045,8 +1253,10 @@ def make_server(upstream_url: str, cfg: Config, host: str = "127.0.0.1", port: i
                               else "http://" + upstream_url)
     if u.scheme != "http":
         raise ValueError("only http:// upstreams are supported (moto's server)")
+    state = State(cfg, violations_log)
+    state.accounts.upstream = (u.hostname or "127.0.0.1", u.port or 80)
     handler = type("BoundProxyHandler", (ProxyHandler,), {
-        "state": State(cfg, violations_log),
+        "state": state,
         "upstream": (u.hostname or "127.0.0.1", u.port or 80),
         "verbose": verbose, "timeout": idle_timeout})
     return ProxyServer((host, port), handler)

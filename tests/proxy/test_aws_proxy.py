@@ -297,6 +297,8 @@ def test_bucket_refills_about_one_per_second(proxy):
 
 
 def test_access_keys_have_separate_buckets(proxy):
+    """Keys moto does not know (all in its default account) each stand for an account of their
+    own, as before buckets went per account: tests sharing the proxy keep their own buckets."""
     control(proxy, "/__proxy/config", {"latency_ms": 0})
     a, b = client(proxy, key="AKIAACCOUNTA" + uuid.uuid4().hex[:6]), \
         client(proxy, key="AKIAACCOUNTB" + uuid.uuid4().hex[:6])
@@ -309,6 +311,129 @@ def test_access_keys_have_separate_buckets(proxy):
     buckets = control(proxy, "/__proxy/stats")["buckets"]
     levels = {k.split("/")[0][:12]: v["task-definition-modify"] for k, v in buckets.items()}
     assert levels["AKIAACCOUNTA"] < 1 and levels["AKIAACCOUNTB"] >= 18
+
+
+def member_key(moto_url: str, account: str) -> str:
+    """An access key of a new IAM user in ``account`` (moto's x-moto-account-id trick, as
+    tests/seed_world.py makes them): calls signed with it act in that account."""
+    iam = boto3.client("iam", endpoint_url=moto_url, region_name=REGION, aws_access_key_id="AKIDSETUP",
+                       aws_secret_access_key="secret")
+    iam.meta.events.register("before-sign.iam.*",
+                             lambda request, **_: request.headers.__setitem__("x-moto-account-id", account))
+    user = uniq("member")
+    iam.create_user(UserName=user)
+    return iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+
+
+def new_account() -> str:
+    return "7" + str(uuid.uuid4().int)[:11]
+
+
+def test_buckets_are_per_account_not_per_key(proxy, moto_url):
+    """Two accounts, one drained: the other is untouched, and a second key of the drained account
+    finds the same empty bucket (ECS throttles per account and Region, whatever the caller)."""
+    control(proxy, "/__proxy/config", {"latency_ms": 0})
+    acct_a, acct_b = new_account(), new_account()
+    a1, a2, b = (client(proxy, key=member_key(moto_url, acct_a)),
+                 client(proxy, key=member_key(moto_url, acct_a)),
+                 client(proxy, key=member_key(moto_url, acct_b)))
+    family = uniq("acct")
+    for _ in range(20):
+        register(a1, family)
+    with pytest.raises(botocore.exceptions.ClientError, match="ThrottlingException"):
+        register(a1, family)
+    with pytest.raises(botocore.exceptions.ClientError, match="ThrottlingException"):
+        register(a2, family)  # another key, same account: same bucket
+    for _ in range(20):
+        register(b, family)  # b's account has a full bucket of its own
+    buckets = control(proxy, "/__proxy/stats")["buckets"]
+    assert buckets[f"{acct_a}/{REGION}"]["task-definition-modify"] < 1
+    assert buckets[f"{acct_b}/{REGION}"]["task-definition-modify"] < 1
+    calls = control(proxy, "/__proxy/calls?by=account")
+    assert calls["by"] == "account"
+    ca, cb = calls["accounts"][acct_a], calls["accounts"][acct_b]
+    assert (ca["calls"], ca["forwarded"], ca["throttled"]) == (22, 20, 2)
+    assert (cb["calls"], cb["forwarded"], cb["throttled"]) == (20, 20, 0)
+    assert ca["services"]["ecs"]["throttled"] == 2
+    assert ca["actions"]["ecs:RegisterTaskDefinition"]["calls"] == 22
+    assert len(ca["keys"]) == 2 and len(cb["keys"]) == 1
+    g = ca["buckets"][f"{REGION}/task-definition-modify"]
+    assert (g["admitted"], g["throttled"], g["unexplained"], g["burst"]) == (20, 2, 0, 20)
+    assert calls["totals"]["unexplained_throttles"] == 0
+    keys = control(proxy, "/__proxy/accounts")["keys"]
+    assert {keys[k]["account"] for k in ca["keys"]} == {acct_a}
+    assert {keys[k]["source"] for k in ca["keys"]} == {"caller-identity"}
+    # reset zeroes the counts and refills, but keys stay in their accounts
+    control(proxy, "/__proxy/reset", {})
+    assert control(proxy, "/__proxy/calls?by=account")["accounts"] == {}
+    register(a2, family)
+    assert control(proxy, "/__proxy/accounts")["keys"][ca["keys"][0]]["account"] == acct_a
+
+
+def test_assume_role_keys_act_in_the_role_account(proxy, moto_url):
+    """A key that STS AssumeRole hands out through the proxy is in the role's account: the
+    central caller's AssumeRole counts for the central account, the assumed key's ECS calls for
+    the member's, and two sessions in one member share its buckets."""
+    control(proxy, "/__proxy/config", {"latency_ms": 0})
+    central, member = new_account(), new_account()
+    sts = client(proxy, "sts", key=member_key(moto_url, central))
+    role = f"arn:aws:iam::{member}:role/ecs-autopilot/ecs-autopilot-deployer"
+    creds = [sts.assume_role(RoleArn=role, RoleSessionName=f"s{i}")["Credentials"] for i in range(2)]
+    keys = control(proxy, "/__proxy/accounts")["keys"]
+    for c in creds:
+        assert keys[c["AccessKeyId"]] == {"account": member, "source": "assume-role"}
+    e1, e2 = (boto3.client("ecs", endpoint_url=proxy, region_name=REGION, config=NO_RETRY,
+                           aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                           aws_session_token=c["SessionToken"]) for c in creds)
+    family = uniq("assumed")
+    for _ in range(20):
+        register(e1, family)
+    with pytest.raises(botocore.exceptions.ClientError, match="ThrottlingException"):
+        register(e2, family)
+    # moto agrees: the task definitions are in the member account
+    arns = e1.list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
+    assert len(arns) == 20 and all(f":{member}:" in a for a in arns)
+    calls = control(proxy, "/__proxy/calls?by=account")["accounts"]
+    assert calls[central]["actions"]["sts:AssumeRole"]["calls"] == 2
+    assert calls[member]["assume_role_sessions"] == 2 and calls[central]["assume_role_sessions"] == 0
+    assert "ecs" not in calls[central]["services"]
+    assert calls[member]["services"]["ecs"]["throttled"] == 1
+    assert sorted(calls[member]["keys"]) == sorted(c["AccessKeyId"] for c in creds)
+
+
+def test_unexplained_throttles_catch_a_bucket_drained_by_someone_else():
+    """The guard behind "throttles crossing accounts": an account throttled before its own calls
+    could have emptied its bucket is counted (here its bucket is emptied behind its back, as a
+    bucket shared with another account would be); one that spent its own burst is not."""
+    st = aws_proxy.State(aws_proxy.Config(latency_ms=0))
+    a = aws_proxy.CallInfo("ecs", "RegisterTaskDefinition", "json", "AKIDA", REGION, owner="111111111111")
+    b = aws_proxy.CallInfo("ecs", "RegisterTaskDefinition", "json", "AKIDB", REGION, owner="222222222222")
+    assert all(st.take_token(a) for _ in range(20)) and not st.take_token(a)
+    st.buckets[("222222222222", REGION, "task-definition-modify")] = [0.0, time.monotonic()]
+    assert not st.take_token(b)
+    accts = st.calls_by_account()["accounts"]
+    assert accts["111111111111"]["buckets"][f"{REGION}/task-definition-modify"]["unexplained"] == 0
+    assert accts["222222222222"]["unexplained_throttles"] == 1
+
+
+def test_accounts_endpoint_and_unknown_keys(proxy):
+    """Keys moto does not know stay accounts of their own (named by the key); a set-up may name
+    a key's account itself; bad bodies get HTTP 400."""
+    control(proxy, "/__proxy/config", {"latency_ms": 0})
+    key = "AKIDUNKNOWN" + uuid.uuid4().hex[:8].upper()
+    client(proxy, key=key).list_clusters()
+    assert control(proxy, "/__proxy/accounts")["keys"][key] == {"account": key, "source": "caller-identity"}
+    given = "AKIDGIVEN" + uuid.uuid4().hex[:8].upper()
+    control(proxy, "/__proxy/accounts", {"keys": {given: "210987654321"}})
+    client(proxy, key=given).list_clusters()
+    assert control(proxy, "/__proxy/calls?by=account")["accounts"]["210987654321"]["calls"] == 1
+    for bad in ({"keys": {given: "12"}}, {"keys": []}, {}):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            control(proxy, "/__proxy/accounts", bad)
+        assert e.value.code == 400
+    with pytest.raises(urllib.error.HTTPError) as e:
+        control(proxy, "/__proxy/calls?by=key")
+    assert e.value.code == 400
 
 
 def test_other_ecs_buckets_and_no_throttle(proxy):
