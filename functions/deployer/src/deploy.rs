@@ -391,12 +391,20 @@ async fn notify_held_back(env: &Env, push: &Push, s: &Skip) {
     }
 }
 
+/// How long a refusal of one digest for some services is told once: it comes back on every push
+/// of that digest and every reconcile tick until a person acts (issue 17, item 3).
+pub const REFUSAL_NOTICE_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 fn services_key(fam: &FamilyPlan) -> String {
     fam.services.iter().map(|t| who(&t.cluster, &t.service)).collect::<Vec<_>>().join(",")
 }
 
 async fn notify(env: &Env, key: &str, n: &Notification) {
-    match env.notifier.publish_once(&env.state, key, env.config.notification_window, n).await {
+    notify_within(env, key, env.config.notification_window, n).await
+}
+
+async fn notify_within(env: &Env, key: &str, window: std::time::Duration, n: &Notification) {
+    match env.notifier.publish_once(&env.state, key, window, n).await {
         Ok(_) => {}
         // The deploy is done and no redelivery will announce it: a message lost because its
         // dedupe record could not be written is worse than the rare duplicate of sending it.
@@ -497,7 +505,7 @@ async fn execute_family(
                 let what = if matches!(e, Error::Refused(_)) { "deploy refused" } else { "deploy failed" };
                 let n = family_notification(fam, push, "deploy.failed", &format!("{what} for {} ({})", push.label(), fam.family), None)
                     .field("reason", e.to_string());
-                notify(env, &format!("push#{}#failed#{}", fam.claim, services_key(fam)), &n).await;
+                notify_within(env, &format!("push#{}#failed#{}", fam.claim, services_key(fam)), REFUSAL_NOTICE_WINDOW, &n).await;
             }
             for t in &fam.services {
                 out.failed.push((who(&t.cluster, &t.service), clone_error(&e)));
@@ -541,7 +549,7 @@ async fn execute_family(
         let group = FamilyPlan { services: final_failures.iter().map(|(t, _)| t.clone()).collect(), ..fam.clone() };
         let reason = final_failures.iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>().join("; ");
         let n = family_notification(&group, push, "deploy.failed", &format!("deploy of {label} failed"), Some(&arn)).field("reason", reason);
-        notify(env, &format!("push#{}#failed#{}", fam.claim, services_key(&group)), &n).await;
+        notify_within(env, &format!("push#{}#failed#{}", fam.claim, services_key(&group)), REFUSAL_NOTICE_WINDOW, &n).await;
     }
     for (t, e) in failed {
         out.failed.push((who(&t.cluster, &t.service), e));

@@ -35,6 +35,30 @@ impl Outcome {
 
 /// The answer to a push or a reconcile pass: the report when every service could be dealt with,
 /// else a failed invocation (retryable when any failure is) that the retry and the DLQ see.
+/// The reconcile pass's answer (issue 17, item 3): a failure only a retry could fix fails the
+/// invocation (with every failure in its summary); refusals alone do not. A refusal (a field the
+/// copy cannot carry, a service ECS will not update) comes back on every tick until a person acts,
+/// so failing on it would keep the error and DLQ alarms in ALARM for ever; it is told once per
+/// digest and service instead (`deploy::REFUSAL_NOTICE_WINDOW`) and listed in the report.
+pub fn conclude_reconcile(mut report: ReconcileReport, failures: Vec<(String, Error)>) -> Result<Outcome, Error> {
+    if failures.iter().any(|(_, e)| e.retryable()) {
+        let deployed = report.deployed.len();
+        return conclude(Outcome::Reconcile(report), deployed, failures);
+    }
+    for (who, e) in &failures {
+        tracing::warn!(service = %who, error_kind = e.kind(), error = %e, "reconcile: refused (not retried; told once per digest and service)");
+    }
+    report.refused = failures.into_iter().map(|(who, e)| Refusal { service: who, reason: e.to_string() }).collect();
+    Ok(Outcome::Reconcile(report))
+}
+
+/// A service the reconcile pass could not deploy, for a reason no retry fixes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Refusal {
+    pub service: String,
+    pub reason: String,
+}
+
 pub fn conclude(outcome: Outcome, deployed: usize, failures: Vec<(String, Error)>) -> Result<Outcome, Error> {
     if failures.is_empty() {
         return Ok(outcome);
@@ -199,6 +223,9 @@ pub struct ReconcileReport {
     /// Rollouts of ours past their deadline ("cluster/service"), reported once each.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stuck: Vec<String>,
+    /// Services refused for a reason no retry fixes (told once per digest and service).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<Refusal>,
 }
 
 impl ReconcileReport {
@@ -211,7 +238,7 @@ impl ReconcileReport {
         } else {
             ReconcileStatus::InSync
         };
-        ReconcileReport { status, deployed, images, stuck: Vec::new() }
+        ReconcileReport { status, deployed, images, stuck: Vec::new(), refused: Vec::new() }
     }
 }
 
@@ -359,5 +386,37 @@ mod tests {
         assert_eq!(autopilot::metrics::count_actions(&dry), 0);
         let reconcile = Outcome::Reconcile(ReconcileReport::new(vec![push_report(PushStatus::Deployed)], false)).to_json();
         assert_eq!(autopilot::metrics::count_actions(&reconcile), 1);
+    }
+}
+
+#[cfg(test)]
+mod reconcile_tests {
+    use super::*;
+
+    /// Issue 17, item 3: reconcile fails the invocation only when a retry could help.
+    #[test]
+    fn reconcile_fails_only_on_what_a_retry_could_fix() {
+        let refused = || ("stage01/auth".to_string(), Error::Refused("auth:3: field ulimitsX cannot be carried".into()));
+        let throttled = || ("stage01/random".to_string(), Error::Aws { service: "ecs", operation: "UpdateService", code: "ThrottlingException".into(), message: "slow down".into(), retryable: true });
+        let cases: Vec<(&str, Vec<(String, Error)>, Option<usize>)> = vec![
+            ("nothing failed", vec![], Some(0)),
+            ("a refusal alone", vec![refused()], Some(1)),
+            ("a throttle", vec![throttled()], None),
+            ("a refusal and a throttle", vec![refused(), throttled()], None),
+        ];
+        for (what, failures, want_refused) in cases {
+            let got = conclude_reconcile(ReconcileReport::new(Vec::new(), false), failures);
+            match (got, want_refused) {
+                (Ok(Outcome::Reconcile(r)), Some(n)) => {
+                    assert_eq!(r.refused.len(), n, "{what}");
+                    assert!(r.refused.iter().all(|x| x.reason.contains("cannot be carried")), "{what}");
+                }
+                (Err(e), None) => {
+                    assert!(e.retryable(), "{what}: {e}");
+                    assert!(e.to_string().contains("stage01/random"), "{what}: every failure is in the summary: {e}");
+                }
+                (other, _) => panic!("{what}: {other:?}"),
+            }
+        }
     }
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::aws::{Aws, EcrImage};
 use crate::deploy::{self, deploy_push, discover};
-use crate::outcome::{conclude, Outcome, PushReport, ReconcileReport};
+use crate::outcome::{conclude_reconcile, Outcome, PushReport, ReconcileReport};
 use crate::messages;
 use crate::plan::{eligibility, stuck_for, Eligibility, OurDeploy, Push};
 use autopilot::keys;
@@ -73,8 +73,7 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<Value>) -> Result
         Ok(stuck) => report.stuck = stuck,
         Err(e) => failures.push(("stuck rollouts".into(), e)),
     }
-    let deployed = report.deployed.len();
-    conclude(Outcome::Reconcile(report), deployed, failures)
+    conclude_reconcile(report, failures)
 }
 
 /// Repository of `registry` → the eligible services that run it: (ARN, "cluster/service", rules).
