@@ -100,23 +100,22 @@ impl StateStore {
 
     /// The partition key as stored.
     fn pk(&self, pk: &str) -> String {
-        match &self.scope {
+        let pk = match &self.scope {
             Some(scope) => format!("{scope}#{pk}"),
             None => pk.to_string(),
-        }
+        };
+        bounded(&pk, MAX_PK_BYTES)
     }
 
-    /// A stored key as the caller named it.
-    fn unscoped(&self, (pk, sk): (String, String)) -> (String, String) {
-        match &self.scope {
-            Some(scope) => (pk.strip_prefix(scope.as_str()).and_then(|p| p.strip_prefix('#')).map(str::to_string).unwrap_or(pk), sk),
-            None => (pk, sk),
-        }
+    /// A key as stored: its partition key scoped, both keys within DynamoDB's limits.
+    fn stored(&self, pk: &str, sk: &str) -> (String, String) {
+        (self.pk(pk), bounded(sk, MAX_SK_BYTES))
     }
 
     /// Read a live (unexpired) record.
     pub async fn get(&self, pk: &str, sk: &str) -> Result<Option<Record>> {
-        self.get_stored(&self.pk(pk), sk).await
+        let (pk, sk) = self.stored(pk, sk);
+        self.get_stored(&pk, &sk).await
     }
 
     async fn get_stored(&self, pk: &str, sk: &str) -> Result<Option<Record>> {
@@ -129,12 +128,14 @@ impl StateStore {
 
     /// Write unconditionally (the newest writer wins).
     pub async fn put(&self, pk: &str, sk: &str, data: &Value, ttl: Duration) -> Result<()> {
-        self.write(&self.pk(pk), sk, data, ttl, None).await.map(|_| ())
+        let (pk, sk) = self.stored(pk, sk);
+        self.write(&pk, &sk, data, ttl, None).await.map(|_| ())
     }
 
     /// Create the record only if no live record exists. `Ok(false)`: it already existed.
     pub async fn create(&self, pk: &str, sk: &str, data: &Value, ttl: Duration) -> Result<bool> {
-        self.create_stored(&self.pk(pk), sk, data, ttl).await
+        let (pk, sk) = self.stored(pk, sk);
+        self.create_stored(&pk, &sk, data, ttl).await
     }
 
     async fn create_stored(&self, pk: &str, sk: &str, data: &Value, ttl: Duration) -> Result<bool> {
@@ -148,12 +149,13 @@ impl StateStore {
     /// Optimistic concurrency: write only if the live record still has `version`
     /// (0 = must not exist). A lost race is [`Error::Conflict`]: re-read and retry.
     pub async fn put_if_version(&self, pk: &str, sk: &str, data: &Value, ttl: Duration, version: u64) -> Result<u64> {
-        self.write(&self.pk(pk), sk, data, ttl, Some(version)).await
+        let (pk, sk) = self.stored(pk, sk);
+        self.write(&pk, &sk, data, ttl, Some(version)).await
     }
 
     pub async fn delete(&self, pk: &str, sk: &str) -> Result<()> {
-        let pk = self.pk(pk);
-        let pk = pk.as_str();
+        let (pk, sk) = self.stored(pk, sk);
+        let (pk, sk) = (pk.as_str(), sk.as_str());
         match &*self.backend {
             Backend::Memory(map) => {
                 map.lock().unwrap_or_else(|p| p.into_inner()).remove(&(pk.into(), sk.into()));
@@ -230,9 +232,9 @@ impl StateStore {
     /// Read many live records at once: one consistent BatchGetItem per 100 keys. Keys without a
     /// live record are absent from the answer.
     pub async fn get_many(&self, keys: &BTreeSet<(String, String)>) -> Result<HashMap<(String, String), Record>> {
-        let keys: BTreeSet<(String, String)> = keys.iter().map(|(pk, sk)| (self.pk(pk), sk.clone())).collect();
-        let found = self.get_many_stored(&keys).await?;
-        Ok(found.into_iter().map(|(k, r)| (self.unscoped(k), r)).collect())
+        let asked: HashMap<(String, String), (String, String)> = keys.iter().map(|(pk, sk)| (self.stored(pk, sk), (pk.clone(), sk.clone()))).collect();
+        let found = self.get_many_stored(&asked.keys().cloned().collect()).await?;
+        Ok(found.into_iter().filter_map(|(k, r)| asked.get(&k).map(|key| (key.clone(), r))).collect())
     }
 
     async fn get_many_stored(&self, keys: &BTreeSet<(String, String)>) -> Result<HashMap<(String, String), Record>> {
@@ -274,9 +276,10 @@ impl StateStore {
     /// common case where none exists yet. Returns the keys this call created; the others already
     /// had a live record (someone else's claim).
     pub async fn create_many(&self, items: &BTreeMap<(String, String), Value>, ttl: Duration) -> Result<BTreeSet<(String, String)>> {
-        let items: BTreeMap<(String, String), Value> = items.iter().map(|((pk, sk), v)| ((self.pk(pk), sk.clone()), v.clone())).collect();
+        let asked: HashMap<(String, String), (String, String)> = items.keys().map(|(pk, sk)| (self.stored(pk, sk), (pk.clone(), sk.clone()))).collect();
+        let items: BTreeMap<(String, String), Value> = items.iter().map(|((pk, sk), v)| (self.stored(pk, sk), v.clone())).collect();
         let created = self.create_many_stored(&items, ttl).await?;
-        Ok(created.into_iter().map(|k| self.unscoped(k)).collect())
+        Ok(created.into_iter().filter_map(|k| asked.get(&k).cloned()).collect())
     }
 
     async fn create_many_stored(&self, items: &BTreeMap<(String, String), Value>, ttl: Duration) -> Result<BTreeSet<(String, String)>> {
@@ -361,7 +364,8 @@ impl StateStore {
         for chunk in entries.chunks(25) {
             let mut pending: Vec<WriteRequest> = Vec::new();
             for ((pk, sk), data) in chunk {
-                let put = PutRequest::builder().set_item(Some(item_of(&self.pk(pk), sk, data, expires_at, &write_token(), version))).build().map_err(|e| build_error("BatchWriteItem", e))?;
+                let (pk, sk) = self.stored(pk, sk);
+                let put = PutRequest::builder().set_item(Some(item_of(&pk, &sk, data, expires_at, &write_token(), version))).build().map_err(|e| build_error("BatchWriteItem", e))?;
                 pending.push(WriteRequest::builder().put_request(put).build());
             }
             for attempt in 0..BATCH_ATTEMPTS {
@@ -384,14 +388,14 @@ impl StateStore {
     /// within `lease`); [`StateStore::finish_event`] makes it permanent (for `ttl`) or releases it
     /// on failure so that EventBridge's retry can do the work.
     pub async fn begin_event(&self, function: &str, event_id: &str, lease: Duration) -> Result<EventClaim> {
-        let pk = self.pk(&format!("event#{function}"));
+        let (pk, sk) = self.stored(&format!("event#{function}"), event_id);
         let data = serde_json::json!({"status": "in-progress", "holder": write_token()});
         for _ in 0..2 {
-            if self.create_stored(&pk, event_id, &data, lease).await? {
-                return Ok(EventClaim::Fresh(Lease { pk, sk: event_id.to_string(), data }));
+            if self.create_stored(&pk, &sk, &data, lease).await? {
+                return Ok(EventClaim::Fresh(Lease { pk, sk, data }));
             }
             // Expired between the create and this read: the create is worth one more try.
-            let Some(found) = self.get_stored(&pk, event_id).await? else { continue };
+            let Some(found) = self.get_stored(&pk, &sk).await? else { continue };
             return Ok(match found.data.get("status").and_then(Value::as_str) {
                 Some("in-progress") => EventClaim::InFlight,
                 _ => EventClaim::Done,
@@ -480,6 +484,26 @@ impl StateStore {
             }
         }
     }
+}
+
+/// DynamoDB's key limits: a partition key of at most 2,048 bytes, a sort key of at most 1,024
+/// ("Amazon DynamoDB quotas": attributes). Keys built from names (a service list, an event id
+/// from a malformed event) can be longer.
+const MAX_PK_BYTES: usize = 2048;
+const MAX_SK_BYTES: usize = 1024;
+
+/// `key` if it fits in `max` bytes, else its head (cut at a character boundary) and the FNV
+/// digest of the whole: stable, so every caller that names the same key finds the same record.
+fn bounded(key: &str, max: usize) -> String {
+    if key.len() <= max {
+        return key.to_string();
+    }
+    let digest = crate::keys::digest_of(key);
+    let mut head = max - digest.len() - 1;
+    while !key.is_char_boundary(head) {
+        head -= 1;
+    }
+    format!("{}~{digest}", &key[..head])
 }
 
 /// A create succeeds where no live record is: an expired one is as good as absent (DynamoDB's TTL
@@ -616,6 +640,29 @@ mod tests {
         let mut data: Vec<_> = got.into_iter().map(|(key, r)| (key, r.data)).collect();
         data.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(data, vec![(k("b", "1"), json!(1)), (k("b", "2"), json!(3)), (k("b", "3"), json!(4))]);
+    }
+
+    /// Issue 17, item 8: no key exceeds DynamoDB's limits, whatever the names it is built from,
+    /// and a long key still names one record.
+    #[tokio::test]
+    async fn long_keys_fit_dynamodbs_limits_and_still_name_one_record() {
+        let long = "stage01/".to_string() + &"é".repeat(700);
+        assert!(long.len() > MAX_SK_BYTES);
+        let b = bounded(&long, MAX_SK_BYTES);
+        assert!(b.len() <= MAX_SK_BYTES && b.starts_with("stage01/é"), "{}", b.len());
+        assert_eq!(bounded(&long, MAX_SK_BYTES), b, "stable");
+        assert_ne!(bounded(&(long.clone() + "x"), MAX_SK_BYTES), b, "another key, another record");
+        assert_eq!(bounded("short", MAX_SK_BYTES), "short");
+        let s = StateStore::memory().scoped("111122223333:us-east-1");
+        let ttl = Duration::from_secs(60);
+        assert!(s.create("notify", &long, &json!(1), ttl).await.unwrap());
+        assert!(!s.create("notify", &long, &json!(2), ttl).await.unwrap(), "the same long key is the same record");
+        let keys = BTreeSet::from([("notify".to_string(), long.clone())]);
+        assert_eq!(s.get_many(&keys).await.unwrap().get(&("notify".to_string(), long.clone())).map(|r| r.data.clone()), Some(json!(1)), "answered under the caller's key");
+        let EventClaim::Fresh(lease) = s.begin_event("f", &long, ttl).await.unwrap() else { panic!("fresh") };
+        assert!(lease.sk.len() <= MAX_SK_BYTES);
+        s.finish_event(&lease, true, ttl).await.unwrap();
+        assert_eq!(s.begin_event("f", &long, ttl).await.unwrap(), EventClaim::Done);
     }
 
     /// Issue 16: two accounts with the same cluster and service names never share a record, and
