@@ -223,6 +223,8 @@ async fn composite_alarms_in_alarm_are_reevaluated_with_cooldowns() {
     let out = s.handle(schedule("s2")).await.unwrap();
     assert_eq!(out["alarms"][0]["action"], "none", "{out}");
     assert_eq!(update.num_calls(), 1);
+    // Issue 17, item 5: the second pass read the alarm's tags from the container's cache.
+    assert_eq!(tags.num_calls(), 1, "one ListTagsForResource per alarm per TAG_CACHE_TTL");
 }
 
 fn tasks(n: usize) -> Vec<String> {

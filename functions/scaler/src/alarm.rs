@@ -49,13 +49,27 @@ pub async fn on_transition(env: &Env, aws: &Aws, view: AlarmView) -> Result<Outc
 /// The alarm's tags: from the event when it carries them complete (`alarmTags` with
 /// `alarmTagsStatus` SUCCESS, an alarm with tag propagation on), else ListTagsForResource.
 pub async fn alarm_tags(aws: &Aws, view: &AlarmView) -> Result<Tags, Error> {
+    tags_of(aws, view, false).await
+}
+
+/// The same for the re-evaluation schedule, through the per-container cache
+/// (`Aws::alarm_tags_cached`).
+pub async fn alarm_tags_for_reevaluation(aws: &Aws, view: &AlarmView) -> Result<Tags, Error> {
+    tags_of(aws, view, true).await
+}
+
+async fn tags_of(aws: &Aws, view: &AlarmView, cached: bool) -> Result<Tags, Error> {
     if let Some(t) = &view.tags {
         return Ok(t.clone());
     }
     let Some(arn) = view.arn.clone() else {
         return Err(Error::Refused(format!("alarm {}: the event names no alarm ARN (resources) or account to read its tags", view.name)));
     };
-    aws.list_tags_for_resource(&arn).await
+    if cached {
+        aws.alarm_tags_cached(&arn).await
+    } else {
+        aws.list_tags_for_resource(&arn).await
+    }
 }
 
 /// One alarm → one decision for one service (the alarm path and the re-evaluation path).

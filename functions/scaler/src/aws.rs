@@ -16,7 +16,13 @@ pub struct Aws {
     pub ecs: ecs::Client,
     pub cw: cw::Client,
     pub asg: asg::Client,
+    /// Alarm ARN → its tags and when they were read (issue 17, item 5): see [`Aws::alarm_tags_cached`].
+    tag_cache: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Tags)>>,
 }
+
+/// How long the re-evaluation trusts an alarm's tags read before: a tag change on an alarm that
+/// stays in ALARM is seen within this time (a transition reads them at once).
+pub const TAG_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// One page of DescribeAlarms.
 pub struct AlarmPage {
@@ -50,14 +56,32 @@ const QUERY_ID: &str = "autopilot";
 
 impl Aws {
     pub fn new(env: &autopilot::runtime::Env) -> Self {
-        Aws { ecs: autopilot::clients::ecs(env), cw: autopilot::clients::cloudwatch(env), asg: autopilot::clients::autoscaling(env) }
+        Self::of(autopilot::clients::ecs(env), autopilot::clients::cloudwatch(env), autopilot::clients::autoscaling(env))
+    }
+
+    pub fn of(ecs: ecs::Client, cw: cw::Client, asg: asg::Client) -> Self {
+        Aws { ecs, cw, asg, tag_cache: Default::default() }
+    }
+
+    /// An alarm's tags for the re-evaluation schedule: read at most once per [`TAG_CACHE_TTL`]
+    /// per alarm and container, instead of one ListTagsForResource per alarm in ALARM every
+    /// minute (CloudWatch's ListTagsForResource is not free of quota: "CloudWatch service quotas").
+    /// A transition reads them fresh ([`Aws::list_tags_for_resource`]), which refreshes this.
+    pub async fn alarm_tags_cached(&self, arn: &str) -> Result<Tags, Error> {
+        let cached = self.tag_cache.lock().unwrap_or_else(|p| p.into_inner()).get(arn).filter(|(at, _)| at.elapsed() < TAG_CACHE_TTL).map(|(_, t)| t.clone());
+        match cached {
+            Some(tags) => Ok(tags),
+            None => self.list_tags_for_resource(arn).await,
+        }
     }
 
     // ------------------------------------------------------------------ CloudWatch
 
     pub async fn list_tags_for_resource(&self, arn: &str) -> Result<Tags, Error> {
         let out = self.cw.list_tags_for_resource().resource_arn(arn).send().await.map_err(|e| Error::aws("cloudwatch", "ListTagsForResource", e))?;
-        Ok(out.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect())
+        let tags: Tags = out.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect();
+        self.tag_cache.lock().unwrap_or_else(|p| p.into_inner()).insert(arn.to_string(), (std::time::Instant::now(), tags.clone()));
+        Ok(tags)
     }
 
     /// One page of the alarms in ALARM, metric and composite (alarms without a name are left

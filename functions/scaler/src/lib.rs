@@ -84,7 +84,7 @@ impl Scaler {
     /// A scaler with given clients (adapter tests with aws-smithy-mocks).
     #[doc(hidden)]
     pub fn with_clients(env: Env, ecs: ecs::Client, cw: cw::Client, asg: asg::Client) -> Self {
-        Scaler { env, aws: Aws { ecs, cw, asg } }
+        Scaler { env, aws: Aws::of(ecs, cw, asg) }
     }
 }
 

@@ -36,7 +36,7 @@ pub async fn run(env: &Env, aws: &Aws) -> Result<Outcome, Error> {
         for described in page.alarms {
             let mut view = described.view;
             let name = view.name.clone();
-            let tags = match alarm::alarm_tags(aws, &view).await {
+            let tags = match alarm::alarm_tags_for_reevaluation(aws, &view).await {
                 Ok(t) => t,
                 Err(e) => {
                     failures.push(format!("{name}: {e}"));
