@@ -388,7 +388,7 @@ impl StateStore {
     /// within `lease`); [`StateStore::finish_event`] makes it permanent (for `ttl`) or releases it
     /// on failure so that EventBridge's retry can do the work.
     pub async fn begin_event(&self, function: &str, event_id: &str, lease: Duration) -> Result<EventClaim> {
-        let (pk, sk) = self.stored(&format!("event#{function}"), event_id);
+        let (pk, sk) = self.stored(&event_claim_pk(function, event_id), event_id);
         let data = serde_json::json!({"status": "in-progress", "holder": write_token()});
         for _ in 0..2 {
             if self.create_stored(&pk, &sk, &data, lease).await? {
@@ -484,6 +484,13 @@ impl StateStore {
             }
         }
     }
+}
+
+/// The partition of an event's claim: one per event, so that a burst of events (500 tasks
+/// stopping at once) spreads over the table's partitions instead of heating one (issue 17, item
+/// 6; "Designing partition keys to distribute your workload" in the DynamoDB guide).
+pub fn event_claim_pk(function: &str, event_id: &str) -> String {
+    format!("event#{function}#{event_id}")
 }
 
 /// DynamoDB's key limits: a partition key of at most 2,048 bytes, a sort key of at most 1,024
@@ -640,6 +647,17 @@ mod tests {
         let mut data: Vec<_> = got.into_iter().map(|(key, r)| (key, r.data)).collect();
         data.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(data, vec![(k("b", "1"), json!(1)), (k("b", "2"), json!(3)), (k("b", "3"), json!(4))]);
+    }
+
+    /// Issue 17, item 6: each event's claim has a partition of its own.
+    #[tokio::test]
+    async fn event_claims_spread_over_partitions() {
+        let s = StateStore::memory();
+        let ttl = Duration::from_secs(60);
+        let EventClaim::Fresh(a) = s.begin_event("recovery", "e-1", ttl).await.unwrap() else { panic!("fresh") };
+        let EventClaim::Fresh(b) = s.begin_event("recovery", "e-2", ttl).await.unwrap() else { panic!("fresh") };
+        assert_ne!(a.pk, b.pk);
+        assert_eq!(a.pk, "event#recovery#e-1");
     }
 
     /// Issue 17, item 8: no key exceeds DynamoDB's limits, whatever the names it is built from,

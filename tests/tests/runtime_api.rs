@@ -112,7 +112,7 @@ async fn a_function_killed_mid_event_leaves_the_event_to_the_next_delivery() {
     }
     first.kill().unwrap();
     first.wait().unwrap();
-    let claim = w.env().state.get("event#recovery", &event_id).await.unwrap().expect("the dead delivery's claim");
+    let claim = w.env().state.get(&autopilot::state::event_claim_pk("recovery", &event_id), &event_id).await.unwrap().expect("the dead delivery's claim");
     assert_eq!(claim.data["status"], "in-progress");
 
     let mut second = spawn_function(&binary, &api, "recovery", &env, None);
