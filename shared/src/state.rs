@@ -493,6 +493,20 @@ pub fn event_claim_pk(function: &str, event_id: &str) -> String {
     format!("event#{function}#{event_id}")
 }
 
+/// The wait before attempt `attempt` + 1 of an optimistic read-modify-write that lost a race:
+/// "full jitter" (a random time up to an exponentially growing cap, 10 ms doubling to 320 ms),
+/// so that writers who collided once spread out instead of colliding again in step
+/// ("Exponential Backoff And Jitter", AWS Architecture Blog; issue 17, item 6).
+pub fn conflict_backoff(attempt: usize) -> Duration {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let cap_ms = 10u64 << attempt.min(5);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let seed = format!("{}-{nanos}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+    let random = u64::from_str_radix(&crate::keys::digest_of(&seed), 16).unwrap_or(0);
+    Duration::from_millis(random % (cap_ms + 1))
+}
+
 /// DynamoDB's key limits: a partition key of at most 2,048 bytes, a sort key of at most 1,024
 /// ("Amazon DynamoDB quotas": attributes). Keys built from names (a service list, an event id
 /// from a malformed event) can be longer.
@@ -647,6 +661,16 @@ mod tests {
         let mut data: Vec<_> = got.into_iter().map(|(key, r)| (key, r.data)).collect();
         data.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(data, vec![(k("b", "1"), json!(1)), (k("b", "2"), json!(3)), (k("b", "3"), json!(4))]);
+    }
+
+    #[test]
+    fn conflict_backoff_is_jittered_and_capped() {
+        for attempt in 0..30 {
+            let cap = Duration::from_millis(10 << attempt.min(5));
+            assert!(conflict_backoff(attempt) <= cap, "attempt {attempt}");
+        }
+        let waits: BTreeSet<Duration> = (0..50).map(|_| conflict_backoff(5)).collect();
+        assert!(waits.len() > 10, "writers who collided wait different times: {waits:?}");
     }
 
     /// Issue 17, item 6: each event's claim has a partition of its own.

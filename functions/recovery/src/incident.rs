@@ -20,12 +20,12 @@ impl Recovery {
         let key = plan::incident_key(scope, &s.class, &s.revision);
         let window = self.env.config.notification_window.as_secs();
         let ttl = Duration::from_secs(window * 3 + 60);
-        for _ in 0..CAS_ATTEMPTS {
+        for round in 0..CAS_ATTEMPTS {
             let previous = self.env.state.get(PK_INCIDENT, &key).await?;
             let (data, emit) = plan::debounce(previous.as_ref().map(|r| &r.data), self.now(), window);
             match self.env.state.put_if_version(PK_INCIDENT, &key, &data, ttl, previous.as_ref().map_or(0, |r| r.version)).await {
                 Ok(_) => {}
-                Err(Error::Conflict(_)) => continue,
+                Err(Error::Conflict(_)) => tokio::time::sleep(autopilot::state::conflict_backoff(round)).await,
                 Err(e) => return Err(e),
             }
             let Some(mut n) = messages::incident(s, name, short, what, &emit, fields) else {

@@ -64,12 +64,12 @@ impl Recovery {
     /// Count one failed task in the revision's sliding window; returns the failures in it.
     async fn record_failure(&self, key: &str, task: &str, window: u64) -> Result<usize, Error> {
         let ttl = Duration::from_secs(window * 2 + 60);
-        for _ in 0..CAS_ATTEMPTS {
+        for round in 0..CAS_ATTEMPTS {
             let previous = self.env.state.get(PK_FAILURES, key).await?;
             let (data, count) = plan::record_failure(previous.as_ref().map(|r| &r.data), task, self.now(), window);
             match self.env.state.put_if_version(PK_FAILURES, key, &data, ttl, previous.map_or(0, |r| r.version)).await {
                 Ok(_) => return Ok(count),
-                Err(Error::Conflict(_)) => continue,
+                Err(Error::Conflict(_)) => tokio::time::sleep(autopilot::state::conflict_backoff(round)).await,
                 Err(e) => return Err(e),
             }
         }

@@ -154,7 +154,7 @@ impl Recovery {
     /// the outcome.
     async fn claim_restart(&self, s: &Stopped<'_>) -> Result<Claimed, Error> {
         let starting = |run_attempt| restart::claim_starting(run_attempt, lease_until());
-        for _ in 0..IN_FLIGHT_CHECKS {
+        for round in 0..IN_FLIGHT_CHECKS {
             if self.env.state.create(PK_RESTART, &s.t.task_arn, &starting(1), RESTART_MEMORY).await? {
                 return Ok(Claimed::Run(1));
             }
@@ -168,7 +168,7 @@ impl Recovery {
                         return Ok(Claimed::Run(run_attempt));
                     }
                     // Another delivery took it over first: look again.
-                    Err(Error::Conflict(_)) => continue,
+                    Err(Error::Conflict(_)) => tokio::time::sleep(autopilot::state::conflict_backoff(round as usize)).await,
                     Err(e) => return Err(e),
                 },
             }
@@ -204,13 +204,13 @@ impl Recovery {
     /// Decide against the lineage counter and, for a re-run, count it (optimistically).
     async fn reserve_restart(&self, s: &Stopped<'_>, tags: &Tags) -> Result<RestartDecision, Error> {
         let key = restart::lineage_key(&s.cluster, &restart::lineage_of(tags, &s.task_id));
-        for _ in 0..CAS_ATTEMPTS {
+        for round in 0..CAS_ATTEMPTS {
             let (restarts, version) = self.restarts(&key).await?;
             let decision = restart::decide_restart(tags, &s.task_id, restarts).map_err(|e| Error::tag(&s.task_id, e))?;
             let RestartDecision::Rerun { attempt, .. } = &decision else { return Ok(decision) };
             match self.env.state.put_if_version(PK_LINEAGE, &key, &json!({"restarts": attempt}), RESTART_MEMORY, version).await {
                 Ok(_) => return Ok(decision),
-                Err(Error::Conflict(_)) => continue,
+                Err(Error::Conflict(_)) => tokio::time::sleep(autopilot::state::conflict_backoff(round)).await,
                 Err(e) => return Err(e),
             }
         }
@@ -218,13 +218,13 @@ impl Recovery {
     }
 
     async fn release_restart(&self, key: &str) -> Result<(), Error> {
-        for _ in 0..CAS_ATTEMPTS {
+        for round in 0..CAS_ATTEMPTS {
             let (restarts, version) = self.restarts(key).await?;
             if restarts == 0 {
                 return Ok(());
             }
             match self.env.state.put_if_version(PK_LINEAGE, key, &json!({"restarts": restarts - 1}), RESTART_MEMORY, version).await {
-                Err(Error::Conflict(_)) => continue,
+                Err(Error::Conflict(_)) => tokio::time::sleep(autopilot::state::conflict_backoff(round)).await,
                 other => return other.map(|_| ()),
             }
         }
