@@ -65,6 +65,11 @@ pub enum Error {
         retryable: bool,
     },
 
+    /// Work left undone because the invocation's deadline was near (issue 17, item 2): Lambda's
+    /// retry does it, and finds what was done before (claims and records) instead of redoing it.
+    #[error("left for the retry: {0}")]
+    Deadline(String),
+
     /// Some of the independent actions of one invocation failed.
     #[error("{failed} of {total} actions failed: {summary}")]
     Partial {
@@ -81,7 +86,7 @@ impl Error {
             Error::Aws { retryable, .. } => *retryable,
             Error::Partial { retryable, .. } => *retryable,
             Error::Account { retryable, .. } => *retryable,
-            Error::Conflict(_) | Error::Panic => true,
+            Error::Conflict(_) | Error::Panic | Error::Deadline(_) => true,
             Error::InvalidEvent(_) | Error::Config(_) | Error::Tag { .. } | Error::Refused(_) => false,
         }
     }
@@ -99,6 +104,7 @@ impl Error {
             Error::Panic => "Panic",
             Error::Partial { .. } => "PartialFailure",
             Error::Account { .. } => "AccountUnreachable",
+            Error::Deadline(_) => "DeadlineNear",
         }
     }
 

@@ -1101,3 +1101,25 @@ async fn a_burst_of_pushes_registers_only_the_newest() {
     assert!(deployed_services(&out).is_empty(), "{out:#}");
     assert_eq!(revisions(&w).await, before + 1);
 }
+
+/// Issue 17, item 2: a family is not started with less than a minute left before the
+/// invocation's deadline (the Runtime API's; Lambda stops the function there). The work is left
+/// to Lambda's retry, which finds the registration claim given back and registers once.
+#[tokio::test]
+async fn a_push_near_its_deadline_leaves_the_work_to_the_retry_which_registers_once() {
+    let w = World::seed().await;
+    let before = service_td(&w, "auth").await;
+    let digest = push_image(&w, "auth", "v2", "a").await;
+    let event = push_event(&w, "auth", Some("v2"), &digest);
+    let deployer = Deployer::new(w.env());
+    let near = std::time::SystemTime::now() + std::time::Duration::from_secs(30);
+    let e = deployer.handle_until(event.clone(), Some(near)).await.expect_err("nothing started this close to the deadline");
+    assert!(e.retryable() && e.to_string().contains("left for the retry"), "{e}");
+    assert_eq!(service_td(&w, "auth").await, before);
+    assert_eq!(revisions(&w, "auth").await, 1, "nothing registered");
+
+    let out = deployer.handle(event).await.expect("Lambda's retry");
+    assert_eq!(out["status"], "deployed", "{out:#}");
+    assert_ne!(service_td(&w, "auth").await, before);
+    assert_eq!(revisions(&w, "auth").await, 2, "one registration for the push, across both deliveries");
+}

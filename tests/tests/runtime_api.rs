@@ -226,7 +226,7 @@ async fn organization_mode_under_the_runtime_api() {
     let (central, a, c) = tokio::join!(World::seed(), World::seed(), World::seed());
     let binary = harness::lambda::function_binary("deployer");
     let invoke = |rx: &std::sync::mpsc::Receiver<harness::runtime_api::Msg>, id: &str, event: &serde_json::Value| -> serde_json::Value {
-        match deliver(rx, id, &event.to_string(), Duration::from_secs(60), Some(Duration::from_secs(60))).expect("an answer") {
+        match deliver(rx, id, &event.to_string(), Duration::from_secs(900), Some(Duration::from_secs(60))).expect("an answer") {
             Answer::Response(body) => serde_json::from_str(&body).expect("JSON"),
             Answer::Error(body) => panic!("{id}: {body}"),
         }

@@ -33,6 +33,10 @@ const MISCONFIGURED_NOTICE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 const CODE_DEPLOY_NOTICE_WINDOW: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Registered revisions and deployment records are remembered this long.
 const RECORD_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// A family is not started with less than this left before the invocation's deadline (issue 17,
+/// item 2): a registration paced at RegisterTaskDefinition's 1/s refill, its UpdateServices and
+/// the final record write must fit, or Lambda cuts them off half done at 15 minutes.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(60);
 pub const PK_REGISTER: &str = "register";
 /// DescribeTaskDefinition calls in flight at once (its bucket: 50, refill 20/s).
 const READ_CONCURRENCY: usize = 10;
@@ -490,6 +494,18 @@ async fn execute_family(
     pacers: &Pacers,
 ) -> FamilyOutcome {
     let mut out = FamilyOutcome::default();
+    if let Some(left) = autopilot::runtime::invocation_deadline().map(|d| d.duration_since(std::time::SystemTime::now()).unwrap_or_default()) {
+        if left < DEADLINE_MARGIN {
+            tracing::warn!(family = %fam.family, seconds_left = left.as_secs(), "the invocation's deadline is near: this family is left for the retry");
+            if claimed {
+                // Give the registration claim back, so the retry registers at once.
+                let _ = env.state.delete(PK_REGISTER, &fam.claim).await;
+            }
+            let e = Error::Deadline(format!("{} was not started: {} s left before the invocation's deadline", fam.family, left.as_secs()));
+            out.failed.extend(fam.services.iter().map(|t| (who(&t.cluster, &t.service), clone_error(&e))));
+            return out;
+        }
+    }
     let arn = match revision_for(env, aws, raw, fam, claimed, &pacers.register).await {
         Ok((arn, record)) => {
             if let Some(record) = record {
@@ -565,6 +581,7 @@ fn base_revision_of(arn: &str) -> i64 {
 pub fn clone_error(e: &Error) -> Error {
     match e {
         Error::Refused(m) => Error::Refused(m.clone()),
+        Error::Deadline(m) => Error::Deadline(m.clone()),
         Error::Conflict(m) => Error::Conflict(m.clone()),
         Error::Aws { service, operation, code, message, retryable } => {
             Error::Aws { service: *service, operation: *operation, code: code.clone(), message: message.clone(), retryable: *retryable }
