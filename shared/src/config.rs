@@ -44,6 +44,11 @@ pub struct Config {
     /// deployer, organization mode: the SQS FIFO queue its work goes through, one message group
     /// per account and region, so concurrent invocations never overrun one account's ECS buckets.
     pub queue_url: Option<String>,
+    /// recovery: notify about every service's failed tasks (`all`, the default) or only about
+    /// services opted in to autopilot (`opted-in`: tagged `autopilot:deploy`, `autopilot:rollback`,
+    /// `autopilot:min` or `autopilot:max`). Standalone tasks are told about only when tagged
+    /// `autopilot:restart` either way.
+    pub recovery_notify_opted_in: bool,
 }
 
 impl Default for Config {
@@ -63,6 +68,7 @@ impl Default for Config {
             accounts: Vec::new(),
             regions: Vec::new(),
             queue_url: None,
+            recovery_notify_opted_in: false,
         }
     }
 }
@@ -81,6 +87,7 @@ pub const ENV_MEMBER_ROLE: &str = "AUTOPILOT_MEMBER_ROLE";
 pub const ENV_ACCOUNTS: &str = "AUTOPILOT_ACCOUNTS";
 pub const ENV_REGIONS: &str = "AUTOPILOT_REGIONS";
 pub const ENV_QUEUE_URL: &str = "AUTOPILOT_QUEUE_URL";
+pub const ENV_RECOVERY_NOTIFY: &str = "AUTOPILOT_RECOVERY_NOTIFY";
 
 /// Space- or comma-separated items.
 fn list(raw: &str) -> Vec<String> {
@@ -208,6 +215,13 @@ impl Config {
             }
             config.queue_url = Some(url);
         }
+        if let Some(raw) = get(ENV_RECOVERY_NOTIFY) {
+            config.recovery_notify_opted_in = match raw.to_ascii_lowercase().as_str() {
+                "all" => false,
+                "opted-in" => true,
+                _ => return Err(ConfigError { variable: ENV_RECOVERY_NOTIFY, value: raw, expected: "all or opted-in" }),
+            };
+        }
         Ok(config)
     }
 
@@ -261,8 +275,10 @@ mod tests {
             (ENV_ACCOUNTS, "111122223333, 444455556666 777788889999"),
             (ENV_REGIONS, "us-east-1 eu-west-1,us-gov-west-1"),
             (ENV_QUEUE_URL, "https://sqs.us-east-1.amazonaws.com/123456789012/ecs-autopilot-deployer.fifo"),
+            (ENV_RECOVERY_NOTIFY, "opted-in"),
         ])
         .unwrap();
+        assert!(c.recovery_notify_opted_in);
         assert_eq!(c.member_role.as_deref(), Some("ecs-autopilot/ecs-autopilot-deployer"));
         assert_eq!(c.accounts, ["111122223333", "444455556666", "777788889999"]);
         assert_eq!(c.regions, ["us-east-1", "eu-west-1", "us-gov-west-1"]);
@@ -297,6 +313,7 @@ mod tests {
             (ENV_REGIONS, "us_east_1"),
             (ENV_REGIONS, "eu-west"),
             (ENV_QUEUE_URL, "https://sqs.us-east-1.amazonaws.com/123456789012/standard-queue"),
+            (ENV_RECOVERY_NOTIFY, "some"),
         ] {
             let err = parse(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);

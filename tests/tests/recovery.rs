@@ -495,3 +495,28 @@ async fn a_crash_loop_during_a_blue_green_deployment_is_rolled_back_by_ecs() {
     assert_eq!(rollback.1["metadata"]["additionalContext"]["serviceDeployment"], json!(arn));
     assert!(rollback.1["content"]["description"].as_str().unwrap().contains("blue/green deployment in progress was rolled back by ECS"), "{}", rollback.1);
 }
+
+/// Issue 17, item 7: with `RecoveryNotify=opted-in`, failed tasks of a service that carries none
+/// of autopilot's opt-in tags tell no one (an incident across hundreds of services stays quiet
+/// but for the services a team opted in); opted-in services are told as before. `all` (the
+/// default) tells about every service.
+#[tokio::test]
+async fn recovery_notify_opted_in_tells_only_about_opted_in_services() {
+    let world = World::seed().await;
+    let td = world.str("/task_definitions/random");
+    harness::ecs::create_service(&world, "plain", &td, &[("team", "payments")], None).await;
+    let crash = |n: usize, group: &str| stopped_event(&world, "ecs-task-stopped-crash.json", &service_task_arn(&world, n), &td, group, Some(1));
+    let opted_in = recovery_with(&world, Config { recovery_notify_opted_in: true, ..world.config() });
+    for n in 0..3 {
+        let out = opted_in.handle(crash(n, "service:plain")).await.expect("handled");
+        assert_eq!(out["action"], "none", "{out}");
+    }
+    assert!(world.notifications().await.is_empty(), "no one is told about a service not opted in");
+    let out = opted_in.handle(crash(10, "service:random")).await.expect("handled");
+    assert_eq!(out["action"], "notified", "random is opted in (autopilot:deploy): {out}");
+    assert_eq!(world.notifications().await.len(), 1);
+
+    let all = recovery(&world);
+    let out = all.handle(crash(20, "service:plain")).await.expect("handled");
+    assert_eq!(out["action"], "notified", "RecoveryNotify=all (the default) tells about every service: {out}");
+}

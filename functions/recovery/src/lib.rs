@@ -66,6 +66,8 @@ pub struct Recovery {
     /// Essential container names per task-definition ARN, read once per revision for the life of
     /// the Lambda container (`serve` builds one `Recovery` per container).
     essentials: Mutex<HashMap<String, Arc<BTreeSet<String>>>>,
+    /// "cluster/service" → whether it is opted in, and when that was read (`service.rs`).
+    opt_ins: Mutex<HashMap<String, (std::time::Instant, bool)>>,
 }
 
 impl Function for Recovery {
@@ -74,7 +76,7 @@ impl Function for Recovery {
 
     fn new(env: Env) -> Self {
         let aws = Aws::new(&env);
-        Recovery { env, aws, clock: Arc::new(autopilot::state::now_epoch), essentials: Mutex::default() }
+        Recovery { env, aws, clock: Arc::new(autopilot::state::now_epoch), essentials: Mutex::default(), opt_ins: Mutex::default() }
     }
 
     fn env(&self) -> &Env {

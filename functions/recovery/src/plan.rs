@@ -216,6 +216,14 @@ pub fn rollback_method(strategy: Option<&str>, rolling_out: bool) -> RollbackMet
 // ------------------------------------------------------------------ keys (see lib.rs for the tables)
 
 /// `CLUSTER/SERVICE`: what a service's incidents are scoped to and its messages call it.
+/// Whether a service is opted in to autopilot: it carries one of the service tags of DESIGN.md
+/// (`autopilot:deploy`, `autopilot:rollback`, `autopilot:min`, `autopilot:max`), whatever its
+/// value (a malformed value is still someone's intent, and its own notification says so).
+pub fn opted_in(tags: &Tags) -> bool {
+    use autopilot::tags::{TAG_DEPLOY, TAG_MAX, TAG_MIN, TAG_ROLLBACK};
+    [TAG_DEPLOY, TAG_ROLLBACK, TAG_MIN, TAG_MAX].iter().any(|k| tags.contains_key(*k))
+}
+
 pub fn service_scope(cluster: &str, service: &str) -> String {
     format!("{cluster}/{service}")
 }

@@ -25,8 +25,18 @@ enum CrashLoop {
     Reported(ServiceFailure),
 }
 
+/// What a stop of a service that is not opted in answers under `RecoveryNotify=opted-in`.
+pub const NOT_OPTED_IN_SERVICE: &str = "the service is not opted in to autopilot (RecoveryNotify=opted-in)";
+
+/// How long a service's opt-in is trusted (a tag added now is seen within this time).
+const OPT_IN_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
 impl Recovery {
     pub(crate) async fn on_service_task(&self, s: &Stopped<'_>, service: &str) -> Result<Outcome, Error> {
+        if self.env.config.recovery_notify_opted_in && !self.opted_in(&s.t.cluster_arn, service).await? {
+            tracing::info!(service, "not opted in to autopilot (AUTOPILOT_RECOVERY_NOTIFY=opted-in): nothing counted or told");
+            return Ok(Outcome::handled(s, Action::none(NOT_OPTED_IN_SERVICE)));
+        }
         let scope = plan::service_scope(&s.cluster, service);
         if !s.class.is_failure() {
             // Infrastructure: not the revision's fault, ECS replaces the task; say it once.
@@ -59,6 +69,22 @@ impl Recovery {
         let sent = self.notify_incident(s, &scope, &scope, &what, messages::service_failure_short(&window), &fields).await?;
         let about = About::Service { service: service.into(), window: Some(Window { failures_in_window: failures, crash_loop }) };
         Ok(Outcome::handled(s, Action::notified_if(sent, what, about)))
+    }
+
+    /// Whether the service carries one of autopilot's opt-in tags (issue 17, item 7: with
+    /// `RecoveryNotify=opted-in`, an incident across hundreds of other services tells no one).
+    /// Read once per service per [`OPT_IN_TTL`] and container: one DescribeServices, not one per
+    /// stopped task.
+    async fn opted_in(&self, cluster: &str, service: &str) -> Result<bool, Error> {
+        let key = format!("{}/{service}", autopilot::config::cluster_name(cluster));
+        if let Some((at, opted)) = self.opt_ins.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            if at.elapsed() < OPT_IN_TTL {
+                return Ok(*opted);
+            }
+        }
+        let opted = self.aws.describe_service(cluster, service).await?.is_some_and(|svc| plan::opted_in(&svc.tags));
+        self.opt_ins.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (std::time::Instant::now(), opted));
+        Ok(opted)
     }
 
     /// Count one failed task in the revision's sliding window; returns the failures in it.
