@@ -369,7 +369,7 @@ def alarms(template: dict[str, Any]) -> list[dict[str, Any]]:
 def test_function_errors_raise_an_alarm(function_id, template) -> None:
     matching = [
         a for a in alarms(template)
-        if a["Namespace"] == "AWS/Lambda" and a["MetricName"] == "Errors"
+        if a.get("Namespace") == "AWS/Lambda" and a.get("MetricName") == "Errors"
         and {"Name": "FunctionName", "Value": {"Ref": function_id}} in a["Dimensions"]
     ]
     assert len(matching) == 1, function_id
@@ -382,7 +382,7 @@ def test_dead_letters_raise_an_alarm(template) -> None:
             continue
         matching = [
             a for a in alarms(template)
-            if a["Namespace"] == "AWS/SQS" and a["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            if a.get("Namespace") == "AWS/SQS" and a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
             and {"Name": "QueueName", "Value": {"Fn::GetAtt": [qid, "QueueName"]}} in a["Dimensions"]
         ]
         assert len(matching) == 1, qid
