@@ -71,15 +71,15 @@ PSEUDO_PARAMETERS = {
 }
 
 
-def resolve(value: Any, template: dict[str, Any], stack_name: str) -> Any:
+def resolve(value: Any, template: dict[str, Any], stack_name: str, **params: str) -> Any:
     """Resolve the intrinsics a pattern, a rule name or a schedule may use: Ref to a parameter
     (its default) or a pseudo parameter, and Fn::Sub over those. Anything else is an error, so a
     template change that tests can no longer evaluate fails loudly instead of passing silently."""
-    params = {name: str(p.get("Default", "")) for name, p in template.get("Parameters", {}).items()}
-    known = {**PSEUDO_PARAMETERS, "AWS::StackName": stack_name, **params}
+    values = {name: str(p.get("Default", "")) for name, p in template.get("Parameters", {}).items()}
+    known = {**PSEUDO_PARAMETERS, "AWS::StackName": stack_name, **values, **params}
 
     if isinstance(value, list):
-        return [resolve(v, template, stack_name) for v in value]
+        return [resolve(v, template, stack_name, **params) for v in value]
     if isinstance(value, dict):
         if len(value) == 1:
             (key, arg), = value.items()
@@ -100,7 +100,7 @@ def resolve(value: Any, template: dict[str, Any], stack_name: str) -> Any:
                 return re.sub(r"\$\{([^}!]+)\}", substitute, arg)
             if key.startswith("Fn::") or key == "Condition":
                 raise ValueError(f"cannot resolve intrinsic {key} in {value!r}")
-        return {k: resolve(v, template, stack_name) for k, v in value.items()}
+        return {k: resolve(v, template, stack_name, **params) for k, v in value.items()}
     return value
 
 

@@ -285,7 +285,14 @@ def forwarding_rules(forwarding: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def central_patterns(template: dict[str, Any]) -> dict[str, Any]:
-    return {rid: r.properties["Pattern"] for rid, r in function_events(template).items() if r.type == "EventBridgeRule"}
+    """The central rules' patterns in organization mode with the other parameters' defaults
+    (AlarmNamePrefix empty: a prefix only narrows the central rule further)."""
+    conditions = evaluate_conditions(template, Mode="organization", OrganizationId="o-exampleorg1")
+    return {
+        rid: with_conditions(r.properties["Pattern"], conditions)
+        for rid, r in function_events(template).items()
+        if r.type == "EventBridgeRule"
+    }
 
 
 def test_each_forwarding_pattern_is_a_central_pattern(forwarding, template) -> None:
