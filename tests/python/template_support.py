@@ -98,6 +98,9 @@ def resolve(value: Any, template: dict[str, Any], stack_name: str, **params: str
                     return known[name]
 
                 return re.sub(r"\$\{([^}!]+)\}", substitute, arg)
+            if key == "Fn::Split":
+                sep, source = arg
+                return str(resolve(source, template, stack_name, **params)).split(sep)
             if key.startswith("Fn::") or key == "Condition":
                 raise ValueError(f"cannot resolve intrinsic {key} in {value!r}")
         return {k: resolve(v, template, stack_name, **params) for k, v in value.items()}

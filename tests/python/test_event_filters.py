@@ -155,3 +155,45 @@ def test_eventbridge_view_is_needed_for_container_reasons(template, stack_name, 
     e["detail"]["containers"][0]["reason"] = "OutOfMemoryError: Container killed due to memory usage"
     assert eventbridge_view(e)["detail"]["containers"]["reason"] == ["OutOfMemoryError: Container killed due to memory usage"]
     assert not p.matches_event(e) and matches(p, e)
+
+
+# ------------------------------------------------------------------ optional cluster filter
+
+CLUSTER_RULES = ("RecoveryFunction.TaskStopped", "ScalerFunction.PlacementFailure", "DeployerFunction.HookAwaitingAction")
+STAGE01 = "arn:aws:ecs:us-east-1:123456789012:cluster/stage01"
+SAMPLES = {
+    "RecoveryFunction.TaskStopped": "ecs-task-stopped-crash.json",
+    "ScalerFunction.PlacementFailure": "ecs-service-action-placement-failure.json",
+    "DeployerFunction.HookAwaitingAction": "ecs-hook-awaiting-action.json",
+}
+
+
+@pytest.mark.parametrize("route", CLUSTER_RULES)
+def test_cluster_arns_filter_is_optional_and_exact(route, template, stack_name, events) -> None:
+    sample = events[SAMPLES[route]]
+    assert sample["detail"]["clusterArn"] == STAGE01
+    other = copy.deepcopy(sample)
+    other["detail"]["clusterArn"] = "arn:aws:ecs:us-east-1:123456789012:cluster/prod01"
+    # default: no filter
+    unfiltered = pattern(template, stack_name, route)
+    assert matches(unfiltered, sample) and matches(unfiltered, other)
+    # one cluster, then two
+    only_stage = pattern(template, stack_name, route, ClusterArns=STAGE01)
+    assert matches(only_stage, sample) and not matches(only_stage, other)
+    both = pattern(template, stack_name, route, ClusterArns=f"{STAGE01},{other['detail']['clusterArn']}")
+    assert matches(both, sample) and matches(both, other)
+    # exact, not a prefix: stage01 does not admit stage010
+    similar = copy.deepcopy(sample)
+    similar["detail"]["clusterArn"] = STAGE01 + "0"
+    assert not matches(only_stage, similar)
+
+
+def test_cluster_arns_parameter_accepts_only_cluster_arns(template) -> None:
+    import re  # noqa: PLC0415
+
+    rx = re.compile(template["Parameters"]["ClusterArns"]["AllowedPattern"])
+    assert rx.fullmatch("")
+    assert rx.fullmatch(STAGE01)
+    assert rx.fullmatch(f"{STAGE01},arn:aws:ecs:eu-west-1:111122223333:cluster/prod_01")
+    for bad in ("stage01", f"{STAGE01}, {STAGE01}", "arn:aws:ecs:us-east-1:123456789012:service/stage01/auth", f"{STAGE01},"):
+        assert not rx.fullmatch(bad), bad
