@@ -10,6 +10,8 @@ template writes as AWS::NoValue (a reservation of 0 would mean "never invoke").
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from template_support import evaluate_conditions, with_conditions
@@ -57,8 +59,12 @@ def test_concurrency_parameters(template) -> None:
     assert [str(v) for v in p["ScalerReservedConcurrency"]["AllowedValues"]] == ["0", "1"], (
         "more than one scaler at a time lets two decisions on one service race"
     )
-    assert p["RecoveryConcurrency"]["Default"] == 0, "the default must work in every account (quota 10)"
-    assert p["RecoveryConcurrency"]["MinValue"] == 0
+    assert p["RecoveryConcurrency"]["Default"] == "0", "the default must work in every account (quota 10)"
+    # Only one spelling of zero, so a zero can never become a reservation of 0 (no invocations).
+    for name in ("DeployerReservedConcurrency", "RecoveryConcurrency"):
+        rx = re.compile(p[name]["AllowedPattern"])
+        assert rx.fullmatch("0") and rx.fullmatch("20")
+        assert not rx.fullmatch("00") and not rx.fullmatch("007") and not rx.fullmatch("-1"), name
     grouped = {n for g in template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"] for n in g["Parameters"]}
     assert {"DeployerReservedConcurrency", "ScalerReservedConcurrency", "RecoveryConcurrency"} <= grouped
 
