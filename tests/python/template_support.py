@@ -71,15 +71,15 @@ PSEUDO_PARAMETERS = {
 }
 
 
-def resolve(value: Any, template: dict[str, Any], stack_name: str) -> Any:
+def resolve(value: Any, template: dict[str, Any], stack_name: str, **params: str) -> Any:
     """Resolve the intrinsics a pattern, a rule name or a schedule may use: Ref to a parameter
     (its default) or a pseudo parameter, and Fn::Sub over those. Anything else is an error, so a
     template change that tests can no longer evaluate fails loudly instead of passing silently."""
-    params = {name: str(p.get("Default", "")) for name, p in template.get("Parameters", {}).items()}
-    known = {**PSEUDO_PARAMETERS, "AWS::StackName": stack_name, **params}
+    values = {name: str(p.get("Default", "")) for name, p in template.get("Parameters", {}).items()}
+    known = {**PSEUDO_PARAMETERS, "AWS::StackName": stack_name, **values, **params}
 
     if isinstance(value, list):
-        return [resolve(v, template, stack_name) for v in value]
+        return [resolve(v, template, stack_name, **params) for v in value]
     if isinstance(value, dict):
         if len(value) == 1:
             (key, arg), = value.items()
@@ -98,9 +98,12 @@ def resolve(value: Any, template: dict[str, Any], stack_name: str) -> Any:
                     return known[name]
 
                 return re.sub(r"\$\{([^}!]+)\}", substitute, arg)
+            if key == "Fn::Split":
+                sep, source = arg
+                return str(resolve(source, template, stack_name, **params)).split(sep)
             if key.startswith("Fn::") or key == "Condition":
                 raise ValueError(f"cannot resolve intrinsic {key} in {value!r}")
-        return {k: resolve(v, template, stack_name) for k, v in value.items()}
+        return {k: resolve(v, template, stack_name, **params) for k, v in value.items()}
     return value
 
 
@@ -190,3 +193,77 @@ def sam_transform(template: dict[str, Any]) -> dict[str, Any]:
             res["Properties"]["CodeUri"] = "s3://placeholder-bucket/ecs-autopilot.zip"
     translator = Translator({}, Parser(), boto_session=boto3.session.Session(region_name="us-east-1"))
     return translator.translate(fragment, parameter_values={})
+
+
+# ------------------------------------------------------------------ conditions
+
+
+def parameter_values(template: dict[str, Any], **overrides: str) -> dict[str, str]:
+    """Every parameter's value as CloudFormation would see it: its default, unless overridden."""
+    values = {name: str(p.get("Default", "")) for name, p in template.get("Parameters", {}).items()}
+    for name, value in overrides.items():
+        assert name in values, f"no parameter {name}"
+        values[name] = str(value)
+    return values
+
+
+def evaluate_conditions(template: dict[str, Any], **overrides: str) -> dict[str, bool]:
+    """The template's Conditions with the given parameter values (defaults otherwise). Knows the
+    condition functions CloudFormation has: Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition."""
+    params = parameter_values(template, **overrides)
+    conditions = template.get("Conditions", {})
+    cache: dict[str, bool] = {}
+
+    def value(v: Any) -> Any:
+        if isinstance(v, dict) and set(v) == {"Ref"}:
+            return params[v["Ref"]]
+        if isinstance(v, dict) and set(v) == {"Fn::Join"}:
+            sep, items = v["Fn::Join"]
+            return sep.join(str(value(i)) for i in (items if isinstance(items, list) else value(items)))
+        if isinstance(v, dict) and set(v) == {"Fn::Select"}:
+            index, items = v["Fn::Select"]
+            return value(items)[int(index)]
+        if isinstance(v, dict) and set(v) == {"Fn::Split"}:
+            sep, s = v["Fn::Split"]
+            return str(value(s)).split(sep)
+        return v
+
+    def ev(expr: Any) -> bool:
+        (key, arg), = expr.items()
+        if key == "Condition":
+            return cond(arg)
+        if key == "Fn::Equals":
+            return str(value(arg[0])) == str(value(arg[1]))
+        if key == "Fn::Not":
+            return not ev(arg[0])
+        if key == "Fn::And":
+            return all(ev(a) for a in arg)
+        if key == "Fn::Or":
+            return any(ev(a) for a in arg)
+        raise ValueError(f"unknown condition function {key}")
+
+    def cond(name: str) -> bool:
+        if name not in cache:
+            cache[name] = ev(conditions[name])
+        return cache[name]
+
+    return {name: cond(name) for name in conditions}
+
+
+def with_conditions(value: Any, conditions: dict[str, bool]) -> Any:
+    """`value` as CloudFormation sees it under these condition values: Fn::If takes its branch,
+    AWS::NoValue drops the key or list item. Other intrinsics stay as they are."""
+    no_value = {"Ref": "AWS::NoValue"}
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            name, yes, no = value["Fn::If"]
+            return with_conditions(yes if conditions[name] else no, conditions)
+        out = {}
+        for k, v in value.items():
+            v = with_conditions(v, conditions)
+            if v != no_value:
+                out[k] = v
+        return out
+    if isinstance(value, list):
+        return [x for x in (with_conditions(v, conditions) for v in value) if x != no_value]
+    return value

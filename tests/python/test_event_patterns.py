@@ -19,7 +19,17 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
-from template_support import EVENTBRIDGE_EVENT_TYPES, REPO, Route, as_list, event_files, resolve, resources_of_type
+from template_support import (
+    EVENTBRIDGE_EVENT_TYPES,
+    REPO,
+    Route,
+    as_list,
+    evaluate_conditions,
+    event_files,
+    resolve,
+    resources_of_type,
+    with_conditions,
+)
 
 DEPLOYER_PUSH = "DeployerFunction.ImagePush"
 DEPLOYER_REPLICATION = "DeployerFunction.ImageReplication"
@@ -47,14 +57,15 @@ EXPECTED: dict[str, set[str]] = {
     "ecr-referrer-restore.json": set(),
     # A completed replication into this account and Region deploys like a push (AWS's sample)
     "ecr-replication-action.json": {DEPLOYER_REPLICATION},
-    # ECS task state change: every STOPPED task, whatever the cause; never a RUNNING one
+    # ECS task state change: every STOPPED task, whatever the cause; never a RUNNING one ...
     "ecs-task-stopped-crash.json": {RECOVERY_STOPPED},
     "ecs-task-stopped-oom.json": {RECOVERY_STOPPED},
     "ecs-task-stopped-elb-health.json": {RECOVERY_STOPPED},
     "ecs-task-stopped-container-health.json": {RECOVERY_STOPPED},
     "ecs-task-stopped-image-pull.json": {RECOVERY_STOPPED},
     "ecs-task-stopped-spot.json": {RECOVERY_STOPPED},
-    "ecs-task-stopped-user.json": {RECOVERY_STOPPED},
+    # ... but a plain user stop, which recovery settles from the event alone (test_event_filters.py)
+    "ecs-task-stopped-user.json": set(),
     "ecs-task-stopped-scale-in.json": {RECOVERY_STOPPED},
     "ecs-task-stopped-deployment-replaced.json": {RECOVERY_STOPPED},
     "ecs-task-stopped-exit0.json": {RECOVERY_STOPPED},
@@ -63,8 +74,8 @@ EXPECTED: dict[str, set[str]] = {
     "ecs-task-stopped-az-rebalancing.json": {RECOVERY_STOPPED},
     "ecs-task-stopped-infrastructure-health.json": {RECOVERY_STOPPED},
     "ecs-task-running.json": set(),
-    # ECS deployment state change: all of them go to the deployer
-    "ecs-deployment-in-progress.json": {DEPLOYER_DEPLOYMENT},
+    # ECS deployment state change: those the deployer acts on (completed, failed, rolling back)
+    "ecs-deployment-in-progress.json": set(),
     "ecs-deployment-completed.json": {DEPLOYER_DEPLOYMENT},
     "ecs-deployment-failed.json": {DEPLOYER_DEPLOYMENT},
     "ecs-deployment-rollback.json": {DEPLOYER_DEPLOYMENT},
@@ -74,13 +85,13 @@ EXPECTED: dict[str, set[str]] = {
     "ecs-service-action-placement-failure.json": {SCALER_PLACEMENT},
     "ecs-service-action-placement-failure-capacity-provider.json": {SCALER_PLACEMENT},
     "ecs-service-action-steady-state.json": set(),
-    # CloudWatch alarm state change: every transition (the scaler filters by the alarm's tags)
+    # CloudWatch alarm state change: transitions to ALARM or OK (the scaler filters by the alarm's tags)
     "cloudwatch-alarm-ok-to-alarm.json": {SCALER_ALARM},
     "cloudwatch-alarm-ok-to-alarm-tags.json": {SCALER_ALARM},
     "cloudwatch-alarm-alarm-to-ok.json": {SCALER_ALARM},
     "cloudwatch-alarm-metric-math.json": {SCALER_ALARM},
     "cloudwatch-alarm-composite.json": {SCALER_ALARM},
-    "cloudwatch-alarm-insufficient-data.json": {SCALER_ALARM},
+    "cloudwatch-alarm-insufficient-data.json": set(),
     # Scheduled events reach their function through a schedule rule, never through a pattern
     "schedule-reconcile.json": set(),
     "schedule-reevaluate.json": set(),
@@ -129,8 +140,11 @@ def pattern_routes(routes: dict[str, Route], template: dict[str, Any], stack_nam
     return out
 
 
-def load_pattern(pattern: Any, template: dict[str, Any], stack_name: str) -> EventPattern:
-    resolved = resolve(pattern, template, stack_name)
+def load_pattern(pattern: Any, template: dict[str, Any], stack_name: str, **params: str) -> EventPattern:
+    """The pattern as CloudFormation deploys it with the parameters' defaults (or `params`):
+    Fn::If takes the branch of its condition, then Refs and Subs are resolved."""
+    pattern = with_conditions(pattern, evaluate_conditions(template, **params))
+    resolved = resolve(pattern, template, stack_name, **params)
     if isinstance(resolved, str):  # EventPattern may also be given as a JSON string
         resolved = json.loads(resolved)
     return EventPattern.load(json.dumps(resolved))

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
-from template_support import REPO, as_list, function_events, load_template, resources_of_type
+from template_support import REPO, as_list, evaluate_conditions, function_events, load_template, resources_of_type, with_conditions
 
 MEMBER_DIR = REPO / "member"
 ROLES_PATH = MEMBER_DIR / "roles.yaml"
@@ -285,7 +285,14 @@ def forwarding_rules(forwarding: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def central_patterns(template: dict[str, Any]) -> dict[str, Any]:
-    return {rid: r.properties["Pattern"] for rid, r in function_events(template).items() if r.type == "EventBridgeRule"}
+    """The central rules' patterns in organization mode with the other parameters' defaults
+    (AlarmNamePrefix empty: a prefix only narrows the central rule further)."""
+    conditions = evaluate_conditions(template, Mode="organization", OrganizationId="o-exampleorg1")
+    return {
+        rid: with_conditions(r.properties["Pattern"], conditions)
+        for rid, r in function_events(template).items()
+        if r.type == "EventBridgeRule"
+    }
 
 
 def test_each_forwarding_pattern_is_a_central_pattern(forwarding, template) -> None:
@@ -445,9 +452,11 @@ def test_work_queue_mapping(template) -> None:
     assert p["BatchSize"] == 1
     assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert "DeployerOrganizationPolicy" in as_list(mapping.get("DependsOn", [])), "Lambda checks the role's SQS rights at creation"
-    reserved = res["DeployerFunction"]["Properties"]["ReservedConcurrentExecutions"]
-    assert reserved == {"Fn::If": ["IsOrganization", 20, 1]}
-    assert p["ScalingConfig"]["MaximumConcurrency"] < reserved["Fn::If"][1], "room left for the EventBridge intake"
+    # With DeployerReservedConcurrency at its default (empty = the mode's value).
+    org = evaluate_conditions(template, Mode="organization", OrganizationId="o-exampleorg1")
+    reserved = with_conditions(res["DeployerFunction"]["Properties"], org)["ReservedConcurrentExecutions"]
+    assert reserved == 20
+    assert p["ScalingConfig"]["MaximumConcurrency"] < reserved, "room left for the EventBridge intake"
     policy = res["DeployerOrganizationPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     queue_actions = {a for st in policy if st["Resource"] == {"Fn::GetAtt": ["DeployerWorkQueue", "Arn"]} for a in as_list(st["Action"])}
     assert queue_actions == {"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
@@ -488,7 +497,7 @@ def test_account_mode_keeps_todays_functions(template, transformed) -> None:
         for name in ("AUTOPILOT_MEMBER_ROLE", "AUTOPILOT_ACCOUNTS", "AUTOPILOT_REGIONS", "AUTOPILOT_QUEUE_URL"):
             assert env.get(name, "") == "", f"{function_id}: {name} in account mode"
         assert "Path" not in resources[f"{function_id}Role"]["Properties"]
-    assert resources["DeployerFunction"]["Properties"]["ReservedConcurrentExecutions"] == 1
+    # Reserved concurrency with its parameters' defaults: test_concurrency.py.
     for rid, r in resources.items():
         if r["Type"] == "AWS::Events::Rule":
             assert "EventBusName" not in r["Properties"], f"{rid}: on the default bus in account mode"

@@ -13,9 +13,10 @@ from template_support import REPO, as_list, policy_statements, resources_of_type
 FUNCTIONS: dict[str, dict[str, Any]] = {
     # Organization mode lets the deployer work several accounts at once (its work queue keeps one
     # message per account and Region in flight): template.yaml, DeployerWorkQueueMapping.
-    "DeployerFunction": {"binary": "deployer", "timeout": 900, "reserved": {"Fn::If": ["IsOrganization", 20, 1]}},
-    "RecoveryFunction": {"binary": "recovery", "timeout": 120, "reserved": None},
-    "ScalerFunction": {"binary": "scaler", "timeout": 120, "reserved": 1},
+    # Reserved concurrency comes from parameters (0 = none): test_concurrency.py.
+    "DeployerFunction": {"binary": "deployer", "timeout": 900},
+    "RecoveryFunction": {"binary": "recovery", "timeout": 120},
+    "ScalerFunction": {"binary": "scaler", "timeout": 120},
 }
 
 # Mutating actions that may have Resource "*", each with the reason from the AWS Service
@@ -184,7 +185,6 @@ def test_function_shape(function_id, template) -> None:
     assert props["CodeUri"] == "."
     assert props["MemorySize"] == 256
     assert props["Timeout"] == want["timeout"]
-    assert props.get("ReservedConcurrentExecutions") == want["reserved"]
     assert props["Architectures"] == [{"Ref": "Architecture"}]
 
     logging = props["LoggingConfig"]
@@ -369,7 +369,7 @@ def alarms(template: dict[str, Any]) -> list[dict[str, Any]]:
 def test_function_errors_raise_an_alarm(function_id, template) -> None:
     matching = [
         a for a in alarms(template)
-        if a["Namespace"] == "AWS/Lambda" and a["MetricName"] == "Errors"
+        if a.get("Namespace") == "AWS/Lambda" and a.get("MetricName") == "Errors"
         and {"Name": "FunctionName", "Value": {"Ref": function_id}} in a["Dimensions"]
     ]
     assert len(matching) == 1, function_id
@@ -382,7 +382,7 @@ def test_dead_letters_raise_an_alarm(template) -> None:
             continue
         matching = [
             a for a in alarms(template)
-            if a["Namespace"] == "AWS/SQS" and a["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            if a.get("Namespace") == "AWS/SQS" and a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
             and {"Name": "QueueName", "Value": {"Fn::GetAtt": [qid, "QueueName"]}} in a["Dimensions"]
         ]
         assert len(matching) == 1, qid
