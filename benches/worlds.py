@@ -139,6 +139,29 @@ def _common(w: seed_world.World, cluster: str) -> dict[str, Any]:
     }
 
 
+def _services(ecs, cluster: str, prefix: str, uri: str, other_uri: str, services: int, deployed: int, families: int,
+              other_families: int) -> int:
+    """`deployed` services opted in (`autopilot:deploy=any`) over `families` task-definition
+    families running `uri`, and the rest running `other_uri`; how many services were created."""
+    per_family = deployed // families
+    if per_family * families != deployed:
+        raise SystemExit("deployed must be a multiple of families")
+    created = 0
+    for f in range(families):
+        td = ecs.register_task_definition(**_task_definition(f"{prefix}-{f:02d}", f"{uri}:v1"))["taskDefinition"]["taskDefinitionArn"]
+        for i in range(per_family):
+            ecs.create_service(cluster=cluster, serviceName=f"{prefix}-{f:02d}-{i}", taskDefinition=td, desiredCount=1,
+                               launchType="EC2", tags=[{"key": "autopilot:deploy", "value": "any"}])
+            created += 1
+    other_tds = [ecs.register_task_definition(**_task_definition(f"other-{g:02d}", f"{other_uri}:v1"))["taskDefinition"]["taskDefinitionArn"]
+                 for g in range(other_families)]
+    for i in range(services - deployed):
+        ecs.create_service(cluster=cluster, serviceName=f"other-{i:03d}", taskDefinition=other_tds[i % other_families],
+                           desiredCount=1, launchType="EC2", tags=[{"key": "team", "value": "other"}])
+        created += 1
+    return created
+
+
 def fanout_world(endpoint: str, account: str, services: int = 500, deployed: int = 100, families: int = 50,
                  other_families: int = 40, repo: str = "fanout-app", cluster: str = "fanout01") -> dict[str, Any]:
     t0 = time.monotonic()
@@ -149,23 +172,7 @@ def fanout_world(endpoint: str, account: str, services: int = 500, deployed: int
     other_uri = ensure_repository(w, "other-app")
     push_image(w, repo, "v1")
     push_image(w, "other-app", "v1")
-    per_family = deployed // families
-    if per_family * families != deployed:
-        raise SystemExit("deployed must be a multiple of families")
-    created = 0
-    for f in range(families):
-        td = ecs.register_task_definition(**_task_definition(f"fan-{f:02d}", f"{uri}:v1"))["taskDefinition"]["taskDefinitionArn"]
-        for s in range(per_family):
-            ecs.create_service(cluster=cluster, serviceName=f"fan-{f:02d}-{s}", taskDefinition=td, desiredCount=1,
-                               launchType="EC2", tags=[{"key": "autopilot:deploy", "value": "any"}])
-            created += 1
-    others = services - deployed
-    other_tds = [ecs.register_task_definition(**_task_definition(f"other-{g:02d}", f"{other_uri}:v1"))["taskDefinition"]["taskDefinitionArn"]
-                 for g in range(other_families)]
-    for i in range(others):
-        ecs.create_service(cluster=cluster, serviceName=f"other-{i:03d}", taskDefinition=other_tds[i % other_families],
-                           desiredCount=1, launchType="EC2", tags=[{"key": "team", "value": "other"}])
-        created += 1
+    created = _services(ecs, cluster, "fan", uri, other_uri, services, deployed, families, other_families)
     digest = push_image(w, repo, "v2")
     out.update({
         "services": created, "deployed": deployed, "families": families, "repository": repo,
@@ -228,22 +235,7 @@ def member_world(endpoint: str, account: str, central: str, services: int = 200,
     other_uri = ensure_repository(w, "other-app")
     push_image(w, repo, "v1")
     push_image(w, "other-app", "v1")
-    per_family = deployed // families
-    if per_family * families != deployed:
-        raise SystemExit("deployed must be a multiple of families")
-    created = 0
-    for f in range(families):
-        td = ecs.register_task_definition(**_task_definition(f"org-{f:02d}", f"{uri}:v1"))["taskDefinition"]["taskDefinitionArn"]
-        for i in range(per_family):
-            ecs.create_service(cluster=cluster, serviceName=f"org-{f:02d}-{i}", taskDefinition=td, desiredCount=1,
-                               launchType="EC2", tags=[{"key": "autopilot:deploy", "value": "any"}])
-            created += 1
-    other_tds = [ecs.register_task_definition(**_task_definition(f"other-{g:02d}", f"{other_uri}:v1"))["taskDefinition"]["taskDefinitionArn"]
-                 for g in range(other_families)]
-    for i in range(services - deployed):
-        ecs.create_service(cluster=cluster, serviceName=f"other-{i:03d}", taskDefinition=other_tds[i % other_families],
-                           desiredCount=1, launchType="EC2", tags=[{"key": "team", "value": "other"}])
-        created += 1
+    created = _services(ecs, cluster, "org", uri, other_uri, services, deployed, families, other_families)
     digest = push_image(w, repo, "v2")  # the replicated image
     return {
         **({"table_name": w.out["table_name"], "topic_arn": w.out["topic_arn"]} if state else {}),
