@@ -108,6 +108,23 @@ impl Error {
         }
     }
 
+    /// A copy, for one failure reported against several things (every service of a family, an
+    /// account's remembered refusal). `Error` is not `Clone` (it holds parse errors); the kinds no
+    /// caller copies today (parse errors, a panic, a partial failure) become a refusal with their
+    /// message.
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::Refused(m) => Error::Refused(m.clone()),
+            Error::Deadline(m) => Error::Deadline(m.clone()),
+            Error::Conflict(m) => Error::Conflict(m.clone()),
+            Error::Aws { service, operation, code, message, retryable } => {
+                Error::Aws { service, operation, code: code.clone(), message: message.clone(), retryable: *retryable }
+            }
+            Error::Account { account, role, message, retryable } => Error::Account { account: account.clone(), role: role.clone(), message: message.clone(), retryable: *retryable },
+            other => Error::Refused(other.to_string()),
+        }
+    }
+
     pub fn tag(resource: impl Into<String>, source: TagError) -> Self {
         Error::Tag { resource: resource.into(), source }
     }
@@ -172,6 +189,19 @@ mod tests {
     use super::*;
     use aws_sdk_ecs as ecs;
     use aws_smithy_runtime_api::http::StatusCode;
+
+    /// A copy keeps the kind, the message and whether a retry could help.
+    #[test]
+    fn a_duplicate_keeps_kind_message_and_retryability() {
+        let aws = |retryable| Error::Aws { service: "ecs", operation: "UpdateService", code: "X".into(), message: "m".into(), retryable };
+        let account = Error::Account { account: "111122223333".into(), role: "r".into(), message: "AccessDenied".into(), retryable: false };
+        for e in [Error::Refused("r".into()), Error::Deadline("d".into()), Error::Conflict("c".into()), aws(true), aws(false), account] {
+            let d = e.duplicate();
+            assert_eq!((d.kind(), d.retryable(), d.to_string()), (e.kind(), e.retryable(), e.to_string()));
+        }
+        let panic = Error::Panic.duplicate();
+        assert!(matches!(panic, Error::Refused(_)) && panic.to_string().contains("panicked"), "others keep their message");
+    }
     use aws_smithy_types::body::SdkBody;
 
     const SECRET: &str = "s3cr3t-env-value-from-a-task-definition";

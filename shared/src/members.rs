@@ -290,7 +290,7 @@ impl Members {
         };
         if let Some((at, e)) = self.refused.lock().unwrap_or_else(|p| p.into_inner()).get(account) {
             if at.elapsed().unwrap_or_default() < REFUSAL_MEMORY {
-                return Err(clone_account_error(e));
+                return Err(e.duplicate());
             }
         }
         let session = {
@@ -308,17 +308,10 @@ impl Members {
             Err(e) => {
                 let retryable = !is_refusal(&e);
                 let error = Error::Account { account: account.to_string(), role: role_arn, message: e, retryable };
-                self.refused.lock().unwrap_or_else(|p| p.into_inner()).insert(account.to_string(), (SystemTime::now(), clone_account_error(&error)));
+                self.refused.lock().unwrap_or_else(|p| p.into_inner()).insert(account.to_string(), (SystemTime::now(), error.duplicate()));
                 Err(error)
             }
         }
-    }
-}
-
-fn clone_account_error(e: &Error) -> Error {
-    match e {
-        Error::Account { account, role, message, retryable } => Error::Account { account: account.clone(), role: role.clone(), message: message.clone(), retryable: *retryable },
-        other => Error::Refused(other.to_string()),
     }
 }
 

@@ -154,7 +154,7 @@ pub async fn deploy_push(env: &Env, aws: &Aws, account: &str, push: &Push, disc:
         let records = match &records {
             Ok(r) => r,
             Err(e) => {
-                out.failed.push((who(&s.cluster, &s.name), clone_error(e)));
+                out.failed.push((who(&s.cluster, &s.name), e.duplicate()));
                 continue;
             }
         };
@@ -229,7 +229,7 @@ pub async fn deploy_push(env: &Env, aws: &Aws, account: &str, push: &Push, disc:
             }
             tracing::error!(error = %e, "cannot claim the registrations");
             for fam in plan.families.iter().filter(|f| f.existing.is_none()) {
-                out.failed.extend(fam.services.iter().map(|t| (who(&t.cluster, &t.service), clone_error(&e))));
+                out.failed.extend(fam.services.iter().map(|t| (who(&t.cluster, &t.service), e.duplicate())));
             }
             let families: Vec<FamilyPlan> = plan.families.iter().filter(|f| f.existing.is_some()).cloned().collect();
             return execute_families(env, aws, push, disc, &families, &BTreeSet::new(), out).await;
@@ -502,7 +502,7 @@ async fn execute_family(
                 let _ = env.state.delete(PK_REGISTER, &fam.claim).await;
             }
             let e = Error::Deadline(format!("{} was not started: {} s left before the invocation's deadline", fam.family, left.as_secs()));
-            out.failed.extend(fam.services.iter().map(|t| (who(&t.cluster, &t.service), clone_error(&e))));
+            out.failed.extend(fam.services.iter().map(|t| (who(&t.cluster, &t.service), e.duplicate())));
             return out;
         }
     }
@@ -524,7 +524,7 @@ async fn execute_family(
                 notify_within(env, &format!("push#{}#failed#{}", fam.claim, services_key(fam)), REFUSAL_NOTICE_WINDOW, &n).await;
             }
             for t in &fam.services {
-                out.failed.push((who(&t.cluster, &t.service), clone_error(&e)));
+                out.failed.push((who(&t.cluster, &t.service), e.duplicate()));
             }
             return out;
         }
@@ -575,17 +575,4 @@ async fn execute_family(
 
 fn base_revision_of(arn: &str) -> i64 {
     arn.rsplit_once(':').and_then(|(_, r)| r.parse().ok()).unwrap_or(0)
-}
-
-/// `Error` is not Clone (it holds no sources that need to be, but keeps the type honest).
-pub fn clone_error(e: &Error) -> Error {
-    match e {
-        Error::Refused(m) => Error::Refused(m.clone()),
-        Error::Deadline(m) => Error::Deadline(m.clone()),
-        Error::Conflict(m) => Error::Conflict(m.clone()),
-        Error::Aws { service, operation, code, message, retryable } => {
-            Error::Aws { service: *service, operation: *operation, code: code.clone(), message: message.clone(), retryable: *retryable }
-        }
-        other => Error::Refused(other.to_string()),
-    }
 }

@@ -83,7 +83,7 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<EcrImageAction>) 
     let disc = discover(env, aws).await?;
     let outcome = coalesce(env, aws, &account, &push, pushed, &disc).await?;
     let mut failures = disc.failures;
-    failures.extend(outcome.failed.iter().map(|(w, e)| (w.clone(), crate::deploy::clone_error(e))));
+    failures.extend(outcome.failed.iter().map(|(w, e)| (w.clone(), e.duplicate())));
     let report = PushReport::new(&push, &outcome, &failures, env.config.dry_run);
     let deployed = report.deployed.len();
     conclude(Outcome::Push(report), deployed, failures)

@@ -38,14 +38,14 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<Value>) -> Result
     let registry = EcrRegistry::new(account.clone(), crate::region_or_own(env, &ev.region));
     let disc = discover(env, aws).await?;
     let by_repo = services_by_repository(&disc, &registry);
-    let mut failures = disc.failures.iter().map(|(w, e)| (w.clone(), deploy::clone_error(e))).collect::<Vec<_>>();
+    let mut failures = disc.failures.iter().map(|(w, e)| (w.clone(), e.duplicate())).collect::<Vec<_>>();
     let mut reports = Vec::new();
     for (repo, services) in by_repo {
         let images = match aws.list_images(&account, &repo).await {
             Ok(i) => i,
             Err(e) => {
                 for (_, name, _) in &services {
-                    failures.push((name.clone(), deploy::clone_error(&e)));
+                    failures.push((name.clone(), e.duplicate()));
                 }
                 continue;
             }
