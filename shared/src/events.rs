@@ -31,6 +31,22 @@ pub enum EventError {
     MalformedDetail { detail_type: String, path: String, message: String },
 }
 
+/// `$body` for whichever event `$incoming` holds, bound to `$e` (an `EventBridgeEvent` of that
+/// event's detail): the envelope fields every variant has, read once for all.
+macro_rules! each_event {
+    ($incoming:expr, $e:ident => $body:expr) => {
+        match $incoming {
+            Incoming::EcrImageAction($e) => $body,
+            Incoming::TaskStateChange($e) => $body,
+            Incoming::DeploymentStateChange($e) => $body,
+            Incoming::HookStateChange($e) => $body,
+            Incoming::ServiceAction($e) => $body,
+            Incoming::AlarmStateChange($e) => $body,
+            Incoming::Scheduled($e) => $body,
+        }
+    };
+}
+
 /// Every event any function may receive, by `detail-type`.
 #[derive(Debug, Clone)]
 pub enum Incoming {
@@ -77,52 +93,23 @@ impl Incoming {
     }
 
     pub fn id(&self) -> Option<&str> {
-        match self {
-            Incoming::EcrImageAction(e) => e.id.as_deref(),
-            Incoming::TaskStateChange(e) => e.id.as_deref(),
-            Incoming::DeploymentStateChange(e) => e.id.as_deref(),
-            Incoming::HookStateChange(e) => e.id.as_deref(),
-            Incoming::ServiceAction(e) => e.id.as_deref(),
-            Incoming::AlarmStateChange(e) => e.id.as_deref(),
-            Incoming::Scheduled(e) => e.id.as_deref(),
-        }
+        each_event!(self, e => e.id.as_deref())
     }
 
     /// The account the event comes from (EventBridge sets it; a member cannot name another).
     pub fn account(&self) -> Option<&str> {
-        self.envelope(|account, _| account)
+        each_event!(self, e => e.account.as_deref())
     }
 
     /// The region the event comes from.
     pub fn region(&self) -> Option<&str> {
-        self.envelope(|_, region| region)
-    }
-
-    fn envelope<'a>(&'a self, pick: impl Fn(Option<&'a str>, Option<&'a str>) -> Option<&'a str>) -> Option<&'a str> {
-        match self {
-            Incoming::EcrImageAction(e) => pick(e.account.as_deref(), e.region.as_deref()),
-            Incoming::TaskStateChange(e) => pick(e.account.as_deref(), e.region.as_deref()),
-            Incoming::DeploymentStateChange(e) => pick(e.account.as_deref(), e.region.as_deref()),
-            Incoming::HookStateChange(e) => pick(e.account.as_deref(), e.region.as_deref()),
-            Incoming::ServiceAction(e) => pick(e.account.as_deref(), e.region.as_deref()),
-            Incoming::AlarmStateChange(e) => pick(e.account.as_deref(), e.region.as_deref()),
-            Incoming::Scheduled(e) => pick(e.account.as_deref(), e.region.as_deref()),
-        }
+        each_event!(self, e => e.region.as_deref())
     }
 
     /// The event as JSON again (what the deployer puts on its work queue): the fields this code
     /// reads, under the names AWS gives them, so that parsing it again gives the same event.
     pub fn to_value(&self) -> Value {
-        let v = match self {
-            Incoming::EcrImageAction(e) => serde_json::to_value(e),
-            Incoming::TaskStateChange(e) => serde_json::to_value(e),
-            Incoming::DeploymentStateChange(e) => serde_json::to_value(e),
-            Incoming::HookStateChange(e) => serde_json::to_value(e),
-            Incoming::ServiceAction(e) => serde_json::to_value(e),
-            Incoming::AlarmStateChange(e) => serde_json::to_value(e),
-            Incoming::Scheduled(e) => serde_json::to_value(e),
-        };
-        v.unwrap_or(Value::Null)
+        each_event!(self, e => serde_json::to_value(e)).unwrap_or(Value::Null)
     }
 
     pub fn detail_type(&self) -> &'static str {
