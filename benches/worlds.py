@@ -52,25 +52,31 @@ def ensure_repository(w: seed_world.World, repo: str) -> str:
         return ecr.describe_repositories(repositoryNames=[repo])["repositories"][0]["repositoryUri"]
 
 
-def push_event(account: str, repo: str, tag: str, digest: str, event_id: str | None = None) -> dict[str, Any]:
+def _ecr_event(detail_type: str, account: str, resources: list[str], detail: dict[str, Any],
+               event_id: str | None) -> dict[str, Any]:
+    """An aws.ecr event as EventBridge delivers it, in `account` and REGION."""
     return {
         "version": "0",
         "id": event_id or str(uuid.uuid4()),
-        "detail-type": "ECR Image Action",
+        "detail-type": detail_type,
         "source": "aws.ecr",
         "account": account,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "region": REGION,
-        "resources": [],
-        "detail": {
-            "result": "SUCCESS",
-            "repository-name": repo,
-            "image-digest": digest,
-            "action-type": "PUSH",
-            "image-tag": tag,
-            "manifest-media-type": "application/vnd.docker.distribution.manifest.v2+json",
-        },
+        "resources": resources,
+        "detail": detail,
     }
+
+
+def push_event(account: str, repo: str, tag: str, digest: str, event_id: str | None = None) -> dict[str, Any]:
+    return _ecr_event("ECR Image Action", account, [], {
+        "result": "SUCCESS",
+        "repository-name": repo,
+        "image-digest": digest,
+        "action-type": "PUSH",
+        "image-tag": tag,
+        "manifest-media-type": "application/vnd.docker.distribution.manifest.v2+json",
+    }, event_id)
 
 
 def replication_event(account: str, repo: str, tag: str, digest: str, source_account: str,
@@ -78,25 +84,15 @@ def replication_event(account: str, repo: str, tag: str, digest: str, source_acc
     """What the destination registry's account gets when ECR replicates an image into it
     (detail-type "ECR Replication Action", docs.aws.amazon.com/AmazonECR/latest/userguide/
     ecr-eventbridge.html): `account`/`region` are the destination's, detail.source-* the origin."""
-    return {
-        "version": "0",
-        "id": event_id or str(uuid.uuid4()),
-        "detail-type": "ECR Replication Action",
-        "source": "aws.ecr",
-        "account": account,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "region": REGION,
-        "resources": [f"arn:aws:ecr:{REGION}:{account}:repository/{repo}"],
-        "detail": {
-            "result": "SUCCESS",
-            "repository-name": repo,
-            "image-digest": digest,
-            "action-type": "REPLICATE",
-            "image-tag": tag,
-            "source-account": source_account,
-            "source-region": source_region,
-        },
-    }
+    return _ecr_event("ECR Replication Action", account, [f"arn:aws:ecr:{REGION}:{account}:repository/{repo}"], {
+        "result": "SUCCESS",
+        "repository-name": repo,
+        "image-digest": digest,
+        "action-type": "REPLICATE",
+        "image-tag": tag,
+        "source-account": source_account,
+        "source-region": source_region,
+    }, event_id)
 
 
 def _task_definition(family: str, image: str) -> dict[str, Any]:
