@@ -1,6 +1,7 @@
 //! The library every ecs-autopilot function stands on.
 
 pub mod aws;
+pub mod cache;
 pub mod clients;
 pub mod config;
 pub mod error;

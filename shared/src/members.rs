@@ -163,7 +163,7 @@ pub struct Members {
     role: Option<String>,
     own: tokio::sync::OnceCell<String>,
     sessions: Mutex<HashMap<String, Arc<RoleSession>>>,
-    refused: Mutex<HashMap<String, (SystemTime, Error)>>,
+    refused: crate::cache::Expiring<Arc<Error>>,
     assume_calls: Arc<std::sync::atomic::AtomicU64>,
     /// The function instance built for each place ([`Members::instance`]): any type, since the
     /// environment that holds this is shared by all three functions' code.
@@ -190,7 +190,7 @@ impl Members {
             role: config.member_role.clone(),
             own: tokio::sync::OnceCell::new(),
             sessions: Mutex::default(),
-            refused: Mutex::default(),
+            refused: crate::cache::Expiring::new(REFUSAL_MEMORY),
             assume_calls: Arc::default(),
         }
     }
@@ -288,10 +288,8 @@ impl Members {
         let Some(role_arn) = self.role_arn(account, region) else {
             return Err(Error::Refused(format!("account {account} is not this function's own, and AUTOPILOT_MEMBER_ROLE is unset")));
         };
-        if let Some((at, e)) = self.refused.lock().unwrap_or_else(|p| p.into_inner()).get(account) {
-            if at.elapsed().unwrap_or_default() < REFUSAL_MEMORY {
-                return Err(e.duplicate());
-            }
+        if let Some(e) = self.refused.get(account) {
+            return Err(e.duplicate());
         }
         let session = {
             let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
@@ -302,13 +300,13 @@ impl Members {
         };
         match session.current().await {
             Ok(_) => {
-                self.refused.lock().unwrap_or_else(|p| p.into_inner()).remove(account);
+                self.refused.remove(account);
                 Ok(session)
             }
             Err(e) => {
                 let retryable = !is_refusal(&e);
                 let error = Error::Account { account: account.to_string(), role: role_arn, message: e, retryable };
-                self.refused.lock().unwrap_or_else(|p| p.into_inner()).insert(account.to_string(), (SystemTime::now(), error.duplicate()));
+                self.refused.put(account, Arc::new(error.duplicate()));
                 Err(error)
             }
         }

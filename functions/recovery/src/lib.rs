@@ -67,7 +67,7 @@ pub struct Recovery {
     /// the Lambda container (`serve` builds one `Recovery` per container).
     essentials: Mutex<HashMap<String, Arc<BTreeSet<String>>>>,
     /// "cluster/service" → whether it is opted in, and when that was read (`service.rs`).
-    opt_ins: Mutex<HashMap<String, (std::time::Instant, bool)>>,
+    opt_ins: autopilot::cache::Expiring<bool>,
 }
 
 impl Function for Recovery {
@@ -76,7 +76,7 @@ impl Function for Recovery {
 
     fn new(env: Env) -> Self {
         let aws = Aws::new(&env);
-        Recovery { env, aws, clock: Arc::new(autopilot::state::now_epoch), essentials: Mutex::default(), opt_ins: Mutex::default() }
+        Recovery { env, aws, clock: Arc::new(autopilot::state::now_epoch), essentials: Mutex::default(), opt_ins: autopilot::cache::Expiring::new(service::OPT_IN_TTL) }
     }
 
     fn env(&self) -> &Env {

@@ -29,7 +29,7 @@ enum CrashLoop {
 pub const NOT_OPTED_IN_SERVICE: &str = "the service is not opted in to autopilot (RecoveryNotify=opted-in)";
 
 /// How long a service's opt-in is trusted (a tag added now is seen within this time).
-const OPT_IN_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+pub(crate) const OPT_IN_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl Recovery {
     pub(crate) async fn on_service_task(&self, s: &Stopped<'_>, service: &str) -> Result<Outcome, Error> {
@@ -77,13 +77,11 @@ impl Recovery {
     /// stopped task.
     async fn opted_in(&self, cluster: &str, service: &str) -> Result<bool, Error> {
         let key = format!("{}/{service}", autopilot::config::cluster_name(cluster));
-        if let Some((at, opted)) = self.opt_ins.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            if at.elapsed() < OPT_IN_TTL {
-                return Ok(*opted);
-            }
+        if let Some(opted) = self.opt_ins.get(&key) {
+            return Ok(opted);
         }
         let opted = self.aws.describe_service(cluster, service).await?.is_some_and(|svc| plan::opted_in(&svc.tags));
-        self.opt_ins.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (std::time::Instant::now(), opted));
+        self.opt_ins.put(&key, opted);
         Ok(opted)
     }
 

@@ -17,7 +17,7 @@ pub struct Aws {
     pub cw: cw::Client,
     pub asg: asg::Client,
     /// Alarm ARN → its tags and when they were read (issue 17, item 5): see [`Aws::alarm_tags_cached`].
-    tag_cache: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Tags)>>,
+    tag_cache: autopilot::cache::Expiring<Tags>,
 }
 
 /// How long the re-evaluation trusts an alarm's tags read before: a tag change on an alarm that
@@ -60,7 +60,7 @@ impl Aws {
     }
 
     pub fn of(ecs: ecs::Client, cw: cw::Client, asg: asg::Client) -> Self {
-        Aws { ecs, cw, asg, tag_cache: Default::default() }
+        Aws { ecs, cw, asg, tag_cache: autopilot::cache::Expiring::new(TAG_CACHE_TTL) }
     }
 
     /// An alarm's tags for the re-evaluation schedule: read at most once per [`TAG_CACHE_TTL`]
@@ -68,8 +68,7 @@ impl Aws {
     /// minute (CloudWatch's ListTagsForResource is not free of quota: "CloudWatch service quotas").
     /// A transition reads them fresh ([`Aws::list_tags_for_resource`]), which refreshes this.
     pub async fn alarm_tags_cached(&self, arn: &str) -> Result<Tags, Error> {
-        let cached = self.tag_cache.lock().unwrap_or_else(|p| p.into_inner()).get(arn).filter(|(at, _)| at.elapsed() < TAG_CACHE_TTL).map(|(_, t)| t.clone());
-        match cached {
+        match self.tag_cache.get(arn) {
             Some(tags) => Ok(tags),
             None => self.list_tags_for_resource(arn).await,
         }
@@ -80,7 +79,7 @@ impl Aws {
     pub async fn list_tags_for_resource(&self, arn: &str) -> Result<Tags, Error> {
         let out = self.cw.list_tags_for_resource().resource_arn(arn).send().await.map_err(|e| Error::aws("cloudwatch", "ListTagsForResource", e))?;
         let tags: Tags = out.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect();
-        self.tag_cache.lock().unwrap_or_else(|p| p.into_inner()).insert(arn.to_string(), (std::time::Instant::now(), tags.clone()));
+        self.tag_cache.put(arn, tags.clone());
         Ok(tags)
     }
 
