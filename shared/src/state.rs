@@ -383,6 +383,47 @@ impl StateStore {
         Ok(())
     }
 
+    /// Every live record of one partition, by sort key: one consistent Query per 1 MB page
+    /// (DynamoDB API reference, Query: "A single Query operation will read up to the maximum
+    /// number of items set (if using the Limit parameter) or a maximum of 1 MB of data";
+    /// `LastEvaluatedKey` continues). For small partitions read whole, like the repository index.
+    pub async fn query(&self, pk: &str) -> Result<BTreeMap<String, Record>> {
+        let pk = self.pk(pk);
+        let now = now_epoch();
+        match &*self.backend {
+            Backend::Memory(map) => {
+                let map = map.lock().unwrap_or_else(|p| p.into_inner());
+                Ok(map.iter().filter(|((p, _), r)| *p == pk && r.expires_at > now).map(|((_, sk), r)| (sk.clone(), r.clone())).collect())
+            }
+            Backend::Dynamo { client, table } => {
+                let mut found = BTreeMap::new();
+                let mut start: Option<HashMap<String, AttributeValue>> = None;
+                loop {
+                    let out = client
+                        .query()
+                        .table_name(table)
+                        .key_condition_expression("pk = :pk")
+                        .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start.take())
+                        .send()
+                        .await
+                        .map_err(|e| Error::aws("dynamodb", "Query", e))?;
+                    for item in out.items() {
+                        if let (Some((_, sk)), Some(record)) = (key_from_item(item), record_from_item(item).filter(|r| r.expires_at > now)) {
+                            found.insert(sk, record);
+                        }
+                    }
+                    match out.last_evaluated_key() {
+                        Some(key) if !key.is_empty() => start = Some(key.clone()),
+                        _ => break,
+                    }
+                }
+                Ok(found)
+            }
+        }
+    }
+
     /// Claim an EventBridge event id for one function for `lease` (a short lease the caller
     /// renews while the work runs, so that a delivery that dies leaves the event to the next one
     /// within `lease`); [`StateStore::finish_event`] makes it permanent (for `ttl`) or releases it

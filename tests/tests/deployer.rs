@@ -1123,3 +1123,86 @@ async fn a_push_near_its_deadline_leaves_the_work_to_the_retry_which_registers_o
     assert_ne!(service_td(&w, "auth").await, before);
     assert_eq!(revisions(&w, "auth").await, 2, "one registration for the push, across both deliveries");
 }
+
+// ------------------------------------------------------------------ the repository index
+// Issue 17, item 1: a push costs what its repository is used for, not what the account holds.
+// Reconcile builds the index (repository → the opted-in services running it); a push then
+// describes only those, and calls nothing in ECS or ECR when none runs its repository.
+
+/// ECS and ECR calls the proxy saw since its last reset.
+fn ecs_ecr_calls(proxy: &harness::proxy::AwsProxy) -> u64 {
+    let stats = proxy.stats();
+    ["ecs", "ecr", "api.ecr"].iter().map(|s| stats["services"][*s]["calls"].as_u64().unwrap_or(0)).sum()
+}
+
+/// The services the index lists under `repository` (service names).
+async fn indexed(w: &World, repository: &str) -> Vec<String> {
+    let record = w.env().state.get(autopilot_deployer::index::PK_INDEX, repository).await.expect("read the index");
+    let entry = record.map(|r| autopilot_deployer::index::Entry::from_value(&r.data)).unwrap_or_default();
+    entry.services.keys().map(|arn| arn.rsplit('/').next().unwrap_or_default().to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_push_describes_only_the_services_that_run_its_repository() {
+    use harness::proxy::AwsProxy;
+    let w = World::seed().await;
+    let proxy = AwsProxy::start();
+    let deployer = Deployer::new(w.env_via(&proxy, w.config()));
+    let out = deployer.handle(for_world(sample_event("schedule-reconcile.json"), &w)).await.expect("reconcile");
+    assert_eq!(out["status"], "in-sync", "{out:#}");
+    assert_eq!(indexed(&w, "auth").await, ["auth"]);
+    assert_eq!(indexed(&w, "random").await, ["random"]);
+
+    // No managed service runs this repository: one state-table read, nothing in ECS or ECR.
+    proxy.reset();
+    let out = deployer.handle(push_event(&w, "nothing-runs-this", Some("v1"), &fake_sha256("n"))).await.expect("push to an unused repository");
+    assert_eq!(out["status"], "ignored", "{out:#}");
+    assert!(out["reason"].as_str().unwrap().contains("no opted-in service of the managed clusters runs nothing-runs-this"), "{out:#}");
+    assert_eq!(ecs_ecr_calls(&proxy), 0, "{:#}", proxy.stats());
+
+    // auth's push describes auth alone: no ListClusters, no ListServices, one DescribeServices.
+    let digest = push_image(&w, "auth", "v2", "a").await;
+    proxy.reset();
+    let out = deployer.handle(push_event(&w, "auth", Some("v2"), &digest)).await.expect("push v2");
+    assert_eq!(deployed_services(&out), ["auth"], "{out:#}");
+    assert_eq!(proxy.count("ecs:ListClusters", "calls") + proxy.count("ecs:ListServices", "calls"), 0, "{:#}", proxy.stats());
+    assert_eq!(proxy.count("ecs:DescribeServices", "calls"), 1, "{:#}", proxy.stats());
+    assert_eq!(images_of(&w, &service_td(&w, "auth").await).await[0].1, format!("{}@{digest}", uri(&w, "auth")));
+}
+
+/// The index between builds: a rollout somebody else started adds its service (a new service
+/// here), and a push drops a service that no longer runs the repository.
+#[tokio::test]
+async fn the_index_learns_from_rollouts_and_pushes_between_builds() {
+    let w = World::seed().await;
+    reconcile(&w).await;
+    let auth_td = service_td(&w, "auth").await;
+    // A new opted-in service running auth's image, created after the build.
+    create_service(&w, "auth-twin", &auth_td, &[("autopilot:deploy", "semver")], None).await;
+    assert_eq!(indexed(&w, "auth").await, ["auth"], "not seen yet");
+    // Its first rollout completes (ECS's event): the index adds it under auth.
+    let twin = harness::ecs::service(&w, "auth-twin").await;
+    let mut event = for_world(sample_event("ecs-deployment-completed.json"), &w);
+    event["resources"] = json!([twin.service_arn().unwrap()]);
+    event["detail"]["deploymentId"] = json!(twin.deployments()[0].id().unwrap());
+    let out = deploy(&w, w.config(), event).await;
+    let out = match out {
+        Ok(v) => v,
+        Err(e) => panic!("completed rollout of auth-twin: {e}"),
+    };
+    assert_ne!(out["status"], "ignored", "{out:#}");
+    assert_eq!(indexed(&w, "auth").await, ["auth", "auth-twin"]);
+    // The next push reaches both.
+    let digest = push_image(&w, "auth", "v2", "a").await;
+    let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &digest)).await.expect("push v2");
+    assert_eq!(deployed_services(&out), ["auth", "auth-twin"], "{out:#}");
+
+    // auth-twin moves to random's task definition (no longer runs auth): the next push to auth
+    // describes it once, finds it elsewhere and drops it from auth's entry.
+    let random_td = service_td(&w, "random").await;
+    w.ecs().update_service().cluster("stage01").service("auth-twin").task_definition(&random_td).send().await.expect("move auth-twin");
+    let digest = push_image(&w, "auth", "v3", "b").await;
+    let out = deploy(&w, w.config(), push_event(&w, "auth", Some("v3"), &digest)).await.expect("push v3");
+    assert_eq!(deployed_services(&out), ["auth"], "{out:#}");
+    assert_eq!(indexed(&w, "auth").await, ["auth"]);
+}

@@ -62,49 +62,76 @@ pub fn who(cluster: &str, service: &str) -> String {
     format!("{}/{service}", cluster_name(cluster))
 }
 
+/// Every opted-in service of every managed cluster (ListServices, DescribeServices), with the
+/// task definitions of those it could deploy.
 pub async fn discover(env: &Env, aws: &Aws) -> Result<Discovered, Error> {
     let mut d = Discovered::default();
     for cluster in aws.clusters(&env.config.clusters).await? {
         let arns = aws.list_services(&cluster).await?;
-        for info in aws.describe_services(&cluster, &arns).await? {
-            let s = info.observed;
-            if info.status != "ACTIVE" || !s.tags.contains_key(TAG_DEPLOY) {
-                continue;
-            }
-            d.progress.insert(s.arn.clone(), info.progress);
-            if info.express {
-                d.express.insert(s.arn.clone());
-            }
-            d.services.push(s);
-        }
+        d.observe(aws.describe_services(&cluster, &arns).await?);
     }
-    // One DescribeTaskDefinition per distinct revision, only for services we could deploy.
-    let wanted: BTreeSet<String> =
-        d.services.iter().filter(|s| matches!(eligibility(s), Eligibility::Eligible { .. })).map(|s| s.task_definition.clone()).collect();
-    let described: Vec<(String, Result<RawTaskDef, Error>)> = stream::iter(wanted)
-        .map(|td| async move {
-            let r = aws.describe_task_definition(&td).await;
-            (td, r)
-        })
-        .buffered(READ_CONCURRENCY)
-        .collect()
-        .await;
-    for (td, described) in described {
-        match described {
-            Ok(raw) => match raw.observed() {
-                Ok(o) => {
-                    d.task_defs.insert(td.clone(), o);
-                    d.raw.insert(td, raw);
-                }
-                Err(e) => d.fail_td(&td, Error::Refused(format!("{}: {e}", revision_name(&td)))),
-            },
-            Err(e) => d.fail_td(&td, e),
-        }
+    d.read_task_definitions(aws).await;
+    Ok(d)
+}
+
+/// [`discover`] for only these services (cluster, service ARN), as the repository index names
+/// them: one DescribeServices per cluster and 10 services, nothing listed. Those gone, no longer
+/// opted in or in a cluster no longer managed are simply not found.
+pub async fn discover_only(env: &Env, aws: &Aws, services: &[(String, String)]) -> Result<Discovered, Error> {
+    let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (cluster, arn) in services.iter().filter(|(c, _)| env.config.manages_cluster(c)) {
+        by_cluster.entry(cluster.as_str()).or_default().push(arn.clone());
     }
+    let mut d = Discovered::default();
+    for (cluster, arns) in by_cluster {
+        d.observe(aws.describe_services(cluster, &arns).await?);
+    }
+    d.read_task_definitions(aws).await;
     Ok(d)
 }
 
 impl Discovered {
+    /// Keep the active, opted-in services among those described.
+    fn observe(&mut self, infos: Vec<crate::aws::ServiceInfo>) {
+        for info in infos {
+            let s = info.observed;
+            if info.status != "ACTIVE" || !s.tags.contains_key(TAG_DEPLOY) {
+                continue;
+            }
+            self.progress.insert(s.arn.clone(), info.progress);
+            if info.express {
+                self.express.insert(s.arn.clone());
+            }
+            self.services.push(s);
+        }
+    }
+
+    /// One DescribeTaskDefinition per distinct revision, only for services we could deploy.
+    async fn read_task_definitions(&mut self, aws: &Aws) {
+        let wanted: BTreeSet<String> =
+            self.services.iter().filter(|s| matches!(eligibility(s), Eligibility::Eligible { .. })).map(|s| s.task_definition.clone()).collect();
+        let described: Vec<(String, Result<RawTaskDef, Error>)> = stream::iter(wanted)
+            .map(|td| async move {
+                let r = aws.describe_task_definition(&td).await;
+                (td, r)
+            })
+            .buffered(READ_CONCURRENCY)
+            .collect()
+            .await;
+        for (td, described) in described {
+            match described {
+                Ok(raw) => match raw.observed() {
+                    Ok(o) => {
+                        self.task_defs.insert(td.clone(), o);
+                        self.raw.insert(td, raw);
+                    }
+                    Err(e) => self.fail_td(&td, Error::Refused(format!("{}: {e}", revision_name(&td)))),
+                },
+                Err(e) => self.fail_td(&td, e),
+            }
+        }
+    }
+
     fn fail_td(&mut self, td: &str, e: Error) {
         tracing::error!(task_definition = %revision_name(td), error = %e, "cannot read task definition: its services are not deployed");
         let (failed, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.services).into_iter().partition(|s| s.task_definition == td);

@@ -15,6 +15,7 @@
 pub mod aws;
 pub mod deploy;
 pub mod hook;
+pub mod index;
 pub mod messages;
 pub mod outcome;
 pub mod pacer;

@@ -10,7 +10,8 @@ use crate::aws::{digest_id, Aws};
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::aws::EcrImage;
-use crate::deploy::{deploy_push, discover, Discovered, PushOutcome};
+use crate::deploy::{deploy_push, discover, discover_only, Discovered, PushOutcome};
+use crate::index::{self, Lookup};
 use crate::outcome::{conclude, Outcome, PushReport};
 use crate::plan::{self, Push, Skip};
 use crate::reconcile::{newest_matching, services_by_repository, strictly_newer};
@@ -72,6 +73,15 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<EcrImageAction>) 
     };
     let d = &ev.detail;
     let registry = EcrRegistry::new(account.clone(), crate::region_or_own(env, &ev.region));
+    // The repository index first (issue 17, item 1): a push to a repository no managed service
+    // runs costs one state-table read, and one that some do costs only those services.
+    let lookup = index::find(env, &registry, &d.repository_name).await;
+    if let Lookup::Unused { age_secs } = &lookup {
+        return Ok(Outcome::ignored(format!(
+            "no opted-in service of the managed clusters runs {} (repository index of {}s ago)",
+            d.repository_name, age_secs
+        )));
+    }
     let pushed = aws.describe_image(&account, &d.repository_name, digest_id(&digest)).await?;
     // The event's media types may be absent: ECR's own answer is checked too.
     if let Some(why) = pushed.as_ref().and_then(|p| p.not_runnable(&tag)) {
@@ -80,7 +90,31 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<EcrImageAction>) 
     let pushed_at = pushed.as_ref().and_then(|p| p.pushed_at);
     let push = Push { registry, repository: d.repository_name.clone(), tag, digest, pushed_at, fresh: true };
     tracing::info!(repository = %push.repository, image = %push.label(), "image pushed");
-    let disc = discover(env, aws).await?;
+    let disc = match &lookup {
+        Lookup::Services(indexed) => {
+            let disc = discover_only(env, aws, indexed).await?;
+            // Those the index named that no longer run the repository leave its entry.
+            let running: BTreeSet<String> = services_by_repository(&disc, &push.registry).remove(&push.repository).unwrap_or_default().into_iter().map(|(arn, _, _)| arn).collect();
+            let failed: BTreeSet<&str> = disc.failures.iter().map(|(w, _)| w.as_str()).collect();
+            let gone: BTreeSet<String> = indexed
+                .iter()
+                .filter(|(cluster, arn)| !running.contains(arn) && !failed.contains(crate::deploy::who(cluster, arn.rsplit('/').next().unwrap_or(arn)).as_str()))
+                .map(|(_, arn)| arn.clone())
+                .collect();
+            index::forget(env, &push.repository, &gone).await;
+            disc
+        }
+        Lookup::Stale(_) | Lookup::Unused { .. } => {
+            if let Lookup::Stale(why) = &lookup {
+                tracing::info!(reason = %why, "discovering every managed service");
+            }
+            let disc = discover(env, aws).await?;
+            if let Err(e) = index::rebuild(env, &disc, &push.registry).await {
+                tracing::warn!(error = %e, "could not write the repository index");
+            }
+            disc
+        }
+    };
     let outcome = coalesce(env, aws, &account, &push, pushed, &disc).await?;
     let mut failures = disc.failures;
     failures.extend(outcome.failed.iter().map(|(w, e)| (w.clone(), e.duplicate())));

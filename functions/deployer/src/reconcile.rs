@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use autopilot::aws_lambda_events::eventbridge::EventBridgeEvent;
-use autopilot::image::{is_ecr_repository_name, EcrRegistry, ImageRef};
+use autopilot::image::EcrRegistry;
 use autopilot::runtime::Env;
 use autopilot::tags::{semver_tag, DeployRules};
 use autopilot::Error;
@@ -37,6 +37,11 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<Value>) -> Result
     };
     let registry = EcrRegistry::new(account.clone(), crate::region_or_own(env, &ev.region));
     let disc = discover(env, aws).await?;
+    // Reconcile is the index's builder: a failure to write it leaves pushes discovering
+    // everything, as before the index, and is no reason to fail the pass.
+    if let Err(e) = crate::index::rebuild(env, &disc, &registry).await {
+        tracing::warn!(error = %e, "could not write the repository index");
+    }
     let by_repo = services_by_repository(&disc, &registry);
     let mut failures = disc.failures.iter().map(|(w, e)| (w.clone(), e.duplicate())).collect::<Vec<_>>();
     let mut reports = Vec::new();
@@ -82,14 +87,7 @@ pub fn services_by_repository(disc: &deploy::Discovered, registry: &EcrRegistry)
     for s in &disc.services {
         let Eligibility::Eligible { rules, .. } = eligibility(s) else { continue };
         let Some(td) = disc.task_defs.get(&s.task_definition) else { continue };
-        let repos: BTreeSet<String> = td
-            .containers
-            .iter()
-            .filter_map(|c| ImageRef::parse(&c.image).ok())
-            .filter(|r| r.registry.as_deref().is_some_and(|h| registry.is_host(h)) && is_ecr_repository_name(&r.repository))
-            .map(|r| r.repository)
-            .collect();
-        for repo in repos {
+        for repo in crate::index::repositories_of(td, registry) {
             by_repo.entry(repo).or_default().push((s.arn.clone(), deploy::who(&s.cluster, &s.name), rules.clone()));
         }
     }

@@ -65,6 +65,24 @@ fn revision_id(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
+/// Add an eligible service to the repository index under the repositories `task_definition`
+/// runs (one DescribeTaskDefinition). Best effort: the next reconcile rebuilds the index whole.
+async fn refresh_index(env: &Env, aws: &Aws, ev: &EventBridgeEvent<DeploymentStateChange>, s: &crate::plan::ObservedService, task_definition: &str) {
+    if !matches!(crate::plan::eligibility(s), crate::plan::Eligibility::Eligible { .. }) || task_definition.is_empty() {
+        return;
+    }
+    let Some(account) = ev.account.clone().filter(|a| !a.is_empty()) else { return };
+    let registry = autopilot::image::EcrRegistry::new(account, crate::region_or_own(env, &ev.region));
+    let observed = match aws.describe_task_definition(task_definition).await.and_then(|raw| raw.observed().map_err(|e| Error::Refused(e.to_string()))) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(task_definition = %revision_name(task_definition), error = %e, "cannot read the task definition: the repository index waits for the next reconcile");
+            return;
+        }
+    };
+    crate::index::remember(env, &crate::index::repositories_of(&observed, &registry), &s.arn, &s.cluster).await;
+}
+
 fn ignored(reason: String) -> Result<Outcome, Error> {
     Ok(Outcome::ignored(reason))
 }
@@ -171,6 +189,11 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<DeploymentStateCh
     if matches!(status, RolloutStatus::Stable | RolloutStatus::RolledBack) {
         let (pk, sk) = keys::stable_revision(&s.cluster, service);
         env.state.put(&pk, &sk, &json!({"taskDefinition": current, "at": now_epoch(), "deploymentId": deployment_id}), STABLE_TTL).await?;
+    }
+    // A revision somebody else rolled out (a new service, CI or IaC changing the task
+    // definition) may run a repository the index does not list the service under yet.
+    if status == RolloutStatus::Stable && image.is_none() {
+        refresh_index(env, aws, &ev, s, &current).await;
     }
     let (event_type, subject) = match status {
         RolloutStatus::Stable => ("deploy.completed", format!("{service} rolled onto {on}{took}{by}")),
