@@ -673,6 +673,20 @@ async fn an_old_glob_value_leaves_the_service_alone_and_says_what_to_write() {
     assert!(w.notifications().await.is_empty());
 }
 
+/// With the repository index, a push no longer sees services no push can deploy: reconcile
+/// tells about them instead, as rarely as a push did (once a day per service and value).
+#[tokio::test]
+async fn reconcile_tells_about_invalid_tags_once() {
+    let w = World::seed().await;
+    let raw = aws_sdk_ecs::Client::new(&w.raw_moto_sdk());
+    raw.tag_resource().resource_arn(w.str("/services/auth")).tags(Tag::builder().key("autopilot:deploy").value("v*,main").build()).send().await.unwrap();
+    reconcile(&w).await;
+    let notes = w.notifications().await;
+    assert_eq!(notes.iter().map(|n| n.0.as_str()).collect::<Vec<_>>(), ["auth: not deployed, its autopilot:deploy tags are invalid"]);
+    reconcile(&w).await;
+    assert!(w.notifications().await.is_empty());
+}
+
 // ------------------------------------------------------------------ a rollback is a verdict on a digest
 // DESIGN.md: once ECS's circuit breaker, a crash-loop rollback or a person has moved a service off
 // a revision autopilot deployed, neither a replayed push nor the reconcile pass may put that

@@ -341,6 +341,20 @@ pub fn order(push: &Push, running: &RunningImage) -> Order {
     Order::Deploy
 }
 
+/// Why an opted-in service is no candidate for any push, from its tags and controller alone
+/// (`None`: eligible, or not opted in).
+pub fn ineligible(s: &ObservedService) -> Option<Skip> {
+    let skip = |reason: String| Skip { cluster: s.cluster.clone(), service: s.name.clone(), reason, misconfigured: false, code_deploy: false, fix: None, held_back: None };
+    match eligibility(s) {
+        Eligibility::NotOptedIn | Eligibility::Eligible { .. } => None,
+        Eligibility::Skip(reason) => Some(Skip { code_deploy: s.controller.as_deref() == Some(CONTROLLER_CODE_DEPLOY), ..skip(reason) }),
+        Eligibility::Misconfigured { reason, suggestion } => {
+            let fix = suggestion.map(|v| format!("aws ecs tag-resource --resource-arn {} --tags 'key={TAG_DEPLOY},value={v}'", s.arn));
+            Some(Skip { misconfigured: true, fix, ..skip(reason) })
+        }
+    }
+}
+
 /// The plan for one pushed image over every observed service.
 pub fn plan_push(push: &Push, observed: &Observed) -> Plan {
     let mut plan = Plan::default();
@@ -350,17 +364,11 @@ pub fn plan_push(push: &Push, observed: &Observed) -> Plan {
     for s in &observed.services {
         let skip = |reason: String| Skip { cluster: s.cluster.clone(), service: s.name.clone(), reason, misconfigured: false, code_deploy: false, fix: None, held_back: None };
         let (rules, pin) = match eligibility(s) {
-            Eligibility::NotOptedIn => continue,
-            Eligibility::Skip(reason) => {
-                plan.skipped.push(Skip { code_deploy: s.controller.as_deref() == Some(CONTROLLER_CODE_DEPLOY), ..skip(reason) });
-                continue;
-            }
-            Eligibility::Misconfigured { reason, suggestion } => {
-                let fix = suggestion.map(|v| format!("aws ecs tag-resource --resource-arn {} --tags 'key={TAG_DEPLOY},value={v}'", s.arn));
-                plan.skipped.push(Skip { misconfigured: true, fix, ..skip(reason) });
-                continue;
-            }
             Eligibility::Eligible { rules, pin } => (rules, pin),
+            _ => {
+                plan.skipped.extend(ineligible(s));
+                continue;
+            }
         };
         let Some(td) = observed.task_defs.get(&s.task_definition) else {
             plan.skipped.push(skip(format!("task definition {} could not be read", revision_name(&s.task_definition))));

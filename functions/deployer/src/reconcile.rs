@@ -42,6 +42,7 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<Value>) -> Result
     if let Err(e) = crate::index::rebuild(env, &disc, &registry).await {
         tracing::warn!(error = %e, "could not write the repository index");
     }
+    deploy::tell_ineligible(env, &disc).await;
     let by_repo = services_by_repository(&disc, &registry);
     let mut failures = disc.failures.iter().map(|(w, e)| (w.clone(), e.duplicate())).collect::<Vec<_>>();
     let mut reports = Vec::new();
