@@ -3,7 +3,7 @@
 artifacts and starts moto and the AWS proxy (tests/proxy) first; this file only measures.
 
     bench.py --moto URL --proxy URL [--runs 30] [--deploy-runs 10] [--fanout-runs 1]
-             [--peer-runs 1] [--only cold,sizes,fanout,peer,alarm,org] [--org-accounts 50]
+             [--peer-runs 1] [--only cold,sizes,fanout,peer,alarm,org,big] [--org-accounts 50]
              [--org-services 200] [--org-event replicate|push] [--org-plumbing] [--out benches/results.md]
 
 Figures and how each is taken:
@@ -99,6 +99,10 @@ TARGETS = {
     "peer_ratio": 20.0,
     "alarm_calls": 4,
     "org_ratio": 1.2,
+    # Issue 17: a push in a big account costs what its repository is used for.
+    "big_calls_per_service": 3,
+    "big_calls_constant": 10,
+    "big_ratio": 1.5,
 }
 # The deployer's organization-mode contract (shared/DESIGN.md): the role it assumes in a member.
 MEMBER_ROLE = "ecs-autopilot/ecs-autopilot-deployer"
@@ -744,6 +748,54 @@ def alarm(args: argparse.Namespace, proxy: Proxy) -> dict:
     return res
 
 
+def _ecs_ecr_actions(by_action: dict[str, int]) -> str:
+    return ", ".join(f"{k.split(':')[1]} {v}" for k, v in by_action.items() if k.split(":")[0] in ("ecs", "ecr"))
+
+
+def big_account(args: argparse.Namespace, proxy: Proxy) -> dict:
+    """Issue 17: one push in an account of `--big-clusters` × `--big-services` services, `running`
+    of which run the pushed repository, against the same push in a 100-service account. Reconcile
+    builds the repository index first (as its schedule does every 10 minutes)."""
+    res: dict[str, Any] = {}
+    for label, clusters, per_cluster in (("small", 1, 100), ("big", args.big_clusters, args.big_services)):
+        account = unique_account()
+        log(f"big account ({label}): provisioning {clusters} × {per_cluster} services in account {account} (moto directly)")
+        w = worlds.big_world(args.moto, account, clusters=clusters, per_cluster=per_cluster, running=10,
+                             running_clusters=min(5, clusters))
+        env = world_env(w, args.proxy, "")
+        log(f"big account ({label}): provisioned {w['services']} services in {w['provision_seconds']} s; reconcile builds the index")
+        proxy.reset()
+        rec = run_invoke(args, "deployer", for_account(event_file("schedule-reconcile.json"), account, f"bench-big-rec-{account}"), env,
+                         f"big-{label}-reconcile")
+        rc = counts(proxy.stats())
+        proxy.reset()
+        unused = run_invoke(args, "deployer", w["unused_event"], env, f"big-{label}-unused")
+        uc = counts(proxy.stats())
+        proxy.reset()
+        r = run_invoke(args, "deployer", w["event"], env, f"big-{label}-push")
+        c = counts(proxy.stats())
+        outcome = r["outcome"] or {}
+        ecs_ecr = lambda cc: sum(v["calls"] for k, v in cc.items() if k.split(":")[0] in ("ecs", "ecr"))  # noqa: E731
+        run = {
+            "account": account, "services": w["services"], "clusters": clusters, "running": w["running"],
+            "running_clusters": w["running_clusters"],
+            "deployed": len(outcome.get("deployed", [])), "failed": len(outcome.get("failed", [])), "rc": r["rc"],
+            "status": outcome.get("status"), "wall_s": r["wall_s"], "calls_ecs_ecr": ecs_ecr(c), "calls_total": sum(v["calls"] for v in c.values()),
+            "by_action": {k: v["calls"] for k, v in sorted(c.items())},
+            "unused_calls_ecs_ecr": ecs_ecr(uc), "unused_wall_s": unused["wall_s"], "unused_status": (unused["outcome"] or {}).get("status"),
+            "reconcile_wall_s": rec["wall_s"], "reconcile_rc": rec["rc"], "reconcile_calls_ecs_ecr": ecs_ecr(rc),
+            "reconcile_calls_total": sum(v["calls"] for v in rc.values()),
+            "stderr": r["stderr"] if r["rc"] else "",
+        }
+        res[label] = run
+        log(f"big account ({label}): push deployed {run['deployed']}/{run['running']}, {run['failed']} failed, wall {r['wall_s']:.2f} s, "
+            f"ECS+ECR calls {run['calls_ecs_ecr']} {run['by_action']}; unused repository: {run['unused_calls_ecs_ecr']} ECS+ECR calls; "
+            f"reconcile {rec['wall_s']:.1f} s, {run['reconcile_calls_ecs_ecr']} ECS+ECR calls")
+    res["ratio"] = res["big"]["wall_s"] / res["small"]["wall_s"]
+    res["budget"] = TARGETS["big_calls_per_service"] * res["big"]["running"] + TARGETS["big_calls_constant"]
+    return res
+
+
 # ------------------------------------------------------------------ report
 
 
@@ -875,6 +927,23 @@ def report(args: argparse.Namespace, r: dict) -> str:
                          f"min/median/max {cc['min']}/{cc['median']:g}/{cc['max']}, total {cc['total']}; ECS + ECR "
                          f"{ce['min']}/{ce['median']:g}/{ce['max']}, total {ce['total']}; central account {o['central_calls']} "
                          f"({', '.join(f'{k} {v}' for k, v in o['central_by_service'].items())})", "—"))
+    if "big" in r:
+        b = r["big"]
+        g, sm = b["big"], b["small"]
+        what = (f"big account: one push in {g['clusters']} clusters × {g['services'] // g['clusters']} services, {g['running']} of them "
+                f"(in {g['running_clusters']} clusters) running the pushed repository, after reconcile built the repository index")
+        rows.append((what + ": ECS + ECR calls", f"≤ {b['budget']}",
+                     f"{g['calls_ecs_ecr']} ({_ecs_ecr_actions(g['by_action'])}); "
+                     f"{g['deployed']}/{g['running']} deployed, {g['failed']} failed",
+                     verdict(g["calls_ecs_ecr"] <= b["budget"] and g["deployed"] == g["running"] and g["failed"] == 0)))
+        rows.append(("big account: wall time of that push ÷ the same push in a 100-service account", f"≤ {TARGETS['big_ratio']}",
+                     f"{g['wall_s']:.2f} s ÷ {sm['wall_s']:.2f} s = {b['ratio']:.2f}", verdict(b["ratio"] <= TARGETS["big_ratio"])))
+        rows.append(("big account: a push to a repository no service runs (ECS + ECR calls)", "0",
+                     f"{g['unused_calls_ecs_ecr']} ({g['unused_status']}, {g['unused_wall_s']:.2f} s)", verdict(g["unused_calls_ecs_ecr"] == 0)))
+        rows.append(("big account: the reconcile pass that builds the index (for scale)", "—",
+                     f"{g['reconcile_wall_s']:.1f} s, {g['reconcile_calls_ecs_ecr']} ECS + ECR calls "
+                     f"({g['reconcile_calls_total']} in all); 100-service account: {sm['reconcile_wall_s']:.1f} s, "
+                     f"{sm['reconcile_calls_ecs_ecr']} ECS + ECR calls", "—"))
     lines = [
         f"ecs-autopilot benchmarks — {m['date']}, {m['cores']} cores ({m['cpu']}), load average at start {m['load']}, "
         f"commit {m['commit']}, {m['rustc']}",
@@ -940,7 +1009,9 @@ def main() -> int:
     ap.add_argument("--latency-ms", type=int, default=25)
     ap.add_argument("--budget-constant", type=int, default=5,
                     help="the budget's constant: ECR look-ups of the pushed and the running image, slack")
-    ap.add_argument("--only", default="sizes,cold,variants,rss,fanout,peer,alarm,org")
+    ap.add_argument("--only", default="sizes,cold,variants,rss,fanout,peer,alarm,org,big")
+    ap.add_argument("--big-clusters", type=int, default=20, help="big-account row: clusters")
+    ap.add_argument("--big-services", type=int, default=500, help="big-account row: services per cluster")
     ap.add_argument("--org-accounts", type=int, default=50, help="organization row: member accounts")
     ap.add_argument("--org-services", type=int, default=200, help="organization row: services per member account (10%% opted in)")
     ap.add_argument("--org-event", choices=("replicate", "push"), default="replicate",
@@ -1001,6 +1072,8 @@ def measure(args: argparse.Namespace) -> int:
         r["fanout"] = fanout(args, proxy)
     if "org" in only:
         r["org"] = organization(args, proxy)
+    if "big" in only:
+        r["big"] = big_account(args, proxy)
     r["seconds"] = round(time.monotonic() - t0, 1)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w", encoding="utf-8") as f:

@@ -285,3 +285,50 @@ if __name__ == "__main__":  # manual use: worlds.py fanout|peer ENDPOINT ACCOUNT
     else:
         world = fanout_world(endpoint, account) if kind == "fanout" else peer_world(endpoint, account)
     print(json.dumps(world, indent=2, default=str))
+
+
+def big_world(endpoint: str, account: str, clusters: int = 20, per_cluster: int = 500, running: int = 10,
+              running_clusters: int = 5, other_families: int = 40, repo: str = "big-app",
+              workers: int = 8) -> dict[str, Any]:
+    """Issue 17's big account: `clusters` × `per_cluster` services, all opted in
+    (`autopilot:deploy=any`). `running` of them, each of its own family, run `repo`, two by two in
+    the first `running_clusters` clusters; the rest run `other-app` over `other_families` families.
+    Then `repo:v2` is pushed: the event to measure."""
+    t0 = time.monotonic()
+    w = account_world(endpoint, account)
+    out = _common(w, "big00")
+    ecs = w.ecs
+    uri = ensure_repository(w, repo)
+    other_uri = ensure_repository(w, "other-app")
+    push_image(w, repo, "v1")
+    push_image(w, "other-app", "v1")
+    names = [f"big{c:02d}" for c in range(clusters)]
+    for name in names[1:]:
+        ecs.create_cluster(clusterName=name)
+    other_tds = [ecs.register_task_definition(**_task_definition(f"other-{g:02d}", f"{other_uri}:v1"))["taskDefinition"]["taskDefinitionArn"]
+                 for g in range(other_families)]
+    per = max(1, running // max(1, running_clusters))
+    jobs = []  # (cluster, service, task definition)
+    for i in range(running):
+        td = ecs.register_task_definition(**_task_definition(f"{repo}-{i:02d}", f"{uri}:v1"))["taskDefinition"]["taskDefinitionArn"]
+        jobs.append((names[min(i // per, clusters - 1)], f"{repo}-{i:02d}", td))
+    for c, name in enumerate(names):
+        taken = sum(1 for j in jobs if j[0] == name)
+        for i in range(per_cluster - taken):
+            jobs.append((name, f"other-{c:02d}-{i:03d}", other_tds[(c * per_cluster + i) % other_families]))
+
+    def create(job):
+        cluster, service, td = job
+        ecs.create_service(cluster=cluster, serviceName=service, taskDefinition=td, desiredCount=1, launchType="EC2",
+                           tags=[{"key": "autopilot:deploy", "value": "any"}])
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(create, jobs))
+    digest = push_image(w, repo, "v2")
+    out.update({
+        "services": len(jobs), "clusters": clusters, "running": running, "running_clusters": min(running_clusters, clusters),
+        "repository": repo, "tag": "v2", "digest": digest, "event": push_event(account, repo, "v2", digest),
+        "unused_event": push_event(account, "nothing-runs-this", "v1", digest),
+        "provision_seconds": round(time.monotonic() - t0, 1),
+    })
+    return out

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use autopilot::config::cluster_name;
 use autopilot::image::ImageRef;
@@ -83,8 +83,15 @@ pub async fn discover_only(env: &Env, aws: &Aws, services: &[(String, String)]) 
         by_cluster.entry(cluster.as_str()).or_default().push(arn.clone());
     }
     let mut d = Discovered::default();
-    for (cluster, arns) in by_cluster {
-        d.observe(aws.describe_services(cluster, &arns).await?);
+    // The clusters at once: each is its own DescribeServices call, whose bucket is the account's.
+    // Built in a loop, not by a closure over `&str`: see `execute_families`.
+    let mut reads = Vec::new();
+    for (cluster, arns) in &by_cluster {
+        reads.push(aws.describe_services(cluster, arns));
+    }
+    let described: Vec<Vec<crate::aws::ServiceInfo>> = stream::iter(reads).buffered(READ_CONCURRENCY).try_collect().await?;
+    for infos in described {
+        d.observe(infos);
     }
     d.read_task_definitions(aws).await;
     Ok(d)
