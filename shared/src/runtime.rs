@@ -313,9 +313,11 @@ pub fn invocation_deadline() -> Option<SystemTime> {
 pub trait Function: Sized + Send + Sync + 'static {
     /// The binary's name, also the idempotency namespace in the state table.
     const NAME: &'static str;
-    /// Whether, in organization mode with a work queue (`AUTOPILOT_QUEUE_URL`), this function
-    /// puts each event's work on that queue, one message group per account and region, and does
-    /// it when the queue hands it back (docs/architecture.md, "Pacing across accounts").
+    /// Whether, given a work queue (`AUTOPILOT_QUEUE_URL`, both modes), this function puts each
+    /// event's work on that queue, one message group per account and region, and does it when the
+    /// queue hands it back: one work item of an account and region at a time without a reserved
+    /// concurrency (issue 17, item 9), and concurrent invocations never pile onto one account's
+    /// ECS buckets (docs/architecture.md, "Pacing across accounts").
     const QUEUED: bool = false;
     /// What the function answers for an event: invocation result, log line and metric source.
     type Outcome: serde::Serialize + Send;

@@ -5,7 +5,10 @@ reserve up to the Unreserved account concurrency value that is shown, minus 100 
 don't have reserved concurrency"
 (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html). So every
 reservation must be one a new account (quota 10) can turn off: 0 means "no reservation", which the
-template writes as AWS::NoValue (a reservation of 0 would mean "never invoke").
+template writes as AWS::NoValue (a reservation of 0 would mean "never invoke"). Every default is
+"no reservation": the ordering the deployer and the scaler rely on comes from their FIFO work
+queues instead (one message group per account and Region, handed out one message at a time:
+"Scaling behavior for FIFO queues", https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html).
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ ORG = {"Mode": "organization", "OrganizationId": "o-exampleorg1"}
 
 # (parameters, mode overrides) -> expected ReservedConcurrentExecutions per function (None = absent)
 CASES = [
-    # Defaults: the orderings the deployer (account mode) and the scaler rely on; recovery uncapped.
-    ({}, {"DeployerFunction": 1, "ScalerFunction": 1, "RecoveryFunction": None}),
-    (ORG, {"DeployerFunction": 20, "ScalerFunction": 1, "RecoveryFunction": None}),
+    # Defaults: nothing reserved in either mode, so `sam deploy --guided` succeeds in a new account.
+    ({}, {"DeployerFunction": None, "ScalerFunction": None, "RecoveryFunction": None}),
+    (ORG, {"DeployerFunction": None, "ScalerFunction": None, "RecoveryFunction": None}),
     # A new account: nothing reserved at all.
     (
         {"DeployerReservedConcurrency": "0", "ScalerReservedConcurrency": "0", "RecoveryConcurrency": "0"},
@@ -34,12 +37,12 @@ CASES = [
     ),
     # Explicit values, and recovery's cap.
     (
-        {"DeployerReservedConcurrency": "3", "RecoveryConcurrency": "20"},
+        {"DeployerReservedConcurrency": "3", "ScalerReservedConcurrency": "1", "RecoveryConcurrency": "20"},
         {"DeployerFunction": {"Ref": "DeployerReservedConcurrency"}, "ScalerFunction": 1, "RecoveryFunction": {"Ref": "RecoveryConcurrency"}},
     ),
     (
         {**ORG, "DeployerReservedConcurrency": "40", "RecoveryConcurrency": "10"},
-        {"DeployerFunction": {"Ref": "DeployerReservedConcurrency"}, "ScalerFunction": 1, "RecoveryFunction": {"Ref": "RecoveryConcurrency"}},
+        {"DeployerFunction": {"Ref": "DeployerReservedConcurrency"}, "ScalerFunction": None, "RecoveryFunction": {"Ref": "RecoveryConcurrency"}},
     ),
 ]
 
@@ -54,8 +57,8 @@ def test_reserved_concurrency_follows_the_parameters(params, want, template) -> 
 
 def test_concurrency_parameters(template) -> None:
     p = template["Parameters"]
-    assert p["DeployerReservedConcurrency"]["Default"] == ""
-    assert p["ScalerReservedConcurrency"]["Default"] == 1
+    assert p["DeployerReservedConcurrency"]["Default"] == "0", "the default must work in every account (quota 10)"
+    assert p["ScalerReservedConcurrency"]["Default"] == 0, "the default must work in every account (quota 10)"
     assert [str(v) for v in p["ScalerReservedConcurrency"]["AllowedValues"]] == ["0", "1"], (
         "more than one scaler at a time lets two decisions on one service race"
     )
@@ -79,11 +82,28 @@ def test_no_reservation_is_no_value_never_zero(template) -> None:
         assert "ReservedConcurrentExecutions" not in props, function_id
 
 
-def test_work_queue_concurrency_fits_the_default_organization_reservation(template) -> None:
-    conditions = evaluate_conditions(template, **ORG)
-    mapping = with_conditions(template["Resources"]["DeployerWorkQueueMapping"]["Properties"], conditions)
-    deployer = with_conditions(template["Resources"]["DeployerFunction"]["Properties"], conditions)
-    assert mapping["ScalingConfig"]["MaximumConcurrency"] < deployer["ReservedConcurrentExecutions"]
+@pytest.mark.parametrize("mode", [{}, ORG], ids=["account", "organization"])
+def test_the_work_queues_order_what_a_reservation_did(mode, template) -> None:
+    """Both modes: the deployer and the scaler read AUTOPILOT_QUEUE_URL from their own FIFO queue
+    and are handed its messages back one at a time per group (BatchSize 1), whatever the
+    reservation parameters say."""
+    conditions = evaluate_conditions(template, **mode)
+    resources = template["Resources"]
+    for function_id, queue_id in (("DeployerFunction", "DeployerWorkQueue"), ("ScalerFunction", "ScalerWorkQueue")):
+        queue = resources[queue_id]
+        assert "Condition" not in queue and queue["Properties"]["FifoQueue"] is True, queue_id
+        env = with_conditions(resources[function_id]["Properties"], conditions)["Environment"]["Variables"]
+        assert env["AUTOPILOT_QUEUE_URL"] == {"Ref": queue_id}, function_id
+        mapping = resources[f"{queue_id}Mapping"]
+        assert "Condition" not in mapping, queue_id
+        props = mapping["Properties"]
+        assert props["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+        assert props["FunctionName"] == {"Ref": function_id}
+        assert props["BatchSize"] == 1 and props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        # "at least six times the configuration timeout on your function" (services-sqs-configure.html)
+        assert queue["Properties"]["VisibilityTimeout"] >= 6 * resources[function_id]["Properties"]["Timeout"], queue_id
+    # Recovery's work is per stopped task and already guarded per record: no queue.
+    assert "AUTOPILOT_QUEUE_URL" not in resources["RecoveryFunction"]["Properties"]["Environment"]["Variables"]
 
 
 def test_readme_names_the_quota_that_matters() -> None:

@@ -40,8 +40,9 @@ SHARED_MODULES_USED_BY: dict[str, frozenset[str]] = {
     "shared/src/notify.rs": ALL_FUNCTIONS,
     # The function's own account (sts:GetCallerIdentity, which needs no permission).
     "shared/src/members.rs": ALL_FUNCTIONS,
-    # The work queue: only the deployer is `Function::QUEUED` (issue 16).
-    "shared/src/runtime.rs": frozenset({"DeployerFunction"}),
+    # The work queue: the deployer (issue 16) and the scaler (issue 17, item 9) are
+    # `Function::QUEUED`; test_queued_functions_are_the_ones_runtime_rs_is_assigned_to checks it.
+    "shared/src/runtime.rs": frozenset({"DeployerFunction", "ScalerFunction"}),
 }
 
 # Shared helpers that functions call by name (`autopilot::aws::ecs::service_arns(...)`): their
@@ -184,16 +185,16 @@ NOT_CALLED_BY_CODE: dict[str, tuple[frozenset[str], str]] = {
         "sts:TagSession for session tags (id_session-tags.html).",
     ),
     "sqs:ReceiveMessage": (
-        frozenset({"DeployerFunction"}),
-        "Lambda's event source mapping polls the deployer's work queue with the function's role "
+        frozenset({"DeployerFunction", "ScalerFunction"}),
+        "Lambda's event source mapping polls the function's work queue with the function's role "
         "(with-sqs.html, execution role permissions).",
     ),
     "sqs:DeleteMessage": (
-        frozenset({"DeployerFunction"}),
-        "The event source mapping deletes the messages the deployer handled (with-sqs.html).",
+        frozenset({"DeployerFunction", "ScalerFunction"}),
+        "The event source mapping deletes the messages the function handled (with-sqs.html).",
     ),
     "sqs:GetQueueAttributes": (
-        frozenset({"DeployerFunction"}),
+        frozenset({"DeployerFunction", "ScalerFunction"}),
         "The event source mapping reads the queue's attributes (with-sqs.html).",
     ),
 }
@@ -214,11 +215,10 @@ ORGANIZATION_CALLS_PENDING: dict[str, frozenset[str]] = {
 }
 
 
-# Calls only organization mode makes (with AUTOPILOT_QUEUE_URL set): the organization policy may be
+# Calls only organization mode makes: the organization policy may be
 # their only grant. Every other call must be allowed in account mode too, by the function's own
 # policy: the organization policy exists only with Mode=organization.
 ORGANIZATION_ONLY_CALLS: dict[str, frozenset[str]] = {
-    "sqs:SendMessage": frozenset({"DeployerFunction"}),
     # The member's name for notifications: asked only for a member account.
     "organizations:DescribeAccount": ALL_FUNCTIONS,
 }
@@ -316,6 +316,12 @@ def test_shared_helpers_are_seen_where_they_are_called() -> None:
     assert "autopilot::aws::ecs::service_arns" in helpers_called("DeployerFunction")
     assert "autopilot::aws::ecs::service" in helpers_called("RecoveryFunction")
     assert "autopilot::aws::ecs::cluster_arns" not in helpers_called("RecoveryFunction")
+
+
+def test_queued_functions_are_the_ones_runtime_rs_is_assigned_to() -> None:
+    """runtime.rs sends to the work queue only for `Function::QUEUED` functions."""
+    queued = {fid for fid, crate in FUNCTION_CRATES.items() if "const QUEUED: bool = true;" in code_of(REPO / crate / "src/lib.rs")}
+    assert queued == SHARED_MODULES_USED_BY["shared/src/runtime.rs"]
 
 
 def test_every_function_runs_the_shared_state_and_notifier() -> None:

@@ -38,17 +38,13 @@ MEMBER_ROLES: dict[str, tuple[str, str, str, str]] = {
 }
 MEMBER_PATH = "/ecs-autopilot/"
 FORWARDER_ARN = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/ecs-autopilot/ecs-autopilot-forwarder"}
+# The work queues exist in both modes since issue 17, item 9 (tests/python/test_concurrency.py).
 ORGANIZATION_ONLY = {
     "EventBus",
     "EventBusPolicy",
-    "DeployerWorkQueue",
-    "DeployerWorkDeadLetterQueue",
-    "DeployerWorkQueuePolicy",
-    "DeployerWorkQueueMapping",
     "DeployerOrganizationPolicy",
     "RecoveryOrganizationPolicy",
     "ScalerOrganizationPolicy",
-    "DeployerWorkDeadLetterAlarm",
 }
 
 
@@ -442,29 +438,30 @@ def test_work_queue_is_a_high_throughput_fifo_queue_with_a_fifo_dead_letter_queu
     assert dlq["MessageRetentionPeriod"] > q["MessageRetentionPeriod"]
 
 
-def test_work_queue_mapping(template) -> None:
+@pytest.mark.parametrize("function", ["Deployer", "Scaler"])
+def test_work_queue_mapping(function, template) -> None:
     res = template["Resources"]
-    mapping = res["DeployerWorkQueueMapping"]
+    mapping = res[f"{function}WorkQueueMapping"]
     assert mapping["Type"] == "AWS::Lambda::EventSourceMapping"
     p = mapping["Properties"]
-    assert p["EventSourceArn"] == {"Fn::GetAtt": ["DeployerWorkQueue", "Arn"]}
-    assert p["FunctionName"] == {"Ref": "DeployerFunction"}
+    assert p["EventSourceArn"] == {"Fn::GetAtt": [f"{function}WorkQueue", "Arn"]}
+    assert p["FunctionName"] == {"Ref": f"{function}Function"}
     assert p["BatchSize"] == 1
     assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert "DeployerOrganizationPolicy" in as_list(mapping.get("DependsOn", [])), "Lambda checks the role's SQS rights at creation"
-    # With DeployerReservedConcurrency at its default (empty = the mode's value).
-    org = evaluate_conditions(template, Mode="organization", OrganizationId="o-exampleorg1")
-    reserved = with_conditions(res["DeployerFunction"]["Properties"], org)["ReservedConcurrentExecutions"]
-    assert reserved == 20
-    assert p["ScalingConfig"]["MaximumConcurrency"] < reserved, "room left for the EventBridge intake"
-    policy = res["DeployerOrganizationPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    queue_actions = {a for st in policy if st["Resource"] == {"Fn::GetAtt": ["DeployerWorkQueue", "Arn"]} for a in as_list(st["Action"])}
+    assert f"{function}QueueAccess" in as_list(mapping.get("DependsOn", [])), "Lambda checks the role's SQS rights at creation"
+    # "MaximumConcurrency ... 2 to 1000" (AWS::Lambda::EventSourceMapping ScalingConfig)
+    assert 2 <= p["ScalingConfig"]["MaximumConcurrency"] <= 1000
+    policy = res[f"{function}QueueAccess"]
+    assert "Condition" not in policy and policy["Properties"]["Roles"] == [{"Ref": f"{function}FunctionRole"}]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    queue_actions = {a for st in statements if st["Resource"] == {"Fn::GetAtt": [f"{function}WorkQueue", "Arn"]} for a in as_list(st["Action"])}
     assert queue_actions == {"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 
 
-def test_work_dead_letters_raise_an_alarm(template) -> None:
-    alarm = template["Resources"]["DeployerWorkDeadLetterAlarm"]["Properties"]
-    assert {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeployerWorkDeadLetterQueue", "QueueName"]}} in alarm["Dimensions"]
+@pytest.mark.parametrize("function", ["Deployer", "Scaler"])
+def test_work_dead_letters_raise_an_alarm(function, template) -> None:
+    alarm = template["Resources"][f"{function}WorkDeadLetterAlarm"]["Properties"]
+    assert {"Name": "QueueName", "Value": {"Fn::GetAtt": [f"{function}WorkDeadLetterQueue", "QueueName"]}} in alarm["Dimensions"]
     assert alarm["AlarmActions"] == [{"Ref": "NotificationTopic"}]
 
 
@@ -494,7 +491,7 @@ def test_account_mode_keeps_todays_functions(template, transformed) -> None:
     for function_id in MEMBER_ROLES:
         props = resources[function_id]["Properties"]
         env = props["Environment"]["Variables"]
-        for name in ("AUTOPILOT_MEMBER_ROLE", "AUTOPILOT_ACCOUNTS", "AUTOPILOT_REGIONS", "AUTOPILOT_QUEUE_URL"):
+        for name in ("AUTOPILOT_MEMBER_ROLE", "AUTOPILOT_ACCOUNTS", "AUTOPILOT_REGIONS"):
             assert env.get(name, "") == "", f"{function_id}: {name} in account mode"
         assert "Path" not in resources[f"{function_id}Role"]["Properties"]
     # Reserved concurrency with its parameters' defaults: test_concurrency.py.

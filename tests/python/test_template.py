@@ -276,13 +276,13 @@ MEMBER_ROLE_NAMES = {
 def test_organization_environment_contract(function_id, template) -> None:
     """DESIGN.md and issue 16: the member role (path/name of member/roles.yaml's role) in
     organization mode, empty in account mode; the accounts and Regions likewise; the deployer's
-    work queue URL."""
+    work queue URL (the deployer's and the scaler's, in both modes since issue 17, item 9)."""
     env = effective(template, function_id)["Environment"]["Variables"]
     assert env["AUTOPILOT_MEMBER_ROLE"] == {"Fn::If": ["IsOrganization", MEMBER_ROLE_NAMES[function_id], ""]}
     assert env["AUTOPILOT_ACCOUNTS"] == {"Fn::If": ["IsOrganization", {"Ref": "MemberAccounts"}, ""]}
     assert env["AUTOPILOT_REGIONS"] == {"Fn::If": ["IsOrganization", {"Ref": "MemberRegions"}, ""]}
-    if function_id == "DeployerFunction":
-        assert env["AUTOPILOT_QUEUE_URL"] == {"Fn::If": ["IsOrganization", {"Ref": "DeployerWorkQueue"}, ""]}
+    if function_id in ("DeployerFunction", "ScalerFunction"):
+        assert env["AUTOPILOT_QUEUE_URL"] == {"Ref": function_id.replace("Function", "WorkQueue")}
     else:
         assert "AUTOPILOT_QUEUE_URL" not in env
     # the central roles get a fixed path in organization mode (their ARNs are Outputs)
@@ -321,8 +321,8 @@ def test_state_table_keys_match_the_code(template) -> None:
     assert consts.get("ATTR_EXPIRES_AT") == p["TimeToLiveSpecification"]["AttributeName"]
 
 
-# Organization mode's deployer work queue and its dead-letter queue (FIFO, condition IsOrganization).
-WORK_QUEUES = {"DeployerWorkQueue": 345600, "DeployerWorkDeadLetterQueue": 1209600}
+# The deployer's and the scaler's work queues and their dead-letter queues (FIFO, both modes).
+WORK_QUEUES = {"DeployerWorkQueue": 345600, "DeployerWorkDeadLetterQueue": 1209600, "ScalerWorkQueue": 345600, "ScalerWorkDeadLetterQueue": 1209600}
 
 
 def test_queues_are_encrypted(template, transformed) -> None:
@@ -378,7 +378,7 @@ def test_function_errors_raise_an_alarm(function_id, template) -> None:
 
 def test_dead_letters_raise_an_alarm(template) -> None:
     for qid in resources_of_type(template, "AWS::SQS::Queue"):
-        if qid == "DeployerWorkQueue":  # a work queue, not a dead-letter queue
+        if qid in ("DeployerWorkQueue", "ScalerWorkQueue"):  # work queues, not dead-letter queues
             continue
         matching = [
             a for a in alarms(template)

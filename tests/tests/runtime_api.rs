@@ -259,3 +259,84 @@ async fn organization_mode_under_the_runtime_api() {
     single.kill().unwrap();
     single.wait().unwrap();
 }
+
+/// Issue 17, item 9: in account mode too the deployer and the scaler order their work through
+/// their FIFO work queues (AUTOPILOT_QUEUE_URL, as template.yaml sets it), instead of a reserved
+/// concurrency a new account cannot grant: an EventBridge invocation puts the event in the group
+/// `<account>#<region>` and changes nothing; the SQS batch Lambda then delivers does the work.
+#[tokio::test]
+async fn account_mode_work_goes_through_the_work_queues_under_the_runtime_api() {
+    use harness::cloudwatch::random_cpu_high;
+    use harness::ecr::{push_event, push_image};
+    use harness::ecs::{fill_instances, service, service_td};
+    use harness::runtime_api::{deliver, spawn_function, start_server, Answer};
+    use std::time::Duration;
+
+    let w = World::seed().await;
+    fill_instances(&w).await;
+    let sqs = aws_sdk_sqs::Client::new(&w.sdk);
+    let group = format!("{}#{}", w.account, w.region);
+    for function in ["deployer", "scaler"] {
+        let queue = sqs
+            .create_queue()
+            .queue_name(format!("ecs-autopilot-{function}-work.fifo"))
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await
+            .expect("create the work queue")
+            .queue_url
+            .unwrap();
+        let mut env = w.lambda_env();
+        env.push(("AUTOPILOT_QUEUE_URL".into(), queue.clone()));
+        let (port, rx) = start_server(format!("arn:aws:lambda:{}:{}:function:{function}", w.region, w.account));
+        let mut child = spawn_function(&harness::lambda::function_binary(function), &format!("127.0.0.1:{port}"), function, &env, None);
+        let invoke = |id: &str, event: &serde_json::Value| -> serde_json::Value {
+            match deliver(&rx, id, &event.to_string(), Duration::from_secs(900), Some(Duration::from_secs(60))).expect("an answer") {
+                Answer::Response(body) => serde_json::from_str(&body).expect("JSON"),
+                Answer::Error(body) => panic!("{function} {id}: {body}"),
+            }
+        };
+        let (event, before) = match function {
+            "deployer" => {
+                let digest = push_image(&w, "auth", "v2", "q").await;
+                (push_event(&w, "auth", Some("v2"), &digest), service_td(&w, "auth").await)
+            }
+            _ => (random_cpu_high(&w), service(&w, "random").await.desired_count().to_string()),
+        };
+        let now = |function: &str| {
+            let w = &w;
+            let function = function.to_string();
+            async move {
+                match function.as_str() {
+                    "deployer" => service_td(w, "auth").await,
+                    _ => service(w, "random").await.desired_count().to_string(),
+                }
+            }
+        };
+        let out = invoke(&format!("{function}-1"), &event);
+        assert_eq!(out["status"], "queued", "{function}: {out:#}");
+        assert_eq!(out["messageGroup"], group, "{out:#}");
+        assert_eq!(now(function).await, before, "{function}: nothing done until the queue hands it back");
+
+        let got = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+            .send()
+            .await
+            .expect("receive");
+        let messages = got.messages.unwrap_or_default();
+        assert_eq!(messages.len(), 1, "{function}: one message");
+        let m = &messages[0];
+        let delivery = json!({"Records": [{
+            "messageId": m.message_id().unwrap(), "receiptHandle": m.receipt_handle().unwrap(), "body": m.body().unwrap(),
+            "attributes": {"MessageGroupId": group, "ApproximateReceiveCount": "1"}, "messageAttributes": {},
+            "eventSource": "aws:sqs", "eventSourceARN": format!("arn:aws:sqs:{}:{}:ecs-autopilot-{function}-work.fifo", w.region, w.account), "awsRegion": w.region,
+        }]});
+        let out = invoke(&format!("{function}-2"), &delivery);
+        assert_eq!(out, json!({"batchItemFailures": []}), "{function}: {out:#}");
+        assert_ne!(now(function).await, before, "{function}: done when handed back");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

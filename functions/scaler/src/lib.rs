@@ -48,6 +48,10 @@ pub struct Scaler {
 
 impl Function for Scaler {
     const NAME: &'static str = "scaler";
+    /// Alarm events and re-evaluation visits go through the scaler's work queue: decisions of one
+    /// account and region one at a time, without a reserved concurrency (template.yaml,
+    /// ScalerWorkQueue).
+    const QUEUED: bool = true;
     type Outcome = Outcome;
 
     fn new(env: Env) -> Self {
