@@ -54,9 +54,18 @@ pub mod ecs {
 
     /// Every service ARN of a cluster (ListServices, 100 a page: ECS's default page is 10).
     pub async fn service_arns(ecs: &Client, cluster: &str) -> Result<Vec<String>, Error> {
+        service_arns_paced(ecs, cluster, None).await
+    }
+
+    /// [`service_arns`], each page waiting for a token of `pacer` (ListServices shares
+    /// DescribeServices' bucket) when one is given.
+    pub async fn service_arns_paced(ecs: &Client, cluster: &str, pacer: Option<&crate::pacer::Pacer>) -> Result<Vec<String>, Error> {
         let mut out = Vec::new();
         let mut token = None;
         loop {
+            if let Some(p) = pacer {
+                p.acquire().await;
+            }
             let page = ecs.list_services().cluster(cluster).max_results(100).set_next_token(token).send().await.map_err(|e| Error::aws("ecs", "ListServices", e))?;
             out.extend(page.service_arns().iter().cloned());
             token = page.next_token().map(String::from);

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod members;
 pub mod metrics;
 pub mod notify;
+pub mod pacer;
 pub mod runtime;
 pub mod state;
 pub mod tags;

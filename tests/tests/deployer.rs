@@ -1220,3 +1220,33 @@ async fn the_index_learns_from_rollouts_and_pushes_between_builds() {
     assert_eq!(deployed_services(&out), ["auth"], "{out:#}");
     assert_eq!(indexed(&w, "auth").await, ["auth"]);
 }
+
+/// A cluster deleted after the index was built takes its services with it: the push deploys the
+/// others and drops the deleted cluster's service from the entry, instead of failing on
+/// ClusterNotFoundException until the next reconcile.
+#[tokio::test]
+async fn a_cluster_deleted_since_the_index_was_built_fails_no_push() {
+    let w = World::seed().await;
+    let auth_td = service_td(&w, "auth").await;
+    let ecs = w.ecs();
+    ecs.create_cluster().cluster_name("stage02").send().await.expect("create stage02");
+    ecs.create_service()
+        .cluster("stage02")
+        .service_name("auth-copy")
+        .task_definition(&auth_td)
+        .desired_count(0)
+        .tags(Tag::builder().key("autopilot:deploy").value("semver").build())
+        .send()
+        .await
+        .expect("create auth-copy");
+    let config = Config { clusters: vec!["stage01".into(), "stage02".into()], ..w.config() };
+    deploy(&w, config.clone(), for_world(sample_event("schedule-reconcile.json"), &w)).await.expect("reconcile");
+    assert_eq!(indexed(&w, "auth").await, ["auth", "auth-copy"]);
+    ecs.delete_service().cluster("stage02").service("auth-copy").force(true).send().await.expect("delete auth-copy");
+    ecs.delete_cluster().cluster("stage02").send().await.expect("delete stage02");
+
+    let digest = push_image(&w, "auth", "v2", "a").await;
+    let out = deploy(&w, config, push_event(&w, "auth", Some("v2"), &digest)).await.expect("push v2");
+    assert_eq!(deployed_services(&out), ["auth"], "{out:#}");
+    assert_eq!(indexed(&w, "auth").await, ["auth"]);
+}

@@ -10,11 +10,17 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use serde_json::Value;
 
 use crate::plan::ObservedService;
+use crate::pacer::Pacer;
 use crate::taskdef::{CaptureBody, RawTaskDef, ReplaceBody};
 
 pub struct Aws {
     pub ecs: autopilot::aws_sdk_ecs::Client,
     pub ecr: autopilot::aws_sdk_ecr::Client,
+    /// ECS's read buckets in this account and Region, for the life of the container (one
+    /// invocation after another draws on the same real buckets): DescribeServices and
+    /// ListServices, and DescribeTaskDefinition.
+    service_reads: std::sync::Arc<Pacer>,
+    task_definition_reads: std::sync::Arc<Pacer>,
 }
 
 /// What ECR says about one image.
@@ -120,7 +126,11 @@ fn millis(t: Option<&autopilot::aws_sdk_ecs::primitives::DateTime>) -> Option<i6
 
 impl Aws {
     pub fn new(env: &autopilot::runtime::Env) -> Self {
-        Aws { ecs: autopilot::clients::ecs(env), ecr: autopilot::clients::ecr(env) }
+        Self::from_clients(autopilot::clients::ecs(env), autopilot::clients::ecr(env))
+    }
+
+    pub fn from_clients(ecs: autopilot::aws_sdk_ecs::Client, ecr: autopilot::aws_sdk_ecr::Client) -> Self {
+        Aws { ecs, ecr, service_reads: std::sync::Arc::new(Pacer::service_read()), task_definition_reads: std::sync::Arc::new(Pacer::task_definition_read()) }
     }
 
     /// The managed clusters: the configured ones, else every cluster (ListClusters).
@@ -132,7 +142,7 @@ impl Aws {
     }
 
     pub async fn list_services(&self, cluster: &str) -> Result<Vec<String>, Error> {
-        autopilot::aws::ecs::service_arns(&self.ecs, cluster).await
+        autopilot::aws::ecs::service_arns_paced(&self.ecs, cluster, Some(&self.service_reads)).await
     }
 
     /// The newest deployment record of a service, if ECS keeps one: ListServiceDeployments (one
@@ -191,6 +201,7 @@ impl Aws {
     }
 
     async fn describe_services_page(&self, cluster: &str, chunk: &[String]) -> Result<Vec<ServiceInfo>, Error> {
+        self.service_reads.acquire().await;
         let page = self
             .ecs
             .describe_services()
@@ -279,6 +290,7 @@ impl Aws {
     /// The raw DescribeTaskDefinition answer (with tags), captured from the response body.
     pub async fn describe_task_definition(&self, task_definition: &str) -> Result<RawTaskDef, Error> {
         let capture = CaptureBody::default();
+        self.task_definition_reads.acquire().await;
         self.ecs
             .describe_task_definition()
             .task_definition(task_definition)
@@ -500,7 +512,7 @@ mod tests {
             .interceptor(aws_smithy_mocks::MockResponseInterceptor::new().with_rule(&rule))
             .build();
         let sdk = autopilot::aws_config::SdkConfig::builder().behavior_version(autopilot::aws_config::BehaviorVersion::latest()).build();
-        let aws = Aws { ecs: ecs::Client::from_conf(conf), ecr: autopilot::aws_sdk_ecr::Client::new(&sdk) };
+        let aws = Aws::from_clients(ecs::Client::from_conf(conf), autopilot::aws_sdk_ecr::Client::new(&sdk));
         aws.update_service("stage01", "auth", "auth:2").await.expect("the request matched the rule");
         assert_eq!(rule.num_calls(), 1);
     }

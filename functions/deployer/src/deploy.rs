@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use futures_util::stream::{self, StreamExt};
 
 use autopilot::config::cluster_name;
 use autopilot::image::ImageRef;
@@ -89,9 +89,15 @@ pub async fn discover_only(env: &Env, aws: &Aws, services: &[(String, String)]) 
     for (cluster, arns) in &by_cluster {
         reads.push(aws.describe_services(cluster, arns));
     }
-    let described: Vec<Vec<crate::aws::ServiceInfo>> = stream::iter(reads).buffered(READ_CONCURRENCY).try_collect().await?;
+    let described: Vec<Result<Vec<crate::aws::ServiceInfo>, Error>> = stream::iter(reads).buffered(READ_CONCURRENCY).collect().await;
     for infos in described {
-        d.observe(infos);
+        match infos {
+            Ok(infos) => d.observe(infos),
+            // A cluster deleted since the index was built: its services are gone with it (the
+            // push then drops them from the entry); anything else fails the push for its retry.
+            Err(Error::Aws { code, .. }) if code == "ClusterNotFoundException" => {}
+            Err(e) => return Err(e),
+        }
     }
     d.read_task_definitions(aws).await;
     Ok(d)

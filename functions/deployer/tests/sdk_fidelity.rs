@@ -55,7 +55,7 @@ fn mocked(rules: &[&aws_smithy_mocks::Rule], sent: &Sent) -> Aws {
         .interceptor(sent.clone())
         .build();
     let ecr_conf = autopilot::aws_sdk_ecr::Config::builder().behavior_version(BehaviorVersion::latest()).region(Region::new("us-east-1")).build();
-    Aws { ecs: aws_sdk_ecs::Client::from_conf(conf), ecr: autopilot::aws_sdk_ecr::Client::from_conf(ecr_conf) }
+    Aws::from_clients(aws_sdk_ecs::Client::from_conf(conf), autopilot::aws_sdk_ecr::Client::from_conf(ecr_conf))
 }
 
 /// A copy AWS accepts, through the SDK: `trustedExecutionConfiguration`, a member of ECS's model
@@ -139,7 +139,7 @@ async fn unknown_fields_pass_through_the_sdk_unchanged() {
         .interceptor(sent.clone())
         .build();
     let ecr_conf = autopilot::aws_sdk_ecr::Config::builder().behavior_version(BehaviorVersion::latest()).region(Region::new("us-east-1")).build();
-    let aws = Aws { ecs: aws_sdk_ecs::Client::from_conf(conf), ecr: autopilot::aws_sdk_ecr::Client::from_conf(ecr_conf) };
+    let aws = Aws::from_clients(aws_sdk_ecs::Client::from_conf(conf), autopilot::aws_sdk_ecr::Client::from_conf(ecr_conf));
 
     let raw = aws.describe_task_definition("auth:3").await.expect("describe");
     assert_eq!(raw.0, described, "the raw answer is captured whole");
@@ -166,4 +166,57 @@ async fn unknown_fields_pass_through_the_sdk_unchanged() {
             "tags": [{"key": "team", "value": "platform"}]
         })
     );
+}
+
+/// The repository index may name a cluster deleted since its build. ECS answers DescribeServices
+/// there with ClusterNotFoundException (ECS API reference, DescribeServices, Errors) where moto
+/// answers an empty list, so this runs on aws-smithy-mocks: the indexed push describes the
+/// other clusters and leaves the deleted one's services out, instead of failing until the next
+/// reconcile.
+#[tokio::test]
+async fn a_deleted_cluster_in_the_index_leaves_its_services_out() {
+    use autopilot::runtime::Env;
+    let gone = mock!(aws_sdk_ecs::Client::describe_services).match_requests(|r| r.cluster() == Some("stage02")).then_http_response(|| {
+        HttpResponse::new(
+            StatusCode::try_from(400).unwrap(),
+            SdkBody::from(json!({"__type": "ClusterNotFoundException", "message": "Cluster not found."}).to_string()),
+        )
+    });
+    let here = mock!(aws_sdk_ecs::Client::describe_services).match_requests(|r| r.cluster() == Some("stage01")).then_http_response(|| {
+        ok(json!({"services": [{
+            "serviceArn": "arn:aws:ecs:us-east-1:111122223333:service/stage01/auth", "serviceName": "auth",
+            "clusterArn": "arn:aws:ecs:us-east-1:111122223333:cluster/stage01", "status": "ACTIVE",
+            "taskDefinition": "arn:aws:ecs:us-east-1:111122223333:task-definition/auth:1",
+            "tags": [{"key": "autopilot:deploy", "value": "semver"}], "deployments": []
+        }], "failures": []}))
+    });
+    let td = mock!(aws_sdk_ecs::Client::describe_task_definition).then_http_response(|| {
+        ok(json!({"taskDefinition": {
+            "taskDefinitionArn": "arn:aws:ecs:us-east-1:111122223333:task-definition/auth:1", "family": "auth", "revision": 1,
+            "containerDefinitions": [{"name": "auth", "image": "111122223333.dkr.ecr.us-east-1.amazonaws.com/auth:v1", "memory": 256}]
+        }}))
+    });
+    let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+    for rule in [&gone, &here, &td] {
+        mocks = mocks.with_rule(rule);
+    }
+    let conf = aws_sdk_ecs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .http_client(aws_smithy_mocks::create_mock_http_client())
+        .interceptor(mocks)
+        .build();
+    let ecr_conf = autopilot::aws_sdk_ecr::Config::builder().behavior_version(BehaviorVersion::latest()).region(Region::new("us-east-1")).build();
+    let aws = Aws::from_clients(aws_sdk_ecs::Client::from_conf(conf), autopilot::aws_sdk_ecr::Client::from_conf(ecr_conf));
+    let sdk = autopilot::aws_config::SdkConfig::builder().behavior_version(autopilot::aws_config::BehaviorVersion::latest()).build();
+    let env = Env::from_parts(autopilot::Config::default(), sdk, autopilot::state::StateStore::memory(), autopilot::Notifier::log_only(false));
+    let indexed = [
+        ("stage01".to_string(), "arn:aws:ecs:us-east-1:111122223333:service/stage01/auth".to_string()),
+        ("stage02".to_string(), "arn:aws:ecs:us-east-1:111122223333:service/stage02/auth-copy".to_string()),
+    ];
+    let disc = autopilot_deployer::deploy::discover_only(&env, &aws, &indexed).await.expect("the deleted cluster fails nothing");
+    assert_eq!(disc.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["auth"]);
+    assert!(disc.failures.is_empty());
+    assert_eq!((gone.num_calls(), here.num_calls()), (1, 1));
 }
