@@ -768,6 +768,7 @@ def big_account(args: argparse.Namespace, proxy: Proxy) -> dict:
         rec = run_invoke(args, "deployer", for_account(event_file("schedule-reconcile.json"), account, f"bench-big-rec-{account}"), env,
                          f"big-{label}-reconcile")
         rc = counts(proxy.stats())
+        w.update(worlds.push_later(args.moto, account, w["repository"], "v2"))
         proxy.reset()
         unused = run_invoke(args, "deployer", w["unused_event"], env, f"big-{label}-unused")
         uc = counts(proxy.stats())
