@@ -536,7 +536,7 @@ async fn execute_family(
         let updated = if express.contains(&t.service_arn) { aws.update_express_service(&t.service_arn, &arn).await } else { aws.update_service(&t.cluster, &t.service, &arn).await };
         match updated {
             Ok(()) => {
-                let record = json!({"taskDefinition": arn, "previous": t.from, "at": now_epoch(), "digest": push.digest, "tag": push.tag});
+                let record = json!({"taskDefinition": arn, "previous": t.from, "at": now_epoch(), "digest": push.digest, "tag": push.tag, "repository": push.repository});
                 out.records.insert(keys::deployment(&t.cluster, &t.service), record);
                 tracing::info!(service = %who(&t.cluster, &t.service), from = %revision_name(&t.from), to = %revision_name(&arn), "deploying");
                 out.deployed.push(Deployed {
