@@ -88,6 +88,23 @@ pub fn push_thread(repository: &str, digest: &str) -> String {
     thread_id("push", &format!("{repository}@{digest}"))
 }
 
+/// The region of an ARN (`arn:PARTITION:SERVICE:REGION:…`), when it names one.
+pub fn region_of(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    (parts.next() == Some("arn")).then_some(())?;
+    parts.nth(2).filter(|r| !r.is_empty())
+}
+
+/// `aws ecs VERB --region R REST` for `content.nextSteps`, with the region `arn` names (none when
+/// it names none). Callers pass names, revisions and ARNs only: never an environment value,
+/// secret or override.
+pub fn ecs_command(verb: &str, arn: &str, rest: &str) -> String {
+    match region_of(arn) {
+        Some(r) => format!("aws ecs {verb} --region {r} {rest}"),
+        None => format!("aws ecs {verb} {rest}"),
+    }
+}
+
 /// `s` cut to at most `max` characters on a char boundary, ending in `…` when cut.
 pub fn cap(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

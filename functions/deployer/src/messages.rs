@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use autopilot::config::cluster_name;
+pub use autopilot::notify::{ecs_command, region_of};
 use autopilot::notify::{push_thread, thread_id};
 use autopilot::Notification;
 use serde_json::Value;
@@ -23,21 +24,6 @@ use crate::rollout::human_duration;
 // thread of its own ([`rollout_thread`]); a service's tag problem too ([`service_thread`]).
 // Commands (`content.nextSteps`) name clusters, services, revisions and ARNs only: never an
 // environment value, secret or override.
-
-/// The region of an ARN (`arn:PARTITION:SERVICE:REGION:…`), when it names one.
-pub fn region_of(arn: &str) -> Option<&str> {
-    let mut parts = arn.split(':');
-    (parts.next() == Some("arn")).then_some(())?;
-    parts.nth(2).filter(|r| !r.is_empty())
-}
-
-/// `aws ecs VERB --region R` (the region when `arn` names one) followed by `rest`.
-pub fn ecs_command(verb: &str, arn: &str, rest: &str) -> String {
-    match region_of(arn) {
-        Some(r) => format!("aws ecs {verb} --region {r} {rest}"),
-        None => format!("aws ecs {verb} {rest}"),
-    }
-}
 
 /// The service's ARN from its cluster's ARN (`…:cluster/C` → `…:service/C/S`); `None` when the
 /// cluster is not an ARN.
