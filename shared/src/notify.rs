@@ -88,6 +88,12 @@ pub fn push_thread(repository: &str, digest: &str) -> String {
     thread_id("push", &format!("{repository}@{digest}"))
 }
 
+/// The thread of a service's configuration problems (an invalid `autopilot:` tag, a CodeDeploy
+/// controller), whichever function finds them: `cluster` is the cluster's name or ARN.
+pub fn service_thread(cluster: &str, service: &str) -> String {
+    thread_id("service", &format!("{}/{service}", crate::config::cluster_name(cluster)))
+}
+
 /// The region of an ARN (`arn:PARTITION:SERVICE:REGION:…`), when it names one.
 pub fn region_of(arn: &str) -> Option<&str> {
     let mut parts = arn.split(':');

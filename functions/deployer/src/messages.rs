@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use autopilot::config::cluster_name;
-pub use autopilot::notify::{ecs_command, region_of};
+pub use autopilot::notify::{ecs_command, region_of, service_thread};
 use autopilot::notify::{push_thread, thread_id};
 use autopilot::Notification;
 use serde_json::Value;
@@ -55,11 +55,6 @@ pub fn record_thread(record: &Value) -> Option<String> {
 /// say which): its cluster, service and deployment.
 pub fn rollout_thread(cluster: &str, service: &str, deployment: &str) -> String {
     thread_id("rollout", &format!("{}/{service}/{deployment}", cluster_name(cluster)))
-}
-
-/// The thread of a service's configuration problems (invalid tags, a CodeDeploy controller).
-pub fn service_thread(cluster: &str, service: &str) -> String {
-    thread_id("service", &format!("{}/{service}", cluster_name(cluster)))
 }
 
 /// Thread, keywords and related ARNs of a message about a push's services.
