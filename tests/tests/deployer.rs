@@ -728,6 +728,9 @@ async fn v2_is_held_back_until_v3(w: &World, v1_td: &str, v2: &str, why: &str) {
     assert_eq!(notes[0].1["metadata"]["additionalContext"]["digest"], json!(v2));
     let description = notes[0].1["content"]["description"].as_str().unwrap();
     assert!(description.contains(why), "{description}");
+    // The command that lets it deploy again, on the stack's own state table.
+    let step = notes[0].1["content"]["nextSteps"][0].as_str().unwrap_or_default();
+    assert!(step.starts_with("aws dynamodb delete-item") && step.contains(&format!("--table-name {} ", w.table())) && step.contains("rolled-back"), "{:#}", notes[0].1);
     assert_no_secrets(w, "notification", &notes[0].1.to_string());
 
     // Every 10 minutes the pass holds it back again, silently.

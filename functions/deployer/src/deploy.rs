@@ -390,7 +390,7 @@ async fn record_verdicts(env: &Env, skipped: &[Skip]) {
 async fn notify_held_back(env: &Env, push: &Push, s: &Skip) {
     let Some(h) = &s.held_back else { return };
     let key = format!("held-back#{}#{}", who(&s.cluster, &s.service), h.digest);
-    if let Err(e) = env.notifier.publish_once(&env.state, &key, keys::VERDICT_TTL, &held_back_notification(s, push)).await {
+    if let Err(e) = env.notifier.publish_once(&env.state, &key, keys::VERDICT_TTL, &held_back_notification(s, push, env.config.state_table.as_deref())).await {
         tracing::warn!(service = %who(&s.cluster, &s.service), error = %e, "held-back notification not sent");
     }
 }

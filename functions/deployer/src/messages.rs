@@ -246,7 +246,9 @@ pub fn misconfigured_notification(s: &Skip) -> Notification {
 
 /// A service the pushed digest is held back from (DESIGN.md: a rollback is a verdict on a digest):
 /// who moved it off, and that only a newer push deploys there.
-pub fn held_back_notification(s: &Skip, push: &Push) -> Notification {
+/// `table` is the state table (`AUTOPILOT_STATE_TABLE`), for the command that allows the digest
+/// again; without one (state in memory) there is no such command.
+pub fn held_back_notification(s: &Skip, push: &Push, table: Option<&str>) -> Notification {
     let Some(h) = &s.held_back else {
         return Notification::new("deploy.held-back", format!("{}: not deployed", s.service), s.reason.clone())
             .thread(push_thread(&push.repository, &push.digest))
@@ -267,7 +269,7 @@ pub fn held_back_notification(s: &Skip, push: &Push) -> Notification {
         push.repository,
         push.label(),
     );
-    Notification::new("deploy.held-back", subject, description)
+    let n = Notification::new("deploy.held-back", subject, description)
         .field("cluster", cluster_name(&s.cluster).to_string())
         .field("service", s.service.clone())
         .field("repository", push.repository.clone())
@@ -279,12 +281,16 @@ pub fn held_back_notification(s: &Skip, push: &Push) -> Notification {
         .keywords([cluster_name(&s.cluster).to_string(), s.service.clone(), push.repository.clone(), push.tag.clone()])
         .related([s.cluster.clone()])
         .related(service_arn(&s.cluster, &s.service))
-        .related([h.verdict.task_definition.clone()])
-        // What to run to allow the digest again (the table is the stack's AUTOPILOT_STATE_TABLE;
-        // its key attributes are pk and sk, template.yaml).
-        .next_step(format!(
-            "aws dynamodb delete-item --table-name <AUTOPILOT_STATE_TABLE> --key '{{\"pk\":{{\"S\":\"{pk}\"}},\"sk\":{{\"S\":\"{sk}\"}}}}'"
-        ))
+        .related([h.verdict.task_definition.clone()]);
+    // What to run to allow the digest again (the state table's key attributes are pk and sk,
+    // template.yaml).
+    match table {
+        Some(table) => {
+            let region = region_of(&s.cluster).map(|r| format!(" --region {r}")).unwrap_or_default();
+            n.next_step(format!("aws dynamodb delete-item{region} --table-name {table} --key '{{\"pk\":{{\"S\":\"{pk}\"}},\"sk\":{{\"S\":\"{sk}\"}}}}'"))
+        }
+        None => n,
+    }
 }
 
 /// A rollout of ours past its deadline (`deploy.stuck`): how long, the task counts of its
@@ -458,7 +464,8 @@ mod tests {
                 fix: None,
                 held_back: Some(held),
             };
-            let n = held_back_notification(&skip, &push);
+            let n = held_back_notification(&skip, &push, Some("autopilot-state"));
+            assert!(held_back_notification(&skip, &push, None).next_steps.is_empty(), "no table, no command");
             assert_eq!(n.event_type, "deploy.held-back");
             assert!(n.subject.starts_with("auth: v2, sha256:aaaa") && n.subject.ends_with("held back, it was rolled back") && n.subject.len() < 100, "{}", n.subject);
             assert!(n.description.contains(says), "{by}: {}", n.description);
@@ -468,7 +475,7 @@ mod tests {
             assert_eq!(body["metadata"]["additionalContext"]["digest"], push.digest);
             assert_eq!(body["metadata"]["threadId"], push_thread("auth", &push.digest).as_str(), "the push's thread");
             let step = body["content"]["nextSteps"][0].as_str().unwrap();
-            assert!(step.starts_with("aws dynamodb delete-item --table-name <AUTOPILOT_STATE_TABLE> --key '{\"pk\":{\"S\":\"rolled-back\"}"), "{step}");
+            assert!(step.starts_with("aws dynamodb delete-item --region us-east-1 --table-name autopilot-state --key '{\"pk\":{\"S\":\"rolled-back\"}"), "{step}");
             assert!(serde_json::from_str::<Value>(step.split('\'').nth(1).unwrap()).is_ok(), "the key is JSON: {step}");
         }
     }
