@@ -454,6 +454,20 @@ async fn a_deployment_paused_at_a_pause_hook_is_told_once_with_the_commands_to_c
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(notes[0].0.starts_with("[dry run] auth: deployment paused"), "{}", notes[0].0);
     assert!(notes[0].1["content"]["description"].as_str().unwrap().contains("--hook-id ecs-pause-next --action CONTINUE"));
+    // Issue 17 item 10: the two commands are its nextSteps; a rollout no push of ours started is
+    // the deployment's own thread (its end, rollout.rs, answers there too).
+    assert_eq!(body["content"]["nextSteps"].as_array().map(Vec::len), Some(2), "{body:#}");
+    assert_eq!(body["metadata"]["threadId"], autopilot_deployer::messages::deployment_thread(&arn).as_str());
+
+    // A rollout a push of ours started: its pause answers in the push's thread.
+    let (digest, _) = push_and_deploy(&w, "auth", "v2", "a").await;
+    w.notifications().await;
+    let mut ours = for_world(sample_event("ecs-hook-awaiting-action.json"), &w);
+    ours["detail"]["hookId"] = json!("ecs-pause-ours");
+    deploy(&w, w.config(), ours).await.expect("a pause of our rollout");
+    let notes = w.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].1["metadata"]["threadId"], autopilot::notify::push_thread("auth", &digest).as_str(), "{:#}", notes[0].1);
 }
 
 #[tokio::test]

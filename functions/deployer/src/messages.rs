@@ -51,6 +51,12 @@ pub fn record_thread(record: &Value) -> Option<String> {
     Some(push_thread(s("repository")?, s("digest")?))
 }
 
+/// The thread of one ECS service deployment (its ARN): its pause hooks and its end, when no push
+/// of ours started it.
+pub fn deployment_thread(service_deployment_arn: &str) -> String {
+    thread_id("rollout", service_deployment_arn)
+}
+
 /// The thread of one rollout of a service that no push of ours started (or whose record does not
 /// say which): its cluster, service and deployment.
 pub fn rollout_thread(cluster: &str, service: &str, deployment: &str) -> String {
@@ -166,7 +172,7 @@ pub struct RolloutEnd<'a> {
 /// one that moves the service back (failed, rollback failed) or forward again (rolled back).
 pub fn rollout_end(n: Notification, e: &RolloutEnd) -> Notification {
     use crate::outcome::RolloutStatus as S;
-    let thread = e.ours.and_then(record_thread).unwrap_or_else(|| rollout_thread(e.cluster, e.service, e.deployment_id));
+    let thread = e.ours.and_then(record_thread).or_else(|| e.service_deployment.map(deployment_thread)).unwrap_or_else(|| rollout_thread(e.cluster, e.service, e.deployment_id));
     let recorded = |k: &str| e.ours.and_then(|r| r.get(k)).and_then(Value::as_str).filter(|v| !v.is_empty() && !crate::plan::same_revision(v, e.current));
     let mut n = n
         .thread(thread)
@@ -382,8 +388,8 @@ pub fn awaiting_approval_notification(p: &PausedHook) -> Notification {
         n = n.field("timeoutAction", a.clone());
     }
     // The deployment's own thread: its pause, and the end rollout.rs reports when no push of
-    // ours started it.
-    n.thread(thread_id("hook", &p.service_deployment_arn))
+    // ours started it (hook.rs puts it in the push's thread when one did).
+    n.thread(deployment_thread(&p.service_deployment_arn))
         .keywords([p.cluster.clone(), p.service.clone()])
         .keywords(p.lifecycle_stage.clone())
         .related([p.service_deployment_arn.clone()])
@@ -650,6 +656,18 @@ mod tests {
             assert!(ctx["rollbackCommand"].as_str().unwrap().ends_with("--action ROLLBACK"));
             assert_eq!(body["content"]["nextSteps"], serde_json::json!([ctx["continueCommand"], ctx["rollbackCommand"]]));
             assert_eq!(body["metadata"]["relatedResources"], serde_json::json!([arn]));
+            // The deployment's thread, which its end shares when no push of ours started it.
+            let end = RolloutEnd {
+                cluster: "arn:aws:ecs:us-east-1:123456789012:cluster/stage01",
+                service: "auth",
+                service_arn: "arn:aws:ecs:us-east-1:123456789012:service/stage01/auth",
+                status: crate::outcome::RolloutStatus::Stable,
+                current: "arn:aws:ecs:us-east-1:123456789012:task-definition/auth:3",
+                deployment_id: "ecs-svc/1",
+                service_deployment: Some(arn),
+                ours: None,
+            };
+            assert_eq!(rollout_end(Notification::new("deploy.completed", "s", "d"), &end).thread_id.as_deref(), body["metadata"]["threadId"].as_str());
         }
         let unknown_deadline = PausedHook { expires_at: None, lifecycle_stage: None, ..paused(TimeoutAction::Known("ROLLBACK".into())) };
         let n = awaiting_approval_notification(&unknown_deadline);
