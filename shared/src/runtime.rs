@@ -469,7 +469,11 @@ async fn notify_unreachable(env: &Env, place: &Place, e: &Error) {
     )
     .field("account", account.as_str())
     .field("region", place.region.as_str())
-    .field("role", role.as_str());
+    .field("role", role.as_str())
+    .thread(crate::notify::thread_id("account", account))
+    .keywords([account.as_str(), place.region.as_str()]);
+    // What the function tries, to check the trust once the roles are deployed.
+    let n = if role.starts_with("arn:") { n.related([role.to_string()]).next_step(format!("aws sts assume-role --role-arn {role} --role-session-name ecs-autopilot-check")) } else { n };
     let once = std::time::Duration::from_secs(3600);
     if let Err(e) = env.notifier.publish_once(&env.state, &format!("account-unreachable/{account}"), once, &n).await {
         tracing::warn!(error = %e, "could not notify that the account is unreachable");

@@ -360,7 +360,9 @@ async fn completed_rollout_records_the_stable_revision_and_notifies_once() {
     let w = World::seed().await;
     let digest = push_image(&w, "auth", "v2", "a").await;
     deploy(&w, w.config(), push_event(&w, "auth", Some("v2"), &digest)).await.expect("deploy");
-    w.notifications().await;
+    let started = w.notifications().await;
+    assert_eq!(started.len(), 1, "{started:?}");
+    let push_thread = started[0].1["metadata"]["threadId"].as_str().expect("the push's threadId").to_string();
     let td = service_td(&w, "auth").await;
     let svc = w.ecs().describe_services().cluster("stage01").services("auth").send().await.unwrap();
     let dep_id = svc.services()[0].deployments()[0].id().unwrap().to_string();
@@ -375,6 +377,14 @@ async fn completed_rollout_records_the_stable_revision_and_notifies_once() {
     let notes = w.notifications().await;
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(notes[0].0.starts_with("auth rolled onto auth:2 (v2, sha256:"), "{}", notes[0].0);
+    // Issue 17 item 10: one push, one chat thread (custom notifications' threadId,
+    // https://docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html): the rollout's end
+    // answers in the thread of the push that started it, found through the deployment record.
+    assert_eq!(notes[0].1["metadata"]["threadId"], push_thread.as_str(), "{:#}", notes[0].1);
+    assert_eq!(push_thread, autopilot::notify::push_thread("auth", &digest));
+    let related = notes[0].1["metadata"]["relatedResources"].as_array().expect("relatedResources");
+    assert!(related.contains(&json!(w.str("/services/auth"))) && related.iter().any(|a| a.as_str().is_some_and(|a| a.contains(":task-definition/auth:2"))), "{related:?}");
+    assert!(notes[0].1["content"].get("nextSteps").is_none(), "a completed rollout asks nothing: {:#}", notes[0].1);
 
     // The same deployment reported again under another event id: no second notification.
     let mut dup = for_world(sample_event("ecs-deployment-completed.json"), &w);
@@ -444,6 +454,20 @@ async fn a_deployment_paused_at_a_pause_hook_is_told_once_with_the_commands_to_c
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(notes[0].0.starts_with("[dry run] auth: deployment paused"), "{}", notes[0].0);
     assert!(notes[0].1["content"]["description"].as_str().unwrap().contains("--hook-id ecs-pause-next --action CONTINUE"));
+    // Issue 17 item 10: the two commands are its nextSteps; a rollout no push of ours started is
+    // the deployment's own thread (its end, rollout.rs, answers there too).
+    assert_eq!(body["content"]["nextSteps"].as_array().map(Vec::len), Some(2), "{body:#}");
+    assert_eq!(body["metadata"]["threadId"], autopilot_deployer::messages::deployment_thread(&arn).as_str());
+
+    // A rollout a push of ours started: its pause answers in the push's thread.
+    let (digest, _) = push_and_deploy(&w, "auth", "v2", "a").await;
+    w.notifications().await;
+    let mut ours = for_world(sample_event("ecs-hook-awaiting-action.json"), &w);
+    ours["detail"]["hookId"] = json!("ecs-pause-ours");
+    deploy(&w, w.config(), ours).await.expect("a pause of our rollout");
+    let notes = w.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].1["metadata"]["threadId"], autopilot::notify::push_thread("auth", &digest).as_str(), "{:#}", notes[0].1);
 }
 
 #[tokio::test]
@@ -732,6 +756,9 @@ async fn v2_is_held_back_until_v3(w: &World, v1_td: &str, v2: &str, why: &str) {
     assert_eq!(notes[0].1["metadata"]["additionalContext"]["digest"], json!(v2));
     let description = notes[0].1["content"]["description"].as_str().unwrap();
     assert!(description.contains(why), "{description}");
+    // The command that lets it deploy again, on the stack's own state table.
+    let step = notes[0].1["content"]["nextSteps"][0].as_str().unwrap_or_default();
+    assert!(step.starts_with("aws dynamodb delete-item") && step.contains(&format!("--table-name {} ", w.table())) && step.contains("rolled-back"), "{:#}", notes[0].1);
     assert_no_secrets(w, "notification", &notes[0].1.to_string());
 
     // Every 10 minutes the pass holds it back again, silently.
@@ -1018,7 +1045,9 @@ async fn a_rollout_past_its_deadline_is_reported_stuck_once() {
     assert_eq!(body["metadata"]["eventType"], "deploy.stuck");
     assert!(subject.starts_with("auth: rollout of auth:2 (v2, sha256:") && subject.contains("stuck for 31m"), "{subject}");
     let context = &body["metadata"]["additionalContext"];
-    assert!(context["desiredCount"].is_number() && context["runningCount"].is_number(), "{context}");
+    // additionalContext values are strings (the custom-notification schema,
+    // https://docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html): counts in decimal.
+    assert!(["desiredCount", "runningCount"].iter().all(|k| context[k].as_str().is_some_and(|v| v.parse::<u64>().is_ok())), "{context}");
     assert!(body["content"]["description"].as_str().unwrap().contains("past the deadline of 30m00s"), "{body:#}");
 
     reconcile(&w).await;

@@ -98,7 +98,7 @@ async fn crashed_standalone_task_is_rerun_once_with_its_overrides_and_tags() {
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(notes[0].0.contains("nightly-report") && notes[0].0.contains("re-run 1 of 2"), "{}", notes[0].0);
     assert_eq!(notes[0].1["metadata"]["additionalContext"]["newTask"], json!(new_arn));
-    assert_eq!(notes[0].1["metadata"]["additionalContext"]["exitCode"], 1);
+    assert_eq!(notes[0].1["metadata"]["additionalContext"]["exitCode"], "1", "additionalContext values are strings (custom-notification schema)");
     assert_no_secrets(&world, &notes);
 
     // Not tagged: left alone, silently.
@@ -216,6 +216,7 @@ async fn a_burst_of_failed_tasks_is_one_notification_and_one_summary() {
     let notes = world.notifications().await;
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(notes[0].0.contains("random") && notes[0].0.contains("crashed"), "{}", notes[0].0);
+    let thread = notes[0].1["metadata"]["threadId"].as_str().expect("the incident's threadId").to_string();
 
     // The incident goes on after the window: one summary of the 49 folded tasks and this one.
     clock.store(start + 700, Ordering::SeqCst);
@@ -225,7 +226,12 @@ async fn a_burst_of_failed_tasks_is_one_notification_and_one_summary() {
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0].0, "stage01/random: 50 more tasks of random:1 crashed in the last 12 min");
     assert_eq!(notes[0].1["metadata"]["eventType"], "recovery.summary");
-    assert_eq!(notes[0].1["metadata"]["additionalContext"]["crashLoop"], true);
+    assert_eq!(notes[0].1["metadata"]["additionalContext"]["crashLoop"], "true");
+    // Issue 17 item 10: one incident, one chat thread (custom notifications' threadId,
+    // https://docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html); a crash loop
+    // nobody rolled back says what to look at.
+    assert_eq!(notes[0].1["metadata"]["threadId"], thread.as_str(), "the summary answers in the first message's thread");
+    assert_eq!(notes[0].1["content"]["nextSteps"][0], "aws ecs describe-services --region us-east-1 --cluster stage01 --services random".replace("us-east-1", &world.region), "{:#}", notes[0].1);
     assert_no_secrets(&world, &notes);
     assert_eq!(service(&world, "random").await.task_definition(), Some(td.as_str()), "no rollback without the tag");
 }
@@ -326,7 +332,7 @@ async fn dry_run_decides_and_notifies_but_changes_nothing() {
     assert_ne!(v1, v2);
 
     let notes = world.notifications().await;
-    assert!(notes.iter().all(|(s, b)| s.starts_with("[dry run]") && b["metadata"]["additionalContext"]["dryRun"] == true), "{notes:?}");
+    assert!(notes.iter().all(|(s, b)| s.starts_with("[dry run]") && b["metadata"]["additionalContext"]["dryRun"] == "true"), "{notes:?}");
     assert!(notes.iter().any(|(s, _)| s.contains("would roll back to random:1")), "{notes:?}");
     assert_no_secrets(&world, &notes);
 }

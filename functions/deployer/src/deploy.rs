@@ -443,7 +443,7 @@ async fn record_verdicts(env: &Env, skipped: &[Skip]) {
 async fn notify_held_back(env: &Env, push: &Push, s: &Skip) {
     let Some(h) = &s.held_back else { return };
     let key = format!("held-back#{}#{}", who(&s.cluster, &s.service), h.digest);
-    if let Err(e) = env.notifier.publish_once(&env.state, &key, keys::VERDICT_TTL, &held_back_notification(s, push)).await {
+    if let Err(e) = env.notifier.publish_once(&env.state, &key, keys::VERDICT_TTL, &held_back_notification(s, push, env.config.state_table.as_deref())).await {
         tracing::warn!(service = %who(&s.cluster, &s.service), error = %e, "held-back notification not sent");
     }
 }
@@ -589,7 +589,7 @@ async fn execute_family(
         let updated = if express.contains(&t.service_arn) { aws.update_express_service(&t.service_arn, &arn).await } else { aws.update_service(&t.cluster, &t.service, &arn).await };
         match updated {
             Ok(()) => {
-                let record = json!({"taskDefinition": arn, "previous": t.from, "at": now_epoch(), "digest": push.digest, "tag": push.tag});
+                let record = json!({"taskDefinition": arn, "previous": t.from, "at": now_epoch(), "digest": push.digest, "tag": push.tag, "repository": push.repository});
                 out.records.insert(keys::deployment(&t.cluster, &t.service), record);
                 tracing::info!(service = %who(&t.cluster, &t.service), from = %revision_name(&t.from), to = %revision_name(&arn), "deploying");
                 out.deployed.push(Deployed {

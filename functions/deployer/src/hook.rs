@@ -175,7 +175,20 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<HookStateChange>)
         "deployment paused at a lifecycle hook: awaiting approval"
     );
     let key = format!("hook#{deployment_arn}#{hook_id}");
-    let notified = env.notifier.publish_once(&env.state, &key, NOTIFY_ONCE, &awaiting_approval_notification(&paused)).await?;
+    let mut n = awaiting_approval_notification(&paused);
+    // A rollout a push of ours started (our record names the revision the service rolls onto):
+    // its pause answers in the push's thread, as its end will (messages::rollout_end).
+    let (pk, sk) = autopilot::keys::deployment(&info.observed.cluster, &service);
+    match env.state.get(&pk, &sk).await {
+        Ok(Some(r)) if r.data.get("taskDefinition").and_then(serde_json::Value::as_str).is_some_and(|t| crate::plan::same_revision(t, &info.observed.task_definition)) => {
+            if let Some(t) = crate::messages::record_thread(&r.data) {
+                n = n.thread(t);
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(service = %service, error = %e, "cannot read the deployment record; the pause gets the deployment's own thread"),
+    }
+    let notified = env.notifier.publish_once(&env.state, &key, NOTIFY_ONCE, &n).await?;
     Ok(Outcome::Hook(HookReport {
         status: HookStatus::AwaitingApproval,
         cluster: paused.cluster,

@@ -113,7 +113,7 @@ async fn report_stuck(env: &Env, disc: &deploy::Discovered) -> Result<Vec<String
         let deadline = env.config.rollout_deadline.as_secs();
         let Some(running) = stuck_for(&ours, started, &s.task_definition, progress.rollout_state.as_deref(), deadline, progress.bake_minutes, now) else { continue };
         let who = deploy::who(&s.cluster, &s.name);
-        let n = messages::stuck(s, &ours, record.data.get("tag").and_then(Value::as_str), running, deadline, progress);
+        let n = messages::stuck(s, &ours, &record.data, running, deadline, progress);
         let key = format!("deploy.stuck#{who}#{started}");
         env.notifier.publish_once(&env.state, &key, STUCK_MEMORY, &n).await?;
         tracing::warn!(service = %who, running_seconds = running, "rollout past its deadline");

@@ -249,6 +249,22 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<DeploymentStateCh
             }
         }
     }
+    // Ours when the record is about this rollout or about the revision it rolled back: then the
+    // message goes to the push's thread (messages::rollout_end).
+    let ours_rollout = image.is_some() || verdict.is_some();
+    let n = crate::messages::rollout_end(
+        n,
+        &crate::messages::RolloutEnd {
+            cluster: &s.cluster,
+            service,
+            service_arn: &arn,
+            status,
+            current: &current,
+            deployment_id: &deployment_id,
+            service_deployment: deployment.as_ref().map(|d| d.arn.as_str()),
+            ours: record.as_ref().filter(|_| ours_rollout),
+        },
+    );
     let key = format!("deploy#{deployment_id}#{}", ev.detail.event_name);
     let sent = env.notifier.publish_once(&env.state, &key, NOTIFY_ONCE, &n).await?;
     Ok(Outcome::Rollout(RolloutReport { status, cluster: cluster_label, service: service.to_string(), task_definition: current, notified: sent }))

@@ -2,6 +2,7 @@
 //! one-line account of what was done (`what`), which the outcome's `reason` repeats. Pure: built
 //! from the classified stop and the decision only, never from overrides or container environment.
 
+use autopilot::notify::{ecs_command, thread_id};
 use autopilot::Notification;
 use serde_json::{Map, Value};
 
@@ -51,14 +52,58 @@ pub fn base(s: &Stopped, event_type: &str, subject: String, what: &str) -> Notif
     }
     let mut n = Notification::new(event_type, subject, description);
     n.fields = context;
-    n
+    let family = s.revision.split(':').next().unwrap_or_default().to_string();
+    let tg = match &s.class {
+        StopClass::ElbHealthCheck { target_group_arn } => target_group_arn.clone(),
+        _ => None,
+    };
+    n.thread(incident_thread(&plan::incident_key(&scope(s), &s.class, &s.revision)))
+        .keywords([s.cluster.clone()])
+        .keywords(s.t.service_name().map(String::from))
+        .keywords([family, s.class.label().to_string()])
+        .related([s.t.cluster_arn.clone(), s.t.task_arn.clone()])
+        .related(s.t.task_definition_arn.clone())
+        .related(tg)
+}
+
+/// What an incident is keyed by (incident.rs): the service (`CLUSTER/SERVICE`) for a service's
+/// task, the cluster's standalone tasks (`CLUSTER/task`) otherwise.
+pub fn scope(s: &Stopped) -> String {
+    match s.t.service_name() {
+        Some(service) => plan::service_scope(&s.cluster, service),
+        None => crate::restart::task_scope(&s.cluster),
+    }
+}
+
+/// One incident, one thread (`metadata.threadId` of the custom-notification schema,
+/// https://docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html): every message of
+/// an incident (`plan::incident_key`: scope, class, revision), its first, its summaries, the
+/// rollback that stands for it, a refused or exhausted re-run, is built by [`base`] into it.
+pub fn incident_thread(incident_key: &str) -> String {
+    thread_id("incident", incident_key)
+}
+
+/// `aws ecs describe-tasks` of the stopped task, with its tags (what a refused or exhausted
+/// re-run is about): names and ARNs only, never its overrides.
+pub fn describe_task(s: &Stopped) -> String {
+    ecs_command("describe-tasks", &s.t.task_arn, &format!("--cluster {} --tasks {} --include TAGS", s.cluster, s.t.task_arn))
+}
+
+/// `aws ecs describe-services` of the stopped task's service.
+pub fn describe_service(s: &Stopped, service: &str) -> String {
+    ecs_command("describe-services", &s.t.cluster_arn, &format!("--cluster {} --services {service}", s.cluster))
+}
+
+/// `aws ecs update-service … --task-definition FAMILY:REV` (taskDefinition only).
+pub fn update_service(s: &Stopped, service: &str, revision: &str) -> String {
+    ecs_command("update-service", &s.t.cluster_arn, &format!("--cluster {} --service {service} --task-definition {revision}", s.cluster))
 }
 
 // ------------------------------------------------------------------ standalone re-runs
 
 /// A re-run refused for a reason the task's owner must fix (its tags).
 pub fn refused(s: &Stopped, name: &str, why: &str) -> Notification {
-    base(s, "recovery.restart-refused", format!("{name}: task of {} {}, not re-run", s.revision, s.class), why)
+    base(s, "recovery.restart-refused", format!("{name}: task of {} {}, not re-run", s.revision, s.class), why).next_step(describe_task(s))
 }
 
 /// A dry run's account of a restart decision and its message; `None` when not opted in.
@@ -77,7 +122,8 @@ pub fn restart_limit(s: &Stopped, name: &str, lineage: &str, limit: u32) -> (Str
     let what = format!("not re-run: restart limit reached ({limit} of {limit} used by lineage {lineage})");
     let n = base(s, "recovery.restart-limit", format!("{name}: task of {} {}, restart limit {limit} reached", s.revision, s.class), &what)
         .field("lineage", lineage.to_string())
-        .field("restartLimit", limit);
+        .field("restartLimit", limit)
+        .next_step(describe_task(s));
     (what, n)
 }
 
@@ -132,7 +178,12 @@ pub fn rollback(s: &Stopped, service: &str, failures: usize, window_secs: u64, t
         .field("service", service)
         .field("rolledBackFrom", s.revision.clone())
         .field("rolledBackTo", to_rev.to_string())
-        .field("failuresInWindow", failures);
+        .field("failuresInWindow", failures)
+        .next_step(describe_service(s, service))
+        .next_step(describe_task(s));
+    // A dry run: the rollback it would make; a rollback made: forward again once the cause is
+    // fixed (autopilot will not: a rollback is a verdict on the digest).
+    let n = if dry_run { n.next_step(update_service(s, service, to_rev)) } else { n.next_step(update_service(s, service, &s.revision)) };
     (what, n)
 }
 
@@ -157,12 +208,18 @@ pub fn incident(s: &Stopped, name: &str, short: &str, what: &str, emit: &Emit, f
     if let Emit::Summary { tasks, since_secs } = emit {
         n = n.field("moreTasks", *tasks).field("sinceSeconds", *since_secs);
     }
+    // A crash loop nobody rolled back is a person's to look at.
+    let crash_loop = fields.iter().any(|(k, v)| *k == "crashLoop" && *v == Value::Bool(true));
+    if let (true, Some(service)) = (crash_loop, s.t.service_name()) {
+        n = n.next_step(describe_service(s, service)).next_step(describe_task(s));
+    }
     Some(n)
 }
 
 /// An ELB health-check message names the target group and, when it could be read, why its
 /// targets fail their health checks.
 pub fn with_target_health(n: Notification, target_group_arn: &str, health: Option<&TargetGroupHealth>) -> Notification {
+    let n = n.related([target_group_arn.to_string()]);
     let Some(h) = health else { return n.field("targetGroup", target_group_arn) };
     let summary = h.summary();
     let mut n = n.field("targetGroup", target_group_arn).field("targetHealth", summary.clone());
@@ -279,6 +336,64 @@ mod tests {
         assert_eq!(summary.event_type, "recovery.summary");
         let tail: Vec<&String> = summary.fields.keys().skip_while(|k| *k != "action").collect();
         assert_eq!(tail, ["action", "stoppedReason", "stopCode", "service", "moreTasks", "sinceSeconds"], "the message's own fields follow the common ones");
+    }
+
+    /// Issue 17 item 10: one incident, one thread (custom notifications' threadId,
+    /// https://docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html): its first
+    /// message, its summary and the rollback that stands for it share it; another revision's
+    /// incident, or another class, is another thread.
+    #[test]
+    fn an_incidents_first_message_summary_and_rollback_share_one_thread() {
+        let t = crash();
+        let s = Stopped::every_container_essential(&t);
+        let fields = [("service", json!("random")), ("crashLoop", json!(true))];
+        let first = incident(&s, "stage01/random", "crash loop, not rolled back", "what", &Emit::First, &fields).unwrap().chatbot_body(false);
+        let summary = incident(&s, "stage01/random", "x", "what", &Emit::Summary { tasks: 3, since_secs: 600 }, &fields).unwrap().chatbot_body(false);
+        let (_, rolled_back) = rollback(&s, "random", 3, 600, "random:1", false);
+        let thread = incident_thread(&plan::incident_key("stage01/random", &s.class, "random:2"));
+        for b in [&first, &summary, &rolled_back.chatbot_body(false)] {
+            assert_eq!(b["metadata"]["threadId"], thread.as_str(), "{b}");
+        }
+        assert_eq!(
+            first["metadata"]["relatedResources"],
+            json!(["arn:aws:ecs:us-east-1:123456789012:cluster/stage01", "arn:aws:ecs:us-east-1:123456789012:task/stage01/0123abcd", "arn:aws:ecs:us-east-1:123456789012:task-definition/random:2"])
+        );
+        let keywords = first["content"]["keywords"].as_array().unwrap();
+        for k in ["recovery", "stage01", "random", "crash"] {
+            assert!(keywords.contains(&json!(k)), "{k}: {keywords:?}");
+        }
+        assert_eq!(first["metadata"]["additionalContext"]["exitCode"], "1", "additionalContext values are strings");
+        // The crash loop nobody rolled back: what to look at.
+        assert_eq!(first["content"]["nextSteps"][0], "aws ecs describe-services --region us-east-1 --cluster stage01 --services random");
+        // The rollback: forward again once fixed; in a dry run, the rollback it would make.
+        let steps = rolled_back.chatbot_body(false)["content"]["nextSteps"].clone();
+        assert_eq!(steps.as_array().unwrap().last().unwrap(), "aws ecs update-service --region us-east-1 --cluster stage01 --service random --task-definition random:2");
+        let (_, dry) = rollback(&s, "random", 3, 600, "random:1", true);
+        assert_eq!(dry.next_steps.last().unwrap(), "aws ecs update-service --region us-east-1 --cluster stage01 --service random --task-definition random:1");
+        // Another class of stop of the same revision: another incident, another thread.
+        let health = event("service:random", "ServiceSchedulerInitiated", "Task failed container health checks", json!([]));
+        let other = base(&Stopped::every_container_essential(&health), "recovery.task-failed", "s".into(), "w");
+        assert_ne!(other.thread_id.as_deref(), Some(thread.as_str()));
+        // A replaced task (no crash loop) asks nothing of anyone.
+        let replaced = incident(&s, "stage01/random", "replaced by ECS", "what", &Emit::First, &[("service", json!("random")), ("crashLoop", json!(false))]).unwrap();
+        assert!(replaced.next_steps.is_empty());
+    }
+
+    /// A refused re-run: the command that shows the task and the tags the refusal is about, in
+    /// the standalone tasks' incident thread; never an override (the event carries one).
+    #[test]
+    fn a_refused_restart_says_what_to_run() {
+        let t = event("family:nightly-report", "EssentialContainerExited", "", json!([{"name": "job", "exitCode": 3}]));
+        let s = Stopped::every_container_essential(&t);
+        let b = refused(&s, "stage01/job", "cannot re-run: autopilot:restart is not valid").chatbot_body(false);
+        assert_eq!(
+            b["content"]["nextSteps"],
+            json!(["aws ecs describe-tasks --region us-east-1 --cluster stage01 --tasks arn:aws:ecs:us-east-1:123456789012:task/stage01/0123abcd --include TAGS"])
+        );
+        assert_eq!(b["metadata"]["threadId"], incident_thread(&plan::incident_key("stage01/task", &s.class, "random:2")).as_str());
+        assert!(!b.to_string().contains("s3cr3t") && !b.to_string().contains("API_TOKEN"), "{b}");
+        let (_, limit) = restart_limit(&s, "stage01/job", "orig", 2);
+        assert_eq!(limit.next_steps, b["content"]["nextSteps"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect::<Vec<_>>());
     }
 
     #[test]

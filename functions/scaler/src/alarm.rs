@@ -79,7 +79,7 @@ pub async fn evaluate(env: &Env, aws: &Aws, view: &AlarmView, tags: &Tags, origi
         None => return Ok(Outcome::ignored_alarm(alarm, "no autopilot:scale tag")),
         Some(Ok(c)) => c,
         Some(Err(e)) => {
-            let (key, n) = messages::invalid_alarm_tag(alarm, &e);
+            let (key, n) = messages::invalid_alarm_tag(alarm, view.arn.as_deref(), &e);
             env.notifier.publish_once(&env.state, &key, INVALID_TAG_MEMORY, &n).await?;
             return Err(Error::tag(format!("alarm {alarm}"), e));
         }

@@ -2,6 +2,7 @@
 //! so each text is pinned by a test here. Texts are built from names, counts, the alarm's numbers
 //! and the tag at fault only: no environment value can reach them.
 
+use autopilot::notify::{region_of, service_thread, thread_id};
 use autopilot::tags::{Adjustment, Bounds, TagError};
 use autopilot::Notification;
 
@@ -32,15 +33,68 @@ pub fn why(view: &AlarmView, step: Option<Adjustment>) -> String {
 
 /// A malformed tag on an alarm: once per alarm and value (the key holds the value, so a new
 /// mistake is told again and the same one is not repeated by every re-evaluation).
-pub fn invalid_alarm_tag(alarm: &str, e: &TagError) -> (String, Notification) {
-    let n = Notification::new("scale.invalid-tag", format!("alarm {alarm}: tag {} is not valid", e.tag), e.to_string()).field("alarm", alarm).field("tag", e.tag);
+/// `arn` (when known) points the message at the alarm and names the commands' region.
+pub fn invalid_alarm_tag(alarm: &str, arn: Option<&str>, e: &TagError) -> (String, Notification) {
+    let mut n = Notification::new("scale.invalid-tag", format!("alarm {alarm}: tag {} is not valid", e.tag), e.to_string())
+        .field("alarm", alarm)
+        .field("tag", e.tag)
+        .thread(alarm_thread(alarm))
+        .keywords([alarm.to_string(), e.tag.to_string()]);
+    if let Some(arn) = arn {
+        // The alarm's tags as CloudWatch has them, and the command that sets the tag again.
+        let region = region_of(arn).map(|r| format!(" --region {r}")).unwrap_or_default();
+        n = n
+            .related([arn.to_string()])
+            .next_step(format!("aws cloudwatch list-tags-for-resource{region} --resource-arn {arn}"))
+            .next_step(format!("aws cloudwatch tag-resource{region} --resource-arn {arn} --tags Key={},Value=<a valid value>", e.tag));
+    }
     (format!("scale-tag#{alarm}#{}#{}", e.tag, e.value), n)
 }
 
 /// A malformed `autopilot:min`/`autopilot:max` on the service: once per service and tag.
 pub fn invalid_service_tag(cluster: &str, service: &str, e: &TagError) -> (String, Notification) {
-    let n = Notification::new("scale.invalid-tag", format!("{service}: tag {} is not valid", e.tag), e.to_string()).field("service", service);
+    let n = Notification::new("scale.invalid-tag", format!("{service}: tag {} is not valid", e.tag), e.to_string())
+        .field("service", service)
+        .thread(service_thread(cluster, service))
+        .keywords([cluster.to_string(), service.to_string(), e.tag.to_string()])
+        .next_step(describe_service_tags(cluster, service));
     (format!("scale-tag#{cluster}/{service}#{}", e.tag), n)
+}
+
+// Threads (`metadata.threadId` of the custom-notification schema,
+// https://docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html): one alarm
+// transition (name and state timestamp, the identity the refusal keys use) is one thread, its
+// scaling decisions and refusals in it; an alarm's tag problems one thread; a service's tag
+// problems the thread the deployer uses too (`service_thread`); a service's placement failures
+// one; a group's shrinking one.
+
+/// The thread of an alarm's tag problems.
+pub fn alarm_thread(alarm: &str) -> String {
+    thread_id("alarm", alarm)
+}
+
+/// The thread of one transition of an alarm: what it made the scaler do or refuse.
+pub fn transition_thread(view: &AlarmView) -> String {
+    thread_id("scaling", &format!("{}#{}", view.name, view.timestamp))
+}
+
+/// `aws ecs describe-services --include TAGS`: the service's `autopilot:min`/`max` as ECS has
+/// them (the scaler's alarms name a cluster and service, not their ARNs).
+pub fn describe_service_tags(cluster: &str, service: &str) -> String {
+    format!("aws ecs describe-services --cluster {cluster} --services {service} --include TAGS")
+}
+
+/// What a person can run about the capacity a message reports: the group's max to raise when it
+/// is at its max, the group to look for when it does not exist.
+pub fn capacity_steps(capacity: Option<&Capacity>) -> Vec<String> {
+    match capacity {
+        Some(Capacity::Checked(c)) => match c.change() {
+            GroupChange::AtMax { wanted, .. } => vec![format!("aws autoscaling update-auto-scaling-group --auto-scaling-group-name {} --max-size {wanted}", c.group)],
+            _ => Vec::new(),
+        },
+        Some(Capacity::GroupNotFound { group, .. }) => vec![format!("aws autoscaling describe-auto-scaling-groups --auto-scaling-group-names {group}")],
+        _ => Vec::new(),
+    }
 }
 
 /// One alarm's decision about one service: what its refusal or its change says.
@@ -63,7 +117,15 @@ impl Scaling<'_> {
             .field("alarm", view.name.as_str())
             .field("desired", from)
             .field("wanted", wanted)
-            .field("refusal", refusal.as_str());
+            .field("refusal", refusal.as_str())
+            .thread(transition_thread(view))
+            .keywords([cluster.to_string(), service.to_string(), view.name.clone(), refusal.as_str().to_string()])
+            .related(view.arn.clone());
+        // At a bound: the tag that sets it is the person's to change.
+        let n = match refusal {
+            Refusal::AtMax | Refusal::AtMin => n.next_step(describe_service_tags(cluster, service)),
+            _ => n,
+        };
         (format!("scale-refused#{}#{}#{}", view.name, view.timestamp, refusal.as_str()), n)
     }
 
@@ -85,7 +147,13 @@ impl Scaling<'_> {
             .field("alarm", self.view.name.as_str())
             .field("from", from)
             .field("to", to)
-            .field("step", self.step.to_string());
+            .field("step", self.step.to_string())
+            .thread(transition_thread(self.view))
+            .keywords([cluster.to_string(), service.to_string(), self.view.name.clone()])
+            .related(self.view.arn.clone());
+        for step in capacity_steps(capacity) {
+            n = n.next_step(step);
+        }
         n.title = format!("{service} {from} → {to} ({why})");
         n
     }
@@ -135,7 +203,9 @@ pub fn placement_failure(cluster: &str, service: &str, reasons: &[String], capac
         let n = Notification::new("capacity.ecs-managed", subject, format!("{service} in {cluster}: task placement failed ({}). {text}", reasons.join("; ")))
             .field("cluster", cluster)
             .field("service", service)
-            .field("capacityProvider", provider.as_str());
+            .field("capacityProvider", provider.as_str())
+            .thread(placement_thread(cluster, service))
+            .keywords([cluster.to_string(), service.to_string(), provider.clone()]);
         return Some(n);
     }
     let Capacity::Checked(c) = capacity else { return None };
@@ -148,8 +218,16 @@ pub fn placement_failure(cluster: &str, service: &str, reasons: &[String], capac
     let n = Notification::new(event_type, subject, format!("{service} in {cluster}: task placement failed ({}).{text}", reasons.join("; ")))
         .field("cluster", cluster)
         .field("service", service)
-        .field("group", c.group.as_str());
+        .field("group", c.group.as_str())
+        .thread(placement_thread(cluster, service))
+        .keywords([cluster.to_string(), service.to_string(), c.group.clone()]);
+    let n = capacity_steps(Some(capacity)).into_iter().fold(n, Notification::next_step);
     Some(n)
+}
+
+/// The thread of a service's placement failures.
+pub fn placement_thread(cluster: &str, service: &str) -> String {
+    thread_id("placement", &format!("{cluster}/{service}"))
 }
 
 /// An idle instance drained and terminated, the group's desired capacity `desired` − 1.
@@ -162,6 +240,8 @@ pub fn shrunk(cluster: &str, group: &str, ec2_id: &str, desired: i64) -> Notific
     .field("cluster", cluster)
     .field("group", group)
     .field("instance", ec2_id)
+    .thread(thread_id("group", &format!("{cluster}/{group}")))
+    .keywords([cluster, group, ec2_id])
 }
 
 #[cfg(test)]
@@ -222,16 +302,53 @@ mod tests {
     #[test]
     fn invalid_tags() {
         let e = autopilot::tags::Steps::parse("lots").unwrap_err();
-        let (key, n) = invalid_alarm_tag("random-cpu-bad", &e);
+        let (key, n) = invalid_alarm_tag("random-cpu-bad", None, &e);
         assert_eq!((key.as_str(), n.event_type.as_str(), n.subject.as_str()), ("scale-tag#random-cpu-bad#autopilot:steps#lots", "scale.invalid-tag", "alarm random-cpu-bad: tag autopilot:steps is not valid"));
         assert_eq!((n.description.clone(), json!(n.fields)), (e.to_string(), json!({"alarm": "random-cpu-bad", "tag": "autopilot:steps"})));
         // Another wrong value of the same tag is another notification.
         let other = autopilot::tags::Steps::parse("0:10:+1").unwrap_err();
-        assert_ne!(invalid_alarm_tag("random-cpu-bad", &other).0, key);
+        assert_ne!(invalid_alarm_tag("random-cpu-bad", None, &other).0, key);
+        // With the alarm's ARN: the commands that show and set its tags, in its region.
+        let arn = "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:random-cpu-bad";
+        let b = invalid_alarm_tag("random-cpu-bad", Some(arn), &e).1.chatbot_body(false);
+        assert_eq!(
+            b["content"]["nextSteps"],
+            json!([
+                format!("aws cloudwatch list-tags-for-resource --region eu-west-1 --resource-arn {arn}"),
+                format!("aws cloudwatch tag-resource --region eu-west-1 --resource-arn {arn} --tags Key=autopilot:steps,Value=<a valid value>")
+            ])
+        );
+        assert_eq!((b["metadata"]["relatedResources"].clone(), b["metadata"]["threadId"].clone()), (json!([arn]), json!(alarm_thread("random-cpu-bad"))));
         let e = Bounds::parse(Some("many"), None).unwrap_err();
         let (key, n) = invalid_service_tag("stage01", "random", &e);
         assert_eq!((key.as_str(), n.subject.as_str()), ("scale-tag#stage01/random#autopilot:min", "random: tag autopilot:min is not valid"));
         assert_eq!(json!(n.fields), json!({"service": "random"}));
+        assert_eq!(n.next_steps, ["aws ecs describe-services --cluster stage01 --services random --include TAGS"]);
+        assert_eq!(n.thread_id, Some(service_thread("stage01", "random")), "the thread the deployer's tag problems of the service use");
+    }
+
+    /// One alarm transition, one thread: its refusals and its scaling (custom notifications'
+    /// threadId, https://docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html);
+    /// the next transition another; values of additionalContext are strings.
+    #[test]
+    fn one_alarm_transition_is_one_thread() {
+        let high = AlarmView { arn: Some("arn:aws:cloudwatch:us-east-1:123456789012:alarm:random-cpu-high".into()), ..view(&[85.0, 90.0], Some(70.0)) };
+        let say = Scaling { view: &high, cluster: "stage01", service: "random", step: Adjustment::Change(2) };
+        let (_, refused) = say.refused(12, 14, Refusal::AtMax, "at max 12 (autopilot:max)");
+        let scaled = say.scaled(4, 6, Bounds { min: 2, max: 12 }, None, Some(&Capacity::Checked(check(3, 1, 1, 6, 6))));
+        let (r, s) = (refused.chatbot_body(false), scaled.chatbot_body(false));
+        assert_eq!(r["metadata"]["threadId"], s["metadata"]["threadId"]);
+        assert_eq!(r["metadata"]["threadId"], transition_thread(&high).as_str());
+        let next = AlarmView { timestamp: "1764081999999".into(), ..high.clone() };
+        assert_ne!(transition_thread(&next), transition_thread(&high));
+        assert_eq!(r["content"]["nextSteps"], json!(["aws ecs describe-services --cluster stage01 --services random --include TAGS"]));
+        assert_eq!(s["content"]["nextSteps"], json!(["aws autoscaling update-auto-scaling-group --auto-scaling-group-name stage01-asg --max-size 7"]), "the group at its max: raise it");
+        assert_eq!(s["metadata"]["relatedResources"], json!(["arn:aws:cloudwatch:us-east-1:123456789012:alarm:random-cpu-high"]));
+        assert_eq!((s["metadata"]["additionalContext"]["from"].as_str(), s["metadata"]["additionalContext"]["to"].as_str()), (Some("4"), Some("6")));
+        let kw = s["content"]["keywords"].as_array().unwrap();
+        for k in ["scale", "out", "stage01", "random", "random-cpu-high"] {
+            assert!(kw.contains(&json!(k)), "{k}: {kw:?}");
+        }
     }
 
     #[test]
