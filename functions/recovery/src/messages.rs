@@ -173,6 +173,27 @@ pub fn with_target_health(n: Notification, target_group_arn: &str, health: Optio
     n
 }
 
+/// The summary the schedule sends when an incident's window closed with `tasks` folded into it
+/// (issue 17, item 6), worded from what the incident's tally kept (`plan::incident_context`):
+/// there is no task at hand. The same subject as a summary sent by a later task.
+pub fn closed_incident_summary(ctx: &Value, tasks: u64, since_secs: u64) -> Notification {
+    let text = |k: &str| ctx.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
+    let (name, cluster, revision, verb) = (text("name"), text("cluster"), text("revision"), text("verb"));
+    let noun = if tasks == 1 { "task" } else { "tasks" };
+    let minutes = plan::minutes(since_secs);
+    let subject = format!("{name}: {tasks} more {noun} of {revision} {verb} in the last {minutes} min");
+    let description = format!(
+        "{tasks} more {noun} of {revision} in {cluster} {verb} since the incident's first message {minutes} min ago; each was counted, not notified.\nAction: none (the incident's window closed)"
+    );
+    let mut n = Notification::new("recovery.summary", subject, description);
+    for key in ["cluster", "revision", "class", "service"] {
+        if let Some(v) = ctx.get(key) {
+            n = n.field(key, v.clone());
+        }
+    }
+    n.field("moreTasks", tasks).field("sinceSeconds", since_secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
