@@ -9,7 +9,10 @@
 //! still being open, and answered with the item as it is after the update (`ReturnValues`
 //! `ALL_NEW`), or, when the condition failed, as it was (`ReturnValuesOnConditionCheckFailure`
 //! `ALL_OLD`, UpdateItem API reference: no read capacity is consumed for it). No request is ever
-//! retried for a conflict: the caller learns the count and decides from it.
+//! retried for a conflict: the caller learns the count and decides from it. Each update also sets
+//! `writer` to a token of its own and requires that it is not already there, so that the SDK's
+//! retry of a request whose answer was lost does not count twice; the item returned with the
+//! failed condition then shows it applied.
 //!
 //! A tally's item: the usual `pk`, `sk`, `data` (JSON: what the window's opener recorded, for
 //! whoever words its summary), `version`, `expires_at`; and `since` (N, the window's start on
@@ -25,7 +28,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use serde_json::Value;
 
-use super::{bounded, now_epoch, record_from_item, Backend, Record, StateStore, ATTR_DATA, ATTR_EXPIRES_AT, ATTR_PK, ATTR_SK, ATTR_VERSION, MAX_SK_BYTES};
+use super::{bounded, now_epoch, record_from_item, write_token, Backend, Record, StateStore, ATTR_DATA, ATTR_EXPIRES_AT, ATTR_PK, ATTR_SK, ATTR_VERSION, ATTR_WRITER, MAX_SK_BYTES};
 use crate::error::{Error, Result};
 
 pub const ATTR_SINCE: &str = "since";
@@ -126,6 +129,17 @@ fn failed_condition(e: SdkError<UpdateItemError, aws_smithy_runtime_api::http::R
     }
 }
 
+/// Whether the item a failed condition returned was written by the request carrying `token`:
+/// the SDK retried a request whose answer was lost, and its first attempt had applied. Each
+/// update sets `#writer = :token` and requires `#writer <> :token`, so a retry never applies
+/// twice ("Idempotency" of UpdateItem: a counter is not idempotent by itself).
+fn written_by(item: &std::collections::HashMap<String, AttributeValue>, token: &str) -> bool {
+    item.get(ATTR_WRITER).and_then(|v| v.as_s().ok()).is_some_and(|w| w == token)
+}
+
+/// The condition that keeps a retried request from applying twice (see [`written_by`]).
+const NOT_RETRIED: &str = "(attribute_not_exists(#writer) OR #writer <> :token)";
+
 impl StateStore {
     fn memory_update<T>(&self, pk: &str, sk: &str, f: impl FnOnce(Option<&Record>) -> (Option<Option<Record>>, T)) -> T {
         let Backend::Memory(map) = &*self.backend else { unreachable!("memory only") };
@@ -176,9 +190,12 @@ impl StateStore {
                 }
             }));
         };
+        let token = write_token();
         let answer = request
-            .update_expression("SET #since = if_not_exists(#since, :now), #opener = if_not_exists(#opener, :opener), #data = if_not_exists(#data, :data), #expires = :expires ADD #n :one, #version :one")
-            .condition_expression("attribute_not_exists(#since) OR #since > :cutoff")
+            .update_expression("SET #since = if_not_exists(#since, :now), #opener = if_not_exists(#opener, :opener), #data = if_not_exists(#data, :data), #expires = :expires, #writer = :token ADD #n :one, #version :one")
+            .condition_expression(format!("(attribute_not_exists(#since) OR #since > :cutoff) AND {NOT_RETRIED}"))
+            .expression_attribute_names("#writer", ATTR_WRITER)
+            .expression_attribute_values(":token", s(&token))
             .expression_attribute_names("#since", ATTR_SINCE)
             .expression_attribute_names("#opener", ATTR_OPENER)
             .expression_attribute_names("#data", ATTR_DATA)
@@ -198,6 +215,7 @@ impl StateStore {
         match answer {
             Ok(out) => out.attributes().and_then(Tally::from_item).map(Counted::Open).ok_or_else(|| malformed(&pk, &sk)),
             Err(e) => match failed_condition(e)? {
+                Some(item) if written_by(&item, &token) => Tally::from_item(&item).map(Counted::Open).ok_or_else(|| malformed(&pk, &sk)),
                 Some(item) => Tally::from_item(&item).map(Counted::Closed).ok_or_else(|| malformed(&pk, &sk)),
                 None => Err(malformed(&pk, &sk)),
             },
@@ -225,9 +243,13 @@ impl StateStore {
             }));
         };
         let condition = if claim_summary { "#since = :seen AND (attribute_not_exists(#told) OR #told <> :seen)" } else { "#since = :seen" };
+        let token = write_token();
         let answer = request
-            .update_expression("SET #since = :now, #n = :one, #opener = :opener, #data = :data, #expires = :expires REMOVE #told ADD #version :one")
-            .condition_expression(condition)
+            .update_expression("SET #since = :now, #n = :one, #opener = :opener, #data = :data, #expires = :expires, #writer = :token REMOVE #told ADD #version :one")
+            .condition_expression(format!("{condition} AND {NOT_RETRIED}"))
+            .expression_attribute_names("#writer", ATTR_WRITER)
+            .expression_attribute_values(":token", s(&token))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .expression_attribute_names("#since", ATTR_SINCE)
             .expression_attribute_names("#n", ATTR_COUNT)
             .expression_attribute_names("#opener", ATTR_OPENER)
@@ -245,7 +267,7 @@ impl StateStore {
             .await;
         match answer {
             Ok(_) => Ok(true),
-            Err(e) => failed_condition(e).map(|_| false),
+            Err(e) => failed_condition(e).map(|old| old.is_some_and(|item| written_by(&item, &token))),
         }
     }
 
@@ -296,9 +318,13 @@ impl StateStore {
                 (Some(r), Some(t))
             }));
         };
+        let token = write_token();
         let answer = request
-            .update_expression("SET #told = :since ADD #version :one")
-            .condition_expression("#since = :since AND (attribute_not_exists(#told) OR #told <> :since)")
+            .update_expression("SET #told = :since, #writer = :token ADD #version :one")
+            .condition_expression(format!("#since = :since AND (attribute_not_exists(#told) OR #told <> :since) AND {NOT_RETRIED}"))
+            .expression_attribute_names("#writer", ATTR_WRITER)
+            .expression_attribute_values(":token", s(&token))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .expression_attribute_names("#since", ATTR_SINCE)
             .expression_attribute_names("#told", ATTR_TOLD)
             .expression_attribute_names("#version", ATTR_VERSION)
@@ -309,7 +335,7 @@ impl StateStore {
             .await;
         match answer {
             Ok(out) => Ok(out.attributes().and_then(Tally::from_item)),
-            Err(e) => failed_condition(e).map(|_| None),
+            Err(e) => Ok(failed_condition(e)?.filter(|item| written_by(item, &token)).and_then(|item| Tally::from_item(&item))),
         }
     }
 
@@ -426,8 +452,12 @@ impl StateStore {
                 (Some(Some(Record { data, version: live.map_or(1, |r| r.version + 1), expires_at })), Some(next))
             }));
         };
+        let token = write_token();
         let request = request
-            .update_expression("SET #data = if_not_exists(#data, :empty), #expires = :expires ADD #c :delta, #version :one")
+            .update_expression("SET #data = if_not_exists(#data, :empty), #expires = :expires, #writer = :token ADD #c :delta, #version :one")
+            .expression_attribute_names("#writer", ATTR_WRITER)
+            .expression_attribute_values(":token", s(&token))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .expression_attribute_names("#data", ATTR_DATA)
             .expression_attribute_names("#expires", ATTR_EXPIRES_AT)
             .expression_attribute_names("#c", counter)
@@ -438,13 +468,15 @@ impl StateStore {
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::UpdatedNew);
         let request = match (delta < 0, limit) {
-            (true, _) => request.condition_expression("#c > :zero").expression_attribute_values(":zero", n(0)),
-            (false, Some(l)) => request.condition_expression("attribute_not_exists(#c) OR #c < :limit").expression_attribute_values(":limit", n(l)),
-            (false, None) => request,
+            (true, _) => request.condition_expression(format!("#c > :zero AND {NOT_RETRIED}")).expression_attribute_values(":zero", n(0)),
+            (false, Some(l)) => request.condition_expression(format!("(attribute_not_exists(#c) OR #c < :limit) AND {NOT_RETRIED}")).expression_attribute_values(":limit", n(l)),
+            (false, None) => request.condition_expression(NOT_RETRIED),
         };
+        let value = |item: &std::collections::HashMap<String, AttributeValue>| item.get(counter).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
         match request.send().await {
-            Ok(out) => Ok(out.attributes().and_then(|a| a.get(counter)).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())),
-            Err(e) => failed_condition(e).map(|_| None),
+            Ok(out) => Ok(out.attributes().and_then(value)),
+            // A retry of a request that had applied: its value is the item's.
+            Err(e) => Ok(failed_condition(e)?.filter(|item| written_by(item, &token)).and_then(|item| value(&item))),
         }
     }
 
