@@ -172,6 +172,7 @@ impl StateStore {
     /// on the condition `attribute_not_exists(#since) OR #since > :cutoff`. The answer says who
     /// opened the window: exactly one caller (`opener`) finds itself there, however many count at
     /// once, and a retry by the same caller still does.
+    #[allow(clippy::too_many_arguments)]
     pub async fn tally(&self, pk: &str, sk: &str, opener: &str, now: u64, window_secs: u64, data: &Value, ttl: Duration) -> Result<Counted> {
         let (pk, sk) = self.stored(pk, sk);
         let cutoff = now.saturating_sub(window_secs);
