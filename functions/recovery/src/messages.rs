@@ -302,6 +302,20 @@ mod tests {
         assert_eq!(tail, ["action", "stoppedReason", "stopCode", "service", "moreTasks", "sinceSeconds"], "the message's own fields follow the common ones");
     }
 
+    /// Issue 17, item 6: the schedule's summary, worded from what the incident's tally kept.
+    #[test]
+    fn closed_incident_summary_from_the_tally() {
+        let t = event("service:random", "EssentialContainerExited", "Essential container in task exited", json!([{"name": "random", "exitCode": 1}]));
+        let s = Stopped::every_container_essential(&t);
+        let ctx = plan::incident_context(&s.cluster, "stage01/random", &s.revision, &s.class, &[("service", json!("random")), ("crashLoop", json!(false))]);
+        let n = closed_incident_summary(&ctx, 49, 610);
+        assert_eq!((n.subject.as_str(), n.event_type.as_str()), ("stage01/random: 49 more tasks of random:2 crashed in the last 11 min", "recovery.summary"));
+        assert_eq!(Value::Object(n.fields.clone()), json!({"cluster": "stage01", "revision": "random:2", "class": "crash", "service": "random", "moreTasks": 49, "sinceSeconds": 610}));
+        let straggler = incident(&s, "stage01/random", "x", "what", &Emit::Summary { tasks: 49, since_secs: 610 }, &[]).unwrap();
+        assert_eq!(straggler.subject, n.subject, "the same subject as a summary a later task sends");
+        assert_eq!(closed_incident_summary(&ctx, 1, 60).subject, "stage01/random: 1 more task of random:2 crashed in the last 1 min");
+    }
+
     #[test]
     fn target_health_when_elb_says() {
         let t = crash();
