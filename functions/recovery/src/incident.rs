@@ -117,7 +117,9 @@ impl Recovery {
                 Closing::Tell { since, .. } => {
                     // The count as claimed, which no task adds to any more (its window closed).
                     if let Some(claimed) = self.env.state.tell(PK_INCIDENT, key, since).await? {
-                        let n = messages::closed_incident_summary(&claimed.data, claimed.count.saturating_sub(1), now.saturating_sub(since));
+                        // A record written before tallies kept its old data: name the incident by its key.
+                        let ctx = if claimed.data.get("name").is_some() { claimed.data.clone() } else { json!({"name": key}) };
+                        let n = messages::closed_incident_summary(&ctx, claimed.count.saturating_sub(1), now.saturating_sub(since));
                         if let Err(e) = self.publish_summary(key, since, &n).await {
                             failed.get_or_insert(e);
                             continue;
