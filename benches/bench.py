@@ -3,7 +3,7 @@
 artifacts and starts moto and the AWS proxy (tests/proxy) first; this file only measures.
 
     bench.py --moto URL --proxy URL [--runs 30] [--deploy-runs 10] [--fanout-runs 1]
-             [--peer-runs 1] [--only cold,sizes,fanout,peer,alarm,org,big] [--org-accounts 50]
+             [--peer-runs 1] [--only cold,sizes,fanout,peer,alarm,org,big,burst] [--org-accounts 50]
              [--org-services 200] [--org-event replicate|push] [--org-plumbing] [--out benches/results.md]
 
 Figures and how each is taken:
@@ -30,6 +30,12 @@ Figures and how each is taken:
   reason, when the deployer acts in no member account (no organization mode in the binary).
   --org-plumbing runs the same world as today's deployer can: each invocation with its member's
   own key and a PUSH event (no AssumeRole), to check the seeding, invocation and counting.
+
+- burst (issue 17, item 6): --burst-tasks (500) tasks of 5 services stopped by one lost EC2 instance,
+  delivered to target/release/invoke recovery as --burst-concurrency (20) concurrent invocations
+  through the proxy; after the notification window (--burst-window) closes, the summary schedule
+  twice. Failed invocations, messages vs expected (read from the seed world's SQS inbox),
+  state-table calls per event and conditional-check failures (the proxy's counters).
 
 CloudWatch: the scaler's aws-sdk-cloudwatch speaks only Smithy RPC v2 CBOR, which moto does not
 serve, so every aws_proxy.py the functions reach moto through must translate it (--cbor-to-json).
@@ -797,6 +803,106 @@ def big_account(args: argparse.Namespace, proxy: Proxy) -> dict:
     return res
 
 
+# ------------------------------------------------------------------ burst (issue 17, item 6)
+
+
+def burst(args: argparse.Namespace, proxy: Proxy) -> dict:
+    """--burst-tasks tasks of a few services stopped by one lost EC2 instance, delivered to
+    target/release/invoke recovery as --burst-concurrency concurrent invocations (one process per
+    event, as Lambda runs concurrent events) through the proxy; then, once the notification window
+    (--burst-window seconds, from the burst's start) has closed, the summary schedule twice.
+    Expected: per service exactly one first message, then exactly one summary whose moreTasks is
+    that service's stopped tasks minus the first; no failed invocation."""
+    w = seed(args)
+    account = w["account"]
+    events = worlds.burst_events(account, tasks=args.burst_tasks)
+    per_service: dict[str, int] = {}
+    for e in events:
+        svc = e["detail"]["group"].split(":", 1)[1]
+        per_service[svc] = per_service.get(svc, 0) + 1
+    worlds.inbox(args.moto, w)
+    env = world_env(w, args.proxy, "stage01")
+    env["AUTOPILOT_NOTIFICATION_WINDOW_SECONDS"] = str(args.burst_window)
+    log(f"burst: {len(events)} stopped tasks of {len(per_service)} services in account {account}, "
+        f"{args.burst_concurrency} concurrent invocations through the proxy ({args.latency_ms} ms per call)")
+    proxy.reset()
+    t0 = time.perf_counter()
+
+    def one(job):
+        i, e = job
+        return run_invoke(args, "recovery", e, env, f"burst-{i}")
+
+    with ThreadPoolExecutor(args.burst_concurrency) as ex:
+        results = list(ex.map(one, enumerate(events)))
+    burst_s = time.perf_counter() - t0
+    c = counts(proxy.stats())
+    closes = args.burst_window + 2 - (time.perf_counter() - t0)
+    if closes > 0:
+        log(f"burst: delivered in {burst_s:.1f} s; waiting {closes:.0f} s for the window to close")
+        time.sleep(closes)
+    proxy.reset()
+    ticks = []
+    for k in (1, 2):
+        tick = for_account(event_file("schedule-recovery-summary.json"), account, event_id=f"bench-burst-tick-{account}-{k}")
+        ticks.append(run_invoke(args, "recovery", tick, env, f"burst-tick-{k}"))
+    ct = counts(proxy.stats())
+    notes = worlds.inbox(args.moto, w)
+
+    def kind(n: dict) -> str:
+        return (n["message"].get("metadata") or {}).get("eventType", "?")
+
+    def ctx(n: dict) -> dict:
+        return (n["message"].get("metadata") or {}).get("additionalContext") or {}
+
+    firsts = {svc: [n for n in notes if kind(n) == "recovery.task-failed" and ctx(n).get("service") == svc] for svc in per_service}
+    summaries = {svc: [n for n in notes if kind(n) == "recovery.summary" and ctx(n).get("service") == svc] for svc in per_service}
+    exact = all(len(firsts[s]) == 1 and len(summaries[s]) == 1 and ctx(summaries[s][0]).get("moreTasks") == per_service[s] - 1
+                for s in per_service)
+    expected = 2 * len(per_service)
+    state = {k.split(":", 1)[1]: v["calls"] for k, v in c.items() if k.startswith("dynamodb:")}
+    conflicts = {k.split(":", 1)[1]: v["errors"] for k, v in c.items() if k.startswith("dynamodb:") and v["errors"]}
+    failed = [r for r in results if r["rc"] != 0]
+    res = {
+        "account": account, "tasks": len(events), "services": per_service, "concurrency": args.burst_concurrency,
+        "window_s": args.burst_window, "burst_s": burst_s, "invocations": len(results), "failed_invocations": len(failed),
+        "failed_reasons": sorted({_why(r["outcome"]) or r["stderr"][-200:] for r in failed})[:5],
+        "messages": len(notes), "expected_messages": expected, "exact": exact,
+        "firsts": {s: len(v) for s, v in firsts.items()},
+        "summaries": {s: [ctx(n).get("moreTasks") for n in v] for s, v in summaries.items()},
+        "subjects": sorted(n["subject"] for n in notes),
+        "state_calls": sum(state.values()), "state_calls_per_event": sum(state.values()) / max(1, len(events)),
+        "state_by_action": state, "conflicts": sum(conflicts.values()), "conflicts_by_action": conflicts,
+        "sns_publish_burst": c.get("sns:Publish", {}).get("calls", 0), "throttled": sum(v["throttled"] for v in c.values()),
+        "ticks": [{"rc": t["rc"], "outcome": t["outcome"]} for t in ticks],
+        "tick_state_calls": {k.split(":", 1)[1]: v["calls"] for k, v in ct.items() if k.startswith("dynamodb:")},
+        "tick_sns_publish": ct.get("sns:Publish", {}).get("calls", 0),
+    }
+    log(f"burst: {res['invocations']} invocations in {burst_s:.1f} s, {res['failed_invocations']} failed; messages "
+        f"{res['messages']} (expected {expected}: one first + one summary per service; exact: {exact}; summaries' "
+        f"moreTasks {res['summaries']} for {per_service}); state-table calls {res['state_calls']} = "
+        f"{res['state_calls_per_event']:.2f} per event {state}; conditional-check failures {res['conflicts']} {conflicts}; "
+        f"ticks {[t['outcome'] for t in res['ticks']]} with state calls {res['tick_state_calls']}")
+    return res
+
+
+def burst_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """The report's rows of the burst figure."""
+    b = r.get("burst")
+    if not b:
+        return []
+    what = f"burst: {b['tasks']} tasks of {len(b['services'])} services stopped by one lost instance, {b['concurrency']} concurrent invocations"
+    return [
+        (what + ": failed invocations", "0", f"{b['failed_invocations']} of {b['invocations']} ({b['burst_s']:.1f} s)",
+         verdict(b["failed_invocations"] == 0)),
+        ("burst: messages (one first per incident, then one summary with the true count when the window closes)",
+         f"exactly {b['expected_messages']}", f"{b['messages']}; summaries' moreTasks {b['summaries']} for tasks {b['services']}",
+         verdict(b["exact"] and b["messages"] == b["expected_messages"])),
+        ("burst: state-table calls per event (conditional-check failures)", "(for scale)",
+         f"{b['state_calls_per_event']:.2f} ({', '.join(f'{k} {v}' for k, v in sorted(b['state_by_action'].items()))}); "
+         f"{b['conflicts']} conflicts; the two schedule ticks: {b['tick_state_calls']}", "—"),
+    ]
+
+
 # ------------------------------------------------------------------ report
 
 
@@ -945,6 +1051,7 @@ def report(args: argparse.Namespace, r: dict) -> str:
                      f"{g['reconcile_wall_s']:.1f} s, {g['reconcile_calls_ecs_ecr']} ECS + ECR calls "
                      f"({g['reconcile_calls_total']} in all); 100-service account: {sm['reconcile_wall_s']:.1f} s, "
                      f"{sm['reconcile_calls_ecs_ecr']} ECS + ECR calls", "—"))
+    rows += burst_rows(r)
     lines = [
         f"ecs-autopilot benchmarks — {m['date']}, {m['cores']} cores ({m['cpu']}), load average at start {m['load']}, "
         f"commit {m['commit']}, {m['rustc']}",
@@ -1010,9 +1117,14 @@ def main() -> int:
     ap.add_argument("--latency-ms", type=int, default=25)
     ap.add_argument("--budget-constant", type=int, default=5,
                     help="the budget's constant: ECR look-ups of the pushed and the running image, slack")
-    ap.add_argument("--only", default="sizes,cold,variants,rss,fanout,peer,alarm,org,big")
+    ap.add_argument("--only", default="sizes,cold,variants,rss,fanout,peer,alarm,org,big,burst",
+                    help="rows to measure, comma-separated: sizes,cold,variants,rss,fanout,peer,alarm,org,big,burst")
     ap.add_argument("--big-clusters", type=int, default=20, help="big-account row: clusters")
     ap.add_argument("--big-services", type=int, default=500, help="big-account row: services per cluster")
+    ap.add_argument("--burst-tasks", type=int, default=500, help="burst row: stopped tasks")
+    ap.add_argument("--burst-concurrency", type=int, default=20, help="burst row: concurrent recovery invocations")
+    ap.add_argument("--burst-window", type=int, default=120,
+                    help="burst row: the notification window (s), longer than the burst; the schedule runs after it")
     ap.add_argument("--org-accounts", type=int, default=50, help="organization row: member accounts")
     ap.add_argument("--org-services", type=int, default=200, help="organization row: services per member account (10%% opted in)")
     ap.add_argument("--org-event", choices=("replicate", "push"), default="replicate",
@@ -1075,6 +1187,8 @@ def measure(args: argparse.Namespace) -> int:
         r["org"] = organization(args, proxy)
     if "big" in only:
         r["big"] = big_account(args, proxy)
+    if "burst" in only:
+        r["burst"] = burst(args, proxy)
     r["seconds"] = round(time.monotonic() - t0, 1)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w", encoding="utf-8") as f:

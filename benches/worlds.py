@@ -13,6 +13,8 @@ trick), so every measured run starts with full ECS token buckets in the proxy.
   account (same digest everywhere). Members are provisioned in parallel, one thread per account.
 - push_image / push_event / replication_event: a new image in ECR and the EventBridge event ECR
   sends for it (a push, or a replication into a member's registry).
+- burst_events / inbox: 500 tasks of a few services stopped by one lost EC2 instance, and the
+  notifications they produced (the seed world's SQS inbox).
 """
 
 from __future__ import annotations
@@ -275,6 +277,59 @@ def service_images(endpoint: str, creds: dict[str, Any], cluster: str, names: li
             td = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
             out[svc["serviceName"]] = [c["image"] for c in td["containerDefinitions"]]
     return out
+
+
+# ------------------------------------------------------------------ burst (issue 17, item 6)
+
+BURST_SERVICES = ("auth", "random", "web", "api", "worker")
+
+
+def burst_events(account: str, cluster: str = "stage01", tasks: int = 500, services: tuple[str, ...] = BURST_SERVICES,
+                 instance: str = "i-0f9e8d7c6b5a49382") -> list[dict[str, Any]]:
+    """`tasks` STOPPED events of the services' tasks (round robin), all for one lost EC2 instance
+    (stopCode TerminationNotice, the same stoppedReason: events/ecs-task-stopped-instance-gone.json),
+    each with an event id and a task of its own. Recovery settles their class from the event
+    alone: no task needs to exist in ECS."""
+    with open(os.path.join(REPO, "events", "ecs-task-stopped-instance-gone.json"), encoding="utf-8") as f:
+        sample = json.load(f)
+    events = []
+    for n in range(tasks):
+        svc = services[n % len(services)]
+        task_id = uuid.uuid4().hex
+        task_arn = f"arn:aws:ecs:{REGION}:{account}:task/{cluster}/{task_id}"
+        e = json.loads(json.dumps(sample).replace("123456789012", account))
+        e["id"] = str(uuid.uuid4())
+        e["account"], e["region"] = account, REGION
+        e["resources"] = [task_arn]
+        d = e["detail"]
+        d["clusterArn"] = f"arn:aws:ecs:{REGION}:{account}:cluster/{cluster}"
+        d["taskArn"] = task_arn
+        d["group"] = f"service:{svc}"
+        d["taskDefinitionArn"] = f"arn:aws:ecs:{REGION}:{account}:task-definition/{svc}:1"
+        d["stoppedReason"] = f"Host EC2 (instance {instance}) terminated."
+        for c in d.get("containers", []):
+            c["name"], c["taskArn"] = svc, task_arn
+        events.append(e)
+    return events
+
+
+def inbox(endpoint: str, creds: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every notification in the seed world's SQS inbox (subscribed to the topic), drained:
+    the SNS envelopes' Subject and parsed Message."""
+    import boto3
+
+    s = boto3.session.Session(aws_access_key_id=creds["access_key_id"], aws_secret_access_key=creds["secret_access_key"],
+                              region_name=REGION)
+    sqs = s.client("sqs", endpoint_url=endpoint)
+    out = []
+    while True:
+        got = sqs.receive_message(QueueUrl=creds["queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not got:
+            return out
+        for m in got:
+            envelope = json.loads(m["Body"])
+            out.append({"subject": envelope.get("Subject", ""), "message": json.loads(envelope.get("Message", "{}"))})
+        sqs.delete_message_batch(QueueUrl=creds["queue_url"], Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
 
 
 if __name__ == "__main__":  # manual use: worlds.py fanout|peer ENDPOINT ACCOUNT, or org ENDPOINT CENTRAL MEMBER...

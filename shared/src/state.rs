@@ -13,6 +13,9 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
+mod tally;
+pub use tally::{Counted, Tally};
+
 pub const ATTR_PK: &str = "pk";
 pub const ATTR_SK: &str = "sk";
 pub const ATTR_DATA: &str = "data";
@@ -656,10 +659,26 @@ async fn get_item(client: &aws_sdk_dynamodb::Client, table: &str, pk: &str, sk: 
 }
 
 fn record_from_item(item: &HashMap<String, AttributeValue>) -> Option<Record> {
-    let data = item.get(ATTR_DATA)?.as_s().ok().and_then(|s| serde_json::from_str(s).ok())?;
+    let mut data: Value = item.get(ATTR_DATA)?.as_s().ok().and_then(|s| serde_json::from_str(s).ok())?;
     let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok());
+    // The counters beside `data` (a tally's `since`, `n`, `told`, `opener`; a counter's own
+    // name) are read into it, so that a record reads the same from DynamoDB as from memory.
+    if let Value::Object(fields) = &mut data {
+        for (name, value) in item {
+            if !ITEM_ATTRS.contains(&name.as_str()) {
+                if let Some(n) = value.as_n().ok().and_then(|n| n.parse::<u64>().ok()) {
+                    fields.insert(name.clone(), n.into());
+                } else if let Ok(text) = value.as_s() {
+                    fields.insert(name.clone(), text.clone().into());
+                }
+            }
+        }
+    }
     Some(Record { data, version: num(ATTR_VERSION).unwrap_or(1), expires_at: num(ATTR_EXPIRES_AT).unwrap_or(u64::MAX) })
 }
+
+/// The attributes every item has; the numeric ones besides these are counters.
+const ITEM_ATTRS: [&str; 6] = [ATTR_PK, ATTR_SK, ATTR_DATA, ATTR_VERSION, ATTR_EXPIRES_AT, ATTR_WRITER];
 
 #[cfg(test)]
 mod tests {

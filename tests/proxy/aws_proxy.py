@@ -601,6 +601,8 @@ class State:
     def __init__(self, cfg: Config, violations_log: str | None = None):
         self.cfg = cfg
         self.lock = threading.Lock()
+        # --moto-compat: DynamoDB writes reach moto one at a time (see _forward_serialised).
+        self.dynamodb_writes = threading.Lock()
         # model violations: kept across reset() (a suite-wide proxy must keep them)
         self.vlock = threading.Lock()
         self.violations: list[dict] = []
@@ -1173,6 +1175,15 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 status, reason, hdrs, data = self._forward(ebody, None, headers)
                 if status == 200:
                     data = st.compat.express_answer(body, data)
+            elif jreq is None and cfg.moto_compat and info.service == "dynamodb" and is_mutating(info.action):
+                # DynamoDB applies the writes to one item one after the other: an UpdateItem's
+                # ADD and its condition are atomic ("Atomic counters", DynamoDB Developer Guide).
+                # moto applies them as a read-modify-write in whichever request thread runs, so
+                # two concurrent UpdateItems of one new item both find it absent and both create
+                # it (issue 17 item 6's burst saw two "first" messages and a count lost). One
+                # write at a time makes moto's answers DynamoDB's.
+                with st.dynamodb_writes:
+                    status, reason, hdrs, data = self._forward(body)
             elif jreq is None:
                 status, reason, hdrs, data = self._forward(body)
             else:

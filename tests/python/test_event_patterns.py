@@ -37,6 +37,7 @@ DEPLOYER_DEPLOYMENT = "DeployerFunction.DeploymentState"
 DEPLOYER_HOOK = "DeployerFunction.HookAwaitingAction"
 DEPLOYER_RECONCILE = "DeployerFunction.Reconcile"
 RECOVERY_STOPPED = "RecoveryFunction.TaskStopped"
+RECOVERY_SUMMARY = "RecoveryFunction.Summary"
 SCALER_ALARM = "ScalerFunction.AlarmState"
 SCALER_PLACEMENT = "ScalerFunction.PlacementFailure"
 SCALER_REEVALUATE = "ScalerFunction.Reevaluate"
@@ -95,12 +96,14 @@ EXPECTED: dict[str, set[str]] = {
     # Scheduled events reach their function through a schedule rule, never through a pattern
     "schedule-reconcile.json": set(),
     "schedule-reevaluate.json": set(),
+    "schedule-recovery-summary.json": set(),
 }
 
 # Scheduled events -> (schedule route, word its rule name must contain, its schedule parameter, target function)
 SCHEDULES: dict[str, tuple[str, str, str, str]] = {
     "schedule-reconcile.json": (DEPLOYER_RECONCILE, "reconcile", "ReconcileSchedule", "DeployerFunction"),
     "schedule-reevaluate.json": (SCALER_REEVALUATE, "reevaluate", "ReevaluateSchedule", "ScalerFunction"),
+    "schedule-recovery-summary.json": (RECOVERY_SUMMARY, "recovery-summary", "SummarySchedule", "RecoveryFunction"),
 }
 
 # Every route of the template -> the function it must target
@@ -111,6 +114,7 @@ ROUTE_TARGETS: dict[str, str] = {
     DEPLOYER_HOOK: "DeployerFunction",
     DEPLOYER_RECONCILE: "DeployerFunction",
     RECOVERY_STOPPED: "RecoveryFunction",
+    RECOVERY_SUMMARY: "RecoveryFunction",
     SCALER_ALARM: "ScalerFunction",
     SCALER_PLACEMENT: "ScalerFunction",
     SCALER_REEVALUATE: "ScalerFunction",

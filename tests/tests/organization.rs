@@ -12,14 +12,16 @@
 use autopilot::runtime::Function;
 use autopilot::{Config, StateStore};
 use autopilot_deployer::Deployer;
+use autopilot_recovery::Recovery;
 use autopilot_scaler::Scaler;
 use harness::ecr::{push_event, push_image};
-use harness::ecs::{service, service_td, tell_suite_proxy};
+use harness::ecs::{service, service_task_arn, service_td, stopped_event, tell_suite_proxy};
 use harness::{cloudwatch::random_cpu_high, for_world, sample_event, World};
 use serde_json::{json, Value};
 
 const DEPLOYER_ROLE: &str = "ecs-autopilot/ecs-autopilot-deployer";
 const SCALER_ROLE: &str = "ecs-autopilot/ecs-autopilot-scaler";
+const RECOVERY_ROLE: &str = "ecs-autopilot/ecs-autopilot-recovery";
 
 /// A central account and three members, each with the seed world.
 async fn organization() -> (World, [World; 3]) {
@@ -261,4 +263,43 @@ async fn notifications_name_the_account_as_the_organization_does() {
         let context = &body["metadata"]["additionalContext"];
         assert_eq!((context["account"].as_str(), context["accountName"].as_str()), (Some(account.as_str()), Some("payments-prod")), "{body}");
     }
+}
+
+/// Issue 17, item 6, in organization mode: the recovery summary schedule visits every listed
+/// account, as the scaler's re-evaluation does; a member's incidents are its own (scoped
+/// records), and each closed window is summarised there, once.
+#[tokio::test]
+async fn the_recovery_summary_schedule_visits_every_member_and_tells_each_incident_once() {
+    let (central, [a, b, _]) = organization().await;
+    let config = Config { notification_window: std::time::Duration::from_secs(2), ..central_config(&central, RECOVERY_ROLE, &[&a, &b]) };
+    let recovery = Recovery::new(central.env_with(config));
+    let td = a.str("/task_definitions/random");
+    for n in 0..2 {
+        let out = recovery.handle(stopped_event(&a, "ecs-task-stopped-crash.json", &service_task_arn(&a, n), &td, "service:random", Some(1))).await.expect("a stop in member a");
+        assert_eq!(out["action"], if n == 0 { "notified" } else { "none" }, "{out:#}");
+    }
+    assert_eq!(central.notifications().await.len(), 1, "the incident's first message");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    let tick = |id: &str| {
+        let mut e = for_world(sample_event("schedule-recovery-summary.json"), &central);
+        e["id"] = json!(id);
+        e
+    };
+    let out = recovery.handle(tick(&format!("tick-1-{}", central.account))).await.expect("the schedule");
+    assert_eq!(out["status"], "visited", "{out:#}");
+    let places = out["places"].as_array().unwrap();
+    let of = |w: &World| places.iter().find(|p| p["account"] == w.account.as_str()).unwrap_or_else(|| panic!("{} not visited: {out:#}", w.account)).clone();
+    assert_eq!(of(&a)["outcome"]["summarized"], 1, "{out:#}");
+    assert_eq!(of(&b)["outcome"]["summarized"], 0, "{out:#}");
+    let notes = central.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].0.contains("stage01/random: 1 more task of random:1 crashed"), "{}", notes[0].0);
+    assert!(notes[0].0.contains(&a.account), "the message names member a: {}", notes[0].0);
+    assert_eq!(notes[0].1["metadata"]["eventType"], "recovery.summary");
+
+    let out = recovery.handle(tick(&format!("tick-2-{}", central.account))).await.expect("the schedule again");
+    let summarized: Vec<Value> = out["places"].as_array().unwrap().iter().map(|p| p["outcome"]["summarized"].clone()).collect();
+    assert!(summarized.iter().all(|n| *n == 0), "told once: {out:#}");
+    assert!(central.notifications().await.is_empty());
 }

@@ -671,10 +671,10 @@ proptest! {
         let mut t = BTreeMap::new();
         t.insert(tags::TAG_RESTART.to_string(), s.clone());
         let _ = autopilot_recovery::plan::decide_restart(&t, "task", n);
-        let (data, count) = autopilot_recovery::plan::record_failure(None, &s, now as u64, window);
-        prop_assert_eq!(count, 1);
-        let (_, count) = autopilot_recovery::plan::record_failure(Some(&data), "other", now as u64 + 1, window);
-        prop_assert_eq!(count, 2);
-        let _ = autopilot_recovery::plan::debounce(Some(&data), now as u64, window);
+        let tally = autopilot::state::Tally { since: now as u64, count: n as u64, told: None, opener: Some(s.clone()), data: serde_json::json!({}) };
+        for counted in [autopilot::state::Counted::Open(tally.clone()), autopilot::state::Counted::Closed(tally.clone())] {
+            let _ = autopilot_recovery::plan::incident_step(&counted, &s, (now as u64).saturating_add(window));
+        }
+        let _ = autopilot_recovery::plan::closing(Some(&tally), (now as u64).saturating_add(window), window);
     }
 }

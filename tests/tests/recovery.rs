@@ -236,6 +236,59 @@ async fn a_burst_of_failed_tasks_is_one_notification_and_one_summary() {
     assert_eq!(service(&world, "random").await.task_definition(), Some(td.as_str()), "no rollback without the tag");
 }
 
+/// Issue 17, item 6: the summary goes out when the incident's window closes, with the true count,
+/// even if no other task stops (the summary schedule, rule `<stack>-recovery-summary`); exactly
+/// once however often the schedule runs; and a task that stops after it starts a new incident
+/// instead of summarising the same counts again.
+#[tokio::test]
+async fn the_schedule_summarises_a_closed_incident_window_once() {
+    let world = World::seed().await;
+    let start = autopilot::state::now_epoch();
+    let (clock, reader) = manual_clock(start);
+    let f = recovery(&world).with_clock(reader);
+    let td = world.str("/task_definitions/random");
+    for n in 0..20 {
+        clock.store(start + n as u64 * 5, Ordering::SeqCst);
+        let out = f.handle(stopped_event(&world, "ecs-task-stopped-crash.json", &service_task_arn(&world, n), &td, "service:random", Some(1))).await.expect("handled");
+        assert_eq!(out["action"], if n == 0 { "notified" } else { "none" }, "task {n}: {out}");
+    }
+    assert_eq!(world.notifications().await.len(), 1);
+    let tick = || for_world(sample_event("schedule-recovery-summary.json"), &world);
+
+    clock.store(start + 300, Ordering::SeqCst);
+    let out = f.handle(tick()).await.unwrap();
+    assert_eq!((out["status"].as_str(), out["open"].as_u64(), out["summarized"].as_u64()), (Some("summaries"), Some(1), Some(0)), "{out}");
+    assert!(world.notifications().await.is_empty(), "the window is still open");
+
+    clock.store(start + 660, Ordering::SeqCst);
+    let out = f.handle(tick()).await.unwrap();
+    assert_eq!((out["closed"].as_u64(), out["summarized"].as_u64()), (Some(1), Some(1)), "{out}");
+    let notes = world.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].0, "stage01/random: 19 more tasks of random:1 crashed in the last 11 min");
+    assert_eq!(notes[0].1["metadata"]["eventType"], "recovery.summary");
+    assert_eq!(notes[0].1["metadata"]["additionalContext"]["moreTasks"], 19);
+    assert_eq!(notes[0].1["metadata"]["additionalContext"]["service"], "random");
+
+    let out = f.handle(tick()).await.unwrap();
+    assert_eq!((out["closed"].as_u64(), out["summarized"].as_u64()), (Some(0), Some(0)), "told once: {out}");
+    assert!(world.notifications().await.is_empty());
+
+    // A task long after: a new incident's first message, not a second summary of the 19.
+    clock.store(start + 700, Ordering::SeqCst);
+    let out = f.handle(stopped_event(&world, "ecs-task-stopped-crash.json", &service_task_arn(&world, 20), &td, "service:random", Some(1))).await.unwrap();
+    assert_eq!(out["action"], "notified", "{out}");
+    let notes = world.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].1["metadata"]["eventType"], "recovery.task-failed", "{notes:?}");
+    assert_no_secrets(&world, &notes);
+
+    // Another schedule's rule is not recovery's.
+    let mut other = tick();
+    other["resources"] = json!(["arn:aws:events:us-east-1:123456789012:rule/ecs-autopilot-scale-reevaluate"]);
+    assert_eq!(f.handle(other).await.unwrap()["status"], "ignored");
+}
+
 #[tokio::test]
 async fn normal_stops_are_silent() {
     let world = World::seed().await;

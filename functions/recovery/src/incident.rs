@@ -1,46 +1,78 @@
-//! One message per incident: the debounce record in the state table (plan::debounce decides),
-//! the message (messages::incident), the target group's health for ELB health-check stops.
+//! One message per incident: the incident's tally in the state table (one UpdateItem per task,
+//! `StateStore::tally`; plan::incident_step decides), the message (messages::incident), the
+//! target group's health for ELB health-check stops; and the summary schedule, which tells each
+//! incident's count once its window closes (plan::closing).
+//!
+//! Records: `recovery#incident` / incident key: the tally (`since`, `n`, `told`, `opener`, and
+//! in `data` what its summary is worded from). `recovery#open` / incident key: the incidents the
+//! schedule looks at, `{"since": …}` of the window that wrote it; one partition per account and
+//! region, written once per window (not once per task), read by one Query per tick.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
+use autopilot::state::{Counted, Tally};
 use autopilot::{Error, Notification};
 use serde_json::{json, Value};
 
 use crate::classify::{StopClass, Stopped};
-use crate::plan;
-use crate::{messages, Recovery, CAS_ATTEMPTS};
+use crate::outcome::Outcome;
+use crate::plan::{self, Closing, IncidentStep};
+use crate::{messages, Recovery};
 
 const PK_INCIDENT: &str = "recovery#incident";
+const PK_OPEN: &str = "recovery#open";
+
+/// Rounds of count-then-reopen: only a window that closes while tasks stop needs a second.
+const REOPEN_ATTEMPTS: usize = 5;
 
 impl Recovery {
+    fn incident_ttl(&self) -> Duration {
+        Duration::from_secs(self.env.config.notification_window.as_secs() * 3 + 60)
+    }
+
     /// Send (or fold) the incident's message; returns whether it was sent. `scope` keys the
     /// incident (with class and revision); `name` is what the subject calls the service or task
-    /// family; `fields` are the message's own.
-    pub(crate) async fn notify_incident(&self, s: &Stopped<'_>, scope: &str, name: &str, what: &str, short: &str, fields: &[(&str, Value)]) -> Result<bool, Error> {
+    /// family; `fields` are the message's own. `opener` names this delivery (the event id): the
+    /// one that opens the incident's window sends its first message.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn notify_incident(&self, s: &Stopped<'_>, opener: &str, scope: &str, name: &str, what: &str, short: &str, fields: &[(&str, Value)]) -> Result<bool, Error> {
         let key = plan::incident_key(scope, &s.class, &s.revision);
         let window = self.env.config.notification_window.as_secs();
-        let ttl = Duration::from_secs(window * 3 + 60);
-        for round in 0..CAS_ATTEMPTS {
-            let previous = self.env.state.get(PK_INCIDENT, &key).await?;
-            let (data, emit) = plan::debounce(previous.as_ref().map(|r| &r.data), self.now(), window);
-            match self.env.state.put_if_version(PK_INCIDENT, &key, &data, ttl, previous.as_ref().map_or(0, |r| r.version)).await {
-                Ok(_) => {}
-                Err(Error::Conflict(_)) => tokio::time::sleep(autopilot::state::conflict_backoff(round)).await,
-                Err(e) => return Err(e),
-            }
+        let ttl = self.incident_ttl();
+        let ctx = plan::incident_context(&s.cluster, name, &s.revision, &s.class, fields);
+        for round in 0..REOPEN_ATTEMPTS {
+            let now = self.now();
+            let counted = self.env.state.tally(PK_INCIDENT, &key, opener, now, window, &ctx, ttl).await?;
+            let (emit, opened, previous) = match (plan::incident_step(&counted, opener, now), &counted) {
+                (IncidentStep::Emit(emit), Counted::Open(t)) => (emit, t.clone(), None),
+                (IncidentStep::Reopen { claim_summary, then }, Counted::Closed(seen)) => {
+                    if !self.env.state.reopen(PK_INCIDENT, &key, seen, claim_summary, opener, now, &ctx, ttl).await? {
+                        // Another task opened the next window first (or the schedule told it): count again.
+                        tokio::time::sleep(autopilot::state::conflict_backoff(round)).await;
+                        continue;
+                    }
+                    (then, Tally { since: now, count: 1, told: None, opener: Some(opener.into()), data: ctx.clone() }, Some(seen.clone()))
+                }
+                _ => unreachable!("incident_step answers Emit for Open and Reopen for Closed"),
+            };
             let Some(mut n) = messages::incident(s, name, short, what, &emit, fields) else {
-                tracing::info!(incident = %key, "notification folded into the incident's next summary");
+                tracing::info!(incident = %key, "notification folded into the incident's summary");
                 return Ok(false);
             };
             if let StopClass::ElbHealthCheck { target_group_arn: Some(tg) } = &s.class {
                 n = self.with_target_health(n, tg).await;
             }
-            if let Err(e) = self.env.notifier.publish(&n).await {
-                // Put the incident back as it was so the retry sends this message.
-                let _ = match previous {
-                    Some(p) => self.env.state.put(PK_INCIDENT, &key, &p.data, ttl).await,
-                    None => self.env.state.delete(PK_INCIDENT, &key).await,
-                };
+            // Listed for the schedule first, then sent; either failing gives the window back so
+            // that the retry sends this message.
+            let sent = match self.list_open(&key, opened.since, ttl).await {
+                Ok(()) => self.env.notifier.publish(&n).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
+                if let Err(undo) = self.env.state.undo_open(PK_INCIDENT, &key, &opened, previous.as_ref()).await {
+                    tracing::warn!(incident = %key, error = %undo, "could not give the incident's window back");
+                }
                 return Err(e);
             }
             return Ok(true);
@@ -49,10 +81,73 @@ impl Recovery {
     }
 
     /// Mark the incident as just notified (a rollback message stood for it).
-    pub(crate) async fn touch_incident(&self, s: &Stopped<'_>, scope: &str) -> Result<(), Error> {
+    pub(crate) async fn touch_incident(&self, s: &Stopped<'_>, opener: &str, scope: &str) -> Result<(), Error> {
         let key = plan::incident_key(scope, &s.class, &s.revision);
+        let now = self.now();
+        let ctx = plan::incident_context(&s.cluster, scope, &s.revision, &s.class, &[]);
+        self.env.state.restart_tally(PK_INCIDENT, &key, opener, now, &ctx, self.incident_ttl()).await?;
+        self.list_open(&key, now, self.incident_ttl()).await
+    }
+
+    /// List the incident whose window opened at `since` for the summary schedule.
+    async fn list_open(&self, key: &str, since: u64, ttl: Duration) -> Result<(), Error> {
+        self.env.state.put(PK_OPEN, key, &json!({"since": since}), ttl).await
+    }
+
+    /// The summary schedule (issue 17, item 6): every listed incident whose window closed with
+    /// tasks folded into it gets its summary, with the true count, whether or not another task
+    /// stops later; exactly once (`StateStore::tell` claims it against other ticks and a late
+    /// task). One Query of the open incidents, one BatchGetItem of their tallies, then per
+    /// closed window one UpdateItem (the claim), one Publish and one DeleteItem.
+    pub(crate) async fn on_summary_schedule(&self) -> Result<Outcome, Error> {
+        let now = self.now();
         let window = self.env.config.notification_window.as_secs();
-        self.env.state.put(PK_INCIDENT, &key, &json!({"sent": self.now(), "suppressed": 0}), Duration::from_secs(window * 3 + 60)).await
+        let listed = self.env.state.query(PK_OPEN).await?;
+        let keys: BTreeSet<(String, String)> = listed.iter().map(|(k, _)| (PK_INCIDENT.to_string(), k.clone())).collect();
+        let tallies = self.env.state.get_many(&keys).await?;
+        let (mut summarized, mut closed, mut open, mut failed) = (0, 0, 0, None);
+        for (key, entry) in &listed {
+            let tally = tallies.get(&(PK_INCIDENT.to_string(), key.clone())).and_then(|r| Tally::from_data(&r.data));
+            match plan::closing(tally.as_ref(), now, window) {
+                Closing::Open => {
+                    open += 1;
+                    continue;
+                }
+                Closing::Done => {}
+                Closing::Tell { since, .. } => {
+                    // The count as claimed, which no task adds to any more (its window closed).
+                    if let Some(claimed) = self.env.state.tell(PK_INCIDENT, key, since).await? {
+                        // A record written before tallies kept its old data: name the incident by its key.
+                        let ctx = if claimed.data.get("name").is_some() { claimed.data.clone() } else { json!({"name": key}) };
+                        let n = messages::closed_incident_summary(key, &ctx, claimed.count.saturating_sub(1), now.saturating_sub(since));
+                        if let Err(e) = self.publish_summary(key, since, &n).await {
+                            failed.get_or_insert(e);
+                            continue;
+                        }
+                        summarized += 1;
+                        tracing::info!(incident = %key, tasks = claimed.count - 1, "incident window closed: summary sent");
+                    }
+                }
+            }
+            closed += 1;
+            // Unless a later task listed the incident's next window meanwhile.
+            self.env.state.delete_if(PK_OPEN, key, &entry.data).await?;
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(Outcome::Summaries { open, closed, summarized })
+    }
+
+    async fn publish_summary(&self, key: &str, since: u64, n: &Notification) -> Result<(), Error> {
+        if let Err(e) = self.env.notifier.publish(n).await {
+            // Given back for the next tick.
+            if let Err(undo) = self.env.state.untell(PK_INCIDENT, key, since).await {
+                tracing::warn!(incident = %key, error = %undo, "could not give the summary's claim back");
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// The message with the target group's health; without it when ELB cannot say.

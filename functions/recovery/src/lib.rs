@@ -5,10 +5,13 @@
 //! State-table records (pk / sk):
 //! - `recovery#restart` / stopped task ARN: the claim that re-runs a task at most once, with the
 //!   RunTask attempt its clientToken names (`restart::read_claim`).
-//! - `recovery#lineage` / `CLUSTER/LINEAGE`: restarts made for a chain of re-runs.
-//! - `recovery#failures` / `CLUSTER/SERVICE#FAMILY:REV`: failed tasks in the sliding window.
+//! - `recovery#lineage` / `CLUSTER/LINEAGE`: restarts made for a chain of re-runs (a counter
+//!   attribute `restarts`, one conditional `ADD` per re-run).
+//! - `recovery#failures` / `CLUSTER/SERVICE#FAMILY:REV`: failed tasks in the revision's window
+//!   (a tally: one `ADD` per failed task, `StateStore::tally`).
 //! - `recovery#rollback` / `CLUSTER/SERVICE#FAMILY:REV`: the claim that rolls a revision back once.
-//! - `recovery#incident` / `CLUSTER/SCOPE#CLASS#FAMILY:REV`: notification debouncing.
+//! - `recovery#incident` / `CLUSTER/SCOPE#CLASS#FAMILY:REV`: notification debouncing (a tally).
+//! - `recovery#open` / the same key: incidents whose window the summary schedule has to close.
 //! - `notify` / `restart-limit#…`, `refused#…`, `dry-run-restart#…`, `rollback-dry-run#…`: one-off
 //!   notifications.
 //! - reads `stable` and `deployed` (autopilot::keys), writes `deployed` after a rollback.
@@ -52,6 +55,11 @@ use outcome::{Action, Outcome};
 /// Attempts of an optimistic read-modify-write before giving up (retryable Conflict).
 const CAS_ATTEMPTS: usize = 20;
 
+/// What the name of the incident summary schedule's rule has in it (template.yaml: the rule
+/// `<stack>-recovery-summary`): recovery tells its schedule by the rule ARN, as the deployer and
+/// the scaler do theirs.
+pub const SUMMARY_RULE: &str = "recovery-summary";
+
 /// Seconds since the epoch; replaceable so tests can move time.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -90,13 +98,21 @@ impl Function for Recovery {
     fn screen(incoming: &Incoming, config: &Config) -> Option<Outcome> {
         match incoming {
             Incoming::TaskStateChange(event) => screen_task(&event.detail, config),
+            Incoming::Scheduled(event) => {
+                let rule = event.resources.as_ref().and_then(|r| r.first()).cloned().unwrap_or_default();
+                (!rule.contains(SUMMARY_RULE)).then(|| Outcome::ignored(format!("schedule {rule} is not the incident summary schedule")))
+            }
             other => Some(Outcome::ignored(format!("{} is not handled by recovery", other.detail_type()))),
         }
     }
 
     async fn dispatch(&self, incoming: Incoming) -> Result<Outcome, Error> {
         match incoming {
-            Incoming::TaskStateChange(event) => self.on_task(&event.detail).await,
+            Incoming::TaskStateChange(event) => self.on_task(&event.detail, event.id.as_deref()).await,
+            Incoming::Scheduled(event) => match Self::screen(&Incoming::Scheduled(event), &self.env.config) {
+                Some(settled) => Ok(settled),
+                None => self.on_summary_schedule().await,
+            },
             other => {
                 tracing::info!(detail_type = other.detail_type(), "not handled by recovery");
                 Ok(Outcome::ignored(format!("{} is not handled by recovery", other.detail_type())))
@@ -162,7 +178,10 @@ impl Recovery {
         (self.clock)()
     }
 
-    async fn on_task(&self, t: &TaskStateChange) -> Result<Outcome, Error> {
+    /// `event_id` names the delivery (the task's ARN without one): the delivery that opens an
+    /// incident's window sends its first message, a retry of it too.
+    async fn on_task(&self, t: &TaskStateChange, event_id: Option<&str>) -> Result<Outcome, Error> {
+        let opener = event_id.filter(|id| !id.is_empty()).unwrap_or(&t.task_arn);
         if let Some(answer) = screen_task(t, &self.env.config) {
             return Ok(answer);
         }
@@ -179,8 +198,8 @@ impl Recovery {
         }
         log_stop(&s);
         match t.service_name() {
-            Some(service) => self.on_service_task(&s, service).await,
-            None => self.on_standalone_task(&s).await,
+            Some(service) => self.on_service_task(&s, opener, service).await,
+            None => self.on_standalone_task(&s, opener).await,
         }
     }
 

@@ -230,6 +230,29 @@ pub fn with_target_health(n: Notification, target_group_arn: &str, health: Optio
     n
 }
 
+/// The summary the schedule sends when an incident's window closed with `tasks` folded into it
+/// (issue 17, item 6), worded from what the incident's tally kept (`plan::incident_context`):
+/// there is no task at hand. The same subject as a summary sent by a later task.
+/// `incident_key` is the incident's (plan::incident_key): the summary goes into the thread of the
+/// incident's first message, as a straggler's summary does.
+pub fn closed_incident_summary(incident_key: &str, ctx: &Value, tasks: u64, since_secs: u64) -> Notification {
+    let text = |k: &str| ctx.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
+    let (name, cluster, revision, verb) = (text("name"), text("cluster"), text("revision"), text("verb"));
+    let noun = if tasks == 1 { "task" } else { "tasks" };
+    let minutes = plan::minutes(since_secs);
+    let subject = format!("{name}: {tasks} more {noun} of {revision} {verb} in the last {minutes} min");
+    let description = format!(
+        "{tasks} more {noun} of {revision} in {cluster} {verb} since the incident's first message {minutes} min ago; each was counted, not notified.\nAction: none (the incident's window closed)"
+    );
+    let mut n = Notification::new("recovery.summary", subject, description).thread(incident_thread(incident_key)).keywords(["recovery", "summary"]);
+    for key in ["cluster", "revision", "class", "service"] {
+        if let Some(v) = ctx.get(key) {
+            n = n.field(key, v.clone());
+        }
+    }
+    n.field("moreTasks", tasks).field("sinceSeconds", since_secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +417,23 @@ mod tests {
         assert!(!b.to_string().contains("s3cr3t") && !b.to_string().contains("API_TOKEN"), "{b}");
         let (_, limit) = restart_limit(&s, "stage01/job", "orig", 2);
         assert_eq!(limit.next_steps, b["content"]["nextSteps"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect::<Vec<_>>());
+    }
+
+    /// Issue 17, item 6: the schedule's summary, worded from what the incident's tally kept.
+    #[test]
+    fn closed_incident_summary_from_the_tally() {
+        let t = event("service:random", "EssentialContainerExited", "Essential container in task exited", json!([{"name": "random", "exitCode": 1}]));
+        let s = Stopped::every_container_essential(&t);
+        let ctx = plan::incident_context(&s.cluster, "stage01/random", &s.revision, &s.class, &[("service", json!("random")), ("crashLoop", json!(false))]);
+        let key = plan::incident_key("stage01/random", &s.class, &s.revision);
+        let n = closed_incident_summary(&key, &ctx, 49, 610);
+        assert_eq!((n.subject.as_str(), n.event_type.as_str()), ("stage01/random: 49 more tasks of random:2 crashed in the last 11 min", "recovery.summary"));
+        assert_eq!(Value::Object(n.fields.clone()), json!({"cluster": "stage01", "revision": "random:2", "class": "crash", "service": "random", "moreTasks": 49, "sinceSeconds": 610}));
+        let straggler = incident(&s, "stage01/random", "x", "what", &Emit::Summary { tasks: 49, since_secs: 610 }, &[]).unwrap();
+        assert_eq!(straggler.subject, n.subject, "the same subject as a summary a later task sends");
+        assert_eq!(n.thread_id, straggler.thread_id, "and the same thread: the incident's (issue 17, item 10)");
+        assert!(n.thread_id.is_some());
+        assert_eq!(closed_incident_summary(&key, &ctx, 1, 60).subject, "stage01/random: 1 more task of random:2 crashed in the last 1 min");
     }
 
     #[test]

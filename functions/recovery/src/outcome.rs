@@ -16,6 +16,9 @@ pub enum Outcome {
     Ignored { reason: String },
     /// A stopped task: what it was, what was done about it and why.
     Handled(Handled),
+    /// The summary schedule's pass over the listed incidents (incident.rs): still `open`,
+    /// `closed` and forgotten, of which `summarized` had their summary sent now.
+    Summaries { open: usize, closed: usize, summarized: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

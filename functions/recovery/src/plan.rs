@@ -5,6 +5,7 @@
 
 use serde_json::{json, Value};
 
+use autopilot::state::{Counted, Tally};
 use autopilot::tags::{parse_rollback, Tags, TAG_ROLLBACK};
 
 use crate::classify::StopClass;
@@ -14,8 +15,6 @@ pub use crate::restart::{client_token, decide_restart, RestartDecision};
 
 /// A rollback only follows a deployment this recent.
 pub const RECENT_DEPLOYMENT_SECS: u64 = 3600;
-/// Failure records kept per revision (a burst beyond this is still a crash loop).
-const MAX_FAILURES_KEPT: usize = 200;
 
 /// `arn:aws:ecs:r:a:task-definition/random:2` or `random:2` → `random:2`.
 pub fn revision(task_definition: &str) -> String {
@@ -29,24 +28,24 @@ pub fn task_id(task_arn: &str) -> &str {
 
 // ------------------------------------------------------------------ failure window
 
-/// Add one failed task to a revision's window (idempotent per task) and drop what is older than
-/// `window_secs`. Returns the new record and the number of failures in the window.
-pub fn record_failure(previous: Option<&Value>, task: &str, now: u64, window_secs: u64) -> (Value, usize) {
-    let mut entries: Vec<(String, u64)> = previous
-        .and_then(|v| v.get("failures"))
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|e| Some((e.get("task")?.as_str()?.to_string(), e.get("at")?.as_u64()?))).collect())
-        .unwrap_or_default();
-    entries.retain(|(_, at)| at + window_secs > now);
-    if !entries.iter().any(|(t, _)| t == task) {
-        entries.push((task.to_string(), now));
-    }
-    if entries.len() > MAX_FAILURES_KEPT {
-        entries.drain(..entries.len() - MAX_FAILURES_KEPT);
-    }
-    let count = entries.len();
-    let failures: Vec<Value> = entries.into_iter().map(|(t, at)| json!({"task": t, "at": at})).collect();
-    (json!({ "failures": failures }), count)
+/// What a revision's failure window keeps when the next one opens: the closed window's count and
+/// start, so that the failures of the last `window_secs` can still be estimated.
+pub fn failure_window_data(closed: &Tally) -> Value {
+    json!({"previous": closed.count, "previousSince": closed.since})
+}
+
+/// The failures of a revision in the last `window_secs`, from its tally (one `ADD` per failed
+/// task, `StateStore::tally`): the current window's count, plus the previous window's in
+/// proportion to how much of it the last `window_secs` still cover (the "sliding window counter"
+/// estimate: failures spread evenly over the previous window). A window opens with the first
+/// failure after the previous one closed.
+pub fn failures_in_window(t: &Tally, now: u64, window_secs: u64) -> usize {
+    let previous = t.data.get("previous").and_then(Value::as_u64).unwrap_or(0);
+    let previous_since = t.data.get("previousSince").and_then(Value::as_u64).unwrap_or(0);
+    let window = window_secs.max(1);
+    // The part of [previous_since, previous_since + window) after now - window.
+    let covered = previous_since.saturating_add(2 * window).saturating_sub(now).min(window);
+    (t.count + previous * covered / window) as usize
 }
 
 // ------------------------------------------------------------------ notification debouncing
@@ -63,17 +62,62 @@ pub enum Emit {
     Suppress,
 }
 
-/// Debounce rule: one message per incident key per window. Tasks within the window are counted;
-/// the first task after the window closes sends a summary of them (itself included) and opens
-/// a new window; if nothing was suppressed, it is a new incident. Returns the new record.
-pub fn debounce(previous: Option<&Value>, now: u64, window_secs: u64) -> (Value, Emit) {
-    let sent = previous.and_then(|v| v.get("sent")).and_then(Value::as_u64);
-    let suppressed = previous.and_then(|v| v.get("suppressed")).and_then(Value::as_u64).unwrap_or(0);
-    match sent {
-        Some(sent) if now < sent + window_secs => (json!({"sent": sent, "suppressed": suppressed + 1}), Emit::Suppress),
-        Some(sent) if suppressed > 0 => (json!({"sent": now, "suppressed": 0}), Emit::Summary { tasks: suppressed + 1, since_secs: now.saturating_sub(sent) }),
-        _ => (json!({"sent": now, "suppressed": 0}), Emit::First),
+/// What a task's count in its incident's tally (`StateStore::tally`, one UpdateItem) means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncidentStep {
+    /// Counted in the open window: send this (`Emit::First` only for the one delivery that
+    /// opened the window, a retry of it included; every other one is folded).
+    Emit(Emit),
+    /// The window closed before this task: open the next one (`StateStore::reopen`), claiming
+    /// the closed window's summary when it has one not told yet, then send `then`: the summary
+    /// of the folded tasks and this one, or, when there is nothing to summarise (or the schedule
+    /// told it already), the first message of a new incident.
+    Reopen { claim_summary: bool, then: Emit },
+}
+
+/// Debounce rule: one message per incident key per window, decided from the tally's answer.
+/// The delivery that opens a window sends the incident's first message; the others in the
+/// window are counted, not sent; the schedule tells the window's count when it closes
+/// ([`closing`]); a task after the window opens the next one, and sends the summary itself if
+/// the schedule has not yet (never a second summary of the same counts).
+pub fn incident_step(counted: &Counted, opener: &str, now: u64) -> IncidentStep {
+    match counted {
+        Counted::Open(t) if t.opened_by(opener) => IncidentStep::Emit(Emit::First),
+        Counted::Open(_) => IncidentStep::Emit(Emit::Suppress),
+        Counted::Closed(t) if t.count > 1 && !t.told() => IncidentStep::Reopen { claim_summary: true, then: Emit::Summary { tasks: t.count, since_secs: now.saturating_sub(t.since) } },
+        Counted::Closed(_) => IncidentStep::Reopen { claim_summary: false, then: Emit::First },
     }
+}
+
+/// What the summary schedule does about one open incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closing {
+    /// Its window is still open: look again next time.
+    Open,
+    /// Its window closed with `tasks` folded since its first message `since_secs` ago: claim the
+    /// summary (`StateStore::tell`) and send it.
+    Tell { since: u64, tasks: u64, since_secs: u64 },
+    /// Nothing (more) to tell: forget the incident.
+    Done,
+}
+
+/// The schedule's decision for an incident's tally (`None`: expired or never written).
+pub fn closing(tally: Option<&Tally>, now: u64, window_secs: u64) -> Closing {
+    match tally {
+        None => Closing::Done,
+        Some(t) if t.since.saturating_add(window_secs) > now => Closing::Open,
+        Some(t) if t.count > 1 && !t.told() => Closing::Tell { since: t.since, tasks: t.count - 1, since_secs: now.saturating_sub(t.since) },
+        Some(_) => Closing::Done,
+    }
+}
+
+/// What an incident's tally keeps for whoever words its summary (the schedule has no task).
+pub fn incident_context(cluster: &str, name: &str, revision: &str, class: &StopClass, fields: &[(&str, Value)]) -> Value {
+    let mut ctx = json!({"name": name, "cluster": cluster, "revision": revision, "class": class.label(), "verb": class.verb()});
+    for (key, value) in fields.iter().filter(|(k, _)| *k == "service") {
+        ctx[*key] = value.clone();
+    }
+    ctx
 }
 
 pub fn minutes(secs: u64) -> u64 {
@@ -257,40 +301,61 @@ mod tests {
         assert!(client_token(&format!("arn:x:task/c/{}", "a".repeat(200)), 1).len() <= 64);
     }
 
+    fn tally(since: u64, count: u64, told: Option<u64>, opener: &str) -> Tally {
+        Tally { since, count, told, opener: Some(opener.into()), data: json!({}) }
+    }
+
+    /// Issue 17, item 6: a revision's failures in the last window, from its tally.
     #[test]
-    fn failure_window_slides_and_ignores_repeats() {
-        let (r, n) = record_failure(None, "t1", 1000, 600);
-        assert_eq!(n, 1);
-        let (r, n) = record_failure(Some(&r), "t1", 1001, 600);
-        assert_eq!(n, 1, "the same task twice is one failure");
-        let (r, n) = record_failure(Some(&r), "t2", 1300, 600);
-        assert_eq!(n, 2);
-        let (_, n) = record_failure(Some(&r), "t3", 1650, 600);
-        assert_eq!(n, 2, "t1 fell out of the window");
-        let mut r = None;
-        for i in 0..300 {
-            r = Some(record_failure(r.as_ref(), &format!("t{i}"), 5000, 600).0);
+    fn failures_in_the_last_window() {
+        let with = |since, count, data: Value| Tally { since, count, told: None, opener: None, data };
+        let previous = |count: u64, since: u64| failure_window_data(&with(since, count, json!({})));
+        let cases = [
+            (with(1000, 1, json!({})), 1000, 1),
+            (with(1000, 3, json!({})), 1500, 3),
+            // 50 failures from 0 to 490; at 700 the last 600 s cover 5/6 of that window.
+            (with(700, 1, previous(50, 0)), 700, 42),
+            (with(700, 2, previous(50, 0)), 1200, 2),
+            (with(5000, 1, previous(50, 0)), 5000, 1),
+            (with(600, 1, previous(3, 0)), 600, 4),
+        ];
+        for (t, now, want) in cases {
+            assert_eq!(failures_in_window(&t, now, 600), want, "{t:?} at {now}");
         }
-        assert_eq!(record_failure(r.as_ref(), "x", 5000, 600).1, 200);
+    }
+
+    /// Issue 17, item 6: event + the tally's answer → what this task sends.
+    #[test]
+    fn debounce_one_message_then_a_summary() {
+        use IncidentStep::Reopen;
+        let cases = [
+            (Counted::Open(tally(100, 1, None, "e-1")), "e-1", 100, IncidentStep::Emit(Emit::First)),
+            (Counted::Open(tally(100, 7, None, "e-1")), "e-1", 101, IncidentStep::Emit(Emit::First)),
+            (Counted::Open(tally(100, 2, None, "e-1")), "e-2", 101, IncidentStep::Emit(Emit::Suppress)),
+            (Counted::Closed(tally(100, 12, None, "e-1")), "e-13", 700, Reopen { claim_summary: true, then: Emit::Summary { tasks: 12, since_secs: 600 } }),
+            (Counted::Closed(tally(100, 12, Some(100), "e-1")), "e-13", 700, Reopen { claim_summary: false, then: Emit::First }),
+            (Counted::Closed(tally(100, 12, Some(50), "e-1")), "e-13", 700, Reopen { claim_summary: true, then: Emit::Summary { tasks: 12, since_secs: 600 } }),
+            (Counted::Closed(tally(100, 1, None, "e-1")), "e-2", 1400, Reopen { claim_summary: false, then: Emit::First }),
+        ];
+        for (counted, opener, now, want) in cases {
+            assert_eq!(incident_step(&counted, opener, now), want, "{counted:?} {opener}");
+        }
+        assert_eq!(minutes(600), 10);
+        assert_eq!(minutes(1), 1);
     }
 
     #[test]
-    fn debounce_one_message_then_a_summary() {
-        let (r, e) = debounce(None, 100, 600);
-        assert_eq!(e, Emit::First);
-        let mut r = r;
-        for t in 101..112 {
-            let (n, e) = debounce(Some(&r), t, 600);
-            assert_eq!(e, Emit::Suppress);
-            r = n;
+    fn the_schedule_tells_each_closed_window_once() {
+        let cases = [
+            (None, 1000, Closing::Done),
+            (Some(tally(500, 40, None, "e")), 1000, Closing::Open),
+            (Some(tally(400, 40, None, "e")), 1000, Closing::Tell { since: 400, tasks: 39, since_secs: 600 }),
+            (Some(tally(400, 40, Some(400), "e")), 1000, Closing::Done),
+            (Some(tally(400, 1, None, "e")), 1000, Closing::Done),
+        ];
+        for (t, now, want) in cases {
+            assert_eq!(closing(t.as_ref(), now, 600), want, "{t:?}");
         }
-        let (r, e) = debounce(Some(&r), 700, 600);
-        assert_eq!(e, Emit::Summary { tasks: 12, since_secs: 600 });
-        // Quiet for a window: the next one starts a new incident.
-        let (_, e) = debounce(Some(&r), 1400, 600);
-        assert_eq!(e, Emit::First);
-        assert_eq!(minutes(600), 10);
-        assert_eq!(minutes(1), 1);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use autopilot::state::{Counted, Tally};
 use autopilot::Error;
 use serde_json::json;
 
@@ -32,7 +33,7 @@ pub const NOT_OPTED_IN_SERVICE: &str = "the service is not opted in to autopilot
 pub(crate) const OPT_IN_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl Recovery {
-    pub(crate) async fn on_service_task(&self, s: &Stopped<'_>, service: &str) -> Result<Outcome, Error> {
+    pub(crate) async fn on_service_task(&self, s: &Stopped<'_>, opener: &str, service: &str) -> Result<Outcome, Error> {
         if self.env.config.recovery_notify_opted_in && !self.opted_in(&s.t.cluster_arn, service).await? {
             tracing::info!(service, "not opted in to autopilot (AUTOPILOT_RECOVERY_NOTIFY=opted-in): nothing counted or told");
             return Ok(Outcome::handled(s, Action::none(NOT_OPTED_IN_SERVICE)));
@@ -41,13 +42,13 @@ impl Recovery {
         if !s.class.is_failure() {
             // Infrastructure: not the revision's fault, ECS replaces the task; say it once.
             let what = messages::REPLACED_BY_ECS.to_string();
-            let sent = self.notify_incident(s, &scope, &scope, &what, "replaced by ECS", &[("service", json!(service))]).await?;
+            let sent = self.notify_incident(s, opener, &scope, &scope, &what, "replaced by ECS", &[("service", json!(service))]).await?;
             return Ok(Outcome::handled(s, Action::notified_if(sent, what, About::Service { service: service.into(), window: None })));
         }
 
         let window_secs = self.env.config.crash_loop_window.as_secs();
         let threshold = self.env.config.crash_loop_threshold as usize;
-        let failures = self.record_failure(&plan::revision_key(&s.cluster, service, &s.revision), &s.task_id, window_secs).await?;
+        let failures = self.record_failure(&plan::revision_key(&s.cluster, service, &s.revision), opener, window_secs).await?;
         let window = FailureWindow { failures, threshold, window_secs };
         let crash_loop = window.crash_loop();
         tracing::info!(service, revision = %s.revision, failures, threshold, window_secs, crash_loop, "service task failed");
@@ -56,7 +57,7 @@ impl Recovery {
             match self.crash_loop(s, service, failures).await? {
                 CrashLoop::RolledBack(outcome) => {
                     // The rollback message is this incident's message: later tasks fold into it.
-                    self.touch_incident(s, &scope).await?;
+                    self.touch_incident(s, opener, &scope).await?;
                     return Ok(outcome);
                 }
                 CrashLoop::Reported(failure) => failure,
@@ -66,7 +67,7 @@ impl Recovery {
         };
         let what = messages::service_failure(&s.revision, &window, &failure);
         let fields = [("service", json!(service)), ("failuresInWindow", json!(failures)), ("crashLoopThreshold", json!(threshold)), ("crashLoop", json!(crash_loop))];
-        let sent = self.notify_incident(s, &scope, &scope, &what, messages::service_failure_short(&window), &fields).await?;
+        let sent = self.notify_incident(s, opener, &scope, &scope, &what, messages::service_failure_short(&window), &fields).await?;
         let about = About::Service { service: service.into(), window: Some(Window { failures_in_window: failures, crash_loop }) };
         Ok(Outcome::handled(s, Action::notified_if(sent, what, about)))
     }
@@ -85,16 +86,26 @@ impl Recovery {
         Ok(opted)
     }
 
-    /// Count one failed task in the revision's sliding window; returns the failures in it.
-    async fn record_failure(&self, key: &str, task: &str, window: u64) -> Result<usize, Error> {
+    /// Count one failed task in the revision's window; returns the failures in the last `window`
+    /// seconds (plan::failures_in_window). One UpdateItem (`StateStore::tally`: `ADD #n :one`
+    /// while the window is open), so that a burst of failing tasks never races on the record;
+    /// the window opens with a revision's first failure and lasts `window` seconds, the next
+    /// failure after it opens the next one (a second UpdateItem), keeping the closed one's count.
+    async fn record_failure(&self, key: &str, opener: &str, window: u64) -> Result<usize, Error> {
         let ttl = Duration::from_secs(window * 2 + 60);
         for round in 0..CAS_ATTEMPTS {
-            let previous = self.env.state.get(PK_FAILURES, key).await?;
-            let (data, count) = plan::record_failure(previous.as_ref().map(|r| &r.data), task, self.now(), window);
-            match self.env.state.put_if_version(PK_FAILURES, key, &data, ttl, previous.map_or(0, |r| r.version)).await {
-                Ok(_) => return Ok(count),
-                Err(Error::Conflict(_)) => tokio::time::sleep(autopilot::state::conflict_backoff(round)).await,
-                Err(e) => return Err(e),
+            let now = self.now();
+            match self.env.state.tally(PK_FAILURES, key, opener, now, window, &json!({}), ttl).await? {
+                Counted::Open(t) => return Ok(plan::failures_in_window(&t, now, window)),
+                Counted::Closed(seen) => {
+                    let data = plan::failure_window_data(&seen);
+                    if self.env.state.reopen(PK_FAILURES, key, &seen, false, opener, now, &data, ttl).await? {
+                        let opened = Tally { since: now, count: 1, told: None, opener: Some(opener.into()), data };
+                        return Ok(plan::failures_in_window(&opened, now, window));
+                    }
+                    // Another failure opened the next window first: count in it.
+                    tokio::time::sleep(autopilot::state::conflict_backoff(round)).await;
+                }
             }
         }
         Err(Error::Conflict(format!("{PK_FAILURES}/{key}")))

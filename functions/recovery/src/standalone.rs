@@ -12,10 +12,12 @@ use crate::classify::Stopped;
 use crate::outcome::{About, Action, Outcome};
 use crate::aws::RunTaskAnswer;
 use crate::restart::{self, RestartClaim, RestartDecision};
-use crate::{messages, Recovery, CAS_ATTEMPTS};
+use crate::{messages, Recovery};
 
 pub(crate) const PK_RESTART: &str = "recovery#restart";
 pub(crate) const PK_LINEAGE: &str = "recovery#lineage";
+/// The lineage record's counter (an attribute of its own, which `get` reads into `data`).
+const RESTARTS: &str = "restarts";
 
 const RESTART_MEMORY: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -42,7 +44,7 @@ enum Claimed {
 }
 
 impl Recovery {
-    pub(crate) async fn on_standalone_task(&self, s: &Stopped<'_>) -> Result<Outcome, Error> {
+    pub(crate) async fn on_standalone_task(&self, s: &Stopped<'_>, opener: &str) -> Result<Outcome, Error> {
         let Some((task, relaunch)) = self.aws.describe_task(&s.t.cluster_arn, &s.t.task_arn).await? else {
             tracing::warn!(task = %s.task_id, "ECS no longer describes the task: its tags (autopilot:restart) are unknown");
             return Ok(Outcome::handled(s, Action::none("the task is no longer described by ECS")));
@@ -143,7 +145,7 @@ impl Recovery {
         if !rerun.not_carried.is_empty() {
             fields.push(("notCarried", json!(rerun.not_carried)));
         }
-        let sent = self.notify_incident(s, &restart::task_scope(&s.cluster), &name, &what, &messages::restarted_short(attempt, limit), &fields).await?;
+        let sent = self.notify_incident(s, opener, &restart::task_scope(&s.cluster), &name, &what, &messages::restarted_short(attempt, limit), &fields).await?;
         Ok(Outcome::handled(s, Action::Restarted { reason: what, new_task, restart: attempt, restart_limit: limit, lineage, notified: sent, not_carried: rerun.not_carried }))
     }
 
@@ -201,34 +203,24 @@ impl Recovery {
         Ok(rec.map_or((0, 0), |r| (r.data.get("restarts").and_then(Value::as_u64).unwrap_or(0) as u32, r.version)))
     }
 
-    /// Decide against the lineage counter and, for a re-run, count it (optimistically).
+    /// Decide against the lineage counter and, for a re-run, count it: one UpdateItem that adds
+    /// the restart only while the lineage is below its limit (`StateStore::add_bounded`), so
+    /// concurrent re-runs of one lineage never exceed it and never retry for a conflict.
     async fn reserve_restart(&self, s: &Stopped<'_>, tags: &Tags) -> Result<RestartDecision, Error> {
         let key = restart::lineage_key(&s.cluster, &restart::lineage_of(tags, &s.task_id));
-        for round in 0..CAS_ATTEMPTS {
-            let (restarts, version) = self.restarts(&key).await?;
-            let decision = restart::decide_restart(tags, &s.task_id, restarts).map_err(|e| Error::tag(&s.task_id, e))?;
-            let RestartDecision::Rerun { attempt, .. } = &decision else { return Ok(decision) };
-            match self.env.state.put_if_version(PK_LINEAGE, &key, &json!({"restarts": attempt}), RESTART_MEMORY, version).await {
-                Ok(_) => return Ok(decision),
-                Err(Error::Conflict(_)) => tokio::time::sleep(autopilot::state::conflict_backoff(round)).await,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::Conflict(format!("{PK_LINEAGE}/{key}")))
+        let decision = restart::decide_restart(tags, &s.task_id, 0).map_err(|e| Error::tag(&s.task_id, e))?;
+        let RestartDecision::Rerun { limit, .. } = decision else { return Ok(decision) };
+        let restarts = match self.env.state.add_bounded(PK_LINEAGE, &key, RESTARTS, 1, Some(limit as u64), RESTART_MEMORY).await? {
+            // This restart is the `attempt`-th: decided as if `attempt - 1` had been made.
+            Some(attempt) => attempt.saturating_sub(1) as u32,
+            None => limit,
+        };
+        restart::decide_restart(tags, &s.task_id, restarts).map_err(|e| Error::tag(&s.task_id, e))
     }
 
+    /// Give a restart back (its re-run did not start): one UpdateItem, never below zero.
     async fn release_restart(&self, key: &str) -> Result<(), Error> {
-        for round in 0..CAS_ATTEMPTS {
-            let (restarts, version) = self.restarts(key).await?;
-            if restarts == 0 {
-                return Ok(());
-            }
-            match self.env.state.put_if_version(PK_LINEAGE, key, &json!({"restarts": restarts - 1}), RESTART_MEMORY, version).await {
-                Err(Error::Conflict(_)) => tokio::time::sleep(autopilot::state::conflict_backoff(round)).await,
-                other => return other.map(|_| ()),
-            }
-        }
-        Ok(())
+        self.env.state.add_bounded(PK_LINEAGE, key, RESTARTS, -1, None, RESTART_MEMORY).await.map(|_| ())
     }
 }
 
