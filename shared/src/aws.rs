@@ -52,14 +52,10 @@ pub mod ecs {
         }
     }
 
-    /// Every service ARN of a cluster (ListServices, 100 a page: ECS's default page is 10).
-    pub async fn service_arns(ecs: &Client, cluster: &str) -> Result<Vec<String>, Error> {
-        service_arns_paced(ecs, cluster, None).await
-    }
-
-    /// [`service_arns`], each page waiting for a token of `pacer` (ListServices shares
-    /// DescribeServices' bucket) when one is given.
-    pub async fn service_arns_paced(ecs: &Client, cluster: &str, pacer: Option<&crate::pacer::Pacer>) -> Result<Vec<String>, Error> {
+    /// Every service ARN of a cluster (ListServices, 100 a page: ECS's default page is 10), each
+    /// page waiting for a token of `pacer` (ListServices shares DescribeServices' bucket) when
+    /// one is given.
+    pub async fn service_arns(ecs: &Client, cluster: &str, pacer: Option<&crate::pacer::Pacer>) -> Result<Vec<String>, Error> {
         let mut out = Vec::new();
         let mut token = None;
         loop {

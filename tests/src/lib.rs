@@ -276,6 +276,20 @@ impl Drop for World {
 }
 
 /// A sample event from events/, with its `id` replaced so each test's deliveries are its own.
+/// A FIFO queue `name` (ending `.fifo`) in `sdk`'s account, like the work queues of
+/// template.yaml; its URL.
+pub async fn fifo_queue(sdk: &SdkConfig, name: &str) -> String {
+    aws_sdk_sqs::Client::new(sdk)
+        .create_queue()
+        .queue_name(name)
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("create the work queue")
+        .queue_url
+        .expect("a queue URL")
+}
+
 pub fn sample_event(file: &str) -> Value {
     let path = repo_root().join("events").join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));

@@ -179,15 +179,7 @@ async fn receive(sqs: &aws_sdk_sqs::Client, queue: &str) -> Vec<aws_sdk_sqs::typ
 async fn the_deployers_work_goes_through_its_queue_one_group_per_account() {
     let (central, [a, b, _]) = organization().await;
     let sqs = aws_sdk_sqs::Client::new(&central.sdk);
-    let queue = sqs
-        .create_queue()
-        .queue_name("ecs-autopilot-deployer-work.fifo")
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .expect("create the work queue")
-        .queue_url
-        .unwrap();
+    let queue = harness::fifo_queue(&central.sdk, "ecs-autopilot-deployer-work.fifo").await;
     let config = Config { queue_url: Some(queue.clone()), ..central_config(&central, DEPLOYER_ROLE, &[&a, &b]) };
     let deployer = Deployer::new(central.env_with(config));
     let before = service_td(&a, "auth").await;

@@ -252,7 +252,8 @@ async fn the_schedule_summarises_a_closed_incident_window_once() {
         let out = f.handle(stopped_event(&world, "ecs-task-stopped-crash.json", &service_task_arn(&world, n), &td, "service:random", Some(1))).await.expect("handled");
         assert_eq!(out["action"], if n == 0 { "notified" } else { "none" }, "task {n}: {out}");
     }
-    assert_eq!(world.notifications().await.len(), 1);
+    let first = world.notifications().await;
+    assert_eq!(first.len(), 1);
     let tick = || for_world(sample_event("schedule-recovery-summary.json"), &world);
 
     clock.store(start + 300, Ordering::SeqCst);
@@ -267,8 +268,10 @@ async fn the_schedule_summarises_a_closed_incident_window_once() {
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0].0, "stage01/random: 19 more tasks of random:1 crashed in the last 11 min");
     assert_eq!(notes[0].1["metadata"]["eventType"], "recovery.summary");
-    assert_eq!(notes[0].1["metadata"]["additionalContext"]["moreTasks"], 19);
+    assert_eq!(notes[0].1["metadata"]["additionalContext"]["moreTasks"], "19", "additionalContext values are strings");
     assert_eq!(notes[0].1["metadata"]["additionalContext"]["service"], "random");
+    assert!(first[0].1["metadata"]["threadId"].is_string());
+    assert_eq!(notes[0].1["metadata"]["threadId"], first[0].1["metadata"]["threadId"], "in the incident's thread");
 
     let out = f.handle(tick()).await.unwrap();
     assert_eq!((out["closed"].as_u64(), out["summarized"].as_u64()), (Some(0), Some(0)), "told once: {out}");

@@ -277,15 +277,7 @@ async fn account_mode_work_goes_through_the_work_queues_under_the_runtime_api() 
     let sqs = aws_sdk_sqs::Client::new(&w.sdk);
     let group = format!("{}#{}", w.account, w.region);
     for function in ["deployer", "scaler"] {
-        let queue = sqs
-            .create_queue()
-            .queue_name(format!("ecs-autopilot-{function}-work.fifo"))
-            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-            .send()
-            .await
-            .expect("create the work queue")
-            .queue_url
-            .unwrap();
+        let queue = harness::fifo_queue(&w.sdk, &format!("ecs-autopilot-{function}-work.fifo")).await;
         let mut env = w.lambda_env();
         env.push(("AUTOPILOT_QUEUE_URL".into(), queue.clone()));
         let (port, rx) = start_server(format!("arn:aws:lambda:{}:{}:function:{function}", w.region, w.account));

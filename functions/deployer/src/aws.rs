@@ -142,7 +142,7 @@ impl Aws {
     }
 
     pub async fn list_services(&self, cluster: &str) -> Result<Vec<String>, Error> {
-        autopilot::aws::ecs::service_arns_paced(&self.ecs, cluster, Some(&self.service_reads)).await
+        autopilot::aws::ecs::service_arns(&self.ecs, cluster, Some(&self.service_reads)).await
     }
 
     /// The newest deployment record of a service, if ECS keeps one: ListServiceDeployments (one

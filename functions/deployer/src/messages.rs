@@ -423,6 +423,18 @@ pub fn code_deploy_notification(s: &Skip) -> Notification {
 mod tests {
     use super::*;
 
+    /// `REPOSITORY:v2` (digest `sha256:aaaa…`) pushed to the test account's registry.
+    fn pushed(repository: &str, fresh: bool) -> Push {
+        Push {
+            registry: autopilot::image::EcrRegistry::new("123456789012", "us-east-1"),
+            repository: repository.into(),
+            tag: "v2".into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            pushed_at: None,
+            fresh,
+        }
+    }
+
     fn family(name: &str, services: &[&str], from: &str) -> FamilyPlan {
         FamilyPlan {
             family: name.into(),
@@ -446,14 +458,7 @@ mod tests {
     #[test]
     fn a_held_back_digest_is_told_with_who_rolled_it_back() {
         use crate::plan::{HeldBack, Verdict};
-        let push = Push {
-            registry: autopilot::image::EcrRegistry::new("123456789012", "us-east-1"),
-            repository: "auth".into(),
-            tag: "v2".into(),
-            digest: format!("sha256:{}", "a".repeat(64)),
-            pushed_at: None,
-            fresh: false,
-        };
+        let push = pushed("auth", false);
         let td = |r: &str| format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{r}");
         for (by, to, says) in [
             ("circuit-breaker", None, "ECS's deployment circuit breaker failed or rolled back auth:2"),
@@ -488,14 +493,7 @@ mod tests {
 
     #[test]
     fn one_started_message_per_push_names_every_service_and_revision() {
-        let push = Push {
-            registry: autopilot::image::EcrRegistry::new("123456789012", "us-east-1"),
-            repository: "web".into(),
-            tag: "v2".into(),
-            digest: format!("sha256:{}", "a".repeat(64)),
-            pushed_at: None,
-            fresh: true,
-        };
+        let push = pushed("web", true);
         let arn = |r: &str| format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{r}");
         let single = push_notification(&push, &[(family("auth", &["auth"], "auth:1"), arn("auth:2"))]);
         assert!(single.subject.starts_with("auth: deploying auth:2 (v2, sha256:"), "{}", single.subject);
@@ -519,14 +517,7 @@ mod tests {
     #[test]
     fn a_push_and_the_ends_of_its_rollouts_share_one_thread() {
         use crate::outcome::RolloutStatus;
-        let push = Push {
-            registry: autopilot::image::EcrRegistry::new("123456789012", "us-east-1"),
-            repository: "web".into(),
-            tag: "v2".into(),
-            digest: format!("sha256:{}", "a".repeat(64)),
-            pushed_at: None,
-            fresh: true,
-        };
+        let push = pushed("web", true);
         let arn = |r: &str| format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{r}");
         let started = [(family("auth", &["auth", "auth-admin"], "auth:1"), arn("auth:2")), (family("random", &["random"], "random:4"), arn("random:5"))];
         let announced = push_notification(&push, &started).chatbot_body(false);

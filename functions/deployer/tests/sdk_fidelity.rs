@@ -40,9 +40,14 @@ fn ok(body: Value) -> HttpResponse {
     HttpResponse::new(StatusCode::try_from(200).unwrap(), SdkBody::from(body.to_string()))
 }
 
-/// An `Aws` whose ECS client answers from `rules` and records what it sends.
+/// An `Aws` whose ECS client answers from `rules`, one after the other, and records what it sends.
 fn mocked(rules: &[&aws_smithy_mocks::Rule], sent: &Sent) -> Aws {
-    let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::Sequential);
+    mocked_in(RuleMode::Sequential, rules, sent)
+}
+
+/// [`mocked`], with the rules applied in `mode`.
+fn mocked_in(mode: RuleMode, rules: &[&aws_smithy_mocks::Rule], sent: &Sent) -> Aws {
+    let mut mocks = MockResponseInterceptor::new().rule_mode(mode);
     for rule in rules {
         mocks = mocks.with_rule(rule);
     }
@@ -196,19 +201,7 @@ async fn a_deleted_cluster_in_the_index_leaves_its_services_out() {
             "containerDefinitions": [{"name": "auth", "image": "111122223333.dkr.ecr.us-east-1.amazonaws.com/auth:v1", "memory": 256}]
         }}))
     });
-    let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-    for rule in [&gone, &here, &td] {
-        mocks = mocks.with_rule(rule);
-    }
-    let conf = aws_sdk_ecs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-        .http_client(aws_smithy_mocks::create_mock_http_client())
-        .interceptor(mocks)
-        .build();
-    let ecr_conf = autopilot::aws_sdk_ecr::Config::builder().behavior_version(BehaviorVersion::latest()).region(Region::new("us-east-1")).build();
-    let aws = Aws::from_clients(aws_sdk_ecs::Client::from_conf(conf), autopilot::aws_sdk_ecr::Client::from_conf(ecr_conf));
+    let aws = mocked_in(RuleMode::MatchAny, &[&gone, &here, &td], &Sent::default());
     let sdk = autopilot::aws_config::SdkConfig::builder().behavior_version(autopilot::aws_config::BehaviorVersion::latest()).build();
     let env = Env::from_parts(autopilot::Config::default(), sdk, autopilot::state::StateStore::memory(), autopilot::Notifier::log_only(false));
     let indexed = [

@@ -217,7 +217,7 @@ impl Aws {
     }
 
     pub async fn list_services(&self, cluster: &str) -> Result<Vec<String>, Error> {
-        autopilot::aws::ecs::service_arns(&self.ecs, cluster).await
+        autopilot::aws::ecs::service_arns(&self.ecs, cluster, None).await
     }
 
     /// One service with its tags; `None` when it does not exist (INACTIVE: deleted).
