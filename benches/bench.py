@@ -856,7 +856,13 @@ def burst(args: argparse.Namespace, proxy: Proxy) -> dict:
 
     firsts = {svc: [n for n in notes if kind(n) == "recovery.task-failed" and ctx(n).get("service") == svc] for svc in per_service}
     summaries = {svc: [n for n in notes if kind(n) == "recovery.summary" and ctx(n).get("service") == svc] for svc in per_service}
-    exact = all(len(firsts[s]) == 1 and len(summaries[s]) == 1 and ctx(summaries[s][0]).get("moreTasks") == per_service[s] - 1
+    def thread(n: dict) -> str | None:
+        return (n["message"].get("metadata") or {}).get("threadId")
+
+    # additionalContext values are strings (the custom-notification schema); a summary answers in
+    # its incident's thread.
+    exact = all(len(firsts[s]) == 1 and len(summaries[s]) == 1 and str(ctx(summaries[s][0]).get("moreTasks")) == str(per_service[s] - 1)
+                and thread(summaries[s][0]) is not None and thread(summaries[s][0]) == thread(firsts[s][0])
                 for s in per_service)
     expected = 2 * len(per_service)
     state = {k.split(":", 1)[1]: v["calls"] for k, v in c.items() if k.startswith("dynamodb:")}
