@@ -59,12 +59,15 @@ pub fn rollback_verdict(cluster: &str, service: &str, deployment: Option<&serde_
 /// A short, stable digest of text for use inside a key (FNV-1a, 64 bits, hex): keeps sort keys
 /// under DynamoDB's 1,024-byte limit whatever the text, and is the same in every build.
 pub fn digest_of(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    format!("{:016x}", fnv1a(FNV_OFFSET_BASIS, text))
+}
+
+/// FNV-1a's 64-bit offset basis.
+pub const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, 64 bits, from `basis` (stable in every build, unlike `DefaultHasher`).
+pub fn fnv1a(basis: u64, text: &str) -> u64 {
+    text.bytes().fold(basis, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]

@@ -69,8 +69,8 @@ pub const THREAD_ID_MAX: usize = 64;
 /// bases. Not cryptographic; it names threads and messages, stably across Rust versions (unlike
 /// `DefaultHasher`), so a retried publish carries the same id.
 pub fn stable_hash(data: &str) -> String {
-    let fnv = |basis: u64| data.bytes().fold(basis, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
-    format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142))
+    use crate::keys::{fnv1a, FNV_OFFSET_BASIS};
+    format!("{:016x}{:016x}", fnv1a(FNV_OFFSET_BASIS, data), fnv1a(0x6c62_272e_07bb_0142, data))
 }
 
 /// A thread id (`metadata.threadId`): `KIND-` and 16 hex digits of a hash of `key`. Every message

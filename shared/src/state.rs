@@ -542,12 +542,9 @@ pub fn event_claim_pk(function: &str, event_id: &str) -> String {
 /// so that writers who collided once spread out instead of colliding again in step
 /// ("Exponential Backoff And Jitter", AWS Architecture Blog; issue 17, item 6).
 pub fn conflict_backoff(attempt: usize) -> Duration {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
     let cap_ms = 10u64 << attempt.min(5);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    let seed = format!("{}-{nanos}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
-    let random = u64::from_str_radix(&crate::keys::digest_of(&seed), 16).unwrap_or(0);
+    // A write token is unique per call (process, time, sequence): its digest is the randomness.
+    let random = u64::from_str_radix(&crate::keys::digest_of(&write_token()), 16).unwrap_or(0);
     Duration::from_millis(random % (cap_ms + 1))
 }
 

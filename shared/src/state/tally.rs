@@ -28,7 +28,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use serde_json::Value;
 
-use super::{bounded, now_epoch, record_from_item, write_token, Backend, Record, StateStore, ATTR_DATA, ATTR_EXPIRES_AT, ATTR_PK, ATTR_SK, ATTR_VERSION, ATTR_WRITER, MAX_SK_BYTES};
+use super::{now_epoch, record_from_item, write_token, Backend, Record, StateStore, ATTR_DATA, ATTR_EXPIRES_AT, ATTR_PK, ATTR_SK, ATTR_VERSION, ATTR_WRITER};
 use crate::error::{Error, Result};
 
 pub const ATTR_SINCE: &str = "since";
@@ -483,7 +483,7 @@ impl StateStore {
 
     /// Delete a record only if its data is still `data` (no one rewrote it since it was read).
     pub async fn delete_if(&self, pk: &str, sk: &str, data: &Value) -> Result<bool> {
-        let (pk, sk) = (self.pk(pk), bounded(sk, MAX_SK_BYTES));
+        let (pk, sk) = self.stored(pk, sk);
         let Backend::Dynamo { client, table } = &*self.backend else {
             return Ok(self.memory_update(&pk, &sk, |live| if live.is_some_and(|r| r.data == *data) { (Some(None), true) } else { (None, false) }));
         };
