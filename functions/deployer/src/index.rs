@@ -165,22 +165,17 @@ pub async fn find(env: &Env, registry: &EcrRegistry, repository: &str) -> Lookup
 pub async fn rebuild(env: &Env, disc: &Discovered, registry: &EcrRegistry) -> Result<usize, Error> {
     let current = env.state.query(PK_INDEX).await?;
     let wanted = build(disc, registry);
-    let changed: BTreeMap<(String, String), Value> = wanted
-        .iter()
-        .filter(|(repo, entry)| current.get(repo.as_str()).map(|r| Entry::from_value(&r.data)).as_ref() != Some(*entry))
-        .map(|(repo, entry)| ((PK_INDEX.to_string(), repo.clone()), entry.to_value()))
-        .collect();
-    // Entries are rewritten when they change, so one that never does would expire under a live
-    // index: the marker's build refreshes every entry older than half its TTL.
+    // Entries are rewritten when they change; one that never does would expire under a live
+    // index, so an entry past half its TTL is rewritten too.
     let now = now_epoch();
-    let aging: BTreeMap<(String, String), Value> = wanted
+    let writes: BTreeMap<(String, String), Value> = wanted
         .iter()
-        .filter(|(repo, _)| current.get(repo.as_str()).is_some_and(|r| r.expires_at < now + INDEX_TTL.as_secs() / 2))
+        .filter(|(repo, entry)| {
+            current.get(repo.as_str()).is_none_or(|r| Entry::from_value(&r.data) != **entry || r.expires_at < now + INDEX_TTL.as_secs() / 2)
+        })
         .map(|(repo, entry)| ((PK_INDEX.to_string(), repo.clone()), entry.to_value()))
         .collect();
     let gone: Vec<&String> = current.keys().filter(|sk| sk.as_str() != SK_BUILT && !wanted.contains_key(sk.as_str())).collect();
-    let mut writes = changed;
-    writes.extend(aging);
     let count = writes.len() + gone.len();
     if !writes.is_empty() {
         env.state.put_many(&writes, INDEX_TTL).await?;

@@ -92,17 +92,7 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<EcrImageAction>) 
     tracing::info!(repository = %push.repository, image = %push.label(), "image pushed");
     let disc = match &lookup {
         Lookup::Services(indexed) => {
-            let disc = discover_only(env, aws, indexed).await?;
-            // Those the index named that no longer run the repository leave its entry.
-            let running: BTreeSet<String> = services_by_repository(&disc, &push.registry).remove(&push.repository).unwrap_or_default().into_iter().map(|(arn, _, _)| arn).collect();
-            let failed: BTreeSet<&str> = disc.failures.iter().map(|(w, _)| w.as_str()).collect();
-            let gone: BTreeSet<String> = indexed
-                .iter()
-                .filter(|(cluster, arn)| !running.contains(arn) && !failed.contains(crate::deploy::who(cluster, arn.rsplit('/').next().unwrap_or(arn)).as_str()))
-                .map(|(_, arn)| arn.clone())
-                .collect();
-            index::forget(env, &push.repository, &gone).await;
-            disc
+            discover_only(env, aws, indexed).await?
         }
         Lookup::Stale(_) | Lookup::Unused { .. } => {
             if let Lookup::Stale(why) = &lookup {
@@ -115,7 +105,19 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<EcrImageAction>) 
             disc
         }
     };
-    let outcome = coalesce(env, aws, &account, &push, pushed, &disc).await?;
+    let running = services_by_repository(&disc, &push.registry).remove(&push.repository).unwrap_or_default();
+    if let Lookup::Services(indexed) = &lookup {
+        // Those the index named that no longer run the repository leave its entry (not those
+        // whose task definition could not be read: they are failures, still indexed).
+        let failed: BTreeSet<&str> = disc.failures.iter().map(|(w, _)| w.as_str()).collect();
+        let gone: BTreeSet<String> = indexed
+            .iter()
+            .filter(|(cluster, arn)| !running.iter().any(|(a, _, _)| a == arn) && !failed.contains(crate::deploy::who(cluster, arn.rsplit('/').next().unwrap_or(arn)).as_str()))
+            .map(|(_, arn)| arn.clone())
+            .collect();
+        index::forget(env, &push.repository, &gone).await;
+    }
+    let outcome = coalesce(env, aws, &account, &push, pushed, &disc, running).await?;
     let mut failures = disc.failures;
     failures.extend(outcome.failed.iter().map(|(w, e)| (w.clone(), e.duplicate())));
     let report = PushReport::new(&push, &outcome, &failures, env.config.dry_run);
@@ -128,8 +130,17 @@ pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<EcrImageAction>) 
 /// that newest image, and the pushed one is skipped for it. The later pushes' own events then find
 /// the service on their image or past it, so a burst registers one revision per family, of the
 /// image actually used, and never moves a service back.
-async fn coalesce(env: &Env, aws: &Aws, account: &str, push: &Push, pushed: Option<EcrImage>, disc: &Discovered) -> Result<PushOutcome, Error> {
-    let running = services_by_repository(disc, &push.registry).remove(&push.repository).unwrap_or_default();
+/// `running`: the eligible services of `disc` that run the pushed repository
+/// (`services_by_repository`).
+async fn coalesce(
+    env: &Env,
+    aws: &Aws,
+    account: &str,
+    push: &Push,
+    pushed: Option<EcrImage>,
+    disc: &Discovered,
+    running: Vec<(String, String, autopilot::tags::DeployRules)>,
+) -> Result<PushOutcome, Error> {
     if running.is_empty() {
         return Ok(deploy_push(env, aws, account, push, disc, None).await);
     }
