@@ -387,8 +387,6 @@ fn log_plan(push: &Push, plan: &Plan) {
     }
 }
 
-/// A service whose `autopilot:` tags cannot be read is never deployed until someone fixes them:
-/// tell a person once a day per service and value, with the reason (which says what to write).
 /// Tell people, at most as often as a push would, about the opted-in services no push can
 /// deploy (invalid tags, CodeDeploy): reconcile does, since with the repository index a push no
 /// longer sees every service.
@@ -402,6 +400,8 @@ pub async fn tell_ineligible(env: &Env, disc: &Discovered) {
     }
 }
 
+/// A service whose `autopilot:` tags cannot be read is never deployed until someone fixes them:
+/// tell a person once a day per service and value, with the reason (which says what to write).
 async fn notify_misconfigured(env: &Env, s: &Skip) {
     let key = format!("invalid-tag#{}#{}", who(&s.cluster, &s.service), keys::digest_of(&s.reason));
     if let Err(e) = env.notifier.publish_once(&env.state, &key, MISCONFIGURED_NOTICE_WINDOW, &misconfigured_notification(s)).await {
