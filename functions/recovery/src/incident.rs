@@ -54,7 +54,9 @@ impl Recovery {
                     }
                     (then, Tally { since: now, count: 1, told: None, opener: Some(opener.into()), data: ctx.clone() }, Some(seen.clone()))
                 }
-                _ => unreachable!("incident_step answers Emit for Open and Reopen for Closed"),
+                // incident_step answers Emit for Open and Reopen for Closed; a handler never
+                // panics, so a disagreement is an error, not an abort.
+                _ => return Err(Error::Refused(format!("incident {key}: the tally and its step disagree"))),
             };
             let Some(mut n) = messages::incident(s, name, short, what, &emit, fields) else {
                 tracing::info!(incident = %key, "notification folded into the incident's summary");
