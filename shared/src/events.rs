@@ -525,6 +525,13 @@ pub fn resource_name(resources: &Option<Vec<String>>) -> Option<&str> {
     resources.as_ref()?.first().map(|arn| arn.rsplit('/').next().unwrap_or(arn))
 }
 
+/// The rule a "Scheduled Event" comes from: its first resource, the rule's ARN (empty when it
+/// names none). Each function tells its own schedule by a word in that ARN (template.yaml names
+/// the rules `<stack>-deploy-reconcile`, `<stack>-scale-reevaluate`, `<stack>-recovery-summary`).
+pub fn schedule_rule(ev: &EventBridgeEvent<Value>) -> String {
+    ev.resources.as_ref().and_then(|r| r.first()).cloned().unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,15 +20,11 @@ use autopilot::state::now_epoch;
 
 /// The deployer's schedule is the rule whose name contains `reconcile` (template.yaml).
 pub fn is_reconcile(ev: &EventBridgeEvent<Value>) -> bool {
-    rule_of(ev).contains("reconcile")
+    autopilot::events::schedule_rule(ev).contains("reconcile")
 }
 
 pub fn not_ours(ev: &EventBridgeEvent<Value>) -> String {
-    format!("scheduled rule {:?} is not a reconcile schedule", rule_of(ev))
-}
-
-fn rule_of(ev: &EventBridgeEvent<Value>) -> String {
-    ev.resources.as_ref().and_then(|r| r.first()).cloned().unwrap_or_default()
+    format!("scheduled rule {:?} is not a reconcile schedule", autopilot::events::schedule_rule(ev))
 }
 
 pub async fn handle(env: &Env, aws: &Aws, ev: EventBridgeEvent<Value>) -> Result<Outcome, Error> {

@@ -99,7 +99,7 @@ impl Function for Recovery {
         match incoming {
             Incoming::TaskStateChange(event) => screen_task(&event.detail, config),
             Incoming::Scheduled(event) => {
-                let rule = event.resources.as_ref().and_then(|r| r.first()).cloned().unwrap_or_default();
+                let rule = autopilot::events::schedule_rule(event);
                 (!rule.contains(SUMMARY_RULE)).then(|| Outcome::ignored(format!("schedule {rule} is not the incident summary schedule")))
             }
             other => Some(Outcome::ignored(format!("{} is not handled by recovery", other.detail_type()))),

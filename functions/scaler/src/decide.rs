@@ -26,7 +26,7 @@ pub fn screen(incoming: &Incoming) -> Option<Outcome> {
         }
         Incoming::AlarmStateChange(_) => None,
         Incoming::Scheduled(e) => {
-            let rule = e.resources.as_ref().and_then(|r| r.first()).cloned().unwrap_or_default();
+            let rule = autopilot::events::schedule_rule(e);
             (!rule.contains("reevaluate")).then(|| Outcome::ignored(format!("schedule {rule} is not a re-evaluation schedule")))
         }
         Incoming::ServiceAction(e) if e.detail.event_name != SERVICE_TASK_PLACEMENT_FAILURE => {
